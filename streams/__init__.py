@@ -1,0 +1,1 @@
+"""streamrec streaming side: Faust app, agents, tables, topics and codecs."""

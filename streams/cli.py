@@ -1,0 +1,234 @@
+"""``streamrec``: run the broker, workers, producers, consumers, training and the demo.
+
+Every network command takes ``--bootstrap`` (env ``STREAMREC_BOOTSTRAP``), so it runs the same
+against the embedded broker or Apache Kafka. Any setting can also come from ``STREAMREC_*`` env.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from streams.settings import Settings
+
+app = typer.Typer(
+    help="Real-time recommendations on Kafka: events -> decayed interest -> Torch top-K.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+
+Bootstrap = Annotated[
+    Optional[str],
+    typer.Option(envvar="STREAMREC_BOOTSTRAP", help="Kafka bootstrap address host:port[,...]."),
+]
+Partitions = Annotated[
+    Optional[int], typer.Option(envvar="STREAMREC_PARTITIONS", help="Partitions per topic.")
+]
+ModelPath = Annotated[
+    Optional[Path], typer.Option(envvar="STREAMREC_MODEL_PATH", help="Model artifact directory.")
+]
+
+
+def load_settings(**given: object) -> Settings:
+    """Settings from env, overridden by the CLI flags actually given."""
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 9092,
+    partitions: Partitions = None,
+    create_topics: Annotated[bool, typer.Option(help="Create the pipeline's topics.")] = True,
+) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) until Ctrl-C; print its address."""
+    from streams.broker import ensure_topics, start_embedded_broker, stop_process
+
+    bootstrap = f"127.0.0.1:{port}"
+    process = start_embedded_broker(port)
+    try:
+        if create_topics:
+            topics = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
+            console.print(f"topics: {topics}")
+        print(bootstrap, flush=True)
+        console.print(f"embedded broker at [bold]{bootstrap}[/] (pid {process.pid}); Ctrl-C stops")
+        signal.signal(signal.SIGTERM, _interrupt)
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_process(process)
+
+
+@app.command()
+def topics(bootstrap: Bootstrap = None, partitions: Partitions = None) -> None:
+    """Create the pipeline's topics (or check their partition counts) on the broker."""
+    from streams.broker import ensure_topics
+
+    for name, count in ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions)).items():
+        print(f"{name}\t{count}")
+
+
+@app.command()
+def worker(
+    bootstrap: Bootstrap = None,
+    partitions: Partitions = None,
+    model_path: ModelPath = None,
+    state_dir: Annotated[
+        Optional[Path], typer.Option(envvar="STREAMREC_STATE_DIR", help="RocksDB data dir.")
+    ] = None,
+    web_port: Annotated[
+        Optional[int], typer.Option(envvar="STREAMREC_WEB_PORT", help="Port of /stats/ etc.")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "info",
+) -> None:
+    """Run a Faust worker: consume events, keep user state, emit top-K recommendations."""
+    import torch
+    from faust.worker import Worker
+
+    from models.artifact import load_recommender
+    from streams.app import create_app
+    from streams.broker import ensure_topics
+
+    settings = load_settings(
+        bootstrap=bootstrap,
+        partitions=partitions,
+        model_path=model_path,
+        state_dir=state_dir,
+        web_port=web_port,
+    )
+    torch.set_num_threads(settings.torch_threads)
+    recommender = load_recommender(settings.model_path)
+    ensure_topics(settings)
+    faust_app = create_app(settings, recommender)
+    Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+@app.command()
+def produce(
+    source: Annotated[
+        Optional[Path],
+        typer.Argument(help="Event log: .jsonl, .csv, MovieLens u.data or ratings.dat[.gz]."),
+    ] = None,
+    generate: Annotated[bool, typer.Option(help="Use the synthetic drifting-interest generator.")] = False,
+    users: Annotated[int, typer.Option(help="Generator: number of users.")] = 200,
+    items: Annotated[int, typer.Option(help="Generator: number of items.")] = 500,
+    events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Force the log format.")] = None,
+    rate: Annotated[float, typer.Option(help="Events per second; 0 = as fast as possible.")] = 0.0,
+    limit: Annotated[Optional[int], typer.Option(help="Send at most this many events.")] = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Send events to the events topic, keyed by user_id, in event-time order."""
+    from streams.producer import produce_events, load_source
+
+    settings = load_settings(bootstrap=bootstrap)
+    if (source is None) == (not generate):
+        raise typer.BadParameter("give an event log path or --generate (not both)")
+    try:
+        messages = load_source(source, fmt, users, items, events_per_user, seed)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if limit is not None:
+        messages = messages[:limit]
+    with progress_bar() as progress:
+        sent = produce_events(settings, messages, rate, progress)
+    console.print(f"sent {sent} events to {settings.events_topic} at {settings.bootstrap}")
+
+
+@app.command()
+def tail(
+    bootstrap: Bootstrap = None,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = False,
+    max_records: Annotated[Optional[int], typer.Option(help="Exit after this many.")] = None,
+    idle_timeout: Annotated[
+        Optional[float], typer.Option(help="Exit after this many seconds with no record.")
+    ] = None,
+    plain: Annotated[bool, typer.Option(help="One JSON record per line instead of a table.")] = False,
+) -> None:
+    """Consume the recommendation topic and show it live."""
+    from streams.consumer import tail_recommendations
+
+    settings = load_settings(bootstrap=bootstrap)
+    count = tail_recommendations(settings, from_beginning, max_records, idle_timeout, plain, console)
+    console.print(f"{count} recommendation records")
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[Path], typer.Option(help="Event log to train on.")] = None,
+    generate: Annotated[bool, typer.Option(help="Train on generated events.")] = False,
+    users: int = 200,
+    items: int = 500,
+    events_per_user: int = 50,
+    seed: Annotated[int, typer.Option(help="Seed for data generation and training.")] = 0,
+    fmt: Annotated[Optional[str], typer.Option("--format")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Artifact directory.")] = None,
+    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val HR@10).")] = 30,
+) -> None:
+    """Train a matrix-factorisation model and write a versioned artifact."""
+    from models.train import TrainConfig, train_mf
+    from streams.producer import load_events
+
+    settings = load_settings(model_path=out)
+    if (data is None) == (not generate):
+        raise typer.BadParameter("give --data PATH or --generate (not both)")
+    try:
+        events = load_events(data, fmt, users, items, events_per_user, seed)
+        version, metrics = train_mf(
+            events, settings, TrainConfig(dim=dim, epochs=epochs, seed=seed), settings.model_path
+        )
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(
+        f"model {version} -> {settings.model_path}  val HR@10 {metrics['val_hr@10']:.3f}  "
+        f"({metrics['epochs_run']} epochs, {metrics['train_seconds']} s)"
+    )
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(help="Synthetic users.")] = 200,
+    events_per_user: Annotated[int, typer.Option(help="Events per user.")] = 50,
+    rate: Annotated[float, typer.Option(help="Replay rate, events/s (0 = flat out).")] = 1000.0,
+    workdir: Annotated[Path, typer.Option(help="Where state, model and logs go.")] = Path(".demo"),
+    bootstrap: Annotated[
+        Optional[str], typer.Option(help="Use this broker instead of starting the embedded one.")
+    ] = None,
+) -> None:
+    """Broker, topics, model, worker, replay, live recommendations; all shut down at the end."""
+    from streams.demo import run_demo
+
+    raise typer.Exit(run_demo(users, events_per_user, rate, workdir, bootstrap, console))
+
+
+if __name__ == "__main__":
+    app()

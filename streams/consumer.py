@@ -1,0 +1,69 @@
+"""Read the recommendation topic with kafka-python and show it (live table or JSON lines)."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Iterator
+
+import orjson
+from kafka import KafkaConsumer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streams.settings import Settings
+
+
+def recommendation_records(
+    settings: Settings, from_beginning: bool, idle_timeout: float | None
+) -> Iterator[dict]:
+    """Decoded records until ``idle_timeout`` seconds pass without one (None: forever)."""
+    consumer = KafkaConsumer(
+        settings.recs_topic,
+        bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
+    )
+    try:
+        for message in consumer:
+            yield orjson.loads(message.value)
+    finally:
+        consumer.close()
+
+
+def render(latest: OrderedDict[str, dict], received: int, rows: int = 15) -> Table:
+    table = Table(title=f"latest recommendations ({received} records)", expand=True)
+    for column in ("user", "event time", "top items (score)", "model"):
+        table.add_column(column, overflow="fold")
+    for record in list(latest.values())[-rows:]:
+        items = ", ".join(f"{i['item_id']} ({i['score']:.2f})" for i in record["items"][:5])
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record["event_ts"] / 1000))
+        table.add_row(record["user_id"], when, items, record["model_version"])
+    return table
+
+
+def tail_recommendations(
+    settings: Settings,
+    from_beginning: bool,
+    max_records: int | None,
+    idle_timeout: float | None,
+    plain: bool,
+    console: Console,
+) -> int:
+    received = 0
+    latest: OrderedDict[str, dict] = OrderedDict()
+    records = recommendation_records(settings, from_beginning, idle_timeout)
+    with Live(render(latest, 0), console=console, disable=plain, refresh_per_second=4) as live:
+        for record in records:
+            received += 1
+            if plain:
+                print(orjson.dumps(record).decode(), flush=True)
+            else:
+                latest.pop(record["user_id"], None)
+                latest[record["user_id"]] = record
+                live.update(render(latest, received))
+            if max_records is not None and received >= max_records:
+                break
+    return received

@@ -1,0 +1,116 @@
+"""Event schema v1: parse and validate raw topic bytes, so a bad event becomes a reason, not a crash.
+
+A v1 event is a JSON object::
+
+    {"user_id": "u1", "item_id": "i9", "type": "click", "ts": 1700000000000,
+     "value": 4.0, "event_id": "e-17", "v": 1}
+
+``ts`` is event time, epoch milliseconds or an ISO-8601 string; ``value`` (a rating) and
+``event_id`` are optional; ``v`` defaults to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+import orjson
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip")
+_MAX_ID_LEN = 255  # the state codec stores id lengths in one byte
+_MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
+
+
+class Event(NamedTuple):
+    user_id: str
+    item_id: str
+    type: str
+    ts: int  # epoch ms, event time
+    value: float | None = None
+    event_id: str | None = None
+
+
+class InvalidEvent(ValueError):
+    """Raised with a short machine-readable ``reason`` and a human ``detail``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_ts(raw: object) -> int:
+    """Event time in epoch ms from an int/float of ms or an ISO-8601 string (naive = UTC)."""
+    if isinstance(raw, bool):
+        raise InvalidEvent("bad_ts", "ts must be epoch ms or ISO-8601, got a boolean")
+    if isinstance(raw, (int, float)):
+        if not math.isfinite(raw) or not 0 <= raw < _MAX_TS_MS:
+            raise InvalidEvent("bad_ts", f"ts {raw!r} is not epoch milliseconds")
+        return int(raw)
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEvent("bad_ts", f"ts {raw[:64]!r} is not ISO-8601") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parse_ts(round(parsed.timestamp() * 1000))
+    raise InvalidEvent("bad_ts", f"ts must be epoch ms or ISO-8601, got {type(raw).__name__}")
+
+
+def _parse_id(obj: dict, field: str) -> str:
+    raw = obj.get(field)
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise InvalidEvent(f"bad_{field}", f"{field} must be a non-empty string or integer")
+    text = str(raw)
+    if not text or len(text) > _MAX_ID_LEN:
+        raise InvalidEvent(f"bad_{field}", f"{field} must be 1..{_MAX_ID_LEN} characters")
+    return text
+
+
+def parse_event(raw: bytes | None) -> Event:
+    """Decode one message value; raise :class:`InvalidEvent` saying what is wrong."""
+    if not raw:
+        raise InvalidEvent("empty", "message value is empty")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("bad_json", str(exc)[:200]) from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("bad_json", "event must be a JSON object")
+    version = obj.get("v", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InvalidEvent("bad_version", f"schema version {version!r} is not {SCHEMA_VERSION}")
+    event_type = obj.get("type")
+    if event_type not in EVENT_TYPES:
+        raise InvalidEvent("unknown_type", f"type {str(event_type)[:64]!r} not in {EVENT_TYPES}")
+    value = obj.get("value")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    ):
+        raise InvalidEvent("bad_value", "value must be a finite number")
+    if event_type == "rating" and value is None:
+        raise InvalidEvent("bad_value", "a rating event needs a value")
+    event_id = obj.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        raise InvalidEvent("bad_event_id", "event_id must be a string")
+    return Event(
+        user_id=_parse_id(obj, "user_id"),
+        item_id=_parse_id(obj, "item_id"),
+        type=event_type,
+        ts=parse_ts(obj.get("ts")),
+        value=None if value is None else float(value),
+        event_id=event_id,
+    )
+
+
+def encode_event(event: Event) -> bytes:
+    """The canonical v1 JSON form (what `streamrec produce` sends)."""
+    obj = {"user_id": event.user_id, "item_id": event.item_id, "type": event.type, "ts": event.ts}
+    if event.value is not None:
+        obj["value"] = event.value
+    if event.event_id is not None:
+        obj["event_id"] = event.event_id
+    return orjson.dumps(obj)

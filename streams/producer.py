@@ -1,0 +1,73 @@
+"""Send events to the events topic with kafka-python: keyed by user_id, rate-limited, counted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kafka import KafkaProducer
+from rich.progress import Progress
+
+from streams.events import Event, InvalidEvent, encode_event, parse_event
+from streams.generator import GeneratorConfig, generate
+from streams.settings import Settings
+from streams.sources import detect_format, iter_jsonl, read_events
+
+Message = tuple[bytes | None, bytes]  # (key, value)
+
+
+def load_events(
+    path: Path | None, fmt: str | None, users: int, items: int, events_per_user: int, seed: int
+) -> list[Event]:
+    """Events from a log file, or from the generator when ``path`` is None."""
+    if path is None:
+        return generate(
+            GeneratorConfig(
+                n_users=users, n_items=items, events_per_user=events_per_user, seed=seed
+            )
+        )
+    return read_events(path, fmt)
+
+
+def to_message(event: Event) -> Message:
+    return event.user_id.encode(), encode_event(event)
+
+
+def load_source(
+    path: Path | None, fmt: str | None, users: int, items: int, events_per_user: int, seed: int
+) -> list[Message]:
+    """Messages to send. A JSONL log is sent line for line, invalid lines included, so the
+    worker's dead-letter topic (not this client) judges them; other formats are normalised."""
+    if path is not None and (fmt or detect_format(path)) == "jsonl":
+        messages = []
+        for line in iter_jsonl(path):
+            try:
+                key: bytes | None = parse_event(line).user_id.encode()
+            except InvalidEvent:
+                key = None
+            messages.append((key, line))
+        return messages
+    return [to_message(e) for e in load_events(path, fmt, users, items, events_per_user, seed)]
+
+
+def produce_events(
+    settings: Settings, messages: list[Message], rate: float, progress: Progress | None = None
+) -> int:
+    """Send ``messages`` at up to ``rate``/s (0 = unlimited); return how many were acknowledged."""
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1)
+    task = progress.add_task("producing", total=len(messages), rate="") if progress else None
+    started = time.perf_counter()
+    try:
+        for n, (key, value) in enumerate(messages, 1):
+            producer.send(settings.events_topic, key=key, value=value)
+            if rate > 0:
+                ahead = started + n / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)  # rate limiting, not synchronisation
+            if progress and (n % 200 == 0 or n == len(messages)):
+                elapsed = time.perf_counter() - started
+                progress.update(task, completed=n, rate=f"{n / max(elapsed, 1e-9):,.0f} ev/s")
+        producer.flush()
+    finally:
+        producer.close()
+    return len(messages)

@@ -1,0 +1,70 @@
+"""The one settings object: read once from env (``STREAMREC_*``) and CLI flags, then passed down."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "cart": 4.0,
+    "purchase": 8.0,
+    # A rating contributes weight * (value - rating_center): 5 stars pulls, 1 star pushes away.
+    "rating": 1.0,
+    "skip": -1.0,
+}
+
+
+class Settings(BaseSettings):
+    """Everything a worker, producer or trainer needs; names persist as topic and table names."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="forbid")
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap address host:port[,...]")
+    app_id: str = Field("streamrec", description="Faust app id: consumer group and changelog prefix")
+    events_topic: str = "events"
+    recs_topic: str = "recommendations"
+    partitions: int = Field(4, ge=1, description="Partitions of the events topic and user table")
+    dim: int = Field(32, ge=2, le=1024, description="Embedding dimension of trained models")
+    half_life_s: float = Field(
+        7 * 86400.0, gt=0, description="Interest half-life in event-time seconds; inf = no decay"
+    )
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    rating_center: float = 3.0
+    top_k: int = Field(10, ge=1, le=1000)
+    history_len: int = Field(20, ge=1, le=1000, description="Recent items kept per user")
+    emit: Literal["every", "coalesce"] = Field(
+        "every", description="A record per event, or one per user per micro-batch"
+    )
+    batch_size: int = Field(500, ge=1, description="Max events per micro-batch")
+    batch_within_s: float = Field(0.02, gt=0, description="Max wait to fill a micro-batch")
+    model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
+    state_dir: Path = Field(Path("state"), description="Worker data dir (RocksDB tables)")
+    web_port: int = Field(6066, ge=0, le=65535)
+    torch_threads: int = Field(1, ge=1)
+
+    @field_validator("event_weights")
+    @classmethod
+    def _weights_finite(cls, weights: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, w in weights.items() if not math.isfinite(w)]
+        if bad:
+            raise ValueError(f"event weights must be finite numbers: {bad}")
+        return weights
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.events_topic}.dlq"
+
+    @property
+    def half_life_ms(self) -> float:
+        return self.half_life_s * 1000.0
+
+    @property
+    def broker_url(self) -> str:
+        """Faust wants ``kafka://host:port;host:port``."""
+        return ";".join(f"kafka://{host}" for host in self.bootstrap.split(","))
