@@ -150,8 +150,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     users = app.Table(
         USER_TABLE,
         partitions=settings.partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,  # bytes means the "raw" serializer: values are our binary codec
+        value_type=bytes,
         options={"driver": "rocksdict"},
     )
     stats = PipelineStats()
