@@ -20,6 +20,7 @@ import orjson
 from faust.streams import _current_event
 
 from models.scoring import Recommender
+from streams import compat
 from streams.broker import USER_TABLE
 from streams.codec import CorruptState, decode_state, encode_state
 from streams.events import Event, InvalidEvent, parse_event
@@ -122,8 +123,7 @@ def _bind(event: faust.types.EventT) -> None:
 
 def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     """Build the Faust app for ``settings`` serving ``recommender``."""
-    if recommender.dim <= 0:
-        raise ValueError("recommender has no embedding dimension")
+    compat.install()
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,

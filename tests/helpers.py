@@ -1,0 +1,70 @@
+"""Test helpers: an independent pure-Python reference of user state, and Kafka I/O with deadlines."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams.events import Event, encode_event
+from streams.settings import Settings
+
+
+def item_vectors(model_path: Path) -> dict[str, list[float]]:
+    """Item embeddings straight from the artifact's weights, as plain Python lists."""
+    items = json.loads((model_path / "items.json").read_text())
+    weights = torch.load(model_path / "weights.pt", weights_only=True)["items.weight"].tolist()
+    return dict(zip(items, weights))
+
+
+def reference_state(events: list[Event], vectors: dict[str, list[float]], settings: Settings,
+                    dim: int) -> dict:
+    """One user's state by the closed form sum_i w_i e_i 2^(-(T - t_i)/h), in plain floats."""
+    newest = max(e.ts for e in events)
+    vector = [0.0] * dim
+    for e in events:
+        weight = settings.event_weights[e.type]
+        if e.type == "rating":
+            weight *= e.value - settings.rating_center
+        decay = 2.0 ** (-(newest - e.ts) / settings.half_life_ms) if math.isfinite(
+            settings.half_life_ms) else 1.0
+        for d, x in enumerate(vectors.get(e.item_id, [0.0] * dim)):
+            vector[d] += weight * decay * x
+    return {
+        "vector": vector,
+        "last_ts": newest,
+        "count": len(events),
+        "recent": [e.item_id for e in events][-settings.history_len:],
+    }
+
+
+def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+    for key, value in messages:
+        producer.send(settings.events_topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def event_messages(events: list[Event]) -> list[tuple[bytes, bytes]]:
+    return [(e.user_id.encode(), encode_event(e)) for e in events]
+
+
+def consume(bootstrap: str, topic: str, count: int, timeout: float) -> list:
+    """Read ``count`` records from the start of ``topic``; fail at the deadline with what came."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+    records = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    assert len(records) >= count, f"got {len(records)} of {count} records from {topic}"
+    return records

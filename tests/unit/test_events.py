@@ -1,0 +1,49 @@
+import orjson
+import pytest
+
+from streams.events import Event, InvalidEvent, encode_event, parse_event
+
+
+def raw(**fields) -> bytes:
+    base = {"user_id": "u1", "item_id": "i1", "type": "click", "ts": 1_700_000_000_000}
+    base.update(fields)
+    return orjson.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def test_valid_event_and_round_trip():
+    event = parse_event(raw(value=4, event_id="e1"))
+    assert event == Event("u1", "i1", "click", 1_700_000_000_000, 4.0, "e1")
+    assert parse_event(encode_event(event)) == event
+
+
+def test_iso_timestamps_and_integer_ids():
+    event = parse_event(raw(ts="2023-11-14T22:13:20Z", user_id=7, item_id=9))
+    assert event.ts == 1_700_000_000_000 and event.user_id == "7" and event.item_id == "9"
+    assert parse_event(raw(ts="2023-11-14T22:13:20")).ts == 1_700_000_000_000  # naive = UTC
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty"),
+        (b"{not json", "bad_json"),
+        (b"[1,2]", "bad_json"),
+        (raw(type="teleport"), "unknown_type"),
+        (raw(type=...), "unknown_type"),
+        (raw(ts=...), "bad_ts"),
+        (raw(ts="yesterday"), "bad_ts"),
+        (raw(ts=-5), "bad_ts"),
+        (raw(ts=True), "bad_ts"),
+        (raw(user_id=""), "bad_user_id"),
+        (raw(user_id=None), "bad_user_id"),
+        (raw(item_id="x" * 300), "bad_item_id"),
+        (raw(type="rating"), "bad_value"),
+        (raw(value="high"), "bad_value"),
+        (raw(v=2), "bad_version"),
+        (raw(event_id=5), "bad_event_id"),
+    ],
+)
+def test_invalid_events_say_why(value, reason):
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(value)
+    assert info.value.reason == reason

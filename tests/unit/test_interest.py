@@ -1,0 +1,117 @@
+"""Decay math: exact values, the half-life property, order independence, replay skipping."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
+
+from streams.app import apply_user_events
+from streams.events import Event
+from streams.interest import UserState, apply_event, decay_factor, event_weight, vector_at
+from streams.settings import Settings
+
+H = 1000.0  # half-life, ms
+
+
+def ev(ts: int, item: str = "a", kind: str = "click", value: float | None = None) -> Event:
+    return Event("u", item, kind, ts, value)
+
+
+def test_one_half_life_halves_the_vector():
+    e = np.array([1.0, 2.0], dtype=np.float32)
+    state = apply_event(UserState.empty(2), ev(0), e, 1.0, H, 5)
+    state = apply_event(state, ev(1000), None, 1.0, H, 5)  # unknown item: only decays
+    np.testing.assert_allclose(state.vector, [0.5, 1.0])
+    assert state.last_ts == 1000 and state.count == 2 and state.recent == ("a", "a")
+
+
+def test_exact_value_of_two_events():
+    e1, e2 = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    state = apply_event(UserState.empty(2), ev(0), e1, 2.0, H, 5)
+    state = apply_event(state, ev(3000), e2, 1.0, H, 5)
+    np.testing.assert_allclose(state.vector, [2.0 * 2**-3, 1.0], rtol=1e-6)
+
+
+def test_out_of_order_event_is_added_already_decayed():
+    e = np.array([1.0], np.float32)
+    state = apply_event(UserState.empty(1), ev(2000), e, 1.0, H, 5)
+    state = apply_event(state, ev(1000), e, 1.0, H, 5)
+    assert state.last_ts == 2000  # the state's time never goes back
+    np.testing.assert_allclose(state.vector, [1.0 + 0.5])
+
+
+def test_infinite_half_life_never_forgets():
+    e = np.array([1.0], np.float32)
+    state = apply_event(UserState.empty(1), ev(0), e, 1.0, math.inf, 5)
+    state = apply_event(state, ev(10**12), e, 1.0, math.inf, 5)
+    np.testing.assert_allclose(state.vector, [2.0])
+
+
+def test_skip_subtracts_and_rating_is_centred():
+    weights = Settings().event_weights
+    assert event_weight(ev(0, kind="skip"), weights, 3.0) < 0
+    assert event_weight(ev(0, kind="rating", value=5.0), weights, 3.0) == 2.0
+    assert event_weight(ev(0, kind="rating", value=1.0), weights, 3.0) == -2.0
+
+
+def test_recent_items_keep_the_last_n():
+    state = UserState.empty(1)
+    for n in range(7):
+        state = apply_event(state, ev(n, item=f"i{n}"), None, 1.0, H, 3)
+    assert state.recent == ("i4", "i5", "i6")
+
+
+def test_vector_at_decays_forward_only():
+    state = apply_event(UserState.empty(1), ev(1000), np.ones(1, np.float32), 1.0, H, 5)
+    np.testing.assert_allclose(vector_at(state, 2000, H), [0.5])
+    np.testing.assert_allclose(vector_at(state, 0, H), [1.0])
+
+
+def closed_form(events, vectors, weights, half_life):
+    newest = max(t for t, _ in events)
+    return sum(w * vectors[i] * 2 ** (-(newest - t) / half_life) for (t, i), w in zip(events, weights))
+
+
+event_lists = st.lists(
+    st.tuples(st.integers(0, 20_000), st.integers(0, 4), st.floats(-2, 8, allow_nan=False)),
+    min_size=1,
+    max_size=30,
+)
+
+
+@hyp_settings(max_examples=200, deadline=None)
+@given(events=event_lists, seed=st.integers(0, 2**32 - 1))
+def test_final_vector_does_not_depend_on_arrival_order(events, seed):
+    vectors = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(events))
+
+    def replay(sequence):
+        state = UserState.empty(4)
+        for ts, item, weight in sequence:
+            state = apply_event(state, ev(ts), vectors[item], weight, H, 5)
+        return state
+
+    in_order = replay(sorted(events))
+    shuffled = replay([events[i] for i in order])
+    expected = closed_form([(t, i) for t, i, _ in events], vectors, [w for *_, w in events], H)
+    assert in_order.last_ts == shuffled.last_ts == max(t for t, *_ in events)
+    np.testing.assert_allclose(shuffled.vector, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(in_order.vector, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_decay_factor_half_life_property():
+    assert decay_factor(0, H) == 1.0
+    assert decay_factor(H, H) == pytest.approx(0.5)
+    assert decay_factor(3 * H, H) == pytest.approx(0.125)
+
+
+def test_apply_user_events_skips_positions_already_applied():
+    vectors = {"a": np.ones(2, np.float32)}
+    settings = Settings(half_life_s=1.0)
+    batch = [(ev(0), (0, 5)), (ev(10), (0, 6)), (ev(20), (0, 7))]
+    state, applied = apply_user_events(UserState.empty(2), batch, vectors.get, settings)
+    assert len(applied) == 3 and state.position == (0, 7)
+    again, reapplied = apply_user_events(state, batch + [(ev(30), (0, 8))], vectors.get, settings)
+    assert [pos for _, pos, _ in reapplied] == [(0, 8)]
+    assert again.count == 4
