@@ -1,0 +1,42 @@
+"""Topic setup and the highwater fix against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from faust.types import TP
+
+from streams.broker import BrokerError, ensure_topics
+from streams.compat import fetch_highwaters
+
+pytestmark = pytest.mark.integration
+
+
+def test_topics_are_created_co_partitioned_and_checked(settings):
+    created = ensure_topics(settings)
+    assert set(created.values()) == {settings.partitions}
+    assert ensure_topics(settings) == created  # idempotent
+    with pytest.raises(BrokerError, match="wrong partition count"):
+        ensure_topics(settings.model_copy(update={"partitions": settings.partitions + 1}))
+
+
+def test_highwater_counts_every_record_of_the_last_batch(settings):
+    topic = f"{settings.events_topic}-hw"
+
+    async def scenario() -> dict:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=50)
+        await producer.start()
+        try:
+            await (await producer.send(topic, b"single", partition=0))
+            pending = [await producer.send(topic, b"x", partition=0) for _ in range(10)]
+            last = (await asyncio.gather(*pending))[-1].offset
+        finally:
+            await producer.stop()
+        tp = TP(topic, 0)
+        # Feed it ListOffsets' lowest possible answer: one past the last batch's base offset.
+        return {"last": last, "hw": (await fetch_highwaters([settings.bootstrap], {tp: 2}))[tp]}
+
+    result = asyncio.run(scenario())
+    assert result["hw"] == result["last"] + 1 == 11
