@@ -1,0 +1,80 @@
+"""Bytes per user of the user table: encoded value, and RocksDB on disk after compaction.
+
+    .venv/bin/python bench/state_size.py --users 100000 --dim 32 --history 20
+
+Writes bench/results/state_size.{json,md}. Vectors are random normal (incompressible, like real
+ones); item ids look like MovieLens ids (1-4 digits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rocksdict import Options, Rdict
+
+from streams.codec import encode_state
+from streams.interest import UserState
+
+
+def measure(users: int, dim: int, history: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    path = Path(tempfile.mkdtemp(prefix="state-size-"))
+    try:
+        db = Rdict(str(path), Options(raw_mode=True))
+        value_bytes = 0
+        started = time.perf_counter()
+        for user in range(users):
+            state = UserState(
+                vector=rng.normal(size=dim).astype(np.float32),
+                last_ts=1_700_000_000_000 + user,
+                count=int(rng.integers(1, 500)),
+                recent=tuple(str(i) for i in rng.integers(1, 4000, size=history)),
+                position=(user % 4, user),
+            )
+            value = encode_state(state)
+            value_bytes += len(value)
+            db[str(user).encode()] = value
+        write_s = time.perf_counter() - started
+        db.flush()
+        db.compact_range(None, None)
+        db.close()
+        disk = sum(f.stat().st_size for f in path.rglob("*.sst"))
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    return {
+        "users": users,
+        "dim": dim,
+        "history": history,
+        "value_bytes_per_user": round(value_bytes / users, 1),
+        "sst_bytes_per_user_after_compaction": round(disk / users, 1),
+        "writes_per_s": round(users / write_s),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--history", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    rows = [measure(args.users, dim, args.history) for dim in args.dim]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "state_size.json").write_text(json.dumps(rows, indent=2))
+    header = "| users | d | recent ids | value bytes/user | RocksDB .sst bytes/user | writes/s |"
+    lines = [header, "|---:|---:|---:|---:|---:|---:|"] + [
+        f"| {r['users']:,} | {r['dim']} | {r['history']} | {r['value_bytes_per_user']} | "
+        f"{r['sst_bytes_per_user_after_compaction']} | {r['writes_per_s']:,} |" for r in rows
+    ]
+    (args.out / "state_size.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

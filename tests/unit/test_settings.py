@@ -1,0 +1,37 @@
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from streams.cluster import settings_env
+from streams.settings import Settings
+
+
+def test_env_is_read_and_cli_values_win(monkeypatch):
+    monkeypatch.setenv("STREAMREC_HALF_LIFE_S", "inf")
+    monkeypatch.setenv("STREAMREC_EVENT_WEIGHTS", '{"view": 0.5, "skip": -2}')
+    monkeypatch.setenv("STREAMREC_TOP_K", "7")
+    settings = Settings(top_k=3)
+    assert math.isinf(settings.half_life_ms)
+    assert settings.event_weights == {"view": 0.5, "skip": -2.0}
+    assert settings.top_k == 3
+    assert settings.dlq_topic == "events.dlq"
+
+
+def test_a_worker_gets_the_same_settings_through_env(monkeypatch, tmp_path):
+    original = Settings(partitions=3, half_life_s=math.inf, state_dir=tmp_path, emit="coalesce",
+                        event_weights={"view": 1.5})
+    for key, value in settings_env(original).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == original
+
+
+@pytest.mark.parametrize("bad", [{"partitions": 0}, {"emit": "sometimes"}, {"half_life_s": -1},
+                                 {"event_weights": {"view": math.nan}}, {"unknown": 1}])
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ValidationError):
+        Settings(**bad)
+
+
+def test_broker_url_for_faust():
+    assert Settings(bootstrap="a:1,b:2").broker_url == "kafka://a:1;kafka://b:2"
