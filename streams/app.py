@@ -132,11 +132,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         web_port=settings.web_port,
         web_host="127.0.0.1",
         topic_partitions=settings.partitions,
-        # Faust's default group timeouts make a worker wait ~30 s for its first assignment;
-        # these make it ~5 s on the embedded broker (see README, "Tuning").
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
-        broker_rebalance_timeout=6,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=5,
     )

@@ -7,15 +7,14 @@ against the embedded broker or Apache Kafka. Any setting can also come from ``ST
 from __future__ import annotations
 
 import signal
-import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.settings import Settings
 
@@ -46,15 +45,20 @@ def load_settings(**given: object) -> Settings:
         raise typer.BadParameter(str(exc)) from None
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-    )
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Known operational failures end with one clear line and exit code 2, not a traceback."""
+    from kafka.errors import KafkaError
+
+    from models.artifact import ArtifactError
+    from streams.broker import BrokerError
+    from streams.cluster import WorkerError
+
+    try:
+        yield
+    except (ArtifactError, BrokerError, WorkerError, KafkaError, OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -91,7 +95,9 @@ def topics(bootstrap: Bootstrap = None, partitions: Partitions = None) -> None:
     """Create the pipeline's topics (or check their partition counts) on the broker."""
     from streams.broker import ensure_topics
 
-    for name, count in ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions)).items():
+    with user_errors():
+        created = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
+    for name, count in created.items():
         print(f"{name}\t{count}")
 
 
@@ -124,8 +130,9 @@ def worker(
         web_port=web_port,
     )
     torch.set_num_threads(settings.torch_threads)
-    recommender = load_recommender(settings.model_path)
-    ensure_topics(settings)
+    with user_errors():
+        recommender = load_recommender(settings.model_path)
+        ensure_topics(settings)
     faust_app = create_app(settings, recommender)
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
@@ -142,24 +149,24 @@ def produce(
     events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Force the log format.")] = None,
-    rate: Annotated[float, typer.Option(help="Events per second; 0 = as fast as possible.")] = 0.0,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Events per second; 0 = as fast as possible.")
+    ] = 0.0,
     limit: Annotated[Optional[int], typer.Option(help="Send at most this many events.")] = None,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Send events to the events topic, keyed by user_id, in event-time order."""
-    from streams.producer import produce_events, load_source
+    from streams.producer import load_source, produce_events, progress_bar
 
     settings = load_settings(bootstrap=bootstrap)
     if (source is None) == (not generate):
         raise typer.BadParameter("give an event log path or --generate (not both)")
-    try:
+    with user_errors():
         messages = load_source(source, fmt, users, items, events_per_user, seed)
-    except (OSError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if limit is not None:
-        messages = messages[:limit]
-    with progress_bar() as progress:
-        sent = produce_events(settings, messages, rate, progress)
+        if limit is not None:
+            messages = messages[:limit]
+        with progress_bar(console) as progress:
+            sent = produce_events(settings, messages, rate, progress)
     console.print(f"sent {sent} events to {settings.events_topic} at {settings.bootstrap}")
 
 
@@ -177,7 +184,10 @@ def tail(
     from streams.consumer import tail_recommendations
 
     settings = load_settings(bootstrap=bootstrap)
-    count = tail_recommendations(settings, from_beginning, max_records, idle_timeout, plain, console)
+    with user_errors():
+        count = tail_recommendations(
+            settings, from_beginning, max_records, idle_timeout, plain, console
+        )
     console.print(f"{count} recommendation records")
 
 
@@ -201,13 +211,11 @@ def train(
     settings = load_settings(model_path=out)
     if (data is None) == (not generate):
         raise typer.BadParameter("give --data PATH or --generate (not both)")
-    try:
+    with user_errors():
         events = load_events(data, fmt, users, items, events_per_user, seed)
         version, metrics = train_mf(
             events, settings, TrainConfig(dim=dim, epochs=epochs, seed=seed), settings.model_path
         )
-    except (OSError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from None
     console.print(
         f"model {version} -> {settings.model_path}  val HR@10 {metrics['val_hr@10']:.3f}  "
         f"({metrics['epochs_run']} epochs, {metrics['train_seconds']} s)"
@@ -218,7 +226,9 @@ def train(
 def demo(
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 200,
     events_per_user: Annotated[int, typer.Option(help="Events per user.")] = 50,
-    rate: Annotated[float, typer.Option(help="Replay rate, events/s (0 = flat out).")] = 1000.0,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Replay rate, events/s (0 = flat out).")
+    ] = 1000.0,
     workdir: Annotated[Path, typer.Option(help="Where state, model and logs go.")] = Path(".demo"),
     bootstrap: Annotated[
         Optional[str], typer.Option(help="Use this broker instead of starting the embedded one.")
@@ -227,7 +237,9 @@ def demo(
     """Broker, topics, model, worker, replay, live recommendations; all shut down at the end."""
     from streams.demo import run_demo
 
-    raise typer.Exit(run_demo(users, events_per_user, rate, workdir, bootstrap, console))
+    with user_errors():
+        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console)
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from streams.broker import ensure_topics, free_port, start_embedded_broker, stop
 from streams.cluster import start_worker, wait_until_ready
 from streams.consumer import recommendation_records, render
 from streams.generator import GeneratorConfig, generate
-from streams.producer import produce_events, to_message
+from streams.producer import produce_events, progress_bar, to_message
 from streams.settings import Settings
 
 
@@ -29,7 +29,6 @@ def run_demo(
 ) -> int:
     """Return a process exit code: 0 when every event produced a recommendation."""
     from models.train import TrainConfig, train_mf
-    from streams.cli import progress_bar
 
     started = time.perf_counter()
     # A fresh broker restarts offsets at 0, so old state (which remembers offsets) must go too.
@@ -68,11 +67,12 @@ def run_demo(
         records = recommendation_records(settings, from_beginning=True, idle_timeout=60)
         latest: OrderedDict[str, dict] = OrderedDict()
         received = 0
-        progress = progress_bar()
+        progress = progress_bar(console)
         producer = threading.Thread(
             target=produce_events, args=(settings, messages, rate, progress), daemon=True
         )
         with Live(Group(progress, render(latest, 0)), console=console, refresh_per_second=4) as live:
+            replay_started = time.perf_counter()
             producer.start()
             for record in records:
                 received += 1
@@ -82,10 +82,15 @@ def run_demo(
                     live.update(Group(progress, render(latest, received)))
                 if received >= len(messages):
                     break
+            replay_s = time.perf_counter() - replay_started
         producer.join()
         wall = time.perf_counter() - started
-        console.print(f"[bold]done[/]    {len(messages)} events -> {received} recommendation "
-                      f"records in {wall:.1f} s total (worker ready {ready_s:.1f} s)")
+        console.print()
+        console.print(
+            f"[bold]done[/]    {len(messages)} events -> {received} recommendation records; "
+            f"replay {replay_s:.1f} s ({received / replay_s:,.0f} records/s end to end"
+            f"{', replay rate-limited to %g/s' % rate if rate else ''}); total {wall:.1f} s"
+        )
         return 0 if received >= len(messages) else 1
     except KeyboardInterrupt:
         console.print("interrupted; shutting down")

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from kafka import KafkaProducer
-from rich.progress import Progress
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.events import Event, InvalidEvent, encode_event, parse_event
 from streams.generator import GeneratorConfig, generate
@@ -48,6 +49,18 @@ def load_source(
             messages.append((key, line))
         return messages
     return [to_message(e) for e in load_events(path, fmt, users, items, events_per_user, seed)]
+
+
+def progress_bar(console: Console) -> Progress:
+    """Sent / total, rate and time left, for `produce` and the demo."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def produce_events(

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path("state"), description="Worker data dir (RocksDB tables)")
     web_port: int = Field(6066, ge=0, le=65535)
     torch_threads: int = Field(1, ge=1)
+    # Consumer-group timing. Faust's defaults (60 / 3 / 60 s) made a worker wait ~30 s for its
+    # first assignment on the embedded broker; these make it a few seconds (bench/ready_time.py).
+    session_timeout_s: float = Field(6.0, gt=0)
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    rebalance_timeout_s: float = Field(6.0, gt=0)
 
     @field_validator("event_weights")
     @classmethod

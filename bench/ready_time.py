@@ -1,0 +1,86 @@
+"""Worker start-to-ready time on the embedded broker: tuned group timeouts vs Faust's defaults.
+
+    .venv/bin/python bench/ready_time.py --runs 3
+
+"Ready" = the worker's /stats/ shows assigned partitions, no rebalance in progress and table
+recovery complete (streams.cluster.is_ready), measured from process spawn, so it includes Python,
+Torch and Faust start-up. Each run uses a new consumer group; a "restart" run reuses the previous
+run's group and state dir after a clean stop. Writes bench/results/ready_time.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from models.train import TrainConfig, train_mf
+from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
+from streams.cluster import start_worker, wait_until_ready
+from streams.generator import GeneratorConfig, generate
+from streams.settings import Settings
+
+PROFILES = {
+    "tuned (6 / 1 / 6 s)": {},
+    "faust defaults (60 / 3 / 60 s)": {
+        "session_timeout_s": 60.0, "heartbeat_interval_s": 3.0, "rebalance_timeout_s": 60.0},
+}
+
+
+def timed_start(settings: Settings, log: Path) -> float:
+    started = time.monotonic()
+    process = start_worker(settings, log)
+    try:
+        wait_until_ready(settings.web_port, timeout=180, process=process)
+        return time.monotonic() - started
+    finally:
+        stop_process(process, timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ready-"))
+    port = free_port()
+    broker = start_embedded_broker(port, work / "broker.log")
+    rows = []
+    try:
+        admin(f"127.0.0.1:{port}").close()
+        model = work / "model"
+        train_mf(generate(GeneratorConfig(n_users=50, events_per_user=20)), Settings(),
+                 TrainConfig(dim=16, epochs=3), model, show_progress=False)
+        for name, overrides in PROFILES.items():
+            fresh, restart = [], []
+            for run in range(args.runs):
+                tag = uuid.uuid4().hex[:8]
+                settings = Settings(bootstrap=f"127.0.0.1:{port}", app_id=f"ready-{tag}",
+                                    events_topic=f"ev-{tag}", recs_topic=f"recs-{tag}",
+                                    model_path=model, state_dir=work / tag, web_port=free_port(),
+                                    **overrides)
+                ensure_topics(settings)
+                fresh.append(timed_start(settings, work / f"{tag}.log"))
+                restart.append(timed_start(settings, work / f"{tag}-restart.log"))
+                print(f"{name} run {run}: fresh {fresh[-1]:.1f} s, restart {restart[-1]:.1f} s")
+            rows.append({"profile": name, "fresh_s": fresh, "restart_s": restart,
+                         "fresh_median_s": statistics.median(fresh),
+                         "restart_median_s": statistics.median(restart)})
+    finally:
+        stop_process(broker)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ready_time.json").write_text(json.dumps(rows, indent=2))
+    lines = ["| group timeouts (session / heartbeat / rebalance) | fresh start, median s | "
+             "restart, median s | runs |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['profile']} | {r['fresh_median_s']:.1f} | {r['restart_median_s']:.1f} | "
+              f"{len(r['fresh_s'])} |" for r in rows]
+    (args.out / "ready_time.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
