@@ -35,6 +35,8 @@ def run_demo(
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     processes = []
+    stop_producing = threading.Event()
+    producer: threading.Thread | None = None
     try:
         if bootstrap is None:
             port = free_port()
@@ -69,7 +71,9 @@ def run_demo(
         received = 0
         progress = progress_bar(console)
         producer = threading.Thread(
-            target=produce_events, args=(settings, messages, rate, progress), daemon=True
+            target=produce_events,
+            args=(settings, messages, rate, progress, stop_producing),
+            daemon=True,
         )
         with Live(Group(progress, render(latest, 0)), console=console, refresh_per_second=4) as live:
             replay_started = time.perf_counter()
@@ -96,5 +100,8 @@ def run_demo(
         console.print("interrupted; shutting down")
         return 130
     finally:
+        stop_producing.set()
+        if producer is not None and producer.is_alive():
+            producer.join(30)
         for process in reversed(processes):
             stop_process(process)

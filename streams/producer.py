@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -64,23 +65,32 @@ def progress_bar(console: Console) -> Progress:
 
 
 def produce_events(
-    settings: Settings, messages: list[Message], rate: float, progress: Progress | None = None
+    settings: Settings,
+    messages: list[Message],
+    rate: float,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Send ``messages`` at up to ``rate``/s (0 = unlimited); return how many were acknowledged."""
+    """Send ``messages`` at up to ``rate``/s (0 = unlimited) until done or ``stop`` is set;
+    return how many were sent."""
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1)
     task = progress.add_task("producing", total=len(messages), rate="") if progress else None
     started = time.perf_counter()
     try:
-        for n, (key, value) in enumerate(messages, 1):
+        sent = 0
+        for key, value in messages:
+            if stop is not None and stop.is_set():
+                break
             producer.send(settings.events_topic, key=key, value=value)
+            sent += 1
             if rate > 0:
-                ahead = started + n / rate - time.perf_counter()
+                ahead = started + sent / rate - time.perf_counter()
                 if ahead > 0:
                     time.sleep(ahead)  # rate limiting, not synchronisation
-            if progress and (n % 200 == 0 or n == len(messages)):
+            if progress and (sent % 200 == 0 or sent == len(messages)):
                 elapsed = time.perf_counter() - started
-                progress.update(task, completed=n, rate=f"{n / max(elapsed, 1e-9):,.0f} ev/s")
+                progress.update(task, completed=sent, rate=f"{sent / max(elapsed, 1e-9):,.0f} ev/s")
         producer.flush()
     finally:
         producer.close()
-    return len(messages)
+    return sent
