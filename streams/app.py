@@ -55,8 +55,8 @@ class PipelineStats:
 
 
 @dataclass(frozen=True)
-class Applied:
-    """One applied event and the user's state right after it (what a record is scored from)."""
+class Snapshot:
+    """An event and the user's state right after it: what its record is scored from."""
 
     user_id: str
     event: Event
@@ -69,42 +69,48 @@ def apply_user_events(
     events: Sequence[tuple[Event, tuple[int, int]]],
     item_vector: Callable[[str], np.ndarray | None],
     settings: Settings,
-) -> tuple[UserState, list[tuple[Event, tuple[int, int], UserState]]]:
-    """Apply one user's events in arrival order, skipping any at or before the stored position."""
+) -> tuple[UserState, list[tuple[Event, tuple[int, int], UserState]], int]:
+    """Apply one user's events in arrival order; return (state, a snapshot per event, applied).
+
+    An event at or before the stored position was applied before a crash: it is not applied
+    again, but it still gets a snapshot (of the current state), because its record may have
+    been lost with the crash. So state is exactly-once and records at-least-once.
+    """
     snapshots = []
+    applied = 0
     for event, position in events:
-        if state.has_applied(*position):
-            continue
-        weight = event_weight(event, settings.event_weights, settings.rating_center)
-        state = apply_event(
-            state,
-            event,
-            item_vector(event.item_id),
-            weight,
-            settings.half_life_ms,
-            settings.history_len,
-            position,
-        )
+        if not state.has_applied(*position):
+            weight = event_weight(event, settings.event_weights, settings.rating_center)
+            state = apply_event(
+                state,
+                event,
+                item_vector(event.item_id),
+                weight,
+                settings.half_life_ms,
+                settings.history_len,
+                position,
+            )
+            applied += 1
         snapshots.append((event, position, state))
-    return state, snapshots
+    return state, snapshots, applied
 
 
 def recommendation_record(
-    applied: Applied, item_ids: list[str], scores: list[float], model_version: str
+    snapshot: Snapshot, item_ids: list[str], scores: list[float], model_version: str
 ) -> bytes:
     """The output record, schema v1 (see README)."""
-    event = applied.event
+    event = snapshot.event
     return orjson.dumps(
         {
-            "user_id": applied.user_id,
+            "user_id": snapshot.user_id,
             "items": [{"item_id": i, "score": round(s, 6)} for i, s in zip(item_ids, scores)],
             "model_version": model_version,
             "event_ts": event.ts,
             "emitted_at": int(time.time() * 1000),
             "trigger": {
                 "event_id": event.event_id,
-                "partition": applied.position[0],
-                "offset": applied.position[1],
+                "partition": snapshot.position[0],
+                "offset": snapshot.position[1],
             },
             "schema_version": RECORD_SCHEMA_VERSION,
         }
@@ -177,8 +183,10 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                     (event, (message.partition, message.offset))
                 )
                 last_event_of[event.user_id] = item
+                if event.item_id not in recommender.index:
+                    stats.unknown_items += 1  # counted, scored with no vector contribution
 
-            touched: list[Applied] = []
+            touched: list[Snapshot] = []
             for user_id, user_events in by_user.items():
                 _bind(last_event_of[user_id])
                 key = user_id.encode()
@@ -189,20 +197,16 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                         state = decode_state(raw)
                     except CorruptState:
                         log.exception("user %s: unreadable state, starting afresh", user_id)
-                state, snapshots = apply_user_events(
+                state, snapshots, applied = apply_user_events(
                     state, user_events, recommender.item_vector, settings
                 )
-                stats.duplicates_skipped += len(user_events) - len(snapshots)
-                if not snapshots:
-                    continue
-                users[key] = encode_state(state)
-                stats.applied += len(snapshots)
-                stats.unknown_items += sum(
-                    1 for e, _, _ in snapshots if e.item_id not in recommender.index
-                )
+                stats.duplicates_skipped += len(user_events) - applied
+                if applied:
+                    users[key] = encode_state(state)
+                stats.applied += applied
                 if settings.emit == "coalesce":
                     snapshots = snapshots[-1:]
-                touched.extend(Applied(user_id, e, pos, st) for e, pos, st in snapshots)
+                touched.extend(Snapshot(user_id, e, pos, st) for e, pos, st in snapshots)
 
             producer = app.producer
             if touched:
@@ -211,12 +215,12 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                     [a.state.recent for a in touched],
                     settings.top_k,
                 )
-                for applied, rec in zip(touched, recs):
+                for snapshot, rec in zip(touched, recs):
                     record = recommendation_record(
-                        applied, rec.item_ids, rec.scores, recommender.version
+                        snapshot, rec.item_ids, rec.scores, recommender.version
                     )
                     await producer.send(
-                        settings.recs_topic, applied.user_id.encode(), record, None, None, None
+                        settings.recs_topic, snapshot.user_id.encode(), record, None, None, None
                     )
                 stats.recommendations_out += len(touched)
             for item, exc in dead:

@@ -6,6 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from kafka import KafkaConsumer, KafkaProducer
@@ -54,17 +55,20 @@ def event_messages(events: list[Event]) -> list[tuple[bytes, bytes]]:
     return [(e.user_id.encode(), encode_event(e)) for e in events]
 
 
-def consume(bootstrap: str, topic: str, count: int, timeout: float) -> list:
-    """Read ``count`` records from the start of ``topic``; fail at the deadline with what came."""
+def consume(bootstrap: str, topic: str, count: int, timeout: float,
+            done: Callable[[list], bool] | None = None) -> list:
+    """Read ``topic`` from the start until ``count`` records (or ``done(records)``); fail at the
+    deadline with what came."""
+    done = done or (lambda records: len(records) >= count)
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False)
-    records = []
+    records: list = []
     deadline = time.monotonic() + timeout
     try:
-        while len(records) < count and time.monotonic() < deadline:
+        while not done(records) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
     finally:
         consumer.close()
-    assert len(records) >= count, f"got {len(records)} of {count} records from {topic}"
+    assert done(records), f"got {len(records)} records from {topic}, expected {count}"
     return records

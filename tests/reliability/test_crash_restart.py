@@ -7,12 +7,13 @@ import signal
 import threading
 
 import numpy as np
+import orjson
 import pytest
 
 from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from streams.generator import GeneratorConfig, generate
 from streams.producer import produce_events
-from tests.helpers import event_messages, item_vectors, reference_state
+from tests.helpers import consume, event_messages, item_vectors, reference_state
 
 pytestmark = pytest.mark.integration
 
@@ -51,5 +52,14 @@ def test_state_after_sigkill_and_restart_equals_reference(settings, workers):
         assert got["count"] == expected[user]["count"], f"{user}: events applied twice or lost"
         assert got["recent"] == expected[user]["recent"]
         np.testing.assert_allclose(got["vector"], expected[user]["vector"], rtol=1e-4, atol=1e-5)
-    print(f"killed at {at_kill['applied']} applied; restarted worker skipped "
+    # Records are at-least-once: every event, including those whose record died with the
+    # worker, has at least one recommendation.
+    wanted = {e.event_id for e in events}
+
+    def every_event_has_a_record(records: list) -> bool:
+        return wanted <= {orjson.loads(r.value)["trigger"]["event_id"] for r in records}
+
+    records = consume(settings.bootstrap, settings.recs_topic, len(events), timeout=60,
+                      done=every_event_has_a_record)
+    print(f"{len(records)} records for {len(events)} events; killed at {at_kill['applied']} applied; restarted worker skipped "
           f"{worker_stats(settings.web_port)['duplicates_skipped']} replayed events")

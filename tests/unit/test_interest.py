@@ -106,12 +106,15 @@ def test_decay_factor_half_life_property():
     assert decay_factor(3 * H, H) == pytest.approx(0.125)
 
 
-def test_apply_user_events_skips_positions_already_applied():
+def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
     vectors = {"a": np.ones(2, np.float32)}
     settings = Settings(half_life_s=1.0)
     batch = [(ev(0), (0, 5)), (ev(10), (0, 6)), (ev(20), (0, 7))]
-    state, applied = apply_user_events(UserState.empty(2), batch, vectors.get, settings)
-    assert len(applied) == 3 and state.position == (0, 7)
-    again, reapplied = apply_user_events(state, batch + [(ev(30), (0, 8))], vectors.get, settings)
-    assert [pos for _, pos, _ in reapplied] == [(0, 8)]
-    assert again.count == 4
+    state, snapshots, applied = apply_user_events(UserState.empty(2), batch, vectors.get, settings)
+    assert applied == 3 and len(snapshots) == 3 and state.position == (0, 7)
+    replay = batch + [(ev(30), (0, 8))]
+    again, snapshots, applied = apply_user_events(state, replay, vectors.get, settings)
+    assert applied == 1 and again.count == 4 and again.position == (0, 8)
+    # a replayed event's record is scored from the state as it stands, not re-applied
+    assert [pos for _, pos, _ in snapshots] == [(0, 5), (0, 6), (0, 7), (0, 8)]
+    assert snapshots[0][2] is state
