@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
-import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console

@@ -12,7 +12,7 @@ order, and replaying a log gives the state that living through it gave. ``h = in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
