@@ -27,7 +27,10 @@ from streams.settings import Settings
 PROFILES = {
     "tuned (6 / 1 / 6 s)": {},
     "faust defaults (60 / 3 / 60 s)": {
-        "session_timeout_s": 60.0, "heartbeat_interval_s": 3.0, "rebalance_timeout_s": 60.0},
+        "session_timeout_s": 60.0,
+        "heartbeat_interval_s": 3.0,
+        "rebalance_timeout_s": 60.0,
+    },
 }
 
 
@@ -53,31 +56,54 @@ def main() -> None:
     try:
         admin(f"127.0.0.1:{port}").close()
         model = work / "model"
-        train_mf(generate(GeneratorConfig(n_users=50, events_per_user=20)), Settings(),
-                 TrainConfig(dim=16, epochs=3), model, show_progress=False)
+        train_mf(
+            generate(GeneratorConfig(n_users=50, events_per_user=20)),
+            Settings(),
+            TrainConfig(dim=16, epochs=3),
+            model,
+            show_progress=False,
+        )
         for name, overrides in PROFILES.items():
             fresh, restart = [], []
             for run in range(args.runs):
                 tag = uuid.uuid4().hex[:8]
-                settings = Settings(bootstrap=f"127.0.0.1:{port}", app_id=f"ready-{tag}",
-                                    events_topic=f"ev-{tag}", recs_topic=f"recs-{tag}",
-                                    model_path=model, state_dir=work / tag, web_port=free_port(),
-                                    **overrides)
+                settings = Settings(
+                    bootstrap=f"127.0.0.1:{port}",
+                    app_id=f"ready-{tag}",
+                    events_topic=f"ev-{tag}",
+                    recs_topic=f"recs-{tag}",
+                    model_path=model,
+                    state_dir=work / tag,
+                    web_port=free_port(),
+                    **overrides,
+                )
                 ensure_topics(settings)
                 fresh.append(timed_start(settings, work / f"{tag}.log"))
                 restart.append(timed_start(settings, work / f"{tag}-restart.log"))
                 print(f"{name} run {run}: fresh {fresh[-1]:.1f} s, restart {restart[-1]:.1f} s")
-            rows.append({"profile": name, "fresh_s": fresh, "restart_s": restart,
-                         "fresh_median_s": statistics.median(fresh),
-                         "restart_median_s": statistics.median(restart)})
+            rows.append(
+                {
+                    "profile": name,
+                    "fresh_s": fresh,
+                    "restart_s": restart,
+                    "fresh_median_s": statistics.median(fresh),
+                    "restart_median_s": statistics.median(restart),
+                }
+            )
     finally:
         stop_process(broker)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ready_time.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| group timeouts (session / heartbeat / rebalance) | fresh start, median s | "
-             "restart, median s | runs |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['profile']} | {r['fresh_median_s']:.1f} | {r['restart_median_s']:.1f} | "
-              f"{len(r['fresh_s'])} |" for r in rows]
+    lines = [
+        "| group timeouts (session / heartbeat / rebalance) | fresh start, median s | "
+        "restart, median s | runs |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['profile']} | {r['fresh_median_s']:.1f} | {r['restart_median_s']:.1f} | "
+        f"{len(r['fresh_s'])} |"
+        for r in rows
+    ]
     (args.out / "ready_time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

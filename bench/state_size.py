@@ -70,7 +70,8 @@ def main() -> None:
     header = "| users | d | recent ids | value bytes/user | RocksDB .sst bytes/user | writes/s |"
     lines = [header, "|---:|---:|---:|---:|---:|---:|"] + [
         f"| {r['users']:,} | {r['dim']} | {r['history']} | {r['value_bytes_per_user']} | "
-        f"{r['sst_bytes_per_user_after_compaction']} | {r['writes_per_s']:,} |" for r in rows
+        f"{r['sst_bytes_per_user_after_compaction']} | {r['writes_per_s']:,} |"
+        for r in rows
     ]
     (args.out / "state_size.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -60,4 +60,4 @@ def load_recommender(path: Path) -> Recommender:
     model = MODEL_KINDS[kind](**config["init"])
     model.load_state_dict(state)
     scorer = InterestScorer(model.item_embeddings(), model.item_biases())
-    return Recommender(item_ids, scorer, version=config["version"], kind=kind)
+    return Recommender(item_ids, scorer, version=config["version"])

@@ -33,14 +33,11 @@ class Recommendation:
 class Recommender:
     """The catalog plus its scorer: what a worker needs from a model artifact."""
 
-    def __init__(
-        self, item_ids: Sequence[str], scorer: InterestScorer, version: str, kind: str
-    ) -> None:
+    def __init__(self, item_ids: Sequence[str], scorer: InterestScorer, version: str) -> None:
         self.item_ids = list(item_ids)
         self.index = {item: i for i, item in enumerate(self.item_ids)}
         self.scorer = scorer.eval()
         self.version = version
-        self.kind = kind
         # numpy view of the embeddings for the per-event vector update (no tensor overhead)
         self._vectors = scorer.items.numpy()
 

@@ -35,7 +35,9 @@ class TrainConfig:
 
 
 def _positives(events: list[Event], settings: Settings) -> list[Event]:
-    return [e for e in events if event_weight(e, settings.event_weights, settings.rating_center) > 0]
+    return [
+        e for e in events if event_weight(e, settings.event_weights, settings.rating_center) > 0
+    ]
 
 
 def _hit_rate(
@@ -61,7 +63,11 @@ def _hit_rate(
 
 
 def train_mf(
-    events: list[Event], settings: Settings, config: TrainConfig, out: Path, show_progress: bool = True
+    events: list[Event],
+    settings: Settings,
+    config: TrainConfig,
+    out: Path,
+    show_progress: bool = True,
 ) -> tuple[str, dict]:
     """Fit, save the artifact to ``out``, return (version, metrics)."""
     positives = _positives(events, settings)

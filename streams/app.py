@@ -54,11 +54,10 @@ class PipelineStats:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """An event and the user's state right after it: what its record is scored from."""
 
-    user_id: str
     event: Event
     position: tuple[int, int]
     state: UserState
@@ -69,7 +68,7 @@ def apply_user_events(
     events: Sequence[tuple[Event, tuple[int, int]]],
     item_vector: Callable[[str], np.ndarray | None],
     settings: Settings,
-) -> tuple[UserState, list[tuple[Event, tuple[int, int], UserState]], int]:
+) -> tuple[UserState, list[Snapshot], int]:
     """Apply one user's events in arrival order; return (state, a snapshot per event, applied).
 
     An event at or before the stored position was applied before a crash: it is not applied
@@ -91,7 +90,7 @@ def apply_user_events(
                 position,
             )
             applied += 1
-        snapshots.append((event, position, state))
+        snapshots.append(Snapshot(event, position, state))
     return state, snapshots, applied
 
 
@@ -102,7 +101,7 @@ def recommendation_record(
     event = snapshot.event
     return orjson.dumps(
         {
-            "user_id": snapshot.user_id,
+            "user_id": event.user_id,
             "items": [{"item_id": i, "score": round(s, 6)} for i, s in zip(item_ids, scores)],
             "model_version": model_version,
             "event_ts": event.ts,
@@ -159,7 +158,6 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         options={"driver": "rocksdict"},
     )
     stats = PipelineStats()
-    app.pipeline_stats = stats  # type: ignore[attr-defined]
 
     @app.agent(events_topic)
     async def recommend(stream: faust.StreamT) -> None:
@@ -204,31 +202,29 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 if applied:
                     users[key] = encode_state(state)
                 stats.applied += applied
-                if settings.emit == "coalesce":
-                    snapshots = snapshots[-1:]
-                touched.extend(Snapshot(user_id, e, pos, st) for e, pos, st in snapshots)
+                touched.extend(snapshots[-1:] if settings.emit == "coalesce" else snapshots)
 
             producer = app.producer
             if touched:
                 recs = recommender.top_k(
-                    np.stack([a.state.vector for a in touched]),
-                    [a.state.recent for a in touched],
+                    np.stack([s.state.vector for s in touched]),
+                    [s.state.recent for s in touched],
                     settings.top_k,
                 )
                 for snapshot, rec in zip(touched, recs):
                     record = recommendation_record(
                         snapshot, rec.item_ids, rec.scores, recommender.version
                     )
-                    await producer.send(
-                        settings.recs_topic, snapshot.user_id.encode(), record, None, None, None
-                    )
+                    key = snapshot.event.user_id.encode()
+                    await producer.send(settings.recs_topic, key, record, None, None, None)
                 stats.recommendations_out += len(touched)
             for item, exc in dead:
                 message = item.message
+                source = f"{message.topic}/{message.partition}/{message.offset}"
                 headers = [
                     ("streamrec.reason", exc.reason.encode()),
                     ("streamrec.detail", exc.detail.encode()),
-                    ("streamrec.source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                    ("streamrec.source", source.encode()),
                 ]
                 await producer.send(
                     settings.dlq_topic, message.key, message.value, None, None, headers

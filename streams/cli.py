@@ -142,7 +142,9 @@ def produce(
         Optional[Path],
         typer.Argument(help="Event log: .jsonl, .csv, MovieLens u.data or ratings.dat[.gz]."),
     ] = None,
-    generate: Annotated[bool, typer.Option(help="Use the synthetic drifting-interest generator.")] = False,
+    generate: Annotated[
+        bool, typer.Option(help="Use the synthetic drifting-interest generator.")
+    ] = False,
     users: Annotated[int, typer.Option(help="Generator: number of users.")] = 200,
     items: Annotated[int, typer.Option(help="Generator: number of items.")] = 500,
     events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
@@ -177,7 +179,9 @@ def tail(
     idle_timeout: Annotated[
         Optional[float], typer.Option(help="Exit after this many seconds with no record.")
     ] = None,
-    plain: Annotated[bool, typer.Option(help="One JSON record per line instead of a table.")] = False,
+    plain: Annotated[
+        bool, typer.Option(help="One JSON record per line instead of a table.")
+    ] = False,
 ) -> None:
     """Consume the recommendation topic and show it live."""
     from streams.consumer import tail_recommendations

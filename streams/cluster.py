@@ -55,7 +55,10 @@ def worker_stats(web_port: int) -> dict[str, Any] | None:
 
 
 def wait_for(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1,
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
     process: subprocess.Popen | None = None,
 ) -> Any:
     """Poll ``condition`` until it returns something truthy; raise with ``what`` at the deadline."""
@@ -72,9 +75,7 @@ def wait_for(
 
 
 def is_ready(stats: dict[str, Any] | None) -> bool:
-    return bool(
-        stats and stats["assigned"] and not stats["rebalancing"] and stats["recovered"]
-    )
+    return bool(stats and stats["assigned"] and not stats["rebalancing"] and stats["recovered"])
 
 
 def wait_until_ready(

@@ -50,15 +50,21 @@ def run_demo(
             web_port=free_port(),
         )
         ensure_topics(settings)
-        console.print(f"[bold]topics[/]  {settings.events_topic}, {settings.recs_topic}, "
-                      f"{settings.dlq_topic} ({settings.partitions} partitions)")
+        console.print(
+            f"[bold]topics[/]  {settings.events_topic}, {settings.recs_topic}, "
+            f"{settings.dlq_topic} ({settings.partitions} partitions)"
+        )
 
         catalog = GeneratorConfig(n_users=users, events_per_user=events_per_user)
         # Train on other users of the same catalog than the ones we replay.
         history = generate(GeneratorConfig(n_users=users, events_per_user=events_per_user, seed=1))
-        version, metrics = train_mf(history, settings, TrainConfig(dim=settings.dim), settings.model_path)
-        console.print(f"[bold]model[/]   mf {version}, val HR@10 {metrics['val_hr@10']:.3f}, "
-                      f"trained in {metrics['train_seconds']} s")
+        version, metrics = train_mf(
+            history, settings, TrainConfig(dim=settings.dim), settings.model_path
+        )
+        console.print(
+            f"[bold]model[/]   mf {version}, val HR@10 {metrics['val_hr@10']:.3f}, "
+            f"trained in {metrics['train_seconds']} s"
+        )
 
         worker = start_worker(settings, workdir / "worker.log")
         processes.append(worker)
@@ -75,7 +81,9 @@ def run_demo(
             args=(settings, messages, rate, progress, stop_producing),
             daemon=True,
         )
-        with Live(Group(progress, render(latest, 0)), console=console, refresh_per_second=4) as live:
+        with Live(
+            Group(progress, render(latest, 0)), console=console, refresh_per_second=4
+        ) as live:
             replay_started = time.perf_counter()
             producer.start()
             for record in records:

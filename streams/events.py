@@ -1,4 +1,4 @@
-"""Event schema v1: parse and validate raw topic bytes, so a bad event becomes a reason, not a crash.
+"""Event schema v1: parse and validate raw topic bytes, so a bad event is a reason, not a crash.
 
 A v1 event is a JSON object::
 

@@ -45,7 +45,9 @@ def generate(config: GeneratorConfig = GeneratorConfig()) -> list[Event]:
                 item, kind = int(rng.integers(config.n_items)), "skip"
             else:
                 pool = items_by_topic[topic] if rng.random() < config.on_topic else None
-                item = int(rng.choice(pool)) if pool is not None else int(rng.integers(config.n_items))
+                item = (
+                    int(rng.choice(pool)) if pool is not None else int(rng.integers(config.n_items))
+                )
                 kind = str(rng.choice(_TYPES, p=_TYPE_P))
             events.append(Event(f"u{user}", f"i{item}", kind, ts, None, f"u{user}-{n}"))
             ts += 1 + int(rng.exponential(config.mean_gap_s * 1000))

@@ -84,9 +84,3 @@ def apply_event(
         recent=(state.recent + (event.item_id,))[-history_len:],
         position=position,
     )
-
-
-def vector_at(state: UserState, ts_ms: int, half_life_ms: float) -> np.ndarray:
-    """The interest decayed to ``ts_ms`` (for queries at a later time); never grows backwards."""
-    dt = max(0, ts_ms - state.last_ts)
-    return state.vector * np.float32(decay_factor(dt, half_life_ms))

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="forbid")
 
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap address host:port[,...]")
-    app_id: str = Field("streamrec", description="Faust app id: consumer group and changelog prefix")
+    app_id: str = Field(
+        "streamrec", description="Faust app id: consumer group and changelog prefix"
+    )
     events_topic: str = "events"
     recs_topic: str = "recommendations"
     partitions: int = Field(4, ge=1, description="Partitions of the events topic and user table")

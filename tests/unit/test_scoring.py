@@ -6,7 +6,7 @@ from models.scoring import InterestScorer, Recommender
 
 def recommender() -> Recommender:
     items = torch.eye(4)  # item k points along axis k
-    return Recommender(["a", "b", "c", "d"], InterestScorer(items, torch.zeros(4)), "v1", "mf")
+    return Recommender(["a", "b", "c", "d"], InterestScorer(items, torch.zeros(4)), "v1")
 
 
 def test_top_k_ranks_by_interest_and_excludes_seen():
