@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -65,15 +64,17 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 def admin(bootstrap: str, timeout: float = 30.0) -> KafkaAdminClient:
-    """An admin client, retried until the broker answers or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        except KafkaError as exc:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"no Kafka broker answered at {bootstrap}: {exc}") from exc
-            time.sleep(0.1)  # retry interval while polling for readiness, not synchronisation
+    """An admin client; kafka-python retries the bootstrap until ``timeout`` passes."""
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            bootstrap_timeout_ms=int(timeout * 1000),
+            request_timeout_ms=5000,
+        )
+    except KafkaError as exc:
+        raise BrokerError(
+            f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {exc}"
+        ) from exc
 
 
 def topic_partitions(settings: Settings) -> dict[str, int]:
