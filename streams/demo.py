@@ -19,6 +19,23 @@ from streams.producer import produce_events, progress_bar, to_message
 from streams.settings import Settings
 
 
+DEMO_OUTPUTS = ("state", "model", "broker.log", "worker.log")
+
+
+def reset_workdir(workdir: Path) -> None:
+    """Remove what an earlier demo left there, and nothing else (``--workdir .`` is allowed).
+
+    A fresh broker restarts offsets at 0, so old state (which remembers offsets) must go too.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_OUTPUTS:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_demo(
     users: int,
     events_per_user: int,
@@ -31,9 +48,7 @@ def run_demo(
     from models.train import TrainConfig, train_mf
 
     started = time.perf_counter()
-    # A fresh broker restarts offsets at 0, so old state (which remembers offsets) must go too.
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    reset_workdir(workdir)
     processes = []
     stop_producing = threading.Event()
     producer: threading.Thread | None = None
