@@ -11,12 +11,13 @@ run's group and state dir after a clean stop. Writes bench/results/ready_time.{j
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from report import write_report
 
 from models.train import TrainConfig, train_mf
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
@@ -92,20 +93,17 @@ def main() -> None:
             )
     finally:
         stop_process(broker)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ready_time.json").write_text(json.dumps(rows, indent=2))
-    lines = [
-        "| group timeouts (session / heartbeat / rebalance) | fresh start, median s | "
-        "restart, median s | runs |",
-        "|---|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['profile']} | {r['fresh_median_s']:.1f} | {r['restart_median_s']:.1f} | "
-        f"{len(r['fresh_s'])} |"
-        for r in rows
-    ]
-    (args.out / "ready_time.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(
+        args.out,
+        "ready_time",
+        rows,
+        {
+            "group timeouts (session / heartbeat / rebalance)": lambda r: r["profile"],
+            "fresh start, median s": lambda r: f"{r['fresh_median_s']:.1f}",
+            "restart, median s": lambda r: f"{r['restart_median_s']:.1f}",
+            "runs": lambda r: str(len(r["fresh_s"])),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ ones); item ids look like MovieLens ids (1-4 digits).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from report import write_report
 from rocksdict import Options, Rdict
 
 from streams.codec import encode_state
@@ -65,16 +65,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     rows = [measure(args.users, dim, args.history) for dim in args.dim]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "state_size.json").write_text(json.dumps(rows, indent=2))
-    header = "| users | d | recent ids | value bytes/user | RocksDB .sst bytes/user | writes/s |"
-    lines = [header, "|---:|---:|---:|---:|---:|---:|"] + [
-        f"| {r['users']:,} | {r['dim']} | {r['history']} | {r['value_bytes_per_user']} | "
-        f"{r['sst_bytes_per_user_after_compaction']} | {r['writes_per_s']:,} |"
-        for r in rows
-    ]
-    (args.out / "state_size.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(
+        args.out,
+        "state_size",
+        rows,
+        {
+            "users": lambda r: f"{r['users']:,}",
+            "d": lambda r: str(r["dim"]),
+            "recent ids": lambda r: str(r["history"]),
+            "value bytes/user": lambda r: str(r["value_bytes_per_user"]),
+            "RocksDB .sst bytes/user": lambda r: str(r["sst_bytes_per_user_after_compaction"]),
+            "writes/s": lambda r: f"{r['writes_per_s']:,}",
+        },
+    )
 
 
 if __name__ == "__main__":
