@@ -19,7 +19,7 @@ from pathlib import Path
 
 from report import write_report
 
-from models.train import TrainConfig, train_mf
+from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_until_ready
 from streams.generator import GeneratorConfig, generate
@@ -57,10 +57,10 @@ def main() -> None:
     try:
         admin(f"127.0.0.1:{port}").close()
         model = work / "model"
-        train_mf(
+        train(
             generate(GeneratorConfig(n_users=50, events_per_user=20)),
             Settings(),
-            TrainConfig(dim=16, epochs=3),
+            TrainConfig(model="mf", dim=16, epochs=3),
             model,
             show_progress=False,
         )

@@ -1,4 +1,13 @@
-"""Score decayed interest vectors against the catalog, one matrix product per micro-batch."""
+"""Score a micro-batch of users against the catalog: decayed interest plus sequence model.
+
+For user b with decayed interest ``v`` and recent items ``h`` the query is
+
+    q_b = interest_weight * v / |v| + sequence_weight * encode_user(h)
+
+and item i scores ``<q_b, e_i> + b_i``: one query per user, so one matrix product per batch (or
+one ANN search). The top candidates may then be re-ranked by the artifact's ranker. Each item
+returned carries the recent items that explain it most: decayed weight x ``<e_j, e_i>``.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +16,58 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-
-class InterestScorer(nn.Module):
-    """score(v, i) = <v / |v|, e_i> + b_i. Shapes: B users, D dim, N items."""
-
-    def __init__(self, item_embeddings: torch.Tensor, item_bias: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("items", item_embeddings.detach().float().contiguous())  # (N, D)
-        self.register_buffer("bias", item_bias.detach().float().contiguous())  # (N,)
-
-    def forward(self, interest: torch.Tensor) -> torch.Tensor:
-        """interest (B, D) -> scores (B, N)."""
-        return F.normalize(interest, dim=-1) @ self.items.T + self.bias
+from models.base import SequenceModel
+from models.data import left_pad
+from models.retrieval import ExactIndex, Index
 
 
 @dataclass(frozen=True)
 class Recommendation:
     item_ids: list[str]
     scores: list[float]
+    because: list[list[tuple[str, float]]]  # per item: (recent item id, contribution), best first
+
+
+@dataclass(frozen=True)
+class Blend:
+    """How the scores combine: weights of the two query parts, candidates the ranker sees, and
+    how many recent items explain each recommendation."""
+
+    interest_weight: float = 1.0
+    sequence_weight: float = 1.0
+    rerank_candidates: int = 50
+    explain: int = 3
 
 
 class Recommender:
-    """The catalog plus its scorer: what a worker needs from a model artifact."""
+    """What a worker needs from a model artifact: catalog, item vectors, batched top-K."""
 
-    def __init__(self, item_ids: Sequence[str], scorer: InterestScorer, version: str) -> None:
+    def __init__(
+        self,
+        model: SequenceModel,
+        item_ids: Sequence[str],
+        version: str,
+        blend: Blend = Blend(),
+        index: Index | None = None,
+        ranker: "Ranker | None" = None,  # noqa: F821
+    ) -> None:
+        self.model = model.eval()
         self.item_ids = list(item_ids)
         self.index = {item: i for i, item in enumerate(self.item_ids)}
-        self.scorer = scorer.eval()
         self.version = version
-        # numpy view of the embeddings for the per-event vector update (no tensor overhead)
-        self._vectors = scorer.items.numpy()
+        self.blend = blend
+        self.ranker = ranker
+        with torch.inference_mode():
+            self.items = model.item_embeddings().detach().float().clone()  # (N, D)
+            self.bias = model.item_biases().detach().float().clone()  # (N,)
+        self.search = index or ExactIndex(self.items, self.bias)
+        self._vectors = self.items.numpy()  # numpy view for the per-event update
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
 
     @property
     def dim(self) -> int:
@@ -49,27 +77,84 @@ class Recommender:
         index = self.index.get(item_id)
         return None if index is None else self._vectors[index]
 
+    def _history(self, recent: Sequence[Sequence[str]]) -> torch.Tensor:
+        pad, max_len = self.model.pad, self.model.max_len
+        return torch.tensor(
+            [left_pad([self.index.get(i, pad) for i in items], max_len, pad) for items in recent]
+        )  # (B, L)
+
     def top_k(
-        self, interests: np.ndarray, exclude: Sequence[Sequence[str]], k: int
+        self,
+        interests: np.ndarray,
+        recent: Sequence[Sequence[str]],
+        k: int,
+        recent_weights: Sequence[Sequence[float]] | None = None,
     ) -> list[Recommendation]:
-        """interests (B, D); ``exclude[b]`` are item ids never to return to user b."""
+        """interests (B, D); ``recent[b]`` are user b's recent item ids (never returned) and
+        ``recent_weights[b]`` their decayed weights, for explanations."""
+        blend = self.blend
+        exclude = [[self.index[i] for i in items if i in self.index] for items in recent]
         with torch.inference_mode():
-            scores = self.scorer(torch.from_numpy(np.ascontiguousarray(interests)))  # (B, N)
-            rows, cols = [], []
-            for row, items in enumerate(exclude):
-                for item in items:
-                    col = self.index.get(item)
-                    if col is not None:
-                        rows.append(row)
-                        cols.append(col)
-            if rows:
-                scores[rows, cols] = float("-inf")
-            k = min(k, scores.shape[1])
-            values, indices = torch.topk(scores, k, dim=1)  # (B, K)
+            interest = F.normalize(torch.from_numpy(np.ascontiguousarray(interests)), dim=-1)
+            query = blend.interest_weight * interest
+            user = None
+            if blend.sequence_weight or self.ranker is not None:
+                user = self.model.encode_user(self._history(recent))  # (B, D)
+                query = query + blend.sequence_weight * user
+            n_candidates = max(k, blend.rerank_candidates) if self.ranker is not None else k
+            scores, indices = self.search.search(query, n_candidates, exclude)  # (B, C)
+            if self.ranker is not None:
+                scores, indices = self.ranker.rerank(
+                    interest, user, self.items, self.bias, scores, indices, k
+                )
+            because = (
+                self._explain(indices, recent, recent_weights)
+                if recent_weights is not None and blend.explain
+                else None
+            )
         out = []
-        for vals, idx in zip(values.tolist(), indices.tolist()):
-            keep = [j for j, v in enumerate(vals) if v != float("-inf")]
+        for row, (vals, idx) in enumerate(zip(scores.tolist(), indices.tolist())):
+            keep = [j for j, i in enumerate(idx) if i >= 0][:k]
             out.append(
-                Recommendation([self.item_ids[idx[j]] for j in keep], [vals[j] for j in keep])
+                Recommendation(
+                    [self.item_ids[idx[j]] for j in keep],
+                    [vals[j] for j in keep],
+                    [because[row][j] for j in keep] if because else [[] for _ in keep],
+                )
             )
         return out
+
+    def _explain(
+        self,
+        indices: torch.Tensor,
+        recent: Sequence[Sequence[str]],
+        recent_weights: Sequence[Sequence[float]],
+    ) -> list[list[list[tuple[str, float]]]]:
+        """For each user and recommended item, the recent items with the largest positive
+        ``weight_j * <e_j, e_i>``, a repeated item's weights summed."""
+        merged = []
+        for items, weights in zip(recent, recent_weights):
+            total: dict[str, float] = {}
+            for item, weight in zip(items, weights):
+                if item in self.index:
+                    total[item] = total.get(item, 0.0) + weight
+            merged.append(total)
+        width = max((len(m) for m in merged), default=0)
+        if width == 0:
+            return [[[] for _ in row] for row in indices.tolist()]
+        hist = torch.full((len(merged), width), 0, dtype=torch.long)
+        weights = torch.zeros(len(merged), width)
+        for row, total in enumerate(merged):
+            hist[row, : len(total)] = torch.tensor([self.index[i] for i in total])
+            weights[row, : len(total)] = torch.tensor(list(total.values()))
+        picked = self.items[indices.clamp(min=0)]  # (B, C, D)
+        contrib = (picked @ self.items[hist].transpose(1, 2)) * weights[:, None, :]  # (B, C, W)
+        values, order = torch.topk(contrib, min(self.blend.explain, width), dim=2)
+        names = [list(m) for m in merged]
+        return [
+            [
+                [(names[b][j], round(v, 6)) for v, j in zip(vs, js) if v > 0]
+                for vs, js in zip(values[b].tolist(), order[b].tolist())
+            ]
+            for b in range(len(merged))
+        ]

@@ -1,22 +1,32 @@
-"""Train matrix factorisation (BPR) from an event log, with a time-based validation split.
+"""Train any model kind from an event log: next-item prediction, early stopping on time.
 
-Positives are events whose weight is > 0 (a 5-star rating, a click, a purchase). The last
-``val_fraction`` of the log, by event time, is held out; training stops when HR@10 on it stops
-improving, and the best epoch's weights are kept.
+Positives are events with weight > 0 under the settings (a click, a purchase, a rating above
+``rating_center``). Each user's positives, in event-time order, are split leave-one-out: the
+second-to-last item validates (early stopping on NDCG@10, best epoch kept), the last one is the
+test reported in the artifact's metrics, the rest trains.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from rich.progress import Progress
 
+from torch.nn import functional as F
+
 from models.artifact import save_artifact
-from models.mf import MatrixFactorization
+from models.base import SequenceModel
+from models.data import Interactions, interactions, left_pad, popularity, training_windows
+from models.evaluation import HeldOut, leave_one_out, metrics_at, ranks
+from models.ranker import Ranker
+from models.registry import MODEL_KINDS
+from models.retrieval import ExactIndex
+from models.scoring import Blend
 from streams.events import Event
 from streams.interest import event_weight
 from streams.settings import Settings
@@ -24,105 +34,209 @@ from streams.settings import Settings
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dim: int = 32
-    epochs: int = 30
-    batch_size: int = 1024
-    lr: float = 0.01
-    weight_decay: float = 1e-5
-    val_fraction: float = 0.1
-    patience: int = 3
+    model: str = "sasrec"
+    dim: int = 64
+    max_len: int = 50
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5
     seed: int = 0
+    min_count: int = 1  # k-core filter on users and items
+    ranker: bool = True
+    ann_min_items: int = 100_000  # catalogs this large also get an HNSW index
 
 
-def _positives(events: list[Event], settings: Settings) -> list[Event]:
-    return [
-        e for e in events if event_weight(e, settings.event_weights, settings.rating_center) > 0
-    ]
+def evaluate(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, float]:
+    model.eval()
+    rank = ranks(lambda h: model.score(model.encode_user(h)), held_out, model.max_len, model.pad)
+    return metrics_at(rank, k)
 
 
-def _hit_rate(
-    model: MatrixFactorization, train: np.ndarray, val: np.ndarray, n_items: int, k: int = 10
-) -> float:
-    """HR@k of held-out (user, item) pairs, full ranking, items seen in training excluded."""
-    if len(val) == 0:
-        return 0.0
-    seen: dict[int, set[int]] = {}
-    for user, item in train:
-        seen.setdefault(int(user), set()).add(int(item))
-    hits = 0
-    with torch.inference_mode():
-        users = torch.from_numpy(val[:, 0])
-        scores = model.users(users) @ model.item_embeddings().T + model.item_biases()  # (B, N)
-        for row, (user, item) in enumerate(val):
-            excluded = [i for i in seen.get(int(user), ()) if i != item]
-            if excluded:
-                scores[row, excluded] = float("-inf")
-        top = torch.topk(scores, min(k, n_items), dim=1).indices
-        hits = int((top == torch.from_numpy(val[:, 1:2])).any(dim=1).sum())
-    return hits / len(val)
-
-
-def train_mf(
-    events: list[Event],
-    settings: Settings,
+def fit(
+    train: Sequence[np.ndarray],
+    val: HeldOut,
+    n_items: int,
     config: TrainConfig,
-    out: Path,
     show_progress: bool = True,
-) -> tuple[str, dict]:
-    """Fit, save the artifact to ``out``, return (version, metrics)."""
-    positives = _positives(events, settings)
-    if len(positives) < 10:
-        raise ValueError(f"need at least 10 positive events to train, got {len(positives)}")
+) -> tuple[SequenceModel, list[dict[str, float]]]:
+    """Train ``config.model`` on the sequences; return the best-on-validation model and history."""
+    if config.model not in MODEL_KINDS:
+        raise ValueError(f"unknown model {config.model!r}; one of {sorted(MODEL_KINDS)}")
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    item_ids = sorted({e.item_id for e in events})
-    user_ids = sorted({e.user_id for e in events})
-    item_index = {item: i for i, item in enumerate(item_ids)}
-    user_index = {user: i for i, user in enumerate(user_ids)}
-    pairs = np.array([(user_index[e.user_id], item_index[e.item_id]) for e in positives])
-    split = int(len(pairs) * (1 - config.val_fraction))
-    train, val = pairs[:split], pairs[split:]
-    # Users unseen in training have no embedding worth ranking with.
-    val = val[np.isin(val[:, 0], np.unique(train[:, 0]))]
-
-    model = MatrixFactorization(len(user_ids), len(item_ids), config.dim)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = MODEL_KINDS[config.model](n_items=n_items, dim=config.dim, max_len=config.max_len)
+    inputs, targets = training_windows(train, config.max_len, model.pad)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best_hr, best_epoch, best_state, history = -1.0, 0, None, []
-    started = time.perf_counter()
+    best, best_epoch, best_state, history = -1.0, 0, None, []
     with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("training mf", total=config.epochs)
+        task = progress.add_task(f"training {config.model}", total=config.epochs)
         for epoch in range(1, config.epochs + 1):
-            order = rng.permutation(len(train))
-            users = torch.from_numpy(train[order, 0])
-            items = torch.from_numpy(train[order, 1])
-            negatives = torch.from_numpy(rng.integers(len(item_ids), size=len(train)))
-            total = 0.0
-            for start in range(0, len(train), config.batch_size):
-                batch = slice(start, start + config.batch_size)
-                margin = model(users[batch], items[batch]) - model(users[batch], negatives[batch])
-                loss = -torch.nn.functional.logsigmoid(margin).mean()
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(inputs), generator=generator)
+            total, batches = 0.0, 0
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                loss = model.loss(inputs[batch], targets[batch])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(margin)
-            hr = _hit_rate(model, train, val, len(item_ids))
-            history.append({"epoch": epoch, "loss": total / len(train), "val_hr@10": hr})
-            progress.update(task, advance=1, description=f"training mf  val HR@10 {hr:.3f}")
-            if hr > best_hr:
-                best_hr, best_epoch = hr, epoch
+                total, batches = total + loss.item(), batches + 1
+            scores = evaluate(model, val)
+            history.append(
+                {"epoch": epoch, "loss": total / batches, **{f"val_{k}": v for k, v in scores.items()},
+                 "seconds": round(time.perf_counter() - started, 2)}
+            )
+            progress.update(
+                task,
+                advance=1,
+                description=f"training {config.model}  loss {total / batches:.3f}  "
+                f"val NDCG@10 {scores['ndcg@10']:.4f}",
+            )
+            if scores["ndcg@10"] > best:
+                best, best_epoch = scores["ndcg@10"], epoch
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 break
     model.load_state_dict(best_state)
+    model.eval()
+    return model, history
+
+
+def train(
+    events: Sequence[Event],
+    settings: Settings,
+    config: TrainConfig,
+    out: Path,
+    show_progress: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """Fit on an event log, save the artifact to ``out``, return (version, metrics)."""
+    data = interactions(
+        events,
+        keep=lambda e: event_weight(e, settings.event_weights, settings.rating_center) > 0,
+        weight=lambda e: event_weight(e, settings.event_weights, settings.rating_center),
+        min_count=config.min_count,
+    )
+    if len(data) < 10:
+        raise ValueError(f"need at least 10 positive events to train, got {len(data)}")
+    train_data, val, test = leave_one_out(data)
+    if len(val.targets) == 0:
+        raise ValueError("no user has 3 or more positive events: nothing to validate on")
+    started = time.perf_counter()
+    model, history = fit(train_data.items, val, data.n_items, config, show_progress)
+    best = max(history, key=lambda h: h["val_ndcg@10"])
+    ranker, reranked = None, {}
+    if config.ranker:
+        blend = settings.blend
+        ranker = fit_ranker(model, train_data, val, blend, settings.half_life_ms, seed=config.seed)
+        rank = reranked_ranks(model, ranker, test, blend, settings.half_life_ms)
+        reranked = {f"test_reranked_{k}": v for k, v in metrics_at(rank).items()}
+    seconds = time.perf_counter() - started
     metrics = {
-        "val_hr@10": best_hr,
-        "best_epoch": best_epoch,
+        **{k: v for k, v in best.items() if k.startswith("val_")},
+        **{f"test_{k}": v for k, v in evaluate(model, test).items()},
+        **reranked,
+        "best_epoch": best["epoch"],
         "epochs_run": len(history),
-        "train_seconds": round(time.perf_counter() - started, 2),
-        "n_train": int(len(train)),
-        "n_val": int(len(val)),
+        "train_seconds": round(seconds, 2),
+        "n_users": len(data.users),
+        "n_items": data.n_items,
+        "n_interactions": len(data),
         "history": history,
     }
-    init = {"n_users": len(user_ids), "n_items": len(item_ids), "dim": config.dim}
-    version = save_artifact(out, model, item_ids, {"init": init, "train": config.__dict__}, metrics)
+    version = save_artifact(
+        out, model, data.item_ids, {"train": asdict(config)}, metrics, ranker, config.ann_min_items
+    )
     return version, metrics
+
+
+def decayed_interest(
+    items: torch.Tensor, held_out: HeldOut, half_life_ms: float
+) -> torch.Tensor:
+    """(C, D): each user's interest vector right after their last history item, exactly what
+    the worker's state holds at that point (the closed form in ``streams.interest``)."""
+    vectors = items.detach().numpy()
+    rows = [
+        (weights * 2.0 ** (-(times[-1] - times) / half_life_ms)).astype(np.float32)
+        @ vectors[hist]
+        for hist, times, weights in zip(held_out.histories, held_out.times, held_out.weights)
+    ]
+    return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, items.shape[1])
+
+
+def item_features(train: Interactions) -> torch.Tensor:
+    """(N, 2): log1p of training interactions, overall and in the last tenth of the time span."""
+    times = np.concatenate(train.times)
+    cutoff = times.max() - 0.1 * (times.max() - times.min())
+    overall = popularity(train.items, train.n_items)
+    recent = popularity([s[t >= cutoff] for s, t in zip(train.items, train.times)], train.n_items)
+    return torch.from_numpy(np.log1p(np.stack([overall, recent], axis=1)))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    interest: torch.Tensor  # (C, D) normalised
+    user: torch.Tensor  # (C, D)
+    indices: torch.Tensor  # (C, K) best first
+    scores: torch.Tensor  # (C, K)
+
+
+def candidates(
+    model: SequenceModel, held_out: HeldOut, blend: Blend, half_life_ms: float
+) -> Candidates:
+    """The blended query's top ``blend.rerank_candidates`` per user, history excluded."""
+    with torch.inference_mode():
+        interest = F.normalize(decayed_interest(model.item_embeddings(), held_out, half_life_ms))
+        padded = torch.tensor(
+            [left_pad(h.tolist(), model.max_len, model.pad) for h in held_out.histories]
+        )
+        user = model.encode_user(padded)
+        query = blend.interest_weight * interest + blend.sequence_weight * user
+        index = ExactIndex(model.item_embeddings(), model.item_biases())
+        exclude = [h.tolist() for h in held_out.histories]
+        scores, indices = index.search(query, blend.rerank_candidates, exclude)
+    return Candidates(interest, user, indices, scores)
+
+
+def fit_ranker(
+    model: SequenceModel,
+    train: Interactions,
+    val: HeldOut,
+    blend: Blend,
+    half_life_ms: float,
+    steps: int = 300,
+    seed: int = 0,
+) -> Ranker:
+    """Train the ranker listwise on validation targets that are among the candidates."""
+    torch.manual_seed(seed)
+    ranker = Ranker(model.n_items, model.dim)
+    ranker.item_features.copy_(item_features(train))
+    cands = candidates(model, val, blend, half_life_ms)
+    found = cands.indices == torch.from_numpy(val.targets)[:, None]  # (C, K)
+    rows = found.any(dim=1)
+    labels = found[rows].float().argmax(dim=1)
+    items, bias = model.item_embeddings().detach(), model.item_biases().detach()
+    optimizer = torch.optim.Adam(ranker.parameters(), lr=3e-3, weight_decay=1e-4)
+    for _ in range(steps):
+        logits = ranker(cands.interest[rows], cands.user[rows], items, bias, cands.indices[rows])
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return ranker.eval()
+
+
+def reranked_ranks(
+    model: SequenceModel, ranker: Ranker, held_out: HeldOut, blend: Blend, half_life_ms: float
+) -> np.ndarray:
+    """Rank of each target after re-ranking; targets outside the candidates rank last."""
+    cands = candidates(model, held_out, blend, half_life_ms)
+    with torch.inference_mode():
+        _, order = ranker.rerank(
+            cands.interest, cands.user, model.item_embeddings(), model.item_biases(),
+            cands.scores, cands.indices, cands.indices.shape[1],
+        )
+    found = order == torch.from_numpy(held_out.targets)[:, None]
+    return torch.where(found.any(dim=1), found.float().argmax(dim=1), model.n_items).numpy()

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 from faust.streams import _current_event
 
-from models.scoring import Recommender
+from models.scoring import Recommendation, Recommender
 from streams import compat
 from streams.broker import USER_TABLE
 from streams.codec import CorruptState, decode_state, encode_state
@@ -94,15 +94,20 @@ def apply_user_events(
     return state, snapshots, applied
 
 
-def recommendation_record(
-    snapshot: Snapshot, item_ids: list[str], scores: list[float], model_version: str
-) -> bytes:
+def recommendation_record(snapshot: Snapshot, rec: Recommendation, model_version: str) -> bytes:
     """The output record, schema v1 (see README)."""
     event = snapshot.event
     return orjson.dumps(
         {
             "user_id": event.user_id,
-            "items": [{"item_id": i, "score": round(s, 6)} for i, s in zip(item_ids, scores)],
+            "items": [
+                {
+                    "item_id": item,
+                    "score": round(score, 6),
+                    "because": [{"item_id": i, "weight": w} for i, w in because],
+                }
+                for item, score, because in zip(rec.item_ids, rec.scores, rec.because)
+            ],
             "model_version": model_version,
             "event_ts": event.ts,
             "emitted_at": int(time.time() * 1000),
@@ -210,11 +215,10 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                     np.stack([s.state.vector for s in touched]),
                     [s.state.recent for s in touched],
                     settings.top_k,
+                    [s.state.recent_weights for s in touched],
                 )
                 for snapshot, rec in zip(touched, recs):
-                    record = recommendation_record(
-                        snapshot, rec.item_ids, rec.scores, recommender.version
-                    )
+                    record = recommendation_record(snapshot, rec, recommender.version)
                     key = snapshot.event.user_id.encode()
                     await producer.send(settings.recs_topic, key, record, None, None, None)
                 stats.recommendations_out += len(touched)
@@ -238,6 +242,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             {
                 **stats.as_dict(),
                 "model_version": recommender.version,
+                "model_kind": recommender.kind,
                 "assigned": sorted(
                     tp.partition for tp in assignment if tp.topic == settings.events_topic
                 ),
@@ -262,6 +267,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 "last_ts": state.last_ts,
                 "count": state.count,
                 "recent": list(state.recent),
+                "recent_weights": list(state.recent_weights),
                 "position": list(state.position),
             }
         )

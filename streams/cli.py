@@ -130,7 +130,7 @@ def worker(
     )
     torch.set_num_threads(settings.torch_threads)
     with user_errors():
-        recommender = load_recommender(settings.model_path)
+        recommender = load_recommender(settings.model_path, settings.blend)
         ensure_topics(settings)
     faust_app = create_app(settings, recommender)
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()
@@ -196,33 +196,102 @@ def tail(
 
 @app.command()
 def train(
-    data: Annotated[Optional[Path], typer.Option(help="Event log to train on.")] = None,
+    model: Annotated[
+        str, typer.Option(help="Model kind: mf (two-tower), gru (GRU4Rec), sasrec (SASRec).")
+    ] = "sasrec",
+    data: Annotated[
+        Optional[Path],
+        typer.Option(help="Event log: .jsonl, .csv, MovieLens u.data or ratings.dat[.gz]."),
+    ] = None,
     generate: Annotated[bool, typer.Option(help="Train on generated events.")] = False,
-    users: int = 200,
-    items: int = 500,
-    events_per_user: int = 50,
+    users: Annotated[int, typer.Option(help="Generator: number of users.")] = 200,
+    items: Annotated[int, typer.Option(help="Generator: number of items.")] = 500,
+    events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed for data generation and training.")] = 0,
-    fmt: Annotated[Optional[str], typer.Option("--format")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Force the log format.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Artifact directory.")] = None,
-    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 32,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on val HR@10).")] = 30,
+    dim: Annotated[int, typer.Option(min=2, help="Embedding dimension.")] = 64,
+    max_len: Annotated[int, typer.Option(min=1, help="Longest item history a model reads.")] = 50,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Maximum epochs (early stopping on validation NDCG@10).")
+    ] = 200,
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Training windows per step.")] = 128,
+    lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 1e-3,
+    min_count: Annotated[
+        int, typer.Option(min=1, help="k-core: drop users and items with fewer positives.")
+    ] = 1,
+    ranker: Annotated[bool, typer.Option(help="Also train the re-ranking MLP.")] = True,
+    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads.")] = 2,
 ) -> None:
-    """Train a matrix-factorisation model and write a versioned artifact."""
-    from models.train import TrainConfig, train_mf
+    """Train a model on an event log and write a versioned artifact.
+
+    Positives are events with weight > 0 (see the settings' event weights; a MovieLens rating
+    counts above STREAMREC_RATING_CENTER). Each user's last positive is the test item, the one
+    before it validates; both are reported in the artifact's metrics.json.
+    """
+    import torch
+
+    from models.registry import MODEL_KINDS
+    from models.train import TrainConfig
+    from models.train import train as train_model
     from streams.producer import load_events
 
+    if model not in MODEL_KINDS:
+        raise typer.BadParameter(f"unknown model {model!r}; one of {sorted(MODEL_KINDS)}")
     settings = load_settings(model_path=out)
     if (data is None) == (not generate):
         raise typer.BadParameter("give --data PATH or --generate (not both)")
+    torch.set_num_threads(threads)
+    config = TrainConfig(
+        model=model, dim=dim, max_len=max_len, epochs=epochs, patience=patience,
+        batch_size=batch_size, lr=lr, seed=seed, min_count=min_count, ranker=ranker,
+    )
     with user_errors():
         events = load_events(data, fmt, users, items, events_per_user, seed)
-        version, metrics = train_mf(
-            events, settings, TrainConfig(dim=dim, epochs=epochs, seed=seed), settings.model_path
-        )
+        version, metrics = train_model(events, settings, config, settings.model_path)
     console.print(
-        f"model {version} -> {settings.model_path}  val HR@10 {metrics['val_hr@10']:.3f}  "
-        f"({metrics['epochs_run']} epochs, {metrics['train_seconds']} s)"
+        f"{model} {version} -> {settings.model_path}  test HR@10 {metrics['test_hr@10']:.4f}  "
+        f"NDCG@10 {metrics['test_ndcg@10']:.4f}  ({metrics['epochs_run']} epochs, "
+        f"{metrics['train_seconds']} s)"
     )
+
+
+models_app = typer.Typer(help="Inspect model artifacts.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    root: Annotated[Path, typer.Argument(help="Directory searched for artifacts.")] = Path(
+        "artifacts"
+    ),
+) -> None:
+    """Every artifact under ROOT: path, kind, version, items, test metrics."""
+    from models.artifact import list_artifacts
+
+    with user_errors():
+        found = list_artifacts(root)
+    print("path\tkind\tversion\titems\ttest_hr@10\ttest_ndcg@10")
+    for path, config, metrics in found:
+        print(
+            f"{path}\t{config['kind']}\t{config['version']}\t{config['init']['n_items']}\t"
+            f"{metrics.get('test_hr@10', float('nan')):.4f}\t"
+            f"{metrics.get('test_ndcg@10', float('nan')):.4f}"
+        )
+
+
+@models_app.command("show")
+def models_show(path: Annotated[Path, typer.Argument(help="Artifact directory.")]) -> None:
+    """One artifact's config and metrics (without the per-epoch history), as JSON."""
+    import json
+
+    from models.artifact import read_config, read_metrics
+
+    with user_errors():
+        config = read_config(path)
+        metrics = {k: v for k, v in read_metrics(path).items() if k != "history"}
+    print(json.dumps({"path": str(path), **config, "metrics": metrics}, indent=2))
 
 
 @app.command()
@@ -236,12 +305,16 @@ def demo(
     bootstrap: Annotated[
         Optional[str], typer.Option(help="Use this broker instead of starting the embedded one.")
     ] = None,
+    model: Annotated[str, typer.Option(help="Model kind to train and serve.")] = "sasrec",
 ) -> None:
     """Broker, topics, model, worker, replay, live recommendations; all shut down at the end."""
+    from models.registry import MODEL_KINDS
     from streams.demo import run_demo
 
+    if model not in MODEL_KINDS:
+        raise typer.BadParameter(f"unknown model {model!r}; one of {sorted(MODEL_KINDS)}")
     with user_errors():
-        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console)
+        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console, model)
     raise typer.Exit(code)
 
 

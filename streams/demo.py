@@ -43,9 +43,10 @@ def run_demo(
     workdir: Path,
     bootstrap: str | None,
     console: Console,
+    model: str = "sasrec",
 ) -> int:
     """Return a process exit code: 0 when every event produced a recommendation."""
-    from models.train import TrainConfig, train_mf
+    from models.train import TrainConfig, train
 
     started = time.perf_counter()
     reset_workdir(workdir)
@@ -73,11 +74,10 @@ def run_demo(
         catalog = GeneratorConfig(n_users=users, events_per_user=events_per_user)
         # Train on other users of the same catalog than the ones we replay.
         history = generate(GeneratorConfig(n_users=users, events_per_user=events_per_user, seed=1))
-        version, metrics = train_mf(
-            history, settings, TrainConfig(dim=settings.dim), settings.model_path
-        )
+        config = TrainConfig(model=model, dim=settings.dim, epochs=30)
+        version, metrics = train(history, settings, config, settings.model_path)
         console.print(
-            f"[bold]model[/]   mf {version}, val HR@10 {metrics['val_hr@10']:.3f}, "
+            f"[bold]model[/]   {model} {version}, test HR@10 {metrics['test_hr@10']:.3f}, "
             f"trained in {metrics['train_seconds']} s"
         )
 

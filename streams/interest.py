@@ -34,6 +34,9 @@ class UserState:
     count: int = 0
     recent: tuple[str, ...] = ()  # last N item ids, oldest first, in arrival order
     position: tuple[int, int] = NO_POSITION
+    # Each recent item's share of ``vector`` at ``last_ts``: its event weight, decayed like the
+    # vector. Weight x similarity is how much an item explains a recommendation.
+    recent_weights: tuple[float, ...] = ()
 
     @classmethod
     def empty(cls, dim: int) -> UserState:
@@ -67,9 +70,12 @@ def apply_event(
 ) -> UserState:
     """Return the state after one event; ``item_vector`` is None for items the model lacks."""
     vector = state.vector
+    recent_weights = state.recent_weights
     if event.ts >= state.last_ts or state.count == 0:
         if state.count:
-            vector = vector * np.float32(decay_factor(event.ts - state.last_ts, half_life_ms))
+            factor = decay_factor(event.ts - state.last_ts, half_life_ms)
+            vector = vector * np.float32(factor)
+            recent_weights = tuple(_f32(w * factor) for w in recent_weights)
         last_ts = event.ts
         contribution = weight
     else:
@@ -83,4 +89,10 @@ def apply_event(
         count=state.count + 1,
         recent=(state.recent + (event.item_id,))[-history_len:],
         position=position,
+        recent_weights=(recent_weights + (_f32(contribution),))[-history_len:],
     )
+
+
+def _f32(x: float) -> float:
+    """Round to float32, what the codec stores, so a state survives encode/decode unchanged."""
+    return float(np.float32(x))

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     emit: Literal["every", "coalesce"] = Field(
         "every", description="A record per event, or one per user per micro-batch"
     )
+    interest_weight: float = Field(1.0, description="Weight of the decayed interest in the query")
+    sequence_weight: float = Field(1.0, description="Weight of the sequence model in the query")
+    rerank_candidates: int = Field(
+        50, ge=1, description="Candidates the artifact's ranker re-ranks (if it has one)"
+    )
+    explain: int = Field(3, ge=0, le=20, description="Recent items explaining each item (0 = off)")
     batch_size: int = Field(500, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.02, gt=0, description="Max wait to fill a micro-batch")
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
@@ -62,6 +68,14 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"event weights must be finite numbers: {bad}")
         return weights
+
+    @property
+    def blend(self) -> "Blend":  # noqa: F821
+        from models.scoring import Blend
+
+        return Blend(
+            self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain
+        )
 
     @property
     def dlq_topic(self) -> str:

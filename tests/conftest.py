@@ -35,12 +35,12 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small MF artifact trained on generated events (catalog i0..i199)."""
-    from models.train import TrainConfig, train_mf
+    from models.train import TrainConfig, train
     from streams.generator import GeneratorConfig, generate
 
     out = tmp_path_factory.mktemp("model") / "mf"
     events = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=30, seed=1))
-    train_mf(events, Settings(), TrainConfig(dim=16, epochs=5), out, show_progress=False)
+    train(events, Settings(), TrainConfig(model="mf", dim=16, epochs=5), out, show_progress=False)
     return out
 
 

@@ -1,3 +1,5 @@
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -19,20 +21,30 @@ ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=
 )
 def test_round_trip(dim, last_ts, count, recent, partition, offset, seed):
     recent = [r for r in recent if len(r.encode()) <= 255]
-    vector = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
-    state = UserState(vector, last_ts, count, tuple(recent), (partition, offset))
+    rng = np.random.default_rng(seed)
+    vector = rng.normal(size=dim).astype(np.float32)
+    weights = tuple(rng.normal(size=len(recent)).astype(np.float32).tolist())
+    state = UserState(vector, last_ts, count, tuple(recent), (partition, offset), weights)
     back = decode_state(encode_state(state))
     np.testing.assert_array_equal(back.vector, state.vector)
-    assert (back.last_ts, back.count, back.recent, back.position) == (
-        last_ts, count, tuple(recent), (partition, offset))
+    assert (back.last_ts, back.count, back.recent, back.position, back.recent_weights) == (
+        last_ts, count, tuple(recent), (partition, offset), weights)
+
+
+def test_version_1_values_read_with_zero_weights():
+    v1 = struct.pack("<BHqIiqH", 1, 2, 5, 1, 0, 9, 1) + np.ones(2, "<f4").tobytes() + b"\x02i7"
+    state = decode_state(v1)
+    assert (state.recent, state.recent_weights, state.position) == (("i7",), (0.0,), (0, 9))
 
 
 def test_size_per_user_is_compact():
-    state = UserState(np.zeros(32, np.float32), 1, 1, tuple(f"i{n}" for n in range(20)), (0, 1))
-    assert len(encode_state(state)) < 300
+    state = UserState(
+        np.zeros(32, np.float32), 1, 1, tuple(f"i{n}" for n in range(20)), (0, 1), (1.0,) * 20
+    )
+    assert len(encode_state(state)) < 400
 
 
-@pytest.mark.parametrize("data", [b"", b"\x02" + b"\x00" * 40, encode_state(UserState.empty(8))[:20]])
+@pytest.mark.parametrize("data", [b"", b"\x07" + b"\x00" * 40, encode_state(UserState.empty(8))[:20]])
 def test_corrupt_values_raise(data):
     with pytest.raises(CorruptState):
         decode_state(data)

@@ -112,3 +112,22 @@ def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
     # a replayed event's record is scored from the state as it stands, not re-applied
     assert [s.position for s in snapshots] == [(0, 5), (0, 6), (0, 7), (0, 8)]
     assert snapshots[0].state is state
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.integers(0, 10_000), st.sampled_from("abc"), st.floats(-3, 3)),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_recent_weights_decompose_the_vector(events):
+    """With every event still in the window, vector == sum_j recent_weight_j * e_j: the weights
+    explanations use are each item's exact share of the interest."""
+    vectors = {"a": np.array([1, 0, 0], np.float32), "b": np.array([0, 1, 0], np.float32),
+               "c": np.array([0, 0, 1], np.float32)}
+    state = UserState.empty(3)
+    for ts, item, weight in events:
+        state = apply_event(state, ev(ts, item), vectors[item], weight, H, 20)
+    rebuilt = sum(w * vectors[i] for i, w in zip(state.recent, state.recent_weights))
+    np.testing.assert_allclose(state.vector, rebuilt, rtol=1e-4, atol=1e-5)

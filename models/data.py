@@ -1,0 +1,100 @@
+"""From an event log to what the models train and are evaluated on: per-user item sequences.
+
+Items are indexed 0..N-1 in catalog order; index N is padding, and sequences are padded on the
+left so the newest item is always last (the worker's recent-items window has the same shape).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from streams.events import Event
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Each user's kept events in event-time order, as item indices with times and weights."""
+
+    item_ids: list[str]
+    users: list[str]
+    items: list[np.ndarray]  # per user, (T_u,) int64 item indices
+    times: list[np.ndarray]  # per user, (T_u,) int64 ms
+    weights: list[np.ndarray]  # per user, (T_u,) float32 event weights
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.items)
+
+
+def interactions(
+    events: Sequence[Event],
+    keep: Callable[[Event], bool],
+    weight: Callable[[Event], float],
+    min_count: int = 1,
+) -> Interactions:
+    """Kept events grouped by user; with ``min_count`` > 1 an iterated k-core filter.
+
+    ``events`` must be in event-time order (``read_events`` sorts them); ties keep log order.
+    """
+    kept = [e for e in events if keep(e)]
+    while min_count > 1:
+        per_user = Counter(e.user_id for e in kept)
+        per_item = Counter(e.item_id for e in kept)
+        core = [e for e in kept if per_user[e.user_id] >= min_count and per_item[e.item_id] >= min_count]
+        if len(core) == len(kept):
+            break
+        kept = core
+    item_ids = sorted({e.item_id for e in kept})
+    index = {item: i for i, item in enumerate(item_ids)}
+    by_user: dict[str, list[Event]] = {}
+    for e in kept:
+        by_user.setdefault(e.user_id, []).append(e)
+    users = sorted(by_user)
+    return Interactions(
+        item_ids=item_ids,
+        users=users,
+        items=[np.array([index[e.item_id] for e in by_user[u]], dtype=np.int64) for u in users],
+        times=[np.array([e.ts for e in by_user[u]], dtype=np.int64) for u in users],
+        weights=[np.array([weight(e) for e in by_user[u]], dtype=np.float32) for u in users],
+    )
+
+
+def left_pad(history: Sequence[int], max_len: int, pad: int) -> list[int]:
+    """The last ``max_len`` items, padded on the left to exactly ``max_len``."""
+    history = list(history)[-max_len:]
+    return [pad] * (max_len - len(history)) + history
+
+
+def training_windows(
+    sequences: Sequence[np.ndarray], max_len: int, pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-item windows: inputs (W, L) and targets (W, L), pad where there is no target.
+
+    Each sequence is cut from its end into windows of ``max_len`` targets; window ``j`` feeds
+    items ``s[t-1]`` to predict ``s[t]``, so every item after the first is a target exactly once.
+    """
+    inputs, targets = [], []
+    for seq in sequences:
+        for end in range(len(seq), 1, -max_len):
+            start = max(1, end - max_len)
+            inputs.append(left_pad(seq[start - 1 : end - 1].tolist(), max_len, pad))
+            targets.append(left_pad(seq[start:end].tolist(), max_len, pad))
+    if not inputs:
+        raise ValueError("no user has two or more events to learn a next item from")
+    return torch.tensor(inputs), torch.tensor(targets)
+
+
+def popularity(sequences: Sequence[np.ndarray], n_items: int) -> np.ndarray:
+    """(N,) interaction counts."""
+    counts = np.zeros(n_items, dtype=np.float32)
+    for seq in sequences:
+        np.add.at(counts, seq, 1.0)
+    return counts

@@ -1,0 +1,76 @@
+"""Re-rank the top candidates with a small MLP, ``f(x) = W . sigma(A x + b)``.
+
+x for user u and candidate item i (D dim)::
+
+    [ v/|v| * e_i  (D),  s_u * e_i  (D),  <v/|v|, e_i>,  <s_u, e_i> + b_i,  log1p(pop_i),
+      log1p(recent pop_i) ]
+
+v is the decayed interest vector, s_u the sequence encoder's state, pop_i the item's training
+interactions and recent pop_i those in the last tenth of the training time span. It is trained
+listwise (softmax over the candidates) on held-out next items the base model never trained on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+RANKER_FILE = "ranker.pt"
+
+
+class Ranker(nn.Module):
+    """Shapes: B users, C candidates, D dim, N items, H hidden."""
+
+    def __init__(self, n_items: int, dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.n_items, self.dim, self.hidden_size = n_items, dim, hidden
+        self.register_buffer("item_features", torch.zeros(n_items, 2))  # (N, 2)
+        self.hidden = nn.Linear(2 * dim + 4, hidden)  # A, b
+        self.out = nn.Linear(hidden, 1, bias=False)  # W
+
+    def init_args(self) -> dict[str, int]:
+        return {"n_items": self.n_items, "dim": self.dim, "hidden": self.hidden_size}
+
+    def forward(
+        self,
+        interest: torch.Tensor,
+        user: torch.Tensor,
+        items: torch.Tensor,
+        bias: torch.Tensor,
+        candidates: torch.Tensor,
+    ) -> torch.Tensor:
+        """interest (B, D) normalised, user (B, D), items (N, D), bias (N,), candidates (B, C)
+        -> scores (B, C)."""
+        cand = candidates.clamp(min=0)
+        e = items[cand]  # (B, C, D)
+        v_e = interest[:, None, :] * e
+        s_e = user[:, None, :] * e
+        x = torch.cat(
+            [
+                v_e,
+                s_e,
+                v_e.sum(-1, keepdim=True),
+                s_e.sum(-1, keepdim=True) + bias[cand][..., None],
+                self.item_features[cand],
+            ],
+            dim=-1,
+        )  # (B, C, 2D + 4)
+        return self.out(F.relu(self.hidden(x))).squeeze(-1)
+
+    def rerank(
+        self,
+        interest: torch.Tensor,
+        user: torch.Tensor,
+        items: torch.Tensor,
+        bias: torch.Tensor,
+        scores: torch.Tensor,
+        candidates: torch.Tensor,
+        k: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k of the candidates by ranker score; empty slots (index -1) stay last."""
+        ranked = self(interest, user, items, bias, candidates).masked_fill(
+            candidates < 0, float("-inf")
+        )
+        values, order = torch.topk(ranked, min(k, ranked.shape[1]), dim=1)
+        return values, candidates.gather(1, order)
