@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo test unit integration clean
+.PHONY: install demo test unit integration offline-eval bench-ann clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ unit: install
 
 integration: install
 	$(BIN)/pytest -q tests/integration tests/reliability
+
+# Every model and the popularity baseline on both MovieLens sets (tens of minutes on 2 cores).
+DATASETS ?= ../shared/datasets
+offline-eval: install
+	$(BIN)/python bench/offline_eval.py --datasets $(DATASETS)
+
+bench-ann: install
+	$(BIN)/python bench/ann.py
 
 clean:
 	rm -rf $(VENV) .demo state artifacts *.egg-info

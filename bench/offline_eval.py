@@ -15,14 +15,14 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from report import write_report
 
 from models.data import interactions, popularity
 from models.evaluation import leave_one_out, metrics_at, ranks
 from models.registry import MODEL_KINDS
-from models.train import TrainConfig, evaluate, fit
+from models.scoring import Blend
+from models.train import TrainConfig, evaluate, fit, fit_ranker, reranked_ranks
 from streams.sources import read_events
 
 DATASETS = {
@@ -31,9 +31,20 @@ DATASETS = {
 }
 
 
-def run(name: str, path: Path, kinds: list[str], config: TrainConfig, progress: bool) -> list[dict]:
+def run(
+    name: str,
+    path: Path,
+    kinds: list[str],
+    config: TrainConfig,
+    progress: bool,
+    with_ranker: bool,
+    half_life_ms: float,
+) -> list[dict]:
     data = interactions(
-        read_events(path), keep=lambda e: (e.value or 0) >= 3, weight=lambda e: 1.0, min_count=10
+        read_events(path),
+        keep=lambda e: (e.value or 0) >= 3,
+        weight=lambda e: e.value - 2,  # the interest vector's weight: 1, 2, 3 for 3, 4, 5 stars
+        min_count=10,
     )
     train_data, val, test = leave_one_out(data)
     train = train_data.items
@@ -45,48 +56,101 @@ def run(name: str, path: Path, kinds: list[str], config: TrainConfig, progress: 
     }
     print(f"{name}: {shape['users']} users, {shape['items']} items, {len(data)} interactions")
     counts = torch.from_numpy(popularity(train, data.n_items))
-    pop = metrics_at(
-        ranks(lambda h: counts.expand(len(h), -1), test, config.max_len, data.n_items)
-    )
+    pop = metrics_at(ranks(lambda h: counts.expand(len(h), -1), test, config.max_len, data.n_items))
     rows = [{**shape, "model": "popularity", **pop, "train_s": 0.0, "epochs": 0}]
     for kind in kinds:
         cfg = TrainConfig(**{**config.__dict__, "model": kind})
         started = time.perf_counter()
-        model, history = fit(train, val, data.n_items, cfg, progress)
+        model, history = fit(
+            train, val, data.n_items, cfg, progress, None if progress else lambda h: print(h, flush=True)
+        )
         seconds = time.perf_counter() - started
         best = max(history, key=lambda h: h["val_ndcg@10"])
         rows.append(
-            {**shape, "model": kind, **evaluate(model, test), "val_ndcg@10": best["val_ndcg@10"],
-             "train_s": round(seconds, 1), "epochs": len(history), "best_epoch": best["epoch"]}
+            {
+                **shape,
+                "model": kind,
+                **evaluate(model, test),
+                "val_ndcg@10": best["val_ndcg@10"],
+                "train_s": round(seconds, 1),
+                "epochs": len(history),
+                "best_epoch": best["epoch"],
+            }
         )
         print(rows[-1])
+        if with_ranker:
+            started = time.perf_counter()
+            blend = Blend(rerank_candidates=50)
+            ranker = fit_ranker(model, train_data, val, blend, half_life_ms, seed=config.seed)
+            rank = reranked_ranks(model, ranker, test, blend, half_life_ms)
+            rows.append(
+                {
+                    **shape,
+                    "model": f"{kind} + ranker",
+                    **metrics_at(rank),
+                    "train_s": round(seconds + time.perf_counter() - started, 1),
+                    "epochs": len(history),
+                    "best_epoch": best["epoch"],
+                }
+            )
+            print(rows[-1])
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--only", choices=sorted(DATASETS), action="append")
-    parser.add_argument("--models", nargs="+", default=sorted(MODEL_KINDS), choices=sorted(MODEL_KINDS))
+    parser.add_argument(
+        "--models", nargs="+", default=sorted(MODEL_KINDS), choices=sorted(MODEL_KINDS)
+    )
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", default="cpu", help="Where models train: cpu, cuda.")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--no-ranker", action="store_true", help="Skip the '+ ranker' rows.")
+    parser.add_argument(
+        "--half-life-days", type=float, default=7.0, help="Ranker's interest decay."
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = TrainConfig(dim=64, max_len=50, epochs=args.epochs, patience=args.patience, seed=args.seed)
+    config = TrainConfig(
+        dim=64,
+        max_len=50,
+        epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        lr=args.lr,
+        batch_size=args.batch_size,
+    )
     rows = []
     for name in args.only or list(DATASETS):
-        rows += run(name, args.datasets / DATASETS[name], args.models, config, not args.no_progress)
+        rows += run(
+            name,
+            args.datasets / DATASETS[name],
+            args.models,
+            config,
+            not args.no_progress,
+            not args.no_ranker,
+            args.half_life_days * 86_400_000,
+        )
     write_report(
         args.out,
         "offline_eval",
         rows,
         {
             "dataset": lambda r: r["dataset"],
-            "users / items / interactions": lambda r: f"{r['users']} / {r['items']} / {r['interactions']}",
+            "users / items / interactions": lambda r: (
+                f"{r['users']} / {r['items']} / {r['interactions']}"
+            ),
             "model": lambda r: r["model"],
             "HR@10": lambda r: f"{r['hr@10']:.4f}",
             "NDCG@10": lambda r: f"{r['ndcg@10']:.4f}",

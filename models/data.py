@@ -48,7 +48,9 @@ def interactions(
     while min_count > 1:
         per_user = Counter(e.user_id for e in kept)
         per_item = Counter(e.item_id for e in kept)
-        core = [e for e in kept if per_user[e.user_id] >= min_count and per_item[e.item_id] >= min_count]
+        core = [
+            e for e in kept if per_user[e.user_id] >= min_count and per_item[e.item_id] >= min_count
+        ]
         if len(core) == len(kept):
             break
         kept = core

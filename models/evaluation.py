@@ -6,7 +6,7 @@ HR@k (= Recall@k with one target), NDCG@k and MRR@k of one held-out item per use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -55,22 +55,26 @@ def ranks(
     max_len: int,
     pad: int,
     batch_size: int = 512,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """0-based rank of each target among all items, the user's history excluded.
 
-    ``score`` maps padded histories (B, max_len) to scores (B, N).
+    ``score`` maps padded histories (B, max_len) on ``device`` to scores (B, N).
     """
     out = []
     with torch.inference_mode():
         for start in range(0, len(held_out.targets), batch_size):
             hists = held_out.histories[start : start + batch_size]
-            targets = torch.from_numpy(held_out.targets[start : start + batch_size])
+            targets = torch.from_numpy(held_out.targets[start : start + batch_size]).to(device)
             padded = torch.tensor([left_pad(h.tolist(), max_len, pad) for h in hists])
-            scores = score(padded).clone()  # (B, N)
+            scores = score(padded.to(device)).clone()  # (B, N)
             target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-            for row, h in enumerate(hists):
-                scores[row, torch.from_numpy(h)] = float("-inf")
-            out.append((scores > target_scores).sum(dim=1).numpy())
+            rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
+            cols = np.concatenate(hists)
+            scores[torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)] = float(
+                "-inf"
+            )
+            out.append((scores > target_scores).sum(dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

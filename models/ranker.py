@@ -32,7 +32,11 @@ class Ranker(nn.Module):
     def init_args(self) -> dict[str, int]:
         return {"n_items": self.n_items, "dim": self.dim, "hidden": self.hidden_size}
 
-    def forward(
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, 2D + 4) -> scores (B, C)."""
+        return self.out(F.relu(self.hidden(x))).squeeze(-1)
+
+    def features(
         self,
         interest: torch.Tensor,
         user: torch.Tensor,
@@ -41,12 +45,12 @@ class Ranker(nn.Module):
         candidates: torch.Tensor,
     ) -> torch.Tensor:
         """interest (B, D) normalised, user (B, D), items (N, D), bias (N,), candidates (B, C)
-        -> scores (B, C)."""
+        -> x (B, C, 2D + 4)."""
         cand = candidates.clamp(min=0)
         e = items[cand]  # (B, C, D)
         v_e = interest[:, None, :] * e
         s_e = user[:, None, :] * e
-        x = torch.cat(
+        return torch.cat(
             [
                 v_e,
                 s_e,
@@ -55,8 +59,7 @@ class Ranker(nn.Module):
                 self.item_features[cand],
             ],
             dim=-1,
-        )  # (B, C, 2D + 4)
-        return self.out(F.relu(self.hidden(x))).squeeze(-1)
+        )
 
     def rerank(
         self,
@@ -69,7 +72,8 @@ class Ranker(nn.Module):
         k: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k of the candidates by ranker score; empty slots (index -1) stay last."""
-        ranked = self(interest, user, items, bias, candidates).masked_fill(
+        x = self.features(interest, user, items, bias, candidates)
+        ranked = self(x).masked_fill(
             candidates < 0, float("-inf")
         )
         values, order = torch.topk(ranked, min(k, ranked.shape[1]), dim=1)

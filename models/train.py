@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,12 +45,17 @@ class TrainConfig:
     seed: int = 0
     min_count: int = 1  # k-core filter on users and items
     ranker: bool = True
+    device: str = "cpu"  # where training runs; the artifact is always saved for CPU
     ann_min_items: int = 100_000  # catalogs this large also get an HNSW index
 
 
 def evaluate(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, float]:
     model.eval()
-    rank = ranks(lambda h: model.score(model.encode_user(h)), held_out, model.max_len, model.pad)
+    device = model.item_bias.device
+    rank = ranks(
+        lambda h: model.score(model.encode_user(h)), held_out, model.max_len, model.pad,
+        device=device,
+    )
     return metrics_at(rank, k)
 
 
@@ -60,13 +65,16 @@ def fit(
     n_items: int,
     config: TrainConfig,
     show_progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[SequenceModel, list[dict[str, float]]]:
-    """Train ``config.model`` on the sequences; return the best-on-validation model and history."""
+    """Train ``config.model`` on the sequences; return the best-on-validation model and history
+    (each epoch's entry is also passed to ``on_epoch``)."""
     if config.model not in MODEL_KINDS:
         raise ValueError(f"unknown model {config.model!r}; one of {sorted(MODEL_KINDS)}")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = MODEL_KINDS[config.model](n_items=n_items, dim=config.dim, max_len=config.max_len)
+    model.to(config.device)
     inputs, targets = training_windows(train, config.max_len, model.pad)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best, best_epoch, best_state, history = -1.0, 0, None, []
@@ -79,16 +87,22 @@ def fit(
             total, batches = 0.0, 0
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
-                loss = model.loss(inputs[batch], targets[batch])
+                loss = model.loss(inputs[batch].to(config.device), targets[batch].to(config.device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 total, batches = total + loss.item(), batches + 1
             scores = evaluate(model, val)
             history.append(
-                {"epoch": epoch, "loss": total / batches, **{f"val_{k}": v for k, v in scores.items()},
-                 "seconds": round(time.perf_counter() - started, 2)}
+                {
+                    "epoch": epoch,
+                    "loss": total / batches,
+                    **{f"val_{k}": v for k, v in scores.items()},
+                    "seconds": round(time.perf_counter() - started, 2),
+                }
             )
+            if on_epoch is not None:
+                on_epoch(history[-1])
             progress.update(
                 task,
                 advance=1,
@@ -101,8 +115,7 @@ def fit(
             elif epoch - best_epoch >= config.patience:
                 break
     model.load_state_dict(best_state)
-    model.eval()
-    return model, history
+    return model.cpu().eval(), history
 
 
 def train(
@@ -152,15 +165,12 @@ def train(
     return version, metrics
 
 
-def decayed_interest(
-    items: torch.Tensor, held_out: HeldOut, half_life_ms: float
-) -> torch.Tensor:
+def decayed_interest(items: torch.Tensor, held_out: HeldOut, half_life_ms: float) -> torch.Tensor:
     """(C, D): each user's interest vector right after their last history item, exactly what
     the worker's state holds at that point (the closed form in ``streams.interest``)."""
     vectors = items.detach().numpy()
     rows = [
-        (weights * 2.0 ** (-(times[-1] - times) / half_life_ms)).astype(np.float32)
-        @ vectors[hist]
+        (weights * 2.0 ** (-(times[-1] - times) / half_life_ms)).astype(np.float32) @ vectors[hist]
         for hist, times, weights in zip(held_out.histories, held_out.times, held_out.weights)
     ]
     return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, items.shape[1])
@@ -217,10 +227,14 @@ def fit_ranker(
     found = cands.indices == torch.from_numpy(val.targets)[:, None]  # (C, K)
     rows = found.any(dim=1)
     labels = found[rows].float().argmax(dim=1)
-    items, bias = model.item_embeddings().detach(), model.item_biases().detach()
+    with torch.no_grad():
+        x = ranker.features(
+            cands.interest[rows], cands.user[rows], model.item_embeddings(),
+            model.item_biases(), cands.indices[rows],
+        )
     optimizer = torch.optim.Adam(ranker.parameters(), lr=3e-3, weight_decay=1e-4)
     for _ in range(steps):
-        logits = ranker(cands.interest[rows], cands.user[rows], items, bias, cands.indices[rows])
+        logits = ranker(x)
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad()
         loss.backward()
@@ -235,8 +249,13 @@ def reranked_ranks(
     cands = candidates(model, held_out, blend, half_life_ms)
     with torch.inference_mode():
         _, order = ranker.rerank(
-            cands.interest, cands.user, model.item_embeddings(), model.item_biases(),
-            cands.scores, cands.indices, cands.indices.shape[1],
+            cands.interest,
+            cands.user,
+            model.item_embeddings(),
+            model.item_biases(),
+            cands.scores,
+            cands.indices,
+            cands.indices.shape[1],
         )
     found = order == torch.from_numpy(held_out.targets)[:, None]
     return torch.where(found.any(dim=1), found.float().argmax(dim=1), model.n_items).numpy()

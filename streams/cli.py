@@ -56,7 +56,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (ArtifactError, BrokerError, WorkerError, KafkaError, OSError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 

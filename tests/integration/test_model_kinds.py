@@ -42,8 +42,10 @@ def test_worker_serves_each_model_kind(kind, artifacts, settings, workers):
     wait_until_ready(settings.web_port, timeout=90, process=worker)
     produce(settings, event_messages(events))
 
-    records = [orjson.loads(m.value) for m in consume(settings.bootstrap, settings.recs_topic,
-                                                       len(events), timeout=90)]
+    records = [
+        orjson.loads(m.value)
+        for m in consume(settings.bootstrap, settings.recs_topic, len(events), timeout=90)
+    ]
     assert len(records) == len(events)
     recent: dict[str, list[str]] = {}
     by_id = {e.event_id: e for e in events}
@@ -51,7 +53,7 @@ def test_worker_serves_each_model_kind(kind, artifacts, settings, workers):
     for record in records:
         event = by_id[record["trigger"]["event_id"]]
         recent.setdefault(event.user_id, []).append(event.item_id)
-        window = set(recent[event.user_id][-settings.history_len:])
+        window = set(recent[event.user_id][-settings.history_len :])
         items = [i["item_id"] for i in record["items"]]
         assert record["model_version"] == config["version"]
         assert len(items) == settings.top_k == len(set(items))

@@ -67,8 +67,9 @@ def test_save_load_round_trip(kind, tmp_path):
     loaded, item_ids, config = load_model(tmp_path)
     history = torch.tensor([[N, 3, 4, 5, 6, 7]])
     with torch.inference_mode():
-        torch.testing.assert_close(loaded.score(loaded.encode_user(history)),
-                                   model.score(model.encode_user(history)))
+        torch.testing.assert_close(
+            loaded.score(loaded.encode_user(history)), model.score(model.encode_user(history))
+        )
     assert (config["kind"], config["version"], item_ids[:2]) == (kind, version, ["i0", "i1"])
     assert (tmp_path / "ann.faiss").is_file()  # 30 items >= ann_min_items=10
 

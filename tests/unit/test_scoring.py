@@ -29,8 +29,9 @@ def test_excluding_everything_returns_fewer_items():
 
 def test_sequence_part_scores_the_mean_of_recent_items_for_mf():
     # No interest at all: only the sequence encoder (MF: mean of recent embeddings) speaks.
-    rec = recommender(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]]),
-                      interest_weight=0.0)
+    rec = recommender(
+        torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]]), interest_weight=0.0
+    )
     out = rec.top_k(np.zeros((1, 2), np.float32), [["a"]], k=3)
     assert out[0].item_ids == ["b", "c", "d"]
 
@@ -52,7 +53,8 @@ def test_explanations_name_the_recent_items_that_contributed_most():
 def test_negative_and_repeated_recent_items():
     # A skipped item (negative weight) never explains; a repeated one sums its weights.
     rec = recommender(torch.eye(4) + 0.1, sequence_weight=0.0, explain=3)
-    [out] = rec.top_k(np.ones((1, 4), np.float32), [["a", "b", "a"]], k=1,
-                      recent_weights=[[1.0, -3.0, 1.0]])
+    [out] = rec.top_k(
+        np.ones((1, 4), np.float32), [["a", "b", "a"]], k=1, recent_weights=[[1.0, -3.0, 1.0]]
+    )
     assert [item for item, _ in out.because[0]] == ["a"]
     assert out.because[0][0][1] > 0
