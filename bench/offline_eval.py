@@ -6,6 +6,10 @@ Protocol (RecBole's ML-1M setting): ratings >= 3 are interactions, iterated 10-c
 users and items, each user's items in time order, chronological leave-one-out (second to last
 validates and stops training early, last is the test), full ranking over all items with the
 user's earlier items excluded, HR/NDCG/MRR@10, d = 64, max length 50.
+
+A "KIND" row ranks by the sequence model alone. A "KIND + interest + ranker" row is what a worker
+serves by default: the query adds the decayed interest vector (ratings weigh stars - 2, 7-day
+half-life), and the ranker re-ranks the top 50.
 Writes bench/results/offline_eval.{json,md}.
 """
 
@@ -86,7 +90,7 @@ def run(
             rows.append(
                 {
                     **shape,
-                    "model": f"{kind} + ranker",
+                    "model": f"{kind} + interest + ranker",
                     **metrics_at(rank),
                     "train_s": round(seconds + time.perf_counter() - started, 1),
                     "epochs": len(history),
@@ -107,13 +111,13 @@ def main() -> None:
         "--models", nargs="+", default=sorted(MODEL_KINDS), choices=sorted(MODEL_KINDS)
     )
     parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--device", default="cpu", help="Where models train: cpu, cuda.")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--no-ranker", action="store_true", help="Skip the '+ ranker' rows.")
     parser.add_argument(

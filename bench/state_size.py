@@ -36,6 +36,7 @@ def measure(users: int, dim: int, history: int, seed: int = 0) -> dict:
                 count=int(rng.integers(1, 500)),
                 recent=tuple(str(i) for i in rng.integers(1, 4000, size=history)),
                 position=(user % 4, user),
+                recent_weights=tuple(rng.normal(size=history).astype(np.float32).tolist()),
             )
             value = encode_state(state)
             value_bytes += len(value)

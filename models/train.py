@@ -39,7 +39,7 @@ class TrainConfig:
     max_len: int = 50
     epochs: int = 200
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     patience: int = 5
     seed: int = 0
@@ -53,7 +53,10 @@ def evaluate(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, 
     model.eval()
     device = model.item_bias.device
     rank = ranks(
-        lambda h: model.score(model.encode_user(h)), held_out, model.max_len, model.pad,
+        lambda h: model.score(model.encode_user(h)),
+        held_out,
+        model.max_len,
+        model.pad,
         device=device,
     )
     return metrics_at(rank, k)
@@ -225,20 +228,34 @@ def fit_ranker(
     ranker.item_features.copy_(item_features(train))
     cands = candidates(model, val, blend, half_life_ms)
     found = cands.indices == torch.from_numpy(val.targets)[:, None]  # (C, K)
-    rows = found.any(dim=1)
+    rows = torch.nonzero(found.any(dim=1)).squeeze(1)
     labels = found[rows].float().argmax(dim=1)
     with torch.no_grad():
         x = ranker.features(
-            cands.interest[rows], cands.user[rows], model.item_embeddings(),
-            model.item_biases(), cands.indices[rows],
+            cands.interest[rows],
+            cands.user[rows],
+            model.item_embeddings(),
+            model.item_biases(),
+            cands.indices[rows],
         )
+    base = cands.scores[rows]
+    # A fifth of the examples decides when to stop: the rest are too few to trust blindly.
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+    held, fit_rows = order[: len(order) // 5], order[len(order) // 5 :]
     optimizer = torch.optim.Adam(ranker.parameters(), lr=3e-3, weight_decay=1e-4)
-    for _ in range(steps):
-        logits = ranker(x)
-        loss = F.cross_entropy(logits, labels)
+    with torch.no_grad():
+        best = F.cross_entropy(ranker(x[held], base[held]), labels[held]).item()
+    best_state = {k: v.clone() for k, v in ranker.state_dict().items()}
+    for step in range(steps):
+        loss = F.cross_entropy(ranker(x[fit_rows], base[fit_rows]), labels[fit_rows])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        with torch.no_grad():
+            held_loss = F.cross_entropy(ranker(x[held], base[held]), labels[held]).item()
+        if held_loss < best:
+            best, best_state = held_loss, {k: v.clone() for k, v in ranker.state_dict().items()}
+    ranker.load_state_dict(best_state)
     return ranker.eval()
 
 

@@ -217,7 +217,7 @@ def train(
     ] = 200,
     patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")] = 5,
     batch_size: Annotated[int, typer.Option(min=1, help="Training windows per step.")] = 128,
-    lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 3e-3,
     min_count: Annotated[
         int, typer.Option(min=1, help="k-core: drop users and items with fewer positives.")
     ] = 1,

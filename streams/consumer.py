@@ -35,12 +35,17 @@ def recommendation_records(
 
 def render(latest: OrderedDict[str, dict], received: int, rows: int = 15) -> Table:
     table = Table(title=f"latest recommendations ({received} records)", expand=True)
-    for column in ("user", "event time", "top items (score)", "model"):
+    for column in ("user", "event time", "top items (score)", "top item because of", "model"):
         table.add_column(column, overflow="fold")
     for record in list(latest.values())[-rows:]:
         items = ", ".join(f"{i['item_id']} ({i['score']:.2f})" for i in record["items"][:5])
+        because = (
+            ", ".join(b["item_id"] for b in record["items"][0].get("because", []))
+            if record["items"]
+            else ""
+        )
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record["event_ts"] / 1000))
-        table.add_row(record["user_id"], when, items, record["model_version"])
+        table.add_row(record["user_id"], when, items, because, record["model_version"])
     return table
 
 
