@@ -1,6 +1,6 @@
 """Bytes per user of the user table: encoded value, and RocksDB on disk after compaction.
 
-    .venv/bin/python bench/state_size.py --users 100000 --dim 32 --history 20
+    .venv/bin/python bench/state_size.py --users 100000 --dim 32 --history 50
 
 Writes bench/results/state_size.{json,md}. Vectors are random normal (incompressible, like real
 ones); item ids look like MovieLens ids (1-4 digits).
@@ -62,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--dim", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--history", type=int, default=20)
+    parser.add_argument("--history", type=int, default=50, help="recent items per user (the worker default)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     rows = [measure(args.users, dim, args.history) for dim in args.dim]

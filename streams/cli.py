@@ -222,6 +222,9 @@ def train(
         int, typer.Option(min=1, help="k-core: drop users and items with fewer positives.")
     ] = 1,
     ranker: Annotated[bool, typer.Option(help="Also train the re-ranking MLP.")] = True,
+    ann_min_items: Annotated[
+        int, typer.Option(min=1, help="Build an HNSW index (ann.faiss) from this catalog size.")
+    ] = 100_000,
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads.")] = 2,
 ) -> None:
     """Train a model on an event log and write a versioned artifact.
@@ -246,6 +249,7 @@ def train(
     config = TrainConfig(
         model=model, dim=dim, max_len=max_len, epochs=epochs, patience=patience,
         batch_size=batch_size, lr=lr, seed=seed, min_count=min_count, ranker=ranker,
+        ann_min_items=ann_min_items,
     )
     with user_errors():
         events = load_events(data, fmt, users, items, events_per_user, seed)
