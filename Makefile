@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo test unit integration offline-eval bench-ann clean
+.PHONY: install demo test unit integration offline-eval bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,30 @@ offline-eval: install
 
 bench-ann: install
 	$(BIN)/python bench/ann.py
+
+# Prequential evaluation (docs/evaluation.md): both MovieLens sets, then the synthetic half-life
+# sweep (about an hour on 2 cores, most of it retraining the model on the ML-1M part).
+PREQ := bench/results/prequential
+HALF_LIVES := --half-life 1ev --half-life 2ev --half-life 5ev --half-life 20ev \
+	--half-life 1d --half-life 7d --half-life inf
+evaluate: evaluate-ml-100k evaluate-ml-1m evaluate-synthetic
+
+evaluate-ml-100k: install
+	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data --model mf --retrain-every 5000 \
+		--history-len 1000 $(HALF_LIVES) --through-kafka 10000 --out $(PREQ)/ml-100k
+
+evaluate-ml-1m: install
+	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz --model mf \
+		--retrain-every 50000 --history-len 1000 $(HALF_LIVES) --out $(PREQ)/ml-1m-users-1-2999
+
+# Event types carry no signal in the generator, so they weigh the same here.
+evaluate-synthetic: install
+	STREAMREC_EVENT_WEIGHTS='{"view":1,"click":1,"cart":1,"purchase":1,"rating":1,"skip":-1}' \
+	$(BIN)/streamrec evaluate --generate --users 1000 --events-per-user 100 --true-half-life 6h \
+		--drift 0.25 --warmup 0.5 --model mf --policy popularity --policy trending \
+		--policy item-knn --policy interest --half-life 2h --half-life 3h --half-life 4h \
+		--half-life 6h --half-life 8h --half-life 12h --half-life 16h --half-life 1d \
+		--half-life inf --out $(PREQ)/synthetic
 
 clean:
 	rm -rf $(VENV) .demo state artifacts *.egg-info

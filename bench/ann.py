@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
+from streams.report import write_report
 
 from models.retrieval import AnnIndex, ExactIndex
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import write_report
+from streams.report import write_report
 
 from models.data import interactions, popularity
 from models.evaluation import leave_one_out, metrics_at, ranks

@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from report import write_report
+from streams.report import write_report
 
 from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process

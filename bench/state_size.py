@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import write_report
+from streams.report import write_report
 from rocksdict import Options, Rdict
 
 from streams.codec import encode_state

@@ -88,6 +88,7 @@ def apply_user_events(
                 settings.half_life_ms,
                 settings.history_len,
                 position,
+                settings.half_life_events,
             )
             applied += 1
         snapshots.append(Snapshot(event, position, state))

@@ -322,5 +322,7 @@ def demo(
     raise typer.Exit(code)
 
 
+from streams import cli_evaluate  # noqa: E402, F401  (registers `evaluate` on this app)
+
 if __name__ == "__main__":
     app()

@@ -23,6 +23,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The env that makes a child process read the same settings."""
     env = {}
     for name, value in settings.model_dump().items():
+        if value is None:  # unset optional: the child's default is the same
+            continue
         key = f"STREAMREC_{name.upper()}"
         env[key] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     return env

@@ -3,6 +3,12 @@
 Items belong to ``n_topics`` topics (item ``i`` to topic ``i % n_topics``). Each user dwells on one
 topic and switches with probability ``drift`` per event; most events hit the current topic. The
 output is deterministic for a seed and sorted by event time.
+
+With ``half_life_s`` set, interests follow a known forgetting curve instead: an event's topic is,
+with probability ``drift``, a random one, and otherwise the topic of one of the user's earlier
+events, drawn with weight ``2 ** (-age / half_life_s)`` in event time. The best ranking of topics
+is then exactly the decayed count of the user's topics with that half-life, so an evaluator's
+half-life sweep has a right answer to find.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class GeneratorConfig:
     mean_gap_s: float = 3600.0
     start_ms: int = 1_700_000_000_000
     seed: int = 0
+    half_life_s: float | None = None  # topics drawn from the user's decayed past (see above)
 
 
 def generate(config: GeneratorConfig = GeneratorConfig()) -> list[Event]:
@@ -38,9 +45,14 @@ def generate(config: GeneratorConfig = GeneratorConfig()) -> list[Event]:
     for user in range(config.n_users):
         topic = int(rng.integers(config.n_topics))
         ts = config.start_ms + int(rng.exponential(config.mean_gap_s * 1000))
+        past_topics, past_ts = [], []
         for n in range(config.events_per_user):
-            if rng.random() < config.drift:
+            if config.half_life_s is not None and past_topics:
+                topic = _recall(past_topics, past_ts, ts, config, rng)
+            elif rng.random() < config.drift:
                 topic = int(rng.integers(config.n_topics))
+            past_topics.append(topic)
+            past_ts.append(ts)
             if rng.random() < config.skip_rate:
                 item, kind = int(rng.integers(config.n_items)), "skip"
             else:
@@ -53,3 +65,13 @@ def generate(config: GeneratorConfig = GeneratorConfig()) -> list[Event]:
             ts += 1 + int(rng.exponential(config.mean_gap_s * 1000))
     events.sort(key=lambda e: e.ts)
     return events
+
+
+def _recall(
+    topics: list[int], times: list[int], now: int, config: GeneratorConfig, rng: np.random.Generator
+) -> int:
+    """A random topic with probability ``drift``, else an earlier event's, by decayed weight."""
+    if rng.random() < config.drift:
+        return int(rng.integers(config.n_topics))
+    weights = 2.0 ** (-(now - np.array(times)) / (config.half_life_s * 1000.0))
+    return topics[int(rng.choice(len(topics), p=weights / weights.sum()))]

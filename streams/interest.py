@@ -12,7 +12,8 @@ order, and replaying a log gives the state that living through it gave. ``h = in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -67,16 +68,25 @@ def apply_event(
     half_life_ms: float,
     history_len: int,
     position: tuple[int, int] = NO_POSITION,
+    half_life_events: float | None = None,
 ) -> UserState:
-    """Return the state after one event; ``item_vector`` is None for items the model lacks."""
+    """Return the state after one event; ``item_vector`` is None for items the model lacks.
+
+    With ``half_life_events`` the clock is the user's own event count instead of event time:
+    every later event of the user halves an interest after that many events.
+    """
     vector = state.vector
     recent_weights = state.recent_weights
-    if event.ts >= state.last_ts or state.count == 0:
+    if half_life_events is not None or event.ts >= state.last_ts or state.count == 0:
         if state.count:
-            factor = decay_factor(event.ts - state.last_ts, half_life_ms)
+            factor = (
+                decay_factor(1.0, half_life_events)
+                if half_life_events is not None
+                else decay_factor(event.ts - state.last_ts, half_life_ms)
+            )
             vector = vector * np.float32(factor)
             recent_weights = tuple(_f32(w * factor) for w in recent_weights)
-        last_ts = event.ts
+        last_ts = max(event.ts, state.last_ts)
         contribution = weight
     else:
         last_ts = state.last_ts
@@ -96,3 +106,17 @@ def apply_event(
 def _f32(x: float) -> float:
     """Round to float32, what the codec stores, so a state survives encode/decode unchanged."""
     return float(np.float32(x))
+
+
+def rebase(
+    state: UserState, item_vector: Callable[[str], np.ndarray | None], dim: int
+) -> UserState:
+    """The state with its vector rebuilt from the recent items' weights in another model's
+    space, for a hot-swapped model version. Exact while the user has at most ``history_len``
+    events; beyond that the oldest, most decayed contributions are dropped."""
+    vector = np.zeros(dim, dtype=np.float32)
+    for item, weight in zip(state.recent, state.recent_weights):
+        item_vec = item_vector(item)
+        if item_vec is not None:
+            vector += np.float32(weight) * item_vec
+    return replace(state, vector=vector)

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     half_life_s: float = Field(
         7 * 86400.0, gt=0, description="Interest half-life in event-time seconds; inf = no decay"
     )
+    half_life_events: float | None = Field(
+        None,
+        gt=0,
+        description="Decay by the user's own event count instead of event time: an interest "
+        "halves after this many later events of the user (overrides half_life_s)",
+    )
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     rating_center: float = 3.0
     top_k: int = Field(10, ge=1, le=1000)

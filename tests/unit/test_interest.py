@@ -41,6 +41,17 @@ def test_out_of_order_event_is_added_already_decayed():
     np.testing.assert_allclose(state.vector, [1.0 + 0.5])
 
 
+def test_position_clock_counts_the_users_events_not_time():
+    e1, e2 = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    state = UserState.empty(2)
+    # time gaps (none, then a year, then backwards) do not matter: each later event halves
+    for ts, vec in ((0, e1), (0, e2), (365 * 86400 * 1000, None), (5, None)):
+        state = apply_event(state, ev(ts), vec, 1.0, H, 5, half_life_events=1.0)
+    np.testing.assert_allclose(state.vector, [2**-3, 2**-2])
+    assert state.last_ts == 365 * 86400 * 1000
+    np.testing.assert_allclose(state.recent_weights, [2**-3, 2**-2, 0.5, 1.0])
+
+
 def test_infinite_half_life_never_forgets():
     e = np.array([1.0], np.float32)
     state = apply_event(UserState.empty(1), ev(0), e, 1.0, math.inf, 5)
@@ -64,7 +75,9 @@ def test_recent_items_keep_the_last_n():
 
 def closed_form(events, vectors, weights, half_life):
     newest = max(t for t, _ in events)
-    return sum(w * vectors[i] * 2 ** (-(newest - t) / half_life) for (t, i), w in zip(events, weights))
+    return sum(
+        w * vectors[i] * 2 ** (-(newest - t) / half_life) for (t, i), w in zip(events, weights)
+    )
 
 
 event_lists = st.lists(
@@ -124,8 +137,11 @@ def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
 def test_recent_weights_decompose_the_vector(events):
     """With every event still in the window, vector == sum_j recent_weight_j * e_j: the weights
     explanations use are each item's exact share of the interest."""
-    vectors = {"a": np.array([1, 0, 0], np.float32), "b": np.array([0, 1, 0], np.float32),
-               "c": np.array([0, 0, 1], np.float32)}
+    vectors = {
+        "a": np.array([1, 0, 0], np.float32),
+        "b": np.array([0, 1, 0], np.float32),
+        "c": np.array([0, 0, 1], np.float32),
+    }
     state = UserState.empty(3)
     for ts, item, weight in events:
         state = apply_event(state, ev(ts, item), vectors[item], weight, H, 20)
