@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from streams.report import write_report
 
 from models.retrieval import AnnIndex, ExactIndex
+from streams.report import write_report
 
 
 def catalog(n: int, dim: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

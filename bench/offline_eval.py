@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import torch
-from streams.report import write_report
 
 from models.data import interactions, popularity
 from models.evaluation import leave_one_out, metrics_at, ranks
 from models.registry import MODEL_KINDS
 from models.scoring import Blend
 from models.train import TrainConfig, evaluate, fit, fit_ranker, reranked_ranks
+from streams.report import write_report
 from streams.sources import read_events
 
 DATASETS = {

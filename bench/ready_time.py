@@ -17,12 +17,11 @@ import time
 import uuid
 from pathlib import Path
 
-from streams.report import write_report
-
 from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_until_ready
 from streams.generator import GeneratorConfig, generate
+from streams.report import write_report
 from streams.settings import Settings
 
 PROFILES = {

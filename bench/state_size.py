@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from streams.report import write_report
 from rocksdict import Options, Rdict
 
 from streams.codec import encode_state
 from streams.interest import UserState
+from streams.report import write_report
 
 
 def measure(users: int, dim: int, history: int, seed: int = 0) -> dict:

@@ -38,10 +38,20 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str, k: int = 10) -> Pat
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
-    for row in rows:
+    colors = plt.get_cmap("tab20").colors
+    for n, row in enumerate(rows):
         windows = row["windows"]
         x = [datetime.fromtimestamp(w["end_ts"] / 1000, timezone.utc) for w in windows]
-        ax.plot(x, [w[f"ndcg@{k}"] for w in windows], marker="o", markersize=3, label=row["policy"])
+        product = row["policy"].startswith("interest")  # baselines dashed, the product solid
+        ax.plot(
+            x,
+            [w[f"ndcg@{k}"] for w in windows],
+            color=colors[n % len(colors)],
+            linestyle="-" if product else "--",
+            marker="o" if product else "s",
+            markersize=3,
+            label=row["policy"],
+        )
     ax.set_title(title)
     ax.set_xlabel("event time (end of window)")
     ax.set_ylabel(f"NDCG@{k} in window")

@@ -143,8 +143,9 @@ def evaluate(
     """Replay a time-ordered log test-then-train: before each event of a user with history, the
     top-K each policy would show; then the event is learned.
 
-    The product policies run the worker's own update and scoring code. Event weights, rating
-    center and the other worker settings come from STREAMREC_* env as for a worker.
+    The product policies run the worker's own update and scoring code; event weights, rating
+    center and other worker settings come from STREAMREC_* env, as for a worker. The model is
+    trained when a product policy first needs it (and again every --retrain-every events).
     """
     import torch
 
@@ -152,10 +153,12 @@ def evaluate(
         ModelVersions,
         Stream,
         baselines,
-        evaluate as run_policies,
         positives,
         product_policies,
         trainer,
+    )
+    from models.prequential import (
+        evaluate as run_policies,
     )
     from models.prequential_report import write_results
     from models.registry import MODEL_KINDS
@@ -176,7 +179,8 @@ def evaluate(
     trending_s = parse_duration(trending_half_life)
     settings = load_settings(history_len=history_len, bootstrap=bootstrap)
     torch.set_num_threads(threads)
-    with user_errors():
+    # model versions and the Kafka check's state live in a directory removed at the end
+    with user_errors(), tempfile.TemporaryDirectory(prefix="streamrec-evaluate-") as tmp:
         if generate:
             events = generate_events(
                 GeneratorConfig(
@@ -195,7 +199,7 @@ def evaluate(
         policies = [
             p for p, name in zip(baselines(stream, trending_s, seed), POLICIES) if name in chosen
         ]
-        workdir = Path(tempfile.mkdtemp(prefix="streamrec-evaluate-"))
+        workdir = Path(tmp)
         versions = None
         if {"interest", "product"} & set(chosen):
             if artifact is not None:
@@ -220,8 +224,13 @@ def evaluate(
             f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "
             f"{warmup:.0%} warm-up"
         )
+        started = iter(range(1, len(policies) + 1))
         rows = run_policies(
-            stream, policies, k, windows, on_policy=lambda name: console.print(f"running {name}")
+            stream,
+            policies,
+            k,
+            windows,
+            on_policy=lambda name: console.print(f"[{next(started)}/{len(policies)}] {name}"),
         )
         title = f"{data.name if data else 'generated'}: NDCG@{k} over time (prequential)"
         plot = write_results(rows, out, title, k)

@@ -24,6 +24,7 @@ from streams.events import Event
 from streams.producer import produce_events, to_message
 from streams.settings import Settings
 
+
 @dataclass
 class CheckResult:
     events: int
