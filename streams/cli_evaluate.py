@@ -232,7 +232,8 @@ def evaluate(
             windows,
             on_policy=lambda name: console.print(f"[{next(started)}/{len(policies)}] {name}"),
         )
-        title = f"{data.name if data else 'generated'}: NDCG@{k} over time (prequential)"
+        source = f"{data.parent.name}/{data.name}" if data else "generated events"
+        title = f"{source}: NDCG@{k} over time (prequential)"
         plot = write_results(rows, out, title, k)
         if versions is not None:
             console.print(
