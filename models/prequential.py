@@ -325,6 +325,7 @@ def trainer(
     settings: Settings,
     config: TrainConfig,
     workdir: Path,
+    show_progress: bool = False,
 ) -> Callable[[Sequence[Event]], Recommender]:
     """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving."""
     from models.artifact import load_recommender
@@ -332,7 +333,7 @@ def trainer(
 
     def fit(events: Sequence[Event]) -> Recommender:
         out = version_dir(workdir, len(events))
-        train(events, settings, config, out, show_progress=False)
+        train(events, settings, config, out, show_progress=show_progress)
         return load_recommender(out)
 
     return fit

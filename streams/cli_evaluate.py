@@ -210,7 +210,7 @@ def evaluate(
                 config = TrainConfig(
                     model=model, dim=dim, epochs=epochs, patience=patience, seed=seed
                 )
-                fit = trainer(settings, config, workdir)
+                fit = trainer(settings, config, workdir, show_progress=console.is_terminal)
             versions = ModelVersions(fit, stream, retrain_every or None)
             kind = model if artifact is None else "model"
             policies += [
