@@ -228,13 +228,24 @@ def product_policies(
     return policies
 
 
-def baselines(stream: Stream, trending_half_life_s: float, seed: int = 0) -> list[StreamingPolicy]:
+BASELINES: dict[str, Callable[[int, int, float, int], StreamingPolicy]] = {
+    "popularity": lambda users, items, trending_ms, seed: Popularity(users, items),
+    "trending": lambda users, items, trending_ms, seed: Popularity(users, items, trending_ms),
+    "item-knn": lambda users, items, trending_ms, seed: ItemKNN(users, items),
+    "online-mf": lambda users, items, trending_ms, seed: OnlineMF(users, items, seed=seed),
+}
+
+
+def baselines(
+    stream: Stream, names: Sequence[str], trending_half_life_s: float, seed: int = 0
+) -> list[StreamingPolicy]:
+    """The streaming baselines named (as ``streamrec evaluate --policy`` names them), in the
+    order of :data:`BASELINES`; only those are built (item-kNN holds an N x N matrix)."""
     n_users, n_items = stream.n_users, len(stream.item_ids)
     return [
-        Popularity(n_users, n_items),
-        Popularity(n_users, n_items, trending_half_life_s * 1000.0),
-        ItemKNN(n_users, n_items),
-        OnlineMF(n_users, n_items, seed=seed),
+        make(n_users, n_items, trending_half_life_s * 1000.0, seed)
+        for name, make in BASELINES.items()
+        if name in names
     ]
 
 

@@ -196,9 +196,7 @@ def evaluate(
             events = read_events(data, fmt)
         events = positives(events, min_rating)
         stream = Stream.of(events, warmup)
-        policies = [
-            p for p, name in zip(baselines(stream, trending_s, seed), POLICIES) if name in chosen
-        ]
+        policies = baselines(stream, chosen, trending_s, seed)
         workdir = Path(tmp)
         versions = None
         if {"interest", "product"} & set(chosen):
