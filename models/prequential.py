@@ -157,34 +157,28 @@ class ProductPolicy:
 
         swaps = set(self.versions.starts)
         for n, event in enumerate(stream.events):
-            if n in swaps or rec is None and n >= self.versions.starts[0]:
+            if n in swaps:
                 flush()
-                rec = self.serving(max(s for s in self.versions.starts if s <= n))
+                rec = self.serving(n)
                 to_stream_item = np.array(
                     [stream_index.get(i, -1) for i in rec.item_ids], dtype=np.int64
                 )
                 states = {u: rebase(s, rec.item_vector, rec.dim) for u, s in states.items()}
-            if rec is None:  # warm-up: states only need recent items and weights until then
-                states[event.user_id] = _remember(states.get(event.user_id), event, settings)
-                continue
-            state = states.get(event.user_id) or UserState.empty(rec.dim)
+            # before the first version (warm-up) states keep recent items and weights, no vector
+            state = states.get(event.user_id) or UserState.empty(rec.dim if rec else 1)
             if stream.tested[n]:
                 pending.append(state)
                 if len(pending) == self.batch:
                     flush()
             states[event.user_id], _, _ = apply_user_events(
-                state, [(event, (0, n))], rec.item_vector, settings
+                state, [(event, (0, n))], rec.item_vector if rec else _no_vector, settings
             )
         flush()
         return out
 
 
-def _remember(state: UserState | None, event: Event, settings: Settings) -> UserState:
-    """Warm-up update before any model exists: weights and recent items, no vector."""
-    from streams.app import apply_user_events
-
-    state = state or UserState.empty(1)
-    return apply_user_events(state, [(event, (0, state.count))], lambda _: None, settings)[0]
+def _no_vector(item_id: str) -> None:
+    return None
 
 
 Policy = StreamingPolicy | ProductPolicy
