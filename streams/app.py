@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import faust
@@ -24,34 +23,13 @@ from streams import compat
 from streams.broker import USER_TABLE
 from streams.codec import CorruptState, decode_state, encode_state
 from streams.events import Event, InvalidEvent, parse_event
-from streams.interest import UserState, apply_event, event_weight
+from streams.interest import UserState, apply_event, decay_factor, event_weight
+from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RECORD_SCHEMA_VERSION = 1
-
-
-@dataclass
-class PipelineStats:
-    """Counters a worker serves on ``/stats/`` (and metrics, later)."""
-
-    events_in: int = 0
-    applied: int = 0
-    duplicates_skipped: int = 0
-    unknown_items: int = 0
-    recommendations_out: int = 0
-    dead_lettered: Counter = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "events_in": self.events_in,
-            "applied": self.applied,
-            "duplicates_skipped": self.duplicates_skipped,
-            "unknown_items": self.unknown_items,
-            "recommendations_out": self.recommendations_out,
-            "dead_lettered": dict(self.dead_lettered),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +73,34 @@ def apply_user_events(
     return state, snapshots, applied
 
 
+def score(recommender: Recommender, states: Sequence[UserState], k: int) -> list[Recommendation]:
+    """Top-K for a batch of user states: one matrix product."""
+    return recommender.top_k(
+        np.stack([s.vector for s in states]),
+        [s.recent for s in states],
+        k,
+        [s.recent_weights for s in states],
+    )
+
+
+def record_items(rec: Recommendation) -> list[dict[str, Any]]:
+    return [
+        {
+            "item_id": item,
+            "score": round(item_score, 6),
+            "because": [{"item_id": i, "weight": w} for i, w in because],
+        }
+        for item, item_score, because in zip(rec.item_ids, rec.scores, rec.because)
+    ]
+
+
 def recommendation_record(snapshot: Snapshot, rec: Recommendation, model_version: str) -> bytes:
     """The output record, schema v1 (see README)."""
     event = snapshot.event
     return orjson.dumps(
         {
             "user_id": event.user_id,
-            "items": [
-                {
-                    "item_id": item,
-                    "score": round(score, 6),
-                    "because": [{"item_id": i, "weight": w} for i, w in because],
-                }
-                for item, score, because in zip(rec.item_ids, rec.scores, rec.because)
-            ],
+            "items": record_items(rec),
             "model_version": model_version,
             "event_ts": event.ts,
             "emitted_at": int(time.time() * 1000),
@@ -120,6 +112,25 @@ def recommendation_record(snapshot: Snapshot, rec: Recommendation, model_version
             "schema_version": RECORD_SCHEMA_VERSION,
         }
     )
+
+
+def consumer_lag(app: faust.App, topic: str, stats: PipelineStats) -> dict[int, int]:
+    """Per partition of ``topic`` this worker owns and has read from: high watermark minus the
+    next offset to process."""
+    lag = {}
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        if tp.topic == topic and tp.partition in stats.next_offsets:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[tp.partition] = max(0, highwater - stats.next_offsets[tp.partition])
+    return lag
+
+
+def table_size(table: faust.Table) -> int:
+    """Keys in the table's local RocksDB partitions, by RocksDB's own estimate (no scan)."""
+    dbs = getattr(table.data, "_dbs", {})  # faust's RocksDB store: partition -> rocksdict.Rdict
+    return sum(db.property_int_value("rocksdb.estimate-num-keys") or 0 for db in dbs.values())
 
 
 def _bind(event: faust.types.EventT) -> None:
@@ -141,8 +152,10 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         store="rocksdb://",
         datadir=str(settings.state_dir),
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
+        canonical_url=settings.canonical_url,  # where other workers route /users/... queries
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
@@ -164,16 +177,25 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         options={"driver": "rocksdict"},
     )
     stats = PipelineStats()
+    metrics = WorkerMetrics(
+        stats,
+        model=lambda: {"version": recommender.version, "kind": recommender.kind},
+        lag=lambda: consumer_lag(app, settings.events_topic, stats),
+        users=lambda: table_size(users),
+    )
 
     @app.agent(events_topic)
     async def recommend(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             stats.events_in += len(batch)
+            metrics.batch_size.observe(len(batch))
             by_user: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
             last_event_of: dict[str, faust.types.EventT] = {}
             dead: list[tuple[faust.types.EventT, InvalidEvent]] = []
+            produced_at: dict[tuple[int, int], float] = {}  # position -> Kafka timestamp (s)
             for item in batch:
                 message = item.message
+                stats.next_offsets[message.partition] = message.offset + 1
                 try:
                     event = parse_event(message.value)
                     if message.key is not None and message.key != event.user_id.encode():
@@ -186,6 +208,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 by_user.setdefault(event.user_id, []).append(
                     (event, (message.partition, message.offset))
                 )
+                produced_at[message.partition, message.offset] = message.timestamp
                 last_event_of[event.user_id] = item
                 if event.item_id not in recommender.index:
                     stats.unknown_items += 1  # counted, scored with no vector contribution
@@ -212,17 +235,19 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
 
             producer = app.producer
             if touched:
-                recs = recommender.top_k(
-                    np.stack([s.state.vector for s in touched]),
-                    [s.state.recent for s in touched],
-                    settings.top_k,
-                    [s.state.recent_weights for s in touched],
-                )
+                scoring_started = time.perf_counter()
+                recs = score(recommender, [s.state for s in touched], settings.top_k)
+                metrics.scoring.observe(time.perf_counter() - scoring_started)
                 for snapshot, rec in zip(touched, recs):
                     record = recommendation_record(snapshot, rec, recommender.version)
                     key = snapshot.event.user_id.encode()
                     await producer.send(settings.recs_topic, key, record, None, None, None)
                 stats.recommendations_out += len(touched)
+                sent_at = time.time()
+                for snapshot in touched:
+                    produced = produced_at.get(snapshot.position)
+                    if produced is not None:
+                        metrics.latency.observe(max(0.0, sent_at - produced))
             for item, exc in dead:
                 message = item.message
                 source = f"{message.topic}/{message.partition}/{message.offset}"
@@ -252,25 +277,70 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             }
         )
 
-    @app.page("/users/{user_id}/state/")
-    async def state_view(
-        web: faust.web.Web, request: faust.web.Request, user_id: str
-    ) -> faust.web.Response:
-        """Local state of one user (this worker's partitions only), for tests and debugging."""
+    def stored_state(user_id: str) -> UserState | None:
         raw = users.get(user_id.encode())
-        if raw is None:
-            return web.json({"error": f"unknown user {user_id}"}, status=404)
-        state = decode_state(raw)
-        return web.json(
-            {
-                "user_id": user_id,
-                "vector": state.vector.tolist(),
-                "last_ts": state.last_ts,
-                "count": state.count,
-                "recent": list(state.recent),
-                "recent_weights": list(state.recent_weights),
-                "position": list(state.position),
-            }
-        )
+        return None if raw is None else decode_state(raw)
+
+    def unknown(web: faust.web.Web, user_id: str) -> faust.web.Response:
+        return web.json({"error": f"unknown user {user_id}"}, status=404)
+
+    # The views below answer on the worker that owns the user's partition; any other worker
+    # forwards the request there (``table_route``), so clients may ask any worker.
+    @app.page("/users/{user_id}/recommendations")
+    class RecommendationsView(faust.web.View):
+        """The user's top-K now: what the last record said, scored from the stored state."""
+
+        @app.table_route(table=users, match_info="user_id")
+        async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
+            state = stored_state(user_id)
+            if state is None:
+                return unknown(self, user_id)
+            [rec] = score(recommender, [state], settings.top_k)
+            return self.json(
+                {
+                    "user_id": user_id,
+                    "items": record_items(rec),
+                    "model_version": recommender.version,
+                    "last_event_ts": state.last_ts,
+                    "position": list(state.position),
+                }
+            )
+
+    @app.page("/users/{user_id}/interest")
+    class InterestView(faust.web.View):
+        """The decayed interest vector at ``?at=`` (epoch ms; default now) and its raw state."""
+
+        @app.table_route(table=users, match_info="user_id")
+        async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
+            state = stored_state(user_id)
+            if state is None:
+                return unknown(self, user_id)
+            try:
+                at = int(request.query.get("at", time.time() * 1000))
+            except ValueError:
+                return self.json({"error": "at must be epoch milliseconds"}, status=400)
+            factor = (
+                1.0  # the clock is the user's own events: nothing decays between them
+                if settings.half_life_events is not None
+                else decay_factor(max(0, at - state.last_ts), settings.half_life_ms)
+            )
+            return self.json(
+                {
+                    "user_id": user_id,
+                    "at": at,
+                    "decay": factor,
+                    "interest": (state.vector * np.float32(factor)).tolist(),
+                    "vector": state.vector.tolist(),  # as stored, at last_ts
+                    "last_ts": state.last_ts,
+                    "count": state.count,
+                    "recent": list(state.recent),
+                    "recent_weights": list(state.recent_weights),
+                    "position": list(state.position),
+                }
+            )
+
+    @app.page("/metrics")
+    async def metrics_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
 
     return app

@@ -101,7 +101,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
             NewTopic(
                 name,
                 num_partitions=count,
-                replication_factor=1,
+                replication_factor=settings.replication,
                 topic_configs={"cleanup.policy": "compact"} if name == changelog else {},
             )
             for name, count in wanted.items()

@@ -7,6 +7,7 @@ against the embedded broker or Apache Kafka. Any setting can also come from ``ST
 from __future__ import annotations
 
 import signal
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -132,8 +133,111 @@ def worker(
     with user_errors():
         recommender = load_recommender(settings.model_path, settings.blend)
         ensure_topics(settings)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     faust_app = create_app(settings, recommender)
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+@app.command()
+def health(
+    web_port: Annotated[
+        Optional[int], typer.Option(envvar="STREAMREC_WEB_PORT", help="The worker's web port.")
+    ] = None,
+) -> None:
+    """Exit 0 when the worker on this machine answers /stats/, 1 otherwise (the image's
+    HEALTHCHECK). A worker that owns no partition (more workers than partitions) is healthy."""
+    from streams.cluster import worker_stats
+
+    port = load_settings(web_port=web_port).web_port
+    stats = worker_stats(port)
+    if stats is None:
+        console.print(f"no worker answers on 127.0.0.1:{port}")
+        raise typer.Exit(1)
+    print(f"ok: partitions {stats['assigned']}, {stats['events_in']} events in")
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes to start.")] = 2,
+    bootstrap: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar="STREAMREC_BOOTSTRAP",
+            help="Use this broker; without it an embedded broker is started.",
+        ),
+    ] = None,
+    partitions: Partitions = None,
+    model_path: ModelPath = None,
+    workdir: Annotated[
+        Path, typer.Option(help="Worker state dirs, logs and cluster.json go here.")
+    ] = Path(".cluster"),
+) -> None:
+    """A local cluster without Docker: broker, topics and N workers, each with its own state
+    dir and web port, until Ctrl-C. Prints who owns which partition and writes it to
+    <workdir>/cluster.json. Without an artifact at --model-path a small MF model is trained on
+    generated events first."""
+    import shutil
+
+    from streams.broker import free_port, start_embedded_broker, stop_process
+    from streams.cluster import WorkerError, start_cluster
+
+    settings = load_settings(bootstrap=bootstrap, partitions=partitions, model_path=model_path)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("worker-*"):  # state is rebuilt from the changelog (or is stale)
+        shutil.rmtree(old)
+    (workdir / "cluster.json").unlink(missing_ok=True)
+    processes = []
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with user_errors():
+            broker_pid = None
+            if bootstrap is None:
+                port = free_port()
+                processes.append(start_embedded_broker(port, workdir / "broker.log"))
+                broker_pid = processes[0].pid
+                settings = settings.model_copy(update={"bootstrap": f"127.0.0.1:{port}"})
+                console.print(f"broker   embedded Tansu at {settings.bootstrap}")
+            if not (settings.model_path / "config.json").is_file():
+                settings = settings.model_copy(update={"model_path": workdir / "model"})
+                _train_small_model(settings)
+            cluster = start_cluster(settings, workers, workdir, processes)
+            cluster.broker_pid = broker_pid
+            cluster.write(workdir / "cluster.json")
+        for n, member in enumerate(cluster.workers):
+            console.print(
+                f"worker {n} pid {member['pid']}  {member['url']}  "
+                f"partitions {member['partitions']}  log {member['log']}"
+            )
+        console.print(
+            f"[bold]up[/]: produce to {settings.events_topic!r} at {settings.bootstrap}, "
+            f"read {settings.recs_topic!r}; Ctrl-C stops everything"
+        )
+        while True:
+            for process in processes:
+                if process.poll() is not None:
+                    raise WorkerError(f"pid {process.pid} exited with {process.returncode}")
+            try:
+                processes[-1].wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+    except KeyboardInterrupt:
+        console.print("stopping")
+    except WorkerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def _train_small_model(settings: Settings) -> None:
+    from models.train import TrainConfig, train
+    from streams.generator import GeneratorConfig, generate
+
+    console.print("model    none at the model path; training a small MF on generated events")
+    events = generate(GeneratorConfig(n_users=200, events_per_user=50, seed=1))
+    config = TrainConfig(model="mf", dim=settings.dim, epochs=10)
+    train(events, settings, config, settings.model_path, show_progress=console.is_terminal)
 
 
 @app.command()

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -92,3 +93,63 @@ def wait_until_ready(
         process=process,
     )
     return time.monotonic() - started
+
+
+def wait_until_all_assigned(
+    web_ports: list[int], partitions: int, timeout: float, processes: list[subprocess.Popen]
+) -> dict[int, list[int]]:
+    """Block until the workers together own every partition, none rebalancing; return the
+    assignment by web port (a worker may own none when there are more workers than partitions)."""
+
+    def assignment() -> dict[int, list[int]] | None:
+        for process in processes:
+            if process.poll() is not None:
+                raise WorkerError(f"worker pid {process.pid} exited with {process.returncode}")
+        stats = {port: worker_stats(port) for port in web_ports}
+        if any(s is None or s["rebalancing"] or not s["recovered"] for s in stats.values()):
+            return None
+        owned = {port: s["assigned"] for port, s in stats.items()}
+        every = sorted(p for parts in owned.values() for p in parts)
+        return owned if every == list(range(partitions)) else None
+
+    return wait_for(assignment, timeout, f"{len(web_ports)} workers to own all {partitions} partitions")
+
+
+@dataclass
+class LocalCluster:
+    """What ``streamrec up`` started; written to ``<workdir>/cluster.json`` once it is ready."""
+
+    bootstrap: str
+    workers: list[dict[str, Any]]  # pid, web_port, url, state_dir, log, partitions
+    broker_pid: int | None = None
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+
+def start_cluster(
+    settings: Settings, n_workers: int, workdir: Path, processes: list[subprocess.Popen]
+) -> LocalCluster:
+    """Start ``n_workers`` workers, each with its own state dir and web port, and wait until they
+    own every partition. Started processes are appended to ``processes`` as they start, so the
+    caller can stop them whatever happens."""
+    from streams.broker import ensure_topics, free_port
+
+    ensure_topics(settings)
+    members = []
+    for n in range(n_workers):
+        own = settings.model_copy(
+            update={"state_dir": workdir / f"worker-{n}" / "state", "web_port": free_port()}
+        )
+        log = workdir / f"worker-{n}" / "worker.log"
+        processes.append(start_worker(own, log))
+        members.append({"pid": processes[-1].pid, "web_port": own.web_port,
+                        "url": f"http://127.0.0.1:{own.web_port}", "state_dir": str(own.state_dir),
+                        "log": str(log)})
+    workers = processes[-n_workers:]
+    owned = wait_until_all_assigned(
+        [m["web_port"] for m in members], settings.partitions, 60 + 15 * n_workers, workers
+    )
+    for member in members:
+        member["partitions"] = owned[member["web_port"]]
+    return LocalCluster(settings.bootstrap, members)

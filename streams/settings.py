@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     events_topic: str = "events"
     recs_topic: str = "recommendations"
     partitions: int = Field(4, ge=1, description="Partitions of the events topic and user table")
+    replication: int = Field(1, ge=1, description="Replication factor of every topic it creates")
     dim: int = Field(32, ge=2, le=1024, description="Embedding dimension of trained models")
     half_life_s: float = Field(
         7 * 86400.0, gt=0, description="Interest half-life in event-time seconds; inf = no decay"
@@ -60,6 +62,14 @@ class Settings(BaseSettings):
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
     state_dir: Path = Field(Path("state"), description="Worker data dir (RocksDB tables)")
     web_port: int = Field(6066, ge=0, le=65535)
+    web_host: str = Field(
+        "127.0.0.1", description="Interface the web server binds (0.0.0.0 in a container)"
+    )
+    advertised_host: str | None = Field(
+        None,
+        description="Host other workers reach this one's web server at (query routing); "
+        "default web_host, or the machine's hostname when binding 0.0.0.0",
+    )
     torch_threads: int = Field(1, ge=1)
     # Consumer-group timing. Faust's defaults (60 / 3 / 60 s) made a worker wait ~30 s for its
     # first assignment on the embedded broker; these make it a few seconds (bench/ready_time.py).
@@ -86,6 +96,13 @@ class Settings(BaseSettings):
     @property
     def dlq_topic(self) -> str:
         return f"{self.events_topic}.dlq"
+
+    @property
+    def canonical_url(self) -> str:
+        host = self.advertised_host or (
+            socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host
+        )
+        return f"http://{host}:{self.web_port}"
 
     @property
     def half_life_ms(self) -> float:

@@ -47,7 +47,7 @@ def test_every_event_gets_k_unseen_items_and_state_matches_reference(settings, w
     vectors = item_vectors(settings.model_path)
     for user in ("u0", "u7", "u19"):
         expected = reference_state([e for e in events if e.user_id == user], vectors, settings, 16)
-        state = fetch_json(f"http://127.0.0.1:{settings.web_port}/users/{user}/state/")
+        state = fetch_json(f"http://127.0.0.1:{settings.web_port}/users/{user}/interest")
         assert (state["count"], state["last_ts"], state["recent"]) == (
             expected["count"], expected["last_ts"], expected["recent"])
         np.testing.assert_allclose(state["vector"], expected["vector"], rtol=1e-4, atol=1e-5)

@@ -41,7 +41,7 @@ def test_state_after_sigkill_and_restart_equals_reference(settings, workers):
                 for u in users}
 
     def state(user: str) -> dict:
-        return fetch_json(f"http://127.0.0.1:{settings.web_port}/users/{user}/state/")
+        return fetch_json(f"http://127.0.0.1:{settings.web_port}/users/{user}/interest")
 
     def all_caught_up() -> bool:
         return all(state(u)["count"] >= expected[u]["count"] for u in users)

