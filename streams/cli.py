@@ -187,7 +187,8 @@ def up(
         shutil.rmtree(old)
     (workdir / "cluster.json").unlink(missing_ok=True)
     processes = []
-    signal.signal(signal.SIGTERM, _interrupt)
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job ignores it
+        signal.signal(stop_signal, _interrupt)
     try:
         with user_errors():
             broker_pid = None
@@ -206,11 +207,13 @@ def up(
         for n, member in enumerate(cluster.workers):
             console.print(
                 f"worker {n} pid {member['pid']}  {member['url']}  "
-                f"partitions {member['partitions']}  log {member['log']}"
+                f"partitions {member['partitions']}  log {member['log']}",
+                soft_wrap=True,
             )
         console.print(
             f"[bold]up[/]: produce to {settings.events_topic!r} at {settings.bootstrap}, "
-            f"read {settings.recs_topic!r}; Ctrl-C stops everything"
+            f"read {settings.recs_topic!r}; Ctrl-C stops everything",
+            soft_wrap=True,
         )
         while True:
             for process in processes:

@@ -111,3 +111,21 @@ def test_compose_runs_kraft_kafka_scales_workers_and_scrapes_them():
 def test_every_streamrec_service_reaches_the_compose_broker(service):
     env = streamrec_services()[service]["environment"]
     assert env["STREAMREC_BOOTSTRAP"] == "kafka:9092"
+
+
+def test_every_metric_the_dashboard_queries_is_exported():
+    from streams.metrics import PipelineStats, WorkerMetrics
+
+    stats = PipelineStats(events_in=3)
+    stats.dead_lettered["bad_json"] += 1
+    metrics = WorkerMetrics(stats, lambda: {"version": "v", "kind": "mf"}, lambda: {0: 2}, lambda: 5)
+    metrics.latency.observe(0.01)
+    exported = set(re.findall(r"^(streamrec_\w+)", metrics.exposition().decode(), re.M))
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"streamrec_\w+", target["expr"])
+    }
+    assert queried and queried <= exported, queried - exported
