@@ -145,7 +145,7 @@ def _bind(event: faust.types.EventT) -> None:
 
 def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     """Build the Faust app for ``settings`` serving ``recommender``."""
-    compat.install()
+    compat.install(settings.fetch_max_wait_ms)
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,

@@ -24,6 +24,7 @@ def recommendation_records(
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
     )
     try:

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1)
     # Consumer-group timing. Faust's defaults (60 / 3 / 60 s) made a worker wait ~30 s for its
     # first assignment on the embedded broker; these make it a few seconds (bench/ready_time.py).
+    fetch_max_wait_ms: int = Field(
+        10,
+        ge=0,
+        description="Longest a consumer fetch waits for data; Faust's fixed 1500 cost ~0.4 s of "
+        "latency per hop on the embedded broker (streams/compat.py)",
+    )
     session_timeout_s: float = Field(6.0, gt=0)
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(6.0, gt=0)

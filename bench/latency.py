@@ -1,0 +1,186 @@
+"""End-to-end latency: an event's produce call -> its recommendation record read by a consumer.
+
+    .venv/bin/python bench/latency.py [--loads 500 1000 2000] [--seconds 10] [--bootstrap H:P]
+
+Two Kafka hops (events -> worker -> recommendations -> consumer) on one worker, one partition, a
+generated 1,682-item catalog (ML-100K-sized), d = 64. For each consumer fetch-wait profile (Faust's
+fixed 1500 ms and the tuned STREAMREC_FETCH_MAX_WAIT_MS) the producer sends at fixed offered loads,
+paced by the clock, then flat out to find the maximum, then at 80% of that maximum. Latency is
+measured per event from the wall clock at its send to the wall clock when the consumer reads the
+record that names it (same machine, same clock). Writes bench/results/latency.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from models.train import TrainConfig, train
+from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
+from streams.cluster import start_worker, wait_until_ready
+from streams.events import encode_event
+from streams.generator import GeneratorConfig, generate
+from streams.report import write_report
+from streams.settings import Settings
+
+CATALOG = GeneratorConfig(n_users=2000, n_items=1682, events_per_user=40, seed=11)
+PROFILES = {"faust fixed 1500 ms": 1500, "tuned 10 ms": 10}
+
+
+class Arrivals(threading.Thread):
+    """Reads the recommendations topic from its end; remembers when each trigger event's first
+    record arrived."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        )
+        partitions = [TopicPartition(settings.recs_topic, p) for p in range(settings.partitions)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end()
+        for tp in partitions:
+            self.consumer.position(tp)  # resolve "end" now, before anything is produced
+        self.seen: dict[str, float] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            for records in self.consumer.poll(timeout_ms=50).values():
+                now = time.time()
+                for record in records:
+                    self.seen.setdefault(orjson.loads(record.value)["trigger"]["event_id"], now)
+
+    def wait_for(self, event_ids: list[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(e in self.seen for e in event_ids[-100:]) and all(
+                e in self.seen for e in event_ids
+            ):
+                return True
+            time.sleep(0.05)  # poll interval; the condition above is what we wait on
+        return False
+
+
+def send(producer: KafkaProducer, settings: Settings, events: list, rate: float | None,
+         tag: str) -> tuple[list[str], dict[str, float]]:
+    """Send ``events`` at ``rate``/s (None: flat out); return their ids and send times."""
+    ids, sent = [], {}
+    started = time.time()
+    for n, event in enumerate(events):
+        if rate:
+            delay = started + n / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)  # pacing the offered load, not synchronisation
+        event_id = f"{tag}-{n}"
+        message = encode_event(event._replace(event_id=event_id))
+        sent[event_id] = time.time()
+        producer.send(settings.events_topic, key=event.user_id.encode(), value=message)
+        ids.append(event_id)
+    producer.flush()
+    return ids, sent
+
+
+def summarise(profile: str, load: str, ids: list[str], sent: dict[str, float],
+              arrivals: Arrivals) -> dict:
+    latency = np.array([arrivals.seen[e] - sent[e] for e in ids if e in arrivals.seen]) * 1000
+    span = max(arrivals.seen[e] for e in ids) - min(sent.values())
+    return {
+        "profile": profile,
+        "offered": load,
+        "events": len(ids),
+        "received": int(latency.size),
+        "achieved_per_s": round(len(ids) / span, 1),
+        **{f"p{q}_ms": round(float(np.percentile(latency, q)), 2) for q in (50, 95, 99)},
+        "max_ms": round(float(latency.max()), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loads", type=float, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per fixed load")
+    parser.add_argument("--max-events", type=int, default=20_000, help="flat-out run")
+    parser.add_argument("--bootstrap", help="use this broker instead of the embedded one")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="latency-"))
+    processes = []
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        port = free_port()
+        processes.append(start_embedded_broker(port, work / "broker.log"))
+        bootstrap = f"127.0.0.1:{port}"
+    rows = []
+    try:
+        admin(bootstrap).close()
+        events = generate(CATALOG)
+        model = work / "model"
+        train(events[: len(events) // 2], Settings(), TrainConfig(model="mf", dim=64, epochs=5),
+              model, show_progress=False)
+        replay = events[len(events) // 2 :]
+        for profile, wait_ms in PROFILES.items():
+            tag = uuid.uuid4().hex[:8]
+            settings = Settings(
+                bootstrap=bootstrap, app_id=f"latency-{tag}", events_topic=f"events-{tag}",
+                recs_topic=f"recs-{tag}", partitions=1, model_path=model,
+                state_dir=work / tag / "state", web_port=free_port(), fetch_max_wait_ms=wait_ms,
+                explain=0,
+            )
+            ensure_topics(settings)
+            worker = start_worker(settings, work / tag / "worker.log")
+            processes.append(worker)
+            wait_until_ready(settings.web_port, timeout=120, process=worker)
+            arrivals = Arrivals(settings)
+            arrivals.start()
+            producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+            position = 0
+
+            def run(load: str, rate: float | None, count: int) -> dict:
+                nonlocal position
+                batch = [replay[(position + i) % len(replay)] for i in range(count)]
+                position += count
+                ids, sent = send(producer, settings, batch, rate, f"{load}-{uuid.uuid4().hex[:6]}")
+                if not arrivals.wait_for(ids, timeout=120):
+                    print(f"{profile} {load}: {len(ids) - sum(e in arrivals.seen for e in ids)} "
+                          "records missing at the deadline")
+                row = summarise(profile, load, ids, sent, arrivals)
+                print(row, flush=True)
+                return row
+
+            run("warm-up", 200, 400)
+            for load in args.loads:
+                rows.append(run(f"{load:g}/s", load, int(load * args.seconds)))
+            flat_out = run("max", None, args.max_events)
+            rows.append(flat_out)
+            eighty = 0.8 * flat_out["achieved_per_s"]
+            rows.append(run(f"80% of max ({eighty:,.0f}/s)", eighty, int(eighty * args.seconds)))
+            arrivals.stopping.set()
+            arrivals.join()
+            producer.close()
+            stop_process(worker, timeout=30)
+    finally:
+        for process in reversed(processes):
+            stop_process(process, timeout=30)
+    write_report(args.out, "latency", rows, {
+        "consumer fetch wait": lambda r: r["profile"],
+        "offered load": lambda r: r["offered"],
+        "events": lambda r: f"{r['events']:,}",
+        "achieved events/s": lambda r: f"{r['achieved_per_s']:,.0f}",
+        "p50 ms": lambda r: f"{r['p50_ms']:.1f}",
+        "p95 ms": lambda r: f"{r['p95_ms']:.1f}",
+        "p99 ms": lambda r: f"{r['p99_ms']:.1f}",
+        "max ms": lambda r: f"{r['max_ms']:.1f}",
+    })
+
+
+if __name__ == "__main__":
+    main()
