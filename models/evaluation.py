@@ -78,10 +78,15 @@ def ranks(
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def metrics_at(rank: np.ndarray, k: int = 10) -> dict[str, float]:
+def gains_at(rank: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """Per target at 0-based ``rank``: hit, NDCG and reciprocal rank within a top-``k`` list."""
     hit = rank < k
     return {
-        f"hr@{k}": float(hit.mean()) if len(rank) else 0.0,
-        f"ndcg@{k}": float((hit / np.log2(rank + 2)).mean()) if len(rank) else 0.0,
-        f"mrr@{k}": float((hit / (rank + 1)).mean()) if len(rank) else 0.0,
+        f"hr@{k}": hit.astype(float),
+        f"ndcg@{k}": hit / np.log2(rank + 2.0),
+        f"mrr@{k}": hit / (rank + 1.0),
     }
+
+
+def metrics_at(rank: np.ndarray, k: int = 10) -> dict[str, float]:
+    return {name: float(v.mean()) if len(rank) else 0.0 for name, v in gains_at(rank, k).items()}

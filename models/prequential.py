@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from models.baselines import ItemKNN, OnlineMF, Popularity, StreamingPolicy
+from models.evaluation import gains_at
 from models.scoring import Recommender
 from streams.events import Event
 from streams.interest import UserState, rebase
@@ -309,13 +310,7 @@ def _gains(lists: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
     """Per tested event: hit, NDCG and reciprocal rank of the target in its list."""
     k = lists.shape[1]
     match = lists == targets[:, None]  # (T, K)
-    hit = match.any(axis=1)
-    position = np.where(hit, match.argmax(axis=1), k)
-    return {
-        f"hr@{k}": hit.astype(float),
-        f"ndcg@{k}": np.where(hit, 1.0 / np.log2(position + 2.0), 0.0),
-        f"mrr@{k}": np.where(hit, 1.0 / (position + 1.0), 0.0),
-    }
+    return gains_at(np.where(match.any(axis=1), match.argmax(axis=1), k), k)
 
 
 def _popularity_rank(items: np.ndarray, n_items: int) -> np.ndarray:
