@@ -192,7 +192,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             by_user: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
             last_event_of: dict[str, faust.types.EventT] = {}
             dead: list[tuple[faust.types.EventT, InvalidEvent]] = []
-            produced_at: dict[tuple[int, int], float] = {}  # position -> Kafka timestamp (s)
+            produced: list[float] = []  # Kafka timestamps (s) of the valid events
             for item in batch:
                 message = item.message
                 stats.next_offsets[message.partition] = message.offset + 1
@@ -208,7 +208,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 by_user.setdefault(event.user_id, []).append(
                     (event, (message.partition, message.offset))
                 )
-                produced_at[message.partition, message.offset] = message.timestamp
+                produced.append(message.timestamp)
                 last_event_of[event.user_id] = item
                 if event.item_id not in recommender.index:
                     stats.unknown_items += 1  # counted, scored with no vector contribution
@@ -243,11 +243,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                     key = snapshot.event.user_id.encode()
                     await producer.send(settings.recs_topic, key, record, None, None, None)
                 stats.recommendations_out += len(touched)
-                sent_at = time.time()
-                for snapshot in touched:
-                    produced = produced_at.get(snapshot.position)
-                    if produced is not None:
-                        metrics.latency.observe(max(0.0, sent_at - produced))
+                sent_at = time.time()  # every valid event's record (or its coalesced one) is out
+                for produced_ts in produced:
+                    metrics.latency.observe(max(0.0, sent_at - produced_ts))
             for item, exc in dead:
                 message = item.message
                 source = f"{message.topic}/{message.partition}/{message.offset}"
