@@ -6,8 +6,8 @@ against the embedded broker or Apache Kafka. Any setting can also come from ``ST
 
 from __future__ import annotations
 
+import math
 import signal
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -32,6 +32,11 @@ Bootstrap = Annotated[
 Partitions = Annotated[
     Optional[int], typer.Option(envvar="STREAMREC_PARTITIONS", help="Partitions per topic.")
 ]
+# The generator's and the log reader's options, shared by produce, train and evaluate.
+GenUsers = Annotated[int, typer.Option(help="Generator: number of users.")]
+GenItems = Annotated[int, typer.Option(help="Generator: number of items.")]
+GenEventsPerUser = Annotated[int, typer.Option(help="Generator: events per user.")]
+LogFormat = Annotated[Optional[str], typer.Option("--format", help="Force the log format.")]
 ModelPath = Annotated[
     Optional[Path], typer.Option(envvar="STREAMREC_MODEL_PATH", help="Model artifact directory.")
 ]
@@ -179,7 +184,7 @@ def up(
     import shutil
 
     from streams.broker import free_port, start_embedded_broker, stop_process
-    from streams.cluster import WorkerError, start_cluster
+    from streams.cluster import WorkerError, exited, start_cluster, wait_for
 
     settings = load_settings(bootstrap=bootstrap, partitions=partitions, model_path=model_path)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,14 +220,7 @@ def up(
             f"read {settings.recs_topic!r}; Ctrl-C stops everything",
             soft_wrap=True,
         )
-        while True:
-            for process in processes:
-                if process.poll() is not None:
-                    raise WorkerError(f"pid {process.pid} exited with {process.returncode}")
-            try:
-                processes[-1].wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                pass
+        raise WorkerError(wait_for(lambda: exited(processes), math.inf, "", interval=1.0))
     except KeyboardInterrupt:
         console.print("stopping")
     except WorkerError as exc:
@@ -252,11 +250,11 @@ def produce(
     generate: Annotated[
         bool, typer.Option(help="Use the synthetic drifting-interest generator.")
     ] = False,
-    users: Annotated[int, typer.Option(help="Generator: number of users.")] = 200,
-    items: Annotated[int, typer.Option(help="Generator: number of items.")] = 500,
-    events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
+    users: GenUsers = 200,
+    items: GenItems = 500,
+    events_per_user: GenEventsPerUser = 50,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Force the log format.")] = None,
+    fmt: LogFormat = None,
     rate: Annotated[
         float, typer.Option(min=0, help="Events per second; 0 = as fast as possible.")
     ] = 0.0,
@@ -304,18 +302,21 @@ def tail(
 @app.command()
 def train(
     model: Annotated[
-        str, typer.Option(help="Model kind: mf (two-tower), gru (GRU4Rec), sasrec (SASRec).")
+        str, typer.Option(
+            help="Model kind: mf (two-tower), interest-mf (the decayed interest vector as the "
+            "user), gru (GRU4Rec), sasrec (SASRec)."
+        )
     ] = "sasrec",
     data: Annotated[
         Optional[Path],
         typer.Option(help="Event log: .jsonl, .csv, MovieLens u.data or ratings.dat[.gz]."),
     ] = None,
     generate: Annotated[bool, typer.Option(help="Train on generated events.")] = False,
-    users: Annotated[int, typer.Option(help="Generator: number of users.")] = 200,
-    items: Annotated[int, typer.Option(help="Generator: number of items.")] = 500,
-    events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
+    users: GenUsers = 200,
+    items: GenItems = 500,
+    events_per_user: GenEventsPerUser = 50,
     seed: Annotated[int, typer.Option(help="Seed for data generation and training.")] = 0,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Force the log format.")] = None,
+    fmt: LogFormat = None,
     out: Annotated[Optional[Path], typer.Option(help="Artifact directory.")] = None,
     dim: Annotated[int, typer.Option(min=2, help="Embedding dimension.")] = 64,
     max_len: Annotated[int, typer.Option(min=1, help="Longest item history a model reads.")] = 50,

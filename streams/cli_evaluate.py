@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from streams.cli import Bootstrap, app, console, load_settings, user_errors
+from streams.cli import (
+    Bootstrap,
+    GenEventsPerUser,
+    GenItems,
+    GenUsers,
+    LogFormat,
+    app,
+    console,
+    load_settings,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from models.prequential import HalfLife, ModelVersions, Stream
@@ -65,9 +75,9 @@ def evaluate(
     generate: Annotated[
         bool, typer.Option(help="Evaluate on generated events with drifting interests.")
     ] = False,
-    users: Annotated[int, typer.Option(help="Generator: number of users.")] = 200,
-    items: Annotated[int, typer.Option(help="Generator: number of items.")] = 500,
-    events_per_user: Annotated[int, typer.Option(help="Generator: events per user.")] = 50,
+    users: GenUsers = 200,
+    items: GenItems = 500,
+    events_per_user: GenEventsPerUser = 50,
     drift: Annotated[
         float, typer.Option(min=0, max=1, help="Generator: chance per event of a random topic.")
     ] = 0.08,
@@ -78,7 +88,7 @@ def evaluate(
             "so the sweep has a known answer."
         ),
     ] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Force the log format.")] = None,
+    fmt: LogFormat = None,
     policy: Annotated[
         Optional[list[str]],
         typer.Option(help=f"Policies to run (repeat); default all: {', '.join(POLICIES)}."),
@@ -104,7 +114,7 @@ def evaluate(
     k: Annotated[int, typer.Option(min=1, help="Length of each recommendation list.")] = 10,
     windows: Annotated[int, typer.Option(min=1, help="Time windows for the plot.")] = 10,
     model: Annotated[
-        str, typer.Option(help="Model kind the product trains: mf, gru, sasrec.")
+        str, typer.Option(help="Model kind the product trains: mf, interest-mf, gru, sasrec.")
     ] = "mf",
     artifact: Annotated[
         Optional[Path],

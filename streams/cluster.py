@@ -95,6 +95,14 @@ def wait_until_ready(
     return time.monotonic() - started
 
 
+def exited(processes: list[subprocess.Popen]) -> str | None:
+    """Which of ``processes`` has exited, and how; None while all run."""
+    for process in processes:
+        if process.poll() is not None:
+            return f"pid {process.pid} exited with {process.returncode}"
+    return None
+
+
 def wait_until_all_assigned(
     web_ports: list[int], partitions: int, timeout: float, processes: list[subprocess.Popen]
 ) -> dict[int, list[int]]:
@@ -102,9 +110,8 @@ def wait_until_all_assigned(
     assignment by web port (a worker may own none when there are more workers than partitions)."""
 
     def assignment() -> dict[int, list[int]] | None:
-        for process in processes:
-            if process.poll() is not None:
-                raise WorkerError(f"worker pid {process.pid} exited with {process.returncode}")
+        if gone := exited(processes):
+            raise WorkerError(gone)
         stats = {port: worker_stats(port) for port in web_ports}
         if any(s is None or s["rebalancing"] or not s["recovered"] for s in stats.values()):
             return None
@@ -112,7 +119,8 @@ def wait_until_all_assigned(
         every = sorted(p for parts in owned.values() for p in parts)
         return owned if every == list(range(partitions)) else None
 
-    return wait_for(assignment, timeout, f"{len(web_ports)} workers to own all {partitions} partitions")
+    what = f"{len(web_ports)} workers to own all {partitions} partitions"
+    return wait_for(assignment, timeout, what)
 
 
 @dataclass

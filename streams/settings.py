@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     rating_center: float = 3.0
     top_k: int = Field(10, ge=1, le=1000)
-    history_len: int = Field(50, ge=1, le=1000, description="Recent items kept per user (the sequence model reads them; match its max_len)")
+    history_len: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="Recent items kept per user (the sequence model reads them; match its max_len)",
+    )
     emit: Literal["every", "coalesce"] = Field(
         "every", description="A record per event, or one per user per micro-batch"
     )
