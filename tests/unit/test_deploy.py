@@ -29,7 +29,8 @@ def compose() -> dict:
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of the final stage, continuation lines joined."""
     text = re.sub(r"\\\n\s*", " ", (DEPLOY / "Dockerfile").read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith("#")]
     final = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
     return [tuple(line.split(None, 1)) for line in lines[final:]]
 
@@ -108,7 +109,8 @@ def test_compose_runs_kraft_kafka_scales_workers_and_scrapes_them():
     [job] = prometheus["scrape_configs"]
     [sd] = job["dns_sd_configs"]
     assert job["metrics_path"] == "/metrics"
-    assert sd["names"] == ["worker"] and sd["port"] == int(worker["environment"]["STREAMREC_WEB_PORT"])
+    assert sd["names"] == ["worker"]
+    assert sd["port"] == int(worker["environment"]["STREAMREC_WEB_PORT"])
 
 
 @pytest.mark.parametrize("service", ["topics", "trainer", "worker"])
@@ -122,7 +124,9 @@ def test_every_metric_the_dashboard_queries_is_exported():
 
     stats = PipelineStats(events_in=3)
     stats.dead_lettered["bad_json"] += 1
-    metrics = WorkerMetrics(stats, lambda: {"version": "v", "kind": "mf"}, lambda: {0: 2}, lambda: 5)
+    metrics = WorkerMetrics(
+        stats, lambda: {"version": "v", "kind": "mf"}, lambda: {0: 2}, lambda: 5
+    )
     metrics.latency.observe(0.01)
     exported = set(re.findall(r"^(streamrec_\w+)", metrics.exposition().decode(), re.M))
     dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
