@@ -2,9 +2,9 @@
 
 1. Fetch wait. Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no way to change
 it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
-only matters on an idle topic; Tansu holds the fetch much longer (measured with raw aiokafka, one
-message every 10 ms: produce -> consume p50 358 ms / p99 747 ms at 1500, 5 / 9 ms at 10). The
-worker's wait comes from ``STREAMREC_FETCH_MAX_WAIT_MS``.
+only matters on an idle topic; Tansu holds the fetch much longer (bench/fetch_wait.py, raw
+aiokafka, a message every 10 ms: produce -> consume p50 391 ms / p99 753 ms at 1500, 3 / 6 ms at
+10). The worker's wait comes from ``STREAMREC_FETCH_MAX_WAIT_MS``.
 
 2. Changelog recovery.
 

@@ -1,0 +1,96 @@
+"""Produce-to-consume latency of raw aiokafka against the consumer's fetch_max_wait_ms.
+
+    .venv/bin/python bench/fetch_wait.py [--messages 200] [--bootstrap H:P]
+
+Why STREAMREC_FETCH_MAX_WAIT_MS exists (streams/compat.py): Faust fixes the wait at 1500 ms, and a
+broker that holds a fetch until the wait is over, rather than until data arrives, adds that to
+every hop. One producer sends a message every 10 ms (send_and_wait); one consumer reads them;
+latency is the consumer's wall clock minus the send time carried in the message.
+Writes bench/results/fetch_wait.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+from streams.broker import admin, free_port, start_embedded_broker, stop_process
+from streams.report import write_report
+
+WAITS_MS = (1500, 500, 100, 10)
+
+
+async def latencies(bootstrap: str, topic: str, wait_ms: int, messages: int) -> np.ndarray:
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        await consumer.position(tp)  # resolved before the first send
+        seen: list[float] = []
+
+        async def consume() -> None:
+            while len(seen) < messages:
+                for records in (await consumer.getmany(timeout_ms=2000)).values():
+                    now = time.time()
+                    seen.extend(now - float(r.value) for r in records)
+
+        reading = asyncio.create_task(consume())
+        for _ in range(messages):
+            await producer.send_and_wait(topic, str(time.time()).encode())
+            await asyncio.sleep(0.01)  # the offered load: a message every 10 ms
+        await asyncio.wait_for(reading, 60)
+        return np.array(seen) * 1000
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--bootstrap", help="use this broker instead of the embedded one")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        port = free_port()
+        broker = start_embedded_broker(port)
+        bootstrap = f"127.0.0.1:{port}"
+    rows = []
+    try:
+        client = admin(bootstrap)
+        for wait_ms in WAITS_MS:
+            topic = f"fetch-wait-{uuid.uuid4().hex[:8]}"
+            client.create_topics([NewTopic(topic, 1, 1)])
+            ms = asyncio.run(latencies(bootstrap, topic, wait_ms, args.messages))
+            rows.append({
+                "fetch_max_wait_ms": wait_ms,
+                "messages": len(ms),
+                **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 99)},
+            })
+        client.close()
+    finally:
+        if broker is not None:
+            stop_process(broker)
+    write_report(args.out, "fetch_wait", rows, {
+        "fetch_max_wait_ms": lambda r: str(r["fetch_max_wait_ms"]),
+        "messages": lambda r: str(r["messages"]),
+        "p50 ms": lambda r: f"{r['p50_ms']:.1f}",
+        "p99 ms": lambda r: f"{r['p99_ms']:.1f}",
+    })
+
+
+if __name__ == "__main__":
+    main()
