@@ -7,6 +7,7 @@ for queries ``[q, 1]``, approximately (``bench/ann.py`` measures recall and late
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -33,10 +34,12 @@ class ExactIndex:
     def search(
         self, queries: torch.Tensor, k: int, exclude: Sequence[Sequence[int]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = queries @ self.items.T + self.bias  # (B, N)
-        rows = [row for row, cols in enumerate(exclude) for _ in cols]
-        if rows:
-            scores[rows, [col for cols in exclude for col in cols]] = float("-inf")
+        scores = torch.addmm(self.bias, queries, self.items.T)  # (B, N)
+        counts = [len(cols) for cols in exclude]
+        if any(counts):
+            rows = np.repeat(np.arange(len(exclude)), counts)
+            cols = np.fromiter(itertools.chain.from_iterable(exclude), np.int64, sum(counts))
+            scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
         values, indices = torch.topk(scores, min(k, scores.shape[1]), dim=1)
         return values, indices.masked_fill(values == float("-inf"), -1)
 

@@ -19,7 +19,6 @@ import torch
 from torch.nn import functional as F
 
 from models.base import SequenceModel
-from models.data import left_pad
 from models.retrieval import ExactIndex, Index
 
 
@@ -77,11 +76,15 @@ class Recommender:
         index = self.index.get(item_id)
         return None if index is None else self._vectors[index]
 
-    def _history(self, recent: Sequence[Sequence[str]]) -> torch.Tensor:
+    def _history(self, known: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Catalog indices of each user's recent items -> (B, L), left-padded."""
         pad, max_len = self.model.pad, self.model.max_len
-        return torch.tensor(
-            [left_pad([self.index.get(i, pad) for i in items], max_len, pad) for items in recent]
-        )  # (B, L)
+        out = np.full((len(known), max_len), pad, dtype=np.int64)
+        for row, items in enumerate(known):
+            if items:
+                tail = items[-max_len:]
+                out[row, max_len - len(tail) :] = tail
+        return torch.from_numpy(out)
 
     def top_k(
         self,
@@ -93,16 +96,18 @@ class Recommender:
         """interests (B, D); ``recent[b]`` are user b's recent item ids (never returned) and
         ``recent_weights[b]`` their decayed weights, for explanations."""
         blend = self.blend
-        exclude = [[self.index[i] for i in items if i in self.index] for items in recent]
+        index = self.index
+        # Recent items the catalog knows, as indices: the sequence model's input and never shown.
+        known = [[index[i] for i in items if i in index] for items in recent]
         with torch.inference_mode():
             interest = F.normalize(torch.from_numpy(np.ascontiguousarray(interests)), dim=-1)
             query = blend.interest_weight * interest
             user = None
             if blend.sequence_weight or self.ranker is not None:
-                user = self.model.encode_user(self._history(recent))  # (B, D)
+                user = self.model.encode_user(self._history(known))  # (B, D)
                 query = query + blend.sequence_weight * user
             n_candidates = max(k, blend.rerank_candidates) if self.ranker is not None else k
-            scores, indices = self.search.search(query, n_candidates, exclude)  # (B, C)
+            scores, indices = self.search.search(query, n_candidates, known)  # (B, C)
             if self.ranker is not None:
                 scores, indices = self.ranker.rerank(
                     interest, user, self.items, self.bias, scores, indices, k

@@ -2,7 +2,8 @@
 
 The agent takes micro-batches (``stream.take_events``), groups them by user, applies each user's
 events to the decayed interest state from the RocksDB-backed table, scores every touched user in
-one matrix product, and sends top-K records and dead letters through the app's producer.
+one matrix product, and sends the top-K records as whole record batches (streams/publish.py) and
+dead letters through the app's producer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from streams.codec import CorruptState, decode_state, encode_state
 from streams.events import Event, InvalidEvent, parse_event
 from streams.interest import UserState, apply_event, decay_factor, event_weight
 from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
+from streams.publish import send_records
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -214,6 +216,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                     stats.unknown_items += 1  # counted, scored with no vector contribution
 
             touched: list[Snapshot] = []
+            applied_in_batch = 0
             for user_id, user_events in by_user.items():
                 _bind(last_event_of[user_id])
                 key = user_id.encode()
@@ -230,7 +233,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 stats.duplicates_skipped += len(user_events) - applied
                 if applied:
                     users[key] = encode_state(state)
-                stats.applied += applied
+                applied_in_batch += applied
                 touched.extend(snapshots[-1:] if settings.emit == "coalesce" else snapshots)
 
             producer = app.producer
@@ -238,14 +241,18 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 scoring_started = time.perf_counter()
                 recs = score(recommender, [s.state for s in touched], settings.top_k)
                 metrics.scoring.observe(time.perf_counter() - scoring_started)
-                for snapshot, rec in zip(touched, recs):
-                    record = recommendation_record(snapshot, rec, recommender.version)
-                    key = snapshot.event.user_id.encode()
-                    await producer.send(settings.recs_topic, key, record, None, None, None)
-                stats.recommendations_out += len(touched)
+                version = recommender.version
+                records = [
+                    (snapshot.event.user_id.encode(), recommendation_record(snapshot, rec, version))
+                    for snapshot, rec in zip(touched, recs)
+                ]
+                await send_records(producer._ensure_producer(), settings.recs_topic, records)
                 sent_at = time.time()  # every valid event's record (or its coalesced one) is out
                 for produced_ts in produced:
                     metrics.latency.observe(max(0.0, sent_at - produced_ts))
+            # Counted once the batch's records are out, so applied == events in means done.
+            stats.applied += applied_in_batch
+            stats.recommendations_out += len(touched)
             for item, exc in dead:
                 message = item.message
                 source = f"{message.topic}/{message.partition}/{message.offset}"

@@ -1,0 +1,253 @@
+"""Throughput: the pipeline against pass-through ceilings and the peer, same broker, same run.
+
+    .venv/bin/python bench/throughput.py [--events 30000] [--bootstrap H:P] [--profile]
+
+Every run gets fresh topics and its own worker process(es), on a generated ML-100K-sized catalog
+(1,682 items; MF model, d = 64). A run starts its workers, waits until they process a canary event
+on every partition (so start-up and rebalancing are excluded), then produces the measured events
+flat out with librdkafka (fast enough not to be the limit) and reads the output topic.
+Rate = events / (timestamp of the last output record - that of the first), the records being
+counted by reading (the embedded broker's ListOffsets undercounts, streams/compat.py).
+``--profile`` samples every worker with py-spy while it drains (bench/profiling.py).
+Writes bench/results/throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Producer
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from profiling import Profiler
+from models.train import TrainConfig, train
+from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
+from streams.cluster import settings_env, start_worker, wait_for, wait_until_ready, worker_stats
+from streams.events import Event, encode_event
+from streams.generator import GeneratorConfig, generate
+from streams.report import write_report
+from streams.settings import Settings
+
+CATALOG = GeneratorConfig(n_users=2000, n_items=1682, events_per_user=40, seed=11)
+ROOT = Path(__file__).resolve().parents[1]
+PEER_PYTHON = Path(os.environ.get("BENCH_PEER_PYTHON", ROOT / ".venv-peer" / "bin" / "python"))
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    kind: str  # "pipeline" or a bench/passthrough.py BENCH_MODE
+    workers: int = 1
+    partitions: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+
+
+RUNS = [
+    Run("faust pass-through, topic.send per message", "faust-naive"),
+    Run("faust pass-through, take_events + producer.send", "faust-batched"),
+    Run("quix streams pass-through (peer)", "quix"),
+    Run("pipeline, a record per event", "pipeline", env={"emit": "every"}),
+    Run("pipeline, a record per user per batch", "pipeline", env={"emit": "coalesce"}),
+    Run("pipeline, 1 worker, 2 partitions", "pipeline", partitions=2, env={"emit": "every"}),
+    Run("pipeline, 2 workers, 2 partitions", "pipeline", 2, 2, env={"emit": "every"}),
+]
+
+
+class Output:
+    """Reads every partition of a topic from the start, keeping the count and the timestamps of
+    the records after the first ``skip`` (the canaries)."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, skip: int) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        )
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        self.consumer.assign(tps)
+        for tp in tps:
+            self.consumer.seek(tp, 0)
+        self.skip = skip
+        self.records = 0
+        self.timestamps: list[int] = []
+
+    def read(self) -> int:
+        for batch in self.consumer.poll(timeout_ms=100).values():
+            for record in batch:
+                self.records += 1
+                if self.records > self.skip:
+                    self.timestamps.append(record.timestamp)
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def batch_figures(web_ports: list[int]) -> dict:
+    """Mean events per micro-batch and the share of worker time spent scoring, from /metrics."""
+    totals: dict[str, float] = {}
+    for port in web_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            for family in text_string_to_metric_families(response.read().decode()):
+                for sample in family.samples:
+                    totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    batches = totals.get("streamrec_batch_events_count", 0)
+    return {
+        "batches": int(batches),
+        "mean_batch": round(totals.get("streamrec_batch_events_sum", 0) / max(batches, 1), 1),
+        "scoring_s": round(totals.get("streamrec_scoring_seconds_sum", 0), 2),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start(run: Run, settings: Settings, log: Path) -> subprocess.Popen:
+    if run.kind == "pipeline":
+        return start_worker(settings, log, loglevel="info")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if run.kind == "quix":
+        command = [str(PEER_PYTHON), str(ROOT / "bench" / "quix_passthrough.py"),
+                   settings.bootstrap, settings.app_id, settings.events_topic,
+                   settings.recs_topic, str(settings.state_dir)]
+    else:
+        command = [sys.executable, str(ROOT / "bench" / "passthrough.py"), "worker", "-l", "info"]
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **settings_env(settings), "BENCH_MODE": run.kind,
+             "BENCH_OUT_TOPIC": settings.recs_topic, "PYTHONPATH": str(ROOT)},
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Path,
+            profile_dir: Path | None, overrides: dict[str, str]) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    base = Settings(
+        bootstrap=bootstrap, app_id=f"tp-{tag}", events_topic=f"events-{tag}",
+        recs_topic=f"recs-{tag}", partitions=run.partitions, model_path=model, explain=0,
+        **{**run.env, **overrides},
+    )
+    ensure_topics(base)
+    workers = [base.model_copy(update={"state_dir": work / tag / f"w{n}", "web_port": free_port()})
+               for n in range(run.workers)]
+    processes = [start(run, s, work / tag / f"w{n}.log") for n, s in enumerate(workers)]
+    output = Output(bootstrap, base.recs_topic, run.partitions, skip=run.partitions)
+    try:
+        if run.kind == "pipeline":
+            for settings, process in zip(workers, processes):
+                wait_until_ready(settings.web_port, 120, process)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                             "partitioner": "murmur2_random"})
+        canary = events[0]
+        for partition in range(run.partitions):
+            producer.produce(base.events_topic, encode_event(canary), canary.user_id.encode(),
+                             partition=partition)
+        producer.flush()
+        wait_for(lambda: output.read() >= run.partitions, 120, "the canary records",
+                 process=processes[0])
+        cpu_before = [cpu_seconds(p.pid) for p in processes]
+        profiler = Profiler(profile_dir, tag, [p.pid for p in processes]) if profile_dir else None
+        for event in events:
+            producer.produce(base.events_topic, encode_event(event), event.user_id.encode())
+            producer.poll(0)
+        producer.flush()
+        if run.kind == "pipeline":
+            def expected() -> int:  # records the workers say they sent, canaries included
+                stats = [worker_stats(s.web_port) or {} for s in workers]
+                applied = sum(s.get("applied", 0) for s in stats)
+                return applied >= len(events) + run.partitions and sum(
+                    s.get("recommendations_out", 0) for s in stats)
+        else:
+            def expected() -> int:
+                return len(events) + run.partitions
+        wait_for(lambda: output.read() >= (expected() or sys.maxsize), 600,
+                 f"{run.name}: the output of {len(events)} events", process=processes[0])
+        cpu = sum(cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_before))
+        batches = batch_figures([s.web_port for s in workers]) if run.kind == "pipeline" else {}
+        profile = profiler.stop() if profiler else None
+    finally:
+        for process in processes:
+            stop_process(process, timeout=30)
+        output.close()
+    seconds = (max(output.timestamps) - min(output.timestamps)) / 1000
+    return {
+        "run": run.name, "workers": run.workers, "partitions": run.partitions,
+        "events": len(events), "records": len(output.timestamps), "seconds": round(seconds, 2),
+        "events_per_s": round(len(events) / seconds), "worker_cpu_s": round(cpu, 1), **batches,
+        **({"profile": profile} if profile else {}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--bootstrap", help="use this broker instead of the embedded one")
+    parser.add_argument("--runs", nargs="*", help="only the runs whose name contains one of these")
+    parser.add_argument("--profile", action="store_true", help="py-spy every worker while draining")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="override a worker setting in every run, e.g. batch_size=1000")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
+    work = Path(tempfile.mkdtemp(prefix="throughput-"))
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        port = free_port()
+        broker = start_embedded_broker(port, work / "broker.log")
+        bootstrap = f"127.0.0.1:{port}"
+    try:
+        admin(bootstrap).close()
+        generated = generate(CATALOG)
+        model = work / "model"
+        train(generated[: len(generated) // 2], Settings(),
+              TrainConfig(model="mf", dim=64, epochs=3), model, show_progress=False)
+        events = (generated[len(generated) // 2:] * 2)[: args.events]
+        rows = []
+        for run in RUNS:
+            if args.runs and not any(part in run.name for part in args.runs):
+                continue
+            if run.kind == "quix" and not PEER_PYTHON.exists():
+                print(f"skipping {run.name}: no {PEER_PYTHON} (make bench creates it)")
+                continue
+            row = measure(run, bootstrap, model, events, work,
+                          args.out / "profiles" if args.profile else None, overrides)
+            print(row, flush=True)
+            rows.append(row)
+    finally:
+        if broker is not None:
+            stop_process(broker)
+    rate = {row["run"]: row["events_per_s"] for row in rows}
+    ceiling = rate.get(RUNS[1].name)
+    naive = rate.get(RUNS[0].name)
+    peer = rate.get(RUNS[2].name)
+
+    def ratio(value: float | None) -> str:
+        return "" if not value else f"{value:.2f}"
+
+    write_report(args.out, "throughput", rows, {
+        "run": lambda r: r["run"],
+        "events": lambda r: f"{r['events']:,}",
+        "records out": lambda r: f"{r['records']:,}",
+        "events/s": lambda r: f"{r['events_per_s']:,}",
+        "worker CPU s": lambda r: f"{r['worker_cpu_s']}",
+        "× Faust batched pass-through": lambda r: ratio(ceiling and r["events_per_s"] / ceiling),
+        "× Faust naive pass-through": lambda r: ratio(naive and r["events_per_s"] / naive),
+        "× Quix pass-through": lambda r: ratio(peer and r["events_per_s"] / peer),
+    })
+
+
+if __name__ == "__main__":
+    main()
