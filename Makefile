@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo test unit integration offline-eval bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic clean
+.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,24 @@ offline-eval: install
 
 bench-ann: install
 	$(BIN)/python bench/ann.py
+
+# Every performance benchmark, then docs/benchmarks.md from their tables (about 40 minutes on
+# 2 cores). The peer (Quix Streams) needs its own venv: it pins an older pydantic.
+PEER := .venv-peer
+$(PEER)/.installed: bench/peer-requirements.txt
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet -r bench/peer-requirements.txt
+	touch $@
+
+bench: install $(PEER)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python bench/throughput.py --events 30000 --profile
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/fetch_wait.py
+	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/state_size.py
+	$(BIN)/python bench/ready_time.py --runs 1 --state-users 1000000
+	$(BIN)/python bench/benchmarks_doc.py
 
 # Prequential evaluation (docs/evaluation.md): both MovieLens sets, then the synthetic half-life
 # sweep (about an hour on 2 cores, most of it retraining the model on the ML-1M part).

@@ -1,11 +1,13 @@
 """Worker start-to-ready time on the embedded broker: tuned group timeouts vs Faust's defaults.
 
-    .venv/bin/python bench/ready_time.py --runs 3
+    .venv/bin/python bench/ready_time.py [--runs 3] [--state-users 1000000]
 
 "Ready" = the worker's /stats/ shows assigned partitions, no rebalance in progress and table
 recovery complete (streams.cluster.is_ready), measured from process spawn, so it includes Python,
 Torch and Faust start-up. Each run uses a new consumer group; a "restart" run reuses the previous
-run's group and state dir after a clean stop. Writes bench/results/ready_time.{json,md}.
+run's group and state dir after a clean stop. ``--state-users N`` first writes N users' state
+(d = 64, 50 recent items) to the table's changelog: "fresh" then recovers all of it into an empty
+state dir, "restart" finds it in local RocksDB. Writes bench/results/ready_time.{json,md}.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from models.train import TrainConfig, train
-from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
+from streams.broker import USER_TABLE, admin, ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_until_ready
+from streams.codec import encode_state
 from streams.generator import GeneratorConfig, generate
+from streams.interest import UserState
 from streams.report import write_report
 from streams.settings import Settings
 
@@ -34,19 +40,47 @@ PROFILES = {
 }
 
 
-def timed_start(settings: Settings, log: Path) -> float:
+def timed_start(settings: Settings, log: Path, timeout: float = 180) -> float:
     started = time.monotonic()
     process = start_worker(settings, log)
     try:
-        wait_until_ready(settings.web_port, timeout=180, process=process)
+        wait_until_ready(settings.web_port, timeout=timeout, process=process)
         return time.monotonic() - started
     finally:
         stop_process(process, timeout=30)
 
 
+def fill_changelog(settings: Settings, users: int, history: int = 50) -> None:
+    """Write ``users`` encoded user states (d = 64) to the user table's changelog, as a worker
+    that had seen them would have, so the next worker recovers them."""
+    from confluent_kafka import Producer
+    from rich.progress import track
+
+    rng = np.random.default_rng(0)
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 50,
+                         "partitioner": "murmur2_random", "queue.buffering.max.messages": 500_000})
+    topic = f"{settings.app_id}-{USER_TABLE}-changelog"
+    weights = tuple(float(w) for w in np.float32(rng.random(history)))
+    for user in track(range(users), description=f"{users:,} user states -> {topic}"):
+        state = UserState(
+            vector=rng.normal(size=64).astype(np.float32),
+            last_ts=1_700_000_000_000 + user,
+            count=history,
+            recent=tuple(str(i) for i in rng.integers(1, 4000, size=history)),
+            recent_weights=weights,
+        )
+        producer.produce(topic, encode_state(state), f"u{user}".encode())
+        producer.poll(0)
+    producer.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--state-users", type=int, default=0,
+        help="also time a worker recovering this many users' state (tuned profile)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ready-"))
@@ -59,7 +93,7 @@ def main() -> None:
         train(
             generate(GeneratorConfig(n_users=50, events_per_user=20)),
             Settings(),
-            TrainConfig(model="mf", dim=16, epochs=3),
+            TrainConfig(model="mf", dim=64, epochs=3),
             model,
             show_progress=False,
         )
@@ -90,6 +124,23 @@ def main() -> None:
                     "restart_median_s": statistics.median(restart),
                 }
             )
+        if args.state_users:
+            tag = uuid.uuid4().hex[:8]
+            settings = Settings(
+                bootstrap=f"127.0.0.1:{port}", app_id=f"ready-{tag}", events_topic=f"ev-{tag}",
+                recs_topic=f"recs-{tag}", model_path=model, state_dir=work / tag,
+                web_port=free_port(),
+            )
+            ensure_topics(settings)
+            fill_changelog(settings, args.state_users)
+            fresh = timed_start(settings, work / f"{tag}.log", timeout=1800)
+            restart = timed_start(settings, work / f"{tag}-restart.log", timeout=1800)
+            print(f"{args.state_users:,} users: fresh {fresh:.1f} s, restart {restart:.1f} s")
+            rows.append({
+                "profile": f"tuned, {args.state_users:,} users' state in the changelog",
+                "fresh_s": [fresh], "restart_s": [restart],
+                "fresh_median_s": fresh, "restart_median_s": restart,
+            })
     finally:
         stop_process(broker)
     write_report(

@@ -1,6 +1,6 @@
 """Bytes per user of the user table: encoded value, and RocksDB on disk after compaction.
 
-    .venv/bin/python bench/state_size.py --users 100000 --dim 32 --history 50
+    .venv/bin/python bench/state_size.py [--users 100000 1000000] [--dim 64] [--history 50 20]
 
 Writes bench/results/state_size.{json,md}. Vectors are random normal (incompressible, like real
 ones); item ids look like MovieLens ids (1-4 digits).
@@ -42,8 +42,15 @@ def measure(users: int, dim: int, history: int, seed: int = 0) -> dict:
             value_bytes += len(value)
             db[str(user).encode()] = value
         write_s = time.perf_counter() - started
+        memtables = db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
         db.flush()
         db.compact_range(None, None)
+        keys = [str(u).encode() for u in rng.integers(0, users, min(users, 100_000))]
+        started = time.perf_counter()
+        for key in keys:
+            db[key]
+        read_s = time.perf_counter() - started
+        readers = db.property_int_value("rocksdb.estimate-table-readers-mem") or 0
         db.close()
         disk = sum(f.stat().st_size for f in path.rglob("*.sst"))
     finally:
@@ -54,18 +61,31 @@ def measure(users: int, dim: int, history: int, seed: int = 0) -> dict:
         "history": history,
         "value_bytes_per_user": round(value_bytes / users, 1),
         "sst_bytes_per_user_after_compaction": round(disk / users, 1),
-        "writes_per_s": round(users / write_s),
+        "writes_per_s": round(users / write_s),  # encode + put, one at a time
+        "random_reads_per_s": round(len(keys) / read_s),  # get, after compaction
+        # Memory: a worker keeps no user state outside RocksDB; RocksDB's own is the memtables
+        # (bounded by write_buffer_size) and the table readers' index and filter blocks.
+        "memtables_mb_before_flush": round(memtables / 2**20, 1),
+        "table_readers_mb": round(readers / 2**20, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--history", type=int, default=50, help="recent items per user (the worker default)")
+    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--dim", type=int, nargs="+", default=[64])
+    parser.add_argument(
+        "--history", type=int, nargs="+", default=[50, 20],
+        help="recent items per user (50 is the worker default, the sequence models' max_len)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    rows = [measure(args.users, dim, args.history) for dim in args.dim]
+    rows = []
+    for users in args.users:
+        for dim in args.dim:
+            for history in args.history:
+                rows.append(measure(users, dim, history))
+                print(rows[-1], flush=True)
     write_report(
         args.out,
         "state_size",
@@ -77,6 +97,9 @@ def main() -> None:
             "value bytes/user": lambda r: str(r["value_bytes_per_user"]),
             "RocksDB .sst bytes/user": lambda r: str(r["sst_bytes_per_user_after_compaction"]),
             "writes/s": lambda r: f"{r['writes_per_s']:,}",
+            "random reads/s": lambda r: f"{r['random_reads_per_s']:,}",
+            "memtables MB": lambda r: str(r["memtables_mb_before_flush"]),
+            "table readers MB": lambda r: str(r["table_readers_mb"]),
         },
     )
 
