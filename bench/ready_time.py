@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from models.train import TrainConfig, train
-from streams.broker import USER_TABLE, admin, ensure_topics, free_port, start_embedded_broker, stop_process
+from streams.broker import (
+    USER_TABLE,
+    admin,
+    ensure_topics,
+    free_port,
+    start_embedded_broker,
+    stop_process,
+)
 from streams.cluster import start_worker, wait_until_ready
 from streams.codec import encode_state
 from streams.generator import GeneratorConfig, generate
