@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from profiling import summarise
 from streams.settings import Settings
 
 SECTIONS = [
@@ -73,6 +74,10 @@ def profile_lines(results: Path) -> list[str]:
         profile = row.get("profile")
         if not profile:
             continue
+        root = results.resolve().parents[1]  # the paths are relative to the repository root
+        files = [root / f for f in profile["files"]]
+        if all(f.exists() for f in files):  # summarised again, with today's layer names
+            profile = summarise(files)
         layers = ", ".join(f"{k} {v:.0%}" for k, v in profile["self_by_layer"].items() if v >= 0.01)
         top = ", ".join(f"{name} {share:.1%}" for name, share in profile["self_top"][:6])
         lines += [f"- **{row['run']}** ({profile['samples']:,} samples holding the GIL): "
