@@ -15,7 +15,7 @@ import os
 import faust
 import orjson
 
-from streams import compat
+from streams.app import new_faust_app
 from streams.settings import Settings
 
 settings = Settings()
@@ -28,21 +28,7 @@ def reencode(value: bytes) -> bytes:
 
 
 def faust_app() -> faust.App:
-    compat.install(settings.fetch_max_wait_ms)
-    app = faust.App(
-        f"{settings.app_id}-{mode}",
-        broker=settings.broker_url,
-        store="memory://",
-        datadir=str(settings.state_dir),
-        web_port=settings.web_port,
-        web_host="127.0.0.1",
-        topic_partitions=settings.partitions,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        broker_rebalance_timeout=settings.rebalance_timeout_s,
-        consumer_auto_offset_reset="earliest",
-        producer_linger_ms=5,
-    )
+    app = new_faust_app(settings, store="memory://", app_id=f"{settings.app_id}-{mode}")
     source = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
     out = app.topic(out_name, key_serializer="raw", value_serializer="raw")
 

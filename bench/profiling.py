@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Profiler:
     """py-spy record on ``pids`` until :meth:`stop`."""
 
     def __init__(self, out: Path, name: str, pids: list[int], rate: int = 100) -> None:
-        spy = shutil.which("py-spy") or str(Path(__import__("sys").executable).with_name("py-spy"))
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         out.mkdir(parents=True, exist_ok=True)
         self.files = [out / f"{name}-{pid}.txt" for pid in pids]
         self.processes = [

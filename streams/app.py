@@ -145,13 +145,14 @@ def _bind(event: faust.types.EventT) -> None:
     _current_event.set(weakref.ref(event))
 
 
-def create_app(settings: Settings, recommender: Recommender) -> faust.App:
-    """Build the Faust app for ``settings`` serving ``recommender``."""
+def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> faust.App:
+    """A Faust app with the worker's broker, consumer-group and producer tuning (the pipeline and
+    the benchmarks' pass-through agents share it, so a ceiling is measured on equal terms)."""
     compat.install(settings.fetch_max_wait_ms)
-    app = faust.App(
-        settings.app_id,
+    return faust.App(
+        app_id or settings.app_id,
         broker=settings.broker_url,
-        store="rocksdb://",
+        store=store,
         datadir=str(settings.state_dir),
         web_port=settings.web_port,
         web_host=settings.web_host,
@@ -164,6 +165,11 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=5,
     )
+
+
+def create_app(settings: Settings, recommender: Recommender) -> faust.App:
+    """Build the Faust app for ``settings`` serving ``recommender``."""
+    app = new_faust_app(settings, store="rocksdb://")
 
     events_topic = app.topic(
         settings.events_topic,
