@@ -100,3 +100,24 @@ def popularity(sequences: Sequence[np.ndarray], n_items: int) -> np.ndarray:
     for seq in sequences:
         np.add.at(counts, seq, 1.0)
     return counts
+
+
+def recent_examples(
+    data: Interactions, n_recent: int, max_len: int, pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-item examples whose target is among the newest ``n_recent`` events (ties at the
+    cut kept): inputs (W, L), the items before the target, and targets (W, L), pad but the last.
+
+    What a warm-started update trains on: the new events, each in its user's full context.
+    """
+    times = np.concatenate(data.times) if len(data) else np.zeros(0, dtype=np.int64)
+    since = np.sort(times)[-n_recent] if 0 < n_recent <= len(times) else np.iinfo(np.int64).min
+    inputs, targets = [], []
+    for seq, seq_times in zip(data.items, data.times):
+        for t in np.flatnonzero(seq_times >= since):
+            if t > 0:
+                inputs.append(left_pad(seq[max(0, t - max_len) : t].tolist(), max_len, pad))
+                targets.append([pad] * (max_len - 1) + [int(seq[t])])
+    if not inputs:
+        raise ValueError("no recent event has an earlier one of its user to learn from")
+    return torch.tensor(inputs), torch.tensor(targets)

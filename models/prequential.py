@@ -76,7 +76,7 @@ def positives(events: Sequence[Event], min_rating: float | None) -> list[Event]:
 
 class ModelVersions:
     """The model the product serves at each point of the stream: trained on the warm-up, then
-    retrained on everything before every ``retrain_every`` events (each version is what a
+    a new version from everything before every ``retrain_every`` events (each version is what a
     trainer would publish and a worker hot-swap). Shared by the product policies, fit once."""
 
     def __init__(
@@ -326,14 +326,26 @@ def trainer(
     config: TrainConfig,
     workdir: Path,
     show_progress: bool = False,
+    warm_start: bool = False,
 ) -> Callable[[Sequence[Event]], Recommender]:
-    """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving."""
+    """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving.
+    With ``warm_start`` every version after the first is an :func:`~models.train.update` of
+    the one before (so versions must be asked for in stream order, as the policies do)."""
     from models.artifact import load_recommender
-    from models.train import train
+    from models.train import train, update
+
+    previous: list[tuple[int, Path]] = []
 
     def fit(events: Sequence[Event]) -> Recommender:
         out = version_dir(workdir, len(events))
-        train(events, settings, config, out, show_progress=show_progress)
+        if warm_start and previous:
+            seen, before = previous[-1]
+            if len(events) <= seen:
+                raise ValueError(f"versions out of order: {len(events)} events after {seen}")
+            update(before, events, settings, config, out)
+        else:
+            train(events, settings, config, out, show_progress=show_progress)
+        previous.append((len(events), out))
         return load_recommender(out)
 
     return fit

@@ -4,6 +4,9 @@ Positives are events with weight > 0 under the settings (a click, a purchase, a 
 ``rating_center``). Each user's positives, in event-time order, are split leave-one-out: the
 second-to-last item validates (early stopping on NDCG@10, best epoch kept), the last one is the
 test reported in the artifact's metrics, the rest trains.
+
+:func:`update` is the online path: a new version continues from the previous one on the newest
+events only, in seconds, so versions can follow the stream (see docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ from rich.progress import Progress
 
 from torch.nn import functional as F
 
-from models.artifact import save_artifact
+from models.artifact import load_model, save_artifact
 from models.base import SequenceModel
-from models.data import Interactions, interactions, left_pad, popularity, training_windows
+from models.data import (
+    Interactions,
+    interactions,
+    left_pad,
+    popularity,
+    recent_examples,
+    training_windows,
+)
 from models.evaluation import HeldOut, leave_one_out, metrics_at, ranks
 from models.ranker import Ranker
 from models.registry import MODEL_KINDS
@@ -47,6 +57,8 @@ class TrainConfig:
     ranker: bool = True
     device: str = "cpu"  # where training runs; the artifact is always saved for CPU
     ann_min_items: int = 100_000  # catalogs this large also get an HNSW index
+    recent_events: int = 10_000  # an update trains on the targets among the newest this many
+    update_passes: int = 1  # passes of an update over those
 
 
 def evaluate(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, float]:
@@ -60,6 +72,28 @@ def evaluate(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, 
         device=device,
     )
     return metrics_at(rank, k)
+
+
+def train_epoch(
+    model: SequenceModel,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+) -> float:
+    """One shuffled pass over the (inputs, targets) windows; the mean batch loss."""
+    model.train()
+    order = torch.randperm(len(inputs), generator=generator)
+    total, batches = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        batch = order[start : start + config.batch_size]
+        loss = model.loss(inputs[batch].to(config.device), targets[batch].to(config.device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, batches = total + loss.item(), batches + 1
+    return total / batches
 
 
 def fit(
@@ -85,21 +119,12 @@ def fit(
         task = progress.add_task(f"training {config.model}", total=config.epochs)
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
-            model.train()
-            order = torch.randperm(len(inputs), generator=generator)
-            total, batches = 0.0, 0
-            for start in range(0, len(order), config.batch_size):
-                batch = order[start : start + config.batch_size]
-                loss = model.loss(inputs[batch].to(config.device), targets[batch].to(config.device))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total, batches = total + loss.item(), batches + 1
+            loss = train_epoch(model, optimizer, inputs, targets, config, generator)
             scores = evaluate(model, val)
             history.append(
                 {
                     "epoch": epoch,
-                    "loss": total / batches,
+                    "loss": loss,
                     **{f"val_{k}": v for k, v in scores.items()},
                     "seconds": round(time.perf_counter() - started, 2),
                 }
@@ -109,7 +134,7 @@ def fit(
             progress.update(
                 task,
                 advance=1,
-                description=f"training {config.model}  loss {total / batches:.3f}  "
+                description=f"training {config.model}  loss {loss:.3f}  "
                 f"val NDCG@10 {scores['ndcg@10']:.4f}",
             )
             if scores["ndcg@10"] > best:
@@ -129,12 +154,7 @@ def train(
     show_progress: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """Fit on an event log, save the artifact to ``out``, return (version, metrics)."""
-    data = interactions(
-        events,
-        keep=lambda e: event_weight(e, settings.event_weights, settings.rating_center) > 0,
-        weight=lambda e: event_weight(e, settings.event_weights, settings.rating_center),
-        min_count=config.min_count,
-    )
+    data = positive_interactions(events, settings, config.min_count)
     if len(data) < 10:
         raise ValueError(f"need at least 10 positive events to train, got {len(data)}")
     train_data, val, test = leave_one_out(data)
@@ -166,6 +186,83 @@ def train(
         out, model, data.item_ids, {"train": asdict(config)}, metrics, ranker, config.ann_min_items
     )
     return version, metrics
+
+
+def positive_interactions(
+    events: Sequence[Event], settings: Settings, min_count: int = 1
+) -> Interactions:
+    """The events a model learns from: weight > 0 under the settings' event weights."""
+    return interactions(
+        events,
+        keep=lambda e: event_weight(e, settings.event_weights, settings.rating_center) > 0,
+        weight=lambda e: event_weight(e, settings.event_weights, settings.rating_center),
+        min_count=min_count,
+    )
+
+
+def update(
+    previous: Path,
+    events: Sequence[Event],
+    settings: Settings,
+    config: TrainConfig,
+    out: Path,
+) -> tuple[str, dict[str, Any]]:
+    """A new version continuing from the artifact at ``previous``: its weights carried over
+    (item rows matched by item id, new items initialised fresh), then ``config.update_passes``
+    passes over the newest ``config.recent_events`` positives of ``events`` (the whole log so
+    far, for their users' context). No early stopping and no ranker: an update is seconds where
+    a retrain is minutes, so versions can follow the stream. Save to ``out``, return (version,
+    metrics)."""
+    old, old_ids, old_config = load_model(previous)
+    if config.model != old.kind:
+        raise ValueError(f"cannot update a {old.kind} artifact as {config.model!r}")
+    data = positive_interactions(events, settings, config.min_count)
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = warm_started(old, old_ids, data.item_ids).to(config.device)
+    inputs, targets = recent_examples(data, config.recent_events, model.max_len, model.pad)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed + len(data))
+    losses = [
+        train_epoch(model, optimizer, inputs, targets, config, generator)
+        for _ in range(config.update_passes)
+    ]
+    model = model.cpu().eval()
+    metrics = {
+        "warm_start_from": old_config["version"],
+        "examples": len(inputs),
+        "losses": losses,
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "n_users": len(data.users),
+        "n_items": data.n_items,
+        "n_interactions": len(data),
+    }
+    config_out = {"train": asdict(config), "warm_start_from": old_config["version"]}
+    version = save_artifact(
+        out, model, data.item_ids, config_out, metrics, None, config.ann_min_items
+    )
+    return version, metrics
+
+
+def warm_started(
+    previous: SequenceModel, previous_ids: Sequence[str], item_ids: Sequence[str]
+) -> SequenceModel:
+    """A model of ``previous``'s kind over the catalog ``item_ids``: every weight of
+    ``previous``, item embeddings and biases by item id; items it lacks keep a fresh init."""
+    model = type(previous)(**{**previous.init_args(), "n_items": len(item_ids)})
+    per_item = {"items.weight", "item_bias"}
+    shared = {k: v for k, v in previous.state_dict().items() if k not in per_item}
+    missing, unexpected = model.load_state_dict(shared, strict=False)
+    if set(missing) != per_item or unexpected:
+        raise ValueError(f"weights do not fit the model: missing {missing}, extra {unexpected}")
+    old_row = {item: row for row, item in enumerate(previous_ids)}
+    pairs = [(row, old_row[item]) for row, item in enumerate(item_ids) if item in old_row]
+    if pairs:
+        new_rows, old_rows = (torch.tensor(rows) for rows in zip(*pairs))
+        with torch.no_grad():
+            model.items.weight[new_rows] = previous.items.weight[old_rows]
+            model.item_bias[new_rows] = previous.item_bias[old_rows]
+    return model
 
 
 def decayed_interest(items: torch.Tensor, held_out: HeldOut, half_life_ms: float) -> torch.Tensor:

@@ -338,18 +338,31 @@ def train(
         int, typer.Option(min=1, help="Build an HNSW index (ann.faiss) from this catalog size.")
     ] = 100_000,
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads.")] = 2,
+    warm_start: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Continue from this artifact (same --model) on the newest --recent-events "
+            "events instead of training from scratch: a new version in seconds."
+        ),
+    ] = None,
+    recent_events: Annotated[
+        int, typer.Option(min=1, help="With --warm-start: events to train on.")
+    ] = 10_000,
 ) -> None:
     """Train a model on an event log and write a versioned artifact.
 
     Positives are events with weight > 0 (see the settings' event weights; a MovieLens rating
     counts above STREAMREC_RATING_CENTER). Each user's last positive is the test item, the one
-    before it validates; both are reported in the artifact's metrics.json.
+    before it validates; both are reported in the artifact's metrics.json. With --warm-start
+    the log is everything so far (the users' context), one pass over its newest events trains,
+    and there is no validation, test or ranker.
     """
     import torch
 
     from models.registry import MODEL_KINDS
     from models.train import TrainConfig
     from models.train import train as train_model
+    from models.train import update
     from streams.producer import load_events
 
     if model not in MODEL_KINDS:
@@ -361,10 +374,18 @@ def train(
     config = TrainConfig(
         model=model, dim=dim, max_len=max_len, epochs=epochs, patience=patience,
         batch_size=batch_size, lr=lr, seed=seed, min_count=min_count, ranker=ranker,
-        ann_min_items=ann_min_items,
+        ann_min_items=ann_min_items, recent_events=recent_events,
     )
     with user_errors():
         events = load_events(data, fmt, users, items, events_per_user, seed)
+        if warm_start is not None:
+            version, metrics = update(warm_start, events, settings, config, settings.model_path)
+            console.print(
+                f"{model} {version} -> {settings.model_path}  from {metrics['warm_start_from']}: "
+                f"{metrics['examples']:,} events, loss {metrics['losses'][-1]:.3f}  "
+                f"({metrics['train_seconds']} s)"
+            )
+            return
         version, metrics = train_model(events, settings, config, settings.model_path)
     console.print(
         f"{model} {version} -> {settings.model_path}  test HR@10 {metrics['test_hr@10']:.4f}  "

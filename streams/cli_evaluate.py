@@ -123,8 +123,18 @@ def evaluate(
         ),
     ] = None,
     retrain_every: Annotated[
-        int, typer.Option(min=0, help="Retrain on everything so far every N events (0 = never).")
+        int, typer.Option(min=0, help="A new model version every N events (0 = never).")
     ] = 0,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            help="New versions continue from the one before on the newest --recent-events "
+            "events (seconds each), instead of retraining on everything from scratch."
+        ),
+    ] = False,
+    recent_events: Annotated[
+        int, typer.Option(min=1, help="Events a warm-started version trains on.")
+    ] = 10_000,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
     dim: Annotated[int, typer.Option(min=2, help="Embedding dimension.")] = 64,
@@ -155,7 +165,8 @@ def evaluate(
 
     The product policies run the worker's own update and scoring code; event weights, rating
     center and other worker settings come from STREAMREC_* env, as for a worker. The model is
-    trained when a product policy first needs it (and again every --retrain-every events).
+    trained when a product policy first needs it (and again every --retrain-every events, or
+    updated then with --warm-start).
     """
     import torch
 
@@ -216,9 +227,14 @@ def evaluate(
                 fit = lambda _events: load_recommender(artifact)  # noqa: E731
             else:
                 config = TrainConfig(
-                    model=model, dim=dim, epochs=epochs, patience=patience, seed=seed
+                    model=model,
+                    dim=dim,
+                    epochs=epochs,
+                    patience=patience,
+                    seed=seed,
+                    recent_events=recent_events,
                 )
-                fit = trainer(settings, config, workdir, show_progress=console.is_terminal)
+                fit = trainer(settings, config, workdir, console.is_terminal, warm_start)
             versions = ModelVersions(fit, stream, retrain_every or None)
             kind = model if artifact is None else "model"
             policies += [
