@@ -112,12 +112,17 @@ def recent_examples(
     """
     times = np.concatenate(data.times) if len(data) else np.zeros(0, dtype=np.int64)
     since = np.sort(times)[-n_recent] if 0 < n_recent <= len(times) else np.iinfo(np.int64).min
-    inputs, targets = [], []
+    inputs, last = [], []
     for seq, seq_times in zip(data.items, data.times):
-        for t in np.flatnonzero(seq_times >= since):
-            if t > 0:
-                inputs.append(left_pad(seq[max(0, t - max_len) : t].tolist(), max_len, pad))
-                targets.append([pad] * (max_len - 1) + [int(seq[t])])
+        at = np.flatnonzero(seq_times >= since)
+        at = at[at > 0]
+        if len(at):
+            padded = np.concatenate([np.full(max_len, pad, dtype=np.int64), seq])
+            # row t of the windows is padded[t : t + max_len]: the max_len items before seq[t]
+            inputs.append(np.lib.stride_tricks.sliding_window_view(padded, max_len)[at])
+            last.append(seq[at])
     if not inputs:
         raise ValueError("no recent event has an earlier one of its user to learn from")
-    return torch.tensor(inputs), torch.tensor(targets)
+    targets = np.full((sum(len(t) for t in last), max_len), pad, dtype=np.int64)
+    targets[:, -1] = np.concatenate(last)
+    return torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(targets)

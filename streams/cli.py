@@ -37,6 +37,9 @@ GenUsers = Annotated[int, typer.Option(help="Generator: number of users.")]
 GenItems = Annotated[int, typer.Option(help="Generator: number of items.")]
 GenEventsPerUser = Annotated[int, typer.Option(help="Generator: events per user.")]
 LogFormat = Annotated[Optional[str], typer.Option("--format", help="Force the log format.")]
+RecentEvents = Annotated[
+    int, typer.Option(min=1, help="Newest positive events a warm-started version trains on.")
+]
 ModelPath = Annotated[
     Optional[Path], typer.Option(envvar="STREAMREC_MODEL_PATH", help="Model artifact directory.")
 ]
@@ -345,9 +348,7 @@ def train(
             "events instead of training from scratch: a new version in seconds."
         ),
     ] = None,
-    recent_events: Annotated[
-        int, typer.Option(min=1, help="With --warm-start: events to train on.")
-    ] = 10_000,
+    recent_events: RecentEvents = 10_000,
 ) -> None:
     """Train a model on an event log and write a versioned artifact.
 

@@ -15,6 +15,7 @@ from streams.cli import (
     GenItems,
     GenUsers,
     LogFormat,
+    RecentEvents,
     app,
     console,
     load_settings,
@@ -132,9 +133,7 @@ def evaluate(
             "events (seconds each), instead of retraining on everything from scratch."
         ),
     ] = False,
-    recent_events: Annotated[
-        int, typer.Option(min=1, help="Events a warm-started version trains on.")
-    ] = 10_000,
+    recent_events: RecentEvents = 10_000,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
     dim: Annotated[int, typer.Option(min=2, help="Embedding dimension.")] = 64,

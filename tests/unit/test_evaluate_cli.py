@@ -68,3 +68,19 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert bad_half_life.exit_code == 2 and "is not a duration" in bad_half_life.output
     no_data = runner.invoke(app, ["evaluate"])
     assert no_data.exit_code == 2 and "--data PATH or --generate" in no_data.output
+
+
+def test_warm_started_versions_through_the_cli(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--generate", "--users", "60", "--items", "80", "--events-per-user", "20",
+            "--model", "interest-mf", "--dim", "8", "--epochs", "2", "--retrain-every", "300",
+            "--warm-start", "--recent-events", "500", "--policy", "interest", "--half-life", "2ev",
+            "--out", str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "model versions: 4" in result.output  # at events 240 (end of warm-up), 540, 840, 1140
+    rows = json.loads((tmp_path / "prequential.json").read_text())
+    assert rows[0]["policy"] == "interest h=2ev" and rows[0]["ndcg@10"] > 0
