@@ -195,6 +195,9 @@ def evaluate(
         raise typer.BadParameter(f"unknown model {model!r}; one of {sorted(MODEL_KINDS)}")
     if (data is None) == (not generate):
         raise typer.BadParameter("give --data PATH or --generate (not both)")
+    if warm_start and (not retrain_every or artifact is not None):
+        raise typer.BadParameter("--warm-start updates trained versions: give --retrain-every N "
+                                 "and no --artifact")
     half_lives = [parse_half_life(h) for h in half_life or DEFAULT_HALF_LIVES]
     trending_s = parse_duration(trending_half_life)
     settings = load_settings(history_len=history_len, bootstrap=bootstrap)

@@ -66,6 +66,8 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert bad_policy.exit_code == 2 and "unknown policy" in bad_policy.output
     bad_half_life = runner.invoke(app, ["evaluate", "--generate", "--half-life", "soon"])
     assert bad_half_life.exit_code == 2 and "is not a duration" in bad_half_life.output
+    lone_warm_start = runner.invoke(app, ["evaluate", "--generate", "--warm-start"])
+    assert lone_warm_start.exit_code == 2 and "give --retrain-every N" in lone_warm_start.output
     no_data = runner.invoke(app, ["evaluate"])
     assert no_data.exit_code == 2 and "--data PATH or --generate" in no_data.output
 
