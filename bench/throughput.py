@@ -163,17 +163,18 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
             producer.produce(base.events_topic, encode_event(event), event.user_id.encode())
             producer.poll(0)
         producer.flush()
+        sent_in = len(events) + run.partitions  # canaries included
         if run.kind == "pipeline":
-            def expected() -> int:  # records the workers say they sent, canaries included
+            def drained() -> bool:  # every event applied and every record it caused read back
                 stats = [worker_stats(s.web_port) or {} for s in workers]
                 applied = sum(s.get("applied", 0) for s in stats)
-                return applied >= len(events) + run.partitions and sum(
-                    s.get("recommendations_out", 0) for s in stats)
+                sent = sum(s.get("recommendations_out", 0) for s in stats)
+                return applied >= sent_in and output.read() >= sent
         else:
-            def expected() -> int:
-                return len(events) + run.partitions
-        wait_for(lambda: output.read() >= (expected() or sys.maxsize), 600,
-                 f"{run.name}: the output of {len(events)} events", process=processes[0])
+            def drained() -> bool:
+                return output.read() >= sent_in
+        wait_for(drained, 600, f"{run.name}: the output of {len(events)} events",
+                 process=processes[0])
         cpu = sum(cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_before))
         batches = batch_figures([s.web_port for s in workers]) if run.kind == "pipeline" else {}
         profile = profiler.stop() if profiler else None

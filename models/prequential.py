@@ -334,18 +334,18 @@ def trainer(
     from models.artifact import load_recommender
     from models.train import train, update
 
-    previous: list[tuple[int, Path]] = []
+    last = 0  # events the newest version was fitted on; it lives in version_dir(workdir, last)
 
     def fit(events: Sequence[Event]) -> Recommender:
+        nonlocal last
         out = version_dir(workdir, len(events))
-        if warm_start and previous:
-            seen, before = previous[-1]
-            if len(events) <= seen:
-                raise ValueError(f"versions out of order: {len(events)} events after {seen}")
-            update(before, events, settings, config, out)
+        if warm_start and last:
+            if len(events) <= last:
+                raise ValueError(f"versions out of order: {len(events)} events after {last}")
+            update(version_dir(workdir, last), events, settings, config, out)
         else:
             train(events, settings, config, out, show_progress=show_progress)
-        previous.append((len(events), out))
+        last = len(events)
         return load_recommender(out)
 
     return fit

@@ -51,7 +51,7 @@ def test_recent_examples_are_the_newest_targets_in_their_users_full_context():
 
 
 def test_update_learns_a_new_item_from_the_newest_events(model_path, tmp_path):
-    old, old_ids, old_config = load_model(model_path)
+    _, old_ids, old_config = load_model(model_path)
     assert "fresh" not in old_ids
     history = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=30, seed=1))
     t0 = max(e.ts for e in history) + 1
