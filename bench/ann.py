@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from models.retrieval import AnnIndex, ExactIndex
-from streams.report import write_report
+from core.report import write_report
 
 
 def catalog(n: int, dim: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

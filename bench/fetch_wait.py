@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from streams.broker import admin, free_port, start_embedded_broker, stop_process
-from streams.report import write_report
+from core.report import write_report
 
 WAITS_MS = (1500, 500, 100, 10)
 

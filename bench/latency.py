@@ -27,9 +27,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import WorkerError, start_worker, wait_for, wait_until_ready
-from streams.events import encode_event
-from streams.generator import GeneratorConfig, generate
-from streams.report import write_report
+from core.events import encode_event
+from core.generator import GeneratorConfig, generate
+from core.report import write_report
 from streams.settings import Settings
 
 CATALOG = GeneratorConfig(n_users=2000, n_items=1682, events_per_user=40, seed=11)

@@ -26,8 +26,8 @@ from models.evaluation import leave_one_out, metrics_at, ranks
 from models.registry import MODEL_KINDS
 from models.scoring import Blend
 from models.train import TrainConfig, evaluate, fit, fit_ranker, reranked_ranks
-from streams.report import write_report
-from streams.sources import read_events
+from core.report import write_report
+from core.sources import read_events
 
 DATASETS = {
     "ml-100k": "ml-100k/u.data",

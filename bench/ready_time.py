@@ -31,10 +31,10 @@ from streams.broker import (
     stop_process,
 )
 from streams.cluster import start_worker, wait_until_ready
-from streams.codec import encode_state
-from streams.generator import GeneratorConfig, generate
-from streams.interest import UserState
-from streams.report import write_report
+from core.codec import encode_state
+from core.generator import GeneratorConfig, generate
+from core.interest import UserState
+from core.report import write_report
 from streams.settings import Settings
 
 PROFILES = {

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from models.retrieval import ExactIndex
-from streams.report import write_report
+from core.report import write_report
 
 DIM, K, SEEN = 64, 10, 20
 

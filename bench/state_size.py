@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from rocksdict import Options, Rdict
 
-from streams.codec import encode_state
-from streams.interest import UserState
-from streams.report import write_report
+from core.codec import encode_state
+from core.interest import UserState
+from core.report import write_report
 
 
 def measure(users: int, dim: int, history: int, seed: int = 0) -> dict:

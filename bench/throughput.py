@@ -32,9 +32,9 @@ from profiling import Profiler
 from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import settings_env, start_worker, wait_for, wait_until_ready, worker_stats
-from streams.events import Event, encode_event
-from streams.generator import GeneratorConfig, generate
-from streams.report import write_report
+from core.events import Event, encode_event
+from core.generator import GeneratorConfig, generate
+from core.report import write_report
 from streams.settings import Settings
 
 CATALOG = GeneratorConfig(n_users=2000, n_items=1682, events_per_user=40, seed=11)

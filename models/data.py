@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from streams.events import Event
+from core.events import Event
 
 
 @dataclass(frozen=True)

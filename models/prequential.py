@@ -20,8 +20,8 @@ import numpy as np
 from models.baselines import ItemKNN, OnlineMF, Popularity, StreamingPolicy
 from models.evaluation import gains_at
 from models.scoring import Recommender
-from streams.events import Event
-from streams.interest import UserState, rebase
+from core.events import Event
+from core.interest import UserState, rebase
 from streams.settings import Settings
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from streams.report import write_report
+from core.report import write_report
 
 NAME = "prequential"
 

@@ -37,8 +37,8 @@ from models.ranker import Ranker
 from models.registry import MODEL_KINDS
 from models.retrieval import ExactIndex
 from models.scoring import Blend
-from streams.events import Event
-from streams.interest import event_weight
+from core.events import Event
+from core.interest import event_weight
 from streams.settings import Settings
 
 
@@ -267,7 +267,7 @@ def warm_started(
 
 def decayed_interest(items: torch.Tensor, held_out: HeldOut, half_life_ms: float) -> torch.Tensor:
     """(C, D): each user's interest vector right after their last history item, exactly what
-    the worker's state holds at that point (the closed form in ``streams.interest``)."""
+    the worker's state holds at that point (the closed form in ``core.interest``)."""
     vectors = items.detach().numpy()
     rows = [
         (weights * 2.0 ** (-(times[-1] - times) / half_life_ms)).astype(np.float32) @ vectors[hist]

@@ -22,9 +22,9 @@ from faust.streams import _current_event
 from models.scoring import Recommendation, Recommender
 from streams import compat
 from streams.broker import USER_TABLE
-from streams.codec import CorruptState, decode_state, encode_state
-from streams.events import Event, InvalidEvent, parse_event
-from streams.interest import UserState, apply_event, decay_factor, event_weight
+from core.codec import CorruptState, decode_state, encode_state
+from core.events import Event, InvalidEvent, parse_event
+from core.interest import UserState, apply_event, decay_factor, event_weight
 from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
 from streams.publish import send_records
 from streams.settings import Settings

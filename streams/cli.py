@@ -240,7 +240,7 @@ def up(
 
 def _train_small_model(settings: Settings) -> None:
     from models.train import TrainConfig, train
-    from streams.generator import GeneratorConfig, generate
+    from core.generator import GeneratorConfig, generate
 
     console.print("model    none at the model path; training a small MF on generated events")
     events = generate(GeneratorConfig(n_users=200, events_per_user=50, seed=1))

@@ -183,9 +183,9 @@ def evaluate(
     from models.prequential_report import write_results
     from models.registry import MODEL_KINDS
     from models.train import TrainConfig
-    from streams.generator import GeneratorConfig
-    from streams.generator import generate as generate_events
-    from streams.sources import read_events
+    from core.generator import GeneratorConfig
+    from core.generator import generate as generate_events
+    from core.sources import read_events
 
     chosen = policy or list(POLICIES)
     unknown = sorted(set(chosen) - set(POLICIES))

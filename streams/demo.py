@@ -14,7 +14,7 @@ from rich.live import Live
 from streams.broker import ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_until_ready
 from streams.consumer import recommendation_records, render
-from streams.generator import GeneratorConfig, generate
+from core.generator import GeneratorConfig, generate
 from streams.producer import produce_events, progress_bar, to_message
 from streams.settings import Settings
 

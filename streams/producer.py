@@ -10,10 +10,10 @@ from kafka import KafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from streams.events import Event, InvalidEvent, encode_event, parse_event
-from streams.generator import GeneratorConfig, generate
+from core.events import Event, InvalidEvent, encode_event, parse_event
+from core.generator import GeneratorConfig, generate
 from streams.settings import Settings
-from streams.sources import detect_format, iter_jsonl, read_events
+from core.sources import detect_format, iter_jsonl, read_events
 
 Message = tuple[bytes | None, bytes]  # (key, value)
 

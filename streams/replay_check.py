@@ -20,7 +20,7 @@ from models.prequential import ModelVersions, ProductPolicy, Stream
 from streams.broker import ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_until_ready
 from streams.consumer import recommendation_records
-from streams.events import Event
+from core.events import Event
 from streams.producer import produce_events, to_message
 from streams.settings import Settings
 

@@ -36,7 +36,7 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small MF artifact trained on generated events (catalog i0..i199)."""
     from models.train import TrainConfig, train
-    from streams.generator import GeneratorConfig, generate
+    from core.generator import GeneratorConfig, generate
 
     out = tmp_path_factory.mktemp("model") / "mf"
     events = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=30, seed=1))

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams.events import Event, encode_event
+from core.events import Event, encode_event
 from streams.settings import Settings
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.train import TrainConfig, train
-from streams.generator import GeneratorConfig, generate
+from core.generator import GeneratorConfig, generate
 from streams.replay_check import check_through_kafka
 
 pytestmark = pytest.mark.integration

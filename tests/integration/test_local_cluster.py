@@ -18,7 +18,7 @@ import pytest
 
 from streams.broker import stop_process
 from streams.cluster import settings_env, wait_for
-from streams.generator import GeneratorConfig, generate
+from core.generator import GeneratorConfig, generate
 from streams.settings import Settings
 from tests.helpers import consume, event_messages, produce
 

@@ -12,7 +12,7 @@ import pytest
 from models.registry import MODEL_KINDS
 from models.train import TrainConfig, train
 from streams.cluster import wait_until_ready, worker_stats
-from streams.generator import GeneratorConfig, generate
+from core.generator import GeneratorConfig, generate
 from streams.settings import Settings
 from tests.helpers import consume, event_messages, produce
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
-from streams.generator import GeneratorConfig, generate
+from core.generator import GeneratorConfig, generate
 from streams.producer import produce_events
 from tests.helpers import consume, event_messages, item_vectors, reference_state
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from streams.codec import CorruptState, decode_state, encode_state
-from streams.interest import UserState
+from core.codec import CorruptState, decode_state, encode_state
+from core.interest import UserState
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=60)
 

@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from streams.events import Event, InvalidEvent, encode_event, parse_event
+from core.events import Event, InvalidEvent, encode_event, parse_event
 
 
 def raw(**fields) -> bytes:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from streams.app import apply_user_events
-from streams.events import Event
-from streams.interest import UserState, apply_event, decay_factor, event_weight
+from core.events import Event
+from core.interest import UserState, apply_event, decay_factor, event_weight
 from streams.settings import Settings
 
 H = 1000.0  # half-life, ms

@@ -18,9 +18,9 @@ from models.prequential import (
 )
 from streams.app import apply_user_events
 from streams.cli_evaluate import parse_duration, parse_half_life
-from streams.events import Event
-from streams.generator import GeneratorConfig, generate
-from streams.interest import UserState, rebase
+from core.events import Event
+from core.generator import GeneratorConfig, generate
+from core.interest import UserState, rebase
 from streams.settings import Settings
 
 

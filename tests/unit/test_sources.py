@@ -2,8 +2,8 @@ import gzip
 
 import pytest
 
-from streams.generator import GeneratorConfig, generate
-from streams.sources import read_events
+from core.generator import GeneratorConfig, generate
+from core.sources import read_events
 
 
 def test_movielens_formats_are_sorted_and_converted(tmp_path):

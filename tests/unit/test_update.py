@@ -14,8 +14,8 @@ from models.gru import GRU4Rec
 from models.prequential import ModelVersions, Stream, trainer
 from models.train import TrainConfig, update, warm_started
 from streams.cli import app
-from streams.events import Event
-from streams.generator import GeneratorConfig, generate
+from core.events import Event
+from core.generator import GeneratorConfig, generate
 from streams.settings import Settings
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.events import Event
+from core.events import Event
 
 _TYPES = np.array(["view", "click", "cart", "purchase"])
 _TYPE_P = np.array([0.62, 0.26, 0.08, 0.04])

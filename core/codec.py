@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from streams.interest import UserState
+from core.interest import UserState
 
 CODEC_VERSION = 2
 _HEADER = struct.Struct("<BHqIiqH")

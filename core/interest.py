@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from streams.events import Event
+from core.events import Event
 
 NO_POSITION = (-1, -1)
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import orjson
 
-from streams.events import Event, InvalidEvent, parse_event
+from core.events import Event, InvalidEvent, parse_event
 
 FORMATS = ("jsonl", "csv", "movielens-100k", "movielens-1m")
 
