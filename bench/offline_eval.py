@@ -21,13 +21,15 @@ from pathlib import Path
 
 import torch
 
-from models.data import interactions, popularity
-from models.evaluation import leave_one_out, metrics_at, ranks
-from models.registry import MODEL_KINDS
-from models.scoring import Blend
-from models.train import TrainConfig, evaluate, fit, fit_ranker, reranked_ranks
+from core.interest import InterestConfig
 from core.report import write_report
 from core.sources import read_events
+from models.blend import Blend
+from models.data import interactions, popularity
+from models.evaluation import held_out_metrics, leave_one_out, metrics_at, ranks
+from models.ranker_training import fit_ranker, reranked_ranks
+from models.registry import MODEL_KINDS
+from models.train import TrainConfig, fit
 
 DATASETS = {
     "ml-100k": "ml-100k/u.data",
@@ -74,7 +76,7 @@ def run(
             {
                 **shape,
                 "model": kind,
-                **evaluate(model, test),
+                **held_out_metrics(model, test),
                 "val_ndcg@10": best["val_ndcg@10"],
                 "train_s": round(seconds, 1),
                 "epochs": len(history),
@@ -85,8 +87,9 @@ def run(
         if with_ranker:
             started = time.perf_counter()
             blend = Blend(rerank_candidates=50)
-            ranker = fit_ranker(model, train_data, val, blend, half_life_ms, seed=config.seed)
-            rank = reranked_ranks(model, ranker, test, blend, half_life_ms)
+            interest = InterestConfig(half_life_ms=half_life_ms)
+            ranker = fit_ranker(model, train_data, val, blend, interest, seed=config.seed)
+            rank = reranked_ranks(model, ranker, test, blend, interest)
             rows.append(
                 {
                     **shape,

@@ -12,14 +12,51 @@ order, and replaying a log gives the state that living through it gave. ``h = in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from core.events import Event
 
 NO_POSITION = (-1, -1)
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "cart": 4.0,
+    "purchase": 8.0,
+    # A rating contributes weight * (value - rating_center): 5 stars pulls, 1 star pushes away.
+    "rating": 1.0,
+    "skip": -1.0,
+}
+
+
+@dataclass(frozen=True)
+class InterestConfig:
+    """What the interest state reads of the settings: how events weigh, decay and are kept.
+
+    The worker, the trainer and the evaluator all build user interest from this one object, so
+    a model is trained on the decay it is served with.
+    """
+
+    event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    rating_center: float = 3.0
+    half_life_ms: float = 7 * 86400 * 1000.0  # event time; inf = no decay
+    half_life_events: float | None = None  # if set, the clock is the user's own event count
+    history_len: int = 50  # recent items kept per user
+
+    def weight(self, event: Event) -> float:
+        return event_weight(event, self.event_weights, self.rating_center)
+
+    def decays(self, times: np.ndarray) -> np.ndarray:
+        """(T,) each of a user's time-ordered events' decay factor at the newest one: the
+        closed form of folding :func:`apply_event` over them (``2 ** (-age / h)``, the age in
+        event time, or in later events of the user with ``half_life_events``)."""
+        if self.half_life_events is not None:
+            later = np.arange(len(times) - 1, -1, -1, dtype=np.float64)
+            return 2.0 ** (-later / self.half_life_events)
+        return 2.0 ** (-(times[-1] - times) / self.half_life_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +157,43 @@ def rebase(
         if item_vec is not None:
             vector += np.float32(weight) * item_vec
     return replace(state, vector=vector)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An event and the user's state right after it: what its record is scored from."""
+
+    event: Event
+    position: tuple[int, int]
+    state: UserState
+
+
+def apply_user_events(
+    state: UserState,
+    events: Sequence[tuple[Event, tuple[int, int]]],
+    item_vector: Callable[[str], np.ndarray | None],
+    config: InterestConfig,
+) -> tuple[UserState, list[Snapshot], int]:
+    """Apply one user's events in arrival order; return (state, a snapshot per event, applied).
+
+    An event at or before the stored position was applied before a crash: it is not applied
+    again, but it still gets a snapshot (of the current state), because its record may have
+    been lost with the crash. So state is exactly-once and records at-least-once.
+    """
+    snapshots = []
+    applied = 0
+    for event, position in events:
+        if not state.has_applied(*position):
+            state = apply_event(
+                state,
+                event,
+                item_vector(event.item_id),
+                config.weight(event),
+                config.half_life_ms,
+                config.history_len,
+                position,
+                config.half_life_events,
+            )
+            applied += 1
+        snapshots.append(Snapshot(event, position, state))
+    return state, snapshots, applied

@@ -15,9 +15,10 @@ import torch
 
 from models.base import SequenceModel
 from models.ranker import RANKER_FILE, Ranker
-from models.registry import MODEL_KINDS
+from models.registry import model_kind
 from models.retrieval import ANN_FILE, AnnIndex
-from models.scoring import Blend, Recommender
+from models.blend import Blend
+from models.scoring import Recommender
 
 REQUIRED_FILES = ("weights.pt", "items.json", "config.json")
 
@@ -66,10 +67,10 @@ def read_config(path: Path) -> dict[str, Any]:
     if missing:
         raise ArtifactError(f"{path} is not a model artifact (missing {', '.join(missing)})")
     config = json.loads((path / "config.json").read_text())
-    if config.get("kind") not in MODEL_KINDS:
-        raise ArtifactError(
-            f"{path}: unknown model kind {config.get('kind')!r}; known: {sorted(MODEL_KINDS)}"
-        )
+    try:
+        model_kind(config.get("kind"))
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
     return config
 
 
@@ -96,7 +97,7 @@ def load_model(path: Path) -> tuple[SequenceModel, list[str], dict[str, Any]]:
     config = read_config(path)
     item_ids = json.loads((path / "items.json").read_text())
     state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
-    model = MODEL_KINDS[config["kind"]](**config["init"])
+    model = model_kind(config["kind"])(**config["init"])
     model.load_state_dict(state)
     return model.eval(), item_ids, config
 

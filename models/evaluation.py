@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from models.base import SequenceModel
 from models.data import Interactions, left_pad
 
 
@@ -90,3 +91,17 @@ def gains_at(rank: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
 
 def metrics_at(rank: np.ndarray, k: int = 10) -> dict[str, float]:
     return {name: float(v.mean()) if len(rank) else 0.0 for name, v in gains_at(rank, k).items()}
+
+
+def held_out_metrics(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, float]:
+    """Leave-one-out HR/NDCG/MRR@k of ``model`` on ``held_out``, by full ranking."""
+    model.eval()
+    device = model.item_bias.device
+    rank = ranks(
+        lambda h: model.score(model.encode_user(h)),
+        held_out,
+        model.max_len,
+        model.pad,
+        device=device,
+    )
+    return metrics_at(rank, k)

@@ -10,3 +10,12 @@ from models.sasrec import SASRec
 MODEL_KINDS: dict[str, type[SequenceModel]] = {
     cls.kind: cls for cls in (MatrixFactorization, InterestMF, GRU4Rec, SASRec)
 }
+
+
+def model_kind(name: str) -> type[SequenceModel]:
+    """The model class called ``name``: one check and one message for every place that takes a
+    kind by name (the CLI's --model, a training config, an artifact's config.json)."""
+    try:
+        return MODEL_KINDS[name]
+    except (KeyError, TypeError):  # TypeError: a kind that is not even a string
+        raise ValueError(f"unknown model {name!r}; one of {sorted(MODEL_KINDS)}") from None

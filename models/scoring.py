@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from models.base import SequenceModel
+from models.blend import Blend
 from models.retrieval import ExactIndex, Index
 
 
@@ -27,17 +28,6 @@ class Recommendation:
     item_ids: list[str]
     scores: list[float]
     because: list[list[tuple[str, float]]]  # per item: (recent item id, contribution), best first
-
-
-@dataclass(frozen=True)
-class Blend:
-    """How the scores combine: weights of the two query parts, candidates the ranker sees, and
-    how many recent items explain each recommendation."""
-
-    interest_weight: float = 1.0
-    sequence_weight: float = 1.0
-    rerank_candidates: int = 50
-    explain: int = 3
 
 
 class Recommender:

@@ -1,6 +1,6 @@
 """Train any model kind from an event log: next-item prediction, early stopping on time.
 
-Positives are events with weight > 0 under the settings (a click, a purchase, a rating above
+Positives are events with weight > 0 under the interest config (a click, a purchase, a rating above
 ``rating_center``). Each user's positives, in event-time order, are split leave-one-out: the
 second-to-last item validates (early stopping on NDCG@10, best epoch kept), the last one is the
 test reported in the artifact's metrics, the rest trains.
@@ -20,26 +20,15 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from torch.nn import functional as F
-
+from core.events import Event
+from core.interest import InterestConfig
 from models.artifact import load_model, save_artifact
 from models.base import SequenceModel
-from models.data import (
-    Interactions,
-    interactions,
-    left_pad,
-    popularity,
-    recent_examples,
-    training_windows,
-)
-from models.evaluation import HeldOut, leave_one_out, metrics_at, ranks
-from models.ranker import Ranker
-from models.registry import MODEL_KINDS
-from models.retrieval import ExactIndex
-from models.scoring import Blend
-from core.events import Event
-from core.interest import event_weight
-from streams.settings import Settings
+from models.blend import Blend
+from models.data import Interactions, interactions, recent_examples, training_windows
+from models.evaluation import HeldOut, held_out_metrics, leave_one_out, metrics_at
+from models.ranker_training import fit_ranker, reranked_ranks
+from models.registry import model_kind
 
 
 @dataclass(frozen=True)
@@ -59,19 +48,6 @@ class TrainConfig:
     ann_min_items: int = 100_000  # catalogs this large also get an HNSW index
     recent_events: int = 10_000  # an update trains on the targets among the newest this many
     update_passes: int = 1  # passes of an update over those
-
-
-def evaluate(model: SequenceModel, held_out: HeldOut, k: int = 10) -> dict[str, float]:
-    model.eval()
-    device = model.item_bias.device
-    rank = ranks(
-        lambda h: model.score(model.encode_user(h)),
-        held_out,
-        model.max_len,
-        model.pad,
-        device=device,
-    )
-    return metrics_at(rank, k)
 
 
 def train_epoch(
@@ -106,11 +82,9 @@ def fit(
 ) -> tuple[SequenceModel, list[dict[str, float]]]:
     """Train ``config.model`` on the sequences; return the best-on-validation model and history
     (each epoch's entry is also passed to ``on_epoch``)."""
-    if config.model not in MODEL_KINDS:
-        raise ValueError(f"unknown model {config.model!r}; one of {sorted(MODEL_KINDS)}")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = MODEL_KINDS[config.model](n_items=n_items, dim=config.dim, max_len=config.max_len)
+    model = model_kind(config.model)(n_items=n_items, dim=config.dim, max_len=config.max_len)
     model.to(config.device)
     inputs, targets = training_windows(train, config.max_len, model.pad)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -120,7 +94,7 @@ def fit(
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             loss = train_epoch(model, optimizer, inputs, targets, config, generator)
-            scores = evaluate(model, val)
+            scores = held_out_metrics(model, val)
             history.append(
                 {
                     "epoch": epoch,
@@ -148,13 +122,16 @@ def fit(
 
 def train(
     events: Sequence[Event],
-    settings: Settings,
+    interest: InterestConfig,
+    blend: Blend,
     config: TrainConfig,
     out: Path,
     show_progress: bool = True,
 ) -> tuple[str, dict[str, Any]]:
-    """Fit on an event log, save the artifact to ``out``, return (version, metrics)."""
-    data = positive_interactions(events, settings, config.min_count)
+    """Fit on an event log, save the artifact to ``out``, return (version, metrics). ``interest``
+    says which events are positives and how the ranker's interest vectors decay (as served);
+    ``blend`` is the query the ranker re-ranks."""
+    data = positive_interactions(events, interest, config.min_count)
     if len(data) < 10:
         raise ValueError(f"need at least 10 positive events to train, got {len(data)}")
     train_data, val, test = leave_one_out(data)
@@ -165,14 +142,13 @@ def train(
     best = max(history, key=lambda h: h["val_ndcg@10"])
     ranker, reranked = None, {}
     if config.ranker:
-        blend = settings.blend
-        ranker = fit_ranker(model, train_data, val, blend, settings.half_life_ms, seed=config.seed)
-        rank = reranked_ranks(model, ranker, test, blend, settings.half_life_ms)
+        ranker = fit_ranker(model, train_data, val, blend, interest, seed=config.seed)
+        rank = reranked_ranks(model, ranker, test, blend, interest)
         reranked = {f"test_reranked_{k}": v for k, v in metrics_at(rank).items()}
     seconds = time.perf_counter() - started
     metrics = {
         **{k: v for k, v in best.items() if k.startswith("val_")},
-        **{f"test_{k}": v for k, v in evaluate(model, test).items()},
+        **{f"test_{k}": v for k, v in held_out_metrics(model, test).items()},
         **reranked,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
@@ -189,13 +165,13 @@ def train(
 
 
 def positive_interactions(
-    events: Sequence[Event], settings: Settings, min_count: int = 1
+    events: Sequence[Event], interest: InterestConfig, min_count: int = 1
 ) -> Interactions:
-    """The events a model learns from: weight > 0 under the settings' event weights."""
+    """The events a model learns from: weight > 0 under the interest's event weights."""
     return interactions(
         events,
-        keep=lambda e: event_weight(e, settings.event_weights, settings.rating_center) > 0,
-        weight=lambda e: event_weight(e, settings.event_weights, settings.rating_center),
+        keep=lambda e: interest.weight(e) > 0,
+        weight=interest.weight,
         min_count=min_count,
     )
 
@@ -203,7 +179,7 @@ def positive_interactions(
 def update(
     previous: Path,
     events: Sequence[Event],
-    settings: Settings,
+    interest: InterestConfig,
     config: TrainConfig,
     out: Path,
 ) -> tuple[str, dict[str, Any]]:
@@ -216,7 +192,7 @@ def update(
     old, old_ids, old_config = load_model(previous)
     if config.model != old.kind:
         raise ValueError(f"cannot update a {old.kind} artifact as {config.model!r}")
-    data = positive_interactions(events, settings, config.min_count)
+    data = positive_interactions(events, interest, config.min_count)
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     model = warm_started(old, old_ids, data.item_ids).to(config.device)
@@ -263,113 +239,3 @@ def warm_started(
             model.items.weight[new_rows] = previous.items.weight[old_rows]
             model.item_bias[new_rows] = previous.item_bias[old_rows]
     return model
-
-
-def decayed_interest(items: torch.Tensor, held_out: HeldOut, half_life_ms: float) -> torch.Tensor:
-    """(C, D): each user's interest vector right after their last history item, exactly what
-    the worker's state holds at that point (the closed form in ``core.interest``)."""
-    vectors = items.detach().numpy()
-    rows = [
-        (weights * 2.0 ** (-(times[-1] - times) / half_life_ms)).astype(np.float32) @ vectors[hist]
-        for hist, times, weights in zip(held_out.histories, held_out.times, held_out.weights)
-    ]
-    return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, items.shape[1])
-
-
-def item_features(train: Interactions) -> torch.Tensor:
-    """(N, 2): log1p of training interactions, overall and in the last tenth of the time span."""
-    times = np.concatenate(train.times)
-    cutoff = times.max() - 0.1 * (times.max() - times.min())
-    overall = popularity(train.items, train.n_items)
-    recent = popularity([s[t >= cutoff] for s, t in zip(train.items, train.times)], train.n_items)
-    return torch.from_numpy(np.log1p(np.stack([overall, recent], axis=1)))
-
-
-@dataclass(frozen=True)
-class Candidates:
-    interest: torch.Tensor  # (C, D) normalised
-    user: torch.Tensor  # (C, D)
-    indices: torch.Tensor  # (C, K) best first
-    scores: torch.Tensor  # (C, K)
-
-
-def candidates(
-    model: SequenceModel, held_out: HeldOut, blend: Blend, half_life_ms: float
-) -> Candidates:
-    """The blended query's top ``blend.rerank_candidates`` per user, history excluded."""
-    with torch.inference_mode():
-        interest = F.normalize(decayed_interest(model.item_embeddings(), held_out, half_life_ms))
-        padded = torch.tensor(
-            [left_pad(h.tolist(), model.max_len, model.pad) for h in held_out.histories]
-        )
-        user = model.encode_user(padded)
-        query = blend.interest_weight * interest + blend.sequence_weight * user
-        index = ExactIndex(model.item_embeddings(), model.item_biases())
-        exclude = [h.tolist() for h in held_out.histories]
-        scores, indices = index.search(query, blend.rerank_candidates, exclude)
-    return Candidates(interest, user, indices, scores)
-
-
-def fit_ranker(
-    model: SequenceModel,
-    train: Interactions,
-    val: HeldOut,
-    blend: Blend,
-    half_life_ms: float,
-    steps: int = 300,
-    seed: int = 0,
-) -> Ranker:
-    """Train the ranker listwise on validation targets that are among the candidates."""
-    torch.manual_seed(seed)
-    ranker = Ranker(model.n_items, model.dim)
-    ranker.item_features.copy_(item_features(train))
-    cands = candidates(model, val, blend, half_life_ms)
-    found = cands.indices == torch.from_numpy(val.targets)[:, None]  # (C, K)
-    rows = torch.nonzero(found.any(dim=1)).squeeze(1)
-    labels = found[rows].float().argmax(dim=1)
-    with torch.no_grad():
-        x = ranker.features(
-            cands.interest[rows],
-            cands.user[rows],
-            model.item_embeddings(),
-            model.item_biases(),
-            cands.indices[rows],
-        )
-    base = cands.scores[rows]
-    # A fifth of the examples decides when to stop: the rest are too few to trust blindly.
-    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
-    held, fit_rows = order[: len(order) // 5], order[len(order) // 5 :]
-    optimizer = torch.optim.Adam(ranker.parameters(), lr=3e-3, weight_decay=1e-4)
-    with torch.no_grad():
-        best = F.cross_entropy(ranker(x[held], base[held]), labels[held]).item()
-    best_state = {k: v.clone() for k, v in ranker.state_dict().items()}
-    for step in range(steps):
-        loss = F.cross_entropy(ranker(x[fit_rows], base[fit_rows]), labels[fit_rows])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            held_loss = F.cross_entropy(ranker(x[held], base[held]), labels[held]).item()
-        if held_loss < best:
-            best, best_state = held_loss, {k: v.clone() for k, v in ranker.state_dict().items()}
-    ranker.load_state_dict(best_state)
-    return ranker.eval()
-
-
-def reranked_ranks(
-    model: SequenceModel, ranker: Ranker, held_out: HeldOut, blend: Blend, half_life_ms: float
-) -> np.ndarray:
-    """Rank of each target after re-ranking; targets outside the candidates rank last."""
-    cands = candidates(model, held_out, blend, half_life_ms)
-    with torch.inference_mode():
-        _, order = ranker.rerank(
-            cands.interest,
-            cands.user,
-            model.item_embeddings(),
-            model.item_biases(),
-            cands.scores,
-            cands.indices,
-            cands.indices.shape[1],
-        )
-    found = order == torch.from_numpy(held_out.targets)[:, None]
-    return torch.where(found.any(dim=1), found.float().argmax(dim=1), model.n_items).numpy()

@@ -1,24 +1,23 @@
-"""The one settings object: read once from env (``STREAMREC_*``) and CLI flags, then passed down."""
+"""The one settings object, frozen and passed down; only the CLI reads env (``STREAMREC_*``).
+
+``Settings(...)`` takes exactly what it is given: a developer's shell cannot change what the
+demo, a test or the evaluator's copies run with. The CLI's ``SettingsFromEnv`` (streams/cli)
+turns the env source on, once, at the entry point; ``--help`` names each option's variable.
+Each layer below takes the small config it reads (:attr:`Settings.interest`, :attr:`Settings.blend`).
+"""
 
 from __future__ import annotations
 
 import math
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 2.0,
-    "cart": 4.0,
-    "purchase": 8.0,
-    # A rating contributes weight * (value - rating_center): 5 stars pulls, 1 star pushes away.
-    "rating": 1.0,
-    "skip": -1.0,
-}
+from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
+from models.blend import Blend
 
 
 class Settings(BaseSettings):
@@ -88,6 +87,19 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(6.0, gt=0)
 
+    # Off here: Settings(...) is exactly what it is given. The CLI's SettingsFromEnv turns it on.
+    reads_env: ClassVar[bool] = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        **other_sources: PydanticBaseSettingsSource,  # .env and secrets files: never read
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings) if cls.reads_env else (init_settings,)
+
     @field_validator("event_weights")
     @classmethod
     def _weights_finite(cls, weights: dict[str, float]) -> dict[str, float]:
@@ -97,11 +109,19 @@ class Settings(BaseSettings):
         return weights
 
     @property
-    def blend(self) -> "Blend":  # noqa: F821
-        from models.scoring import Blend
-
+    def blend(self) -> Blend:
         return Blend(
             self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain
+        )
+
+    @property
+    def interest(self) -> InterestConfig:
+        return InterestConfig(
+            dict(self.event_weights),
+            self.rating_center,
+            self.half_life_ms,
+            self.half_life_events,
+            self.history_len,
         )
 
     @property

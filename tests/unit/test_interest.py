@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
-from streams.app import apply_user_events
 from core.events import Event
-from core.interest import UserState, apply_event, decay_factor, event_weight
-from streams.settings import Settings
+from core.interest import (
+    DEFAULT_EVENT_WEIGHTS,
+    InterestConfig,
+    UserState,
+    apply_event,
+    apply_user_events,
+    decay_factor,
+    event_weight,
+)
 
 H = 1000.0  # half-life, ms
 
@@ -60,7 +66,7 @@ def test_infinite_half_life_never_forgets():
 
 
 def test_skip_subtracts_and_rating_is_centred():
-    weights = Settings().event_weights
+    weights = DEFAULT_EVENT_WEIGHTS
     assert event_weight(ev(0, kind="skip"), weights, 3.0) < 0
     assert event_weight(ev(0, kind="rating", value=5.0), weights, 3.0) == 2.0
     assert event_weight(ev(0, kind="rating", value=1.0), weights, 3.0) == -2.0
@@ -115,12 +121,12 @@ def test_decay_factor_half_life_property():
 
 def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
     vectors = {"a": np.ones(2, np.float32)}
-    settings = Settings(half_life_s=1.0)
+    config = InterestConfig(half_life_ms=1000.0)
     batch = [(ev(0), (0, 5)), (ev(10), (0, 6)), (ev(20), (0, 7))]
-    state, snapshots, applied = apply_user_events(UserState.empty(2), batch, vectors.get, settings)
+    state, snapshots, applied = apply_user_events(UserState.empty(2), batch, vectors.get, config)
     assert applied == 3 and len(snapshots) == 3 and state.position == (0, 7)
     replay = batch + [(ev(30), (0, 8))]
-    again, snapshots, applied = apply_user_events(state, replay, vectors.get, settings)
+    again, snapshots, applied = apply_user_events(state, replay, vectors.get, config)
     assert applied == 1 and again.count == 4 and again.position == (0, 8)
     # a replayed event's record is scored from the state as it stands, not re-applied
     assert [s.position for s in snapshots] == [(0, 5), (0, 6), (0, 7), (0, 8)]
