@@ -12,11 +12,14 @@ import math
 
 import numpy as np
 
+from models.stream import Stream
+
 
 class StreamingPolicy:
     """Ranks ``scores(user, ts)`` over the items seen so far, minus the user's own items."""
 
     name = "policy"
+    train_seconds = 0.0  # learns as it goes: no model to train apart
 
     def __init__(self, n_users: int, n_items: int) -> None:
         self.n_items = n_items
@@ -29,10 +32,9 @@ class StreamingPolicy:
     def learn(self, user: int, item: int, ts: int) -> None:
         raise NotImplementedError
 
-    def run(
-        self, users: np.ndarray, items: np.ndarray, ts: np.ndarray, tested: np.ndarray, k: int
-    ) -> np.ndarray:
+    def run(self, stream: Stream, k: int) -> np.ndarray:
         """Test-then-learn over the stream; (tested events, k) item rows, -1 where none."""
+        users, items, ts, tested = stream.users, stream.items, stream.ts, stream.tested
         out = np.full((int(tested.sum()), k), -1, dtype=np.int64)
         row = 0
         for n in range(len(users)):

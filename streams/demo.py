@@ -75,7 +75,9 @@ def run_demo(
         # Train on other users of the same catalog than the ones we replay.
         history = generate(GeneratorConfig(n_users=users, events_per_user=events_per_user, seed=1))
         config = TrainConfig(model=model, dim=settings.dim, epochs=30)
-        version, metrics = train(history, settings, config, settings.model_path)
+        version, metrics = train(
+            history, settings.interest, settings.blend, config, settings.model_path
+        )
         console.print(
             f"[bold]model[/]   {model} {version}, test HR@10 {metrics['test_hr@10']:.3f}, "
             f"trained in {metrics['train_seconds']} s"

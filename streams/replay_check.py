@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from models.artifact import load_recommender
-from models.prequential import ModelVersions, ProductPolicy, Stream
+from models.product import ModelVersions, ProductPolicy
+from models.stream import Stream
 from streams.broker import ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_until_ready
 from streams.consumer import recommendation_records
@@ -46,7 +47,8 @@ def evaluator_lists(
     recommender = load_recommender(model_path)
     stream = Stream.of(events, warmup=0.0, catalog=recommender.item_ids)
     versions = ModelVersions(lambda _: recommender, stream, first=0)
-    lists = ProductPolicy("product", versions, settings).run(stream, settings.top_k)
+    product = ProductPolicy("product", versions, settings.interest, settings.blend)
+    lists = product.run(stream, settings.top_k)
     previous: dict[str, str] = {}
     out = {}
     row = 0

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from models.baselines import ItemKNN, OnlineMF, Popularity, top_k
+from models.stream import Stream
 
 HOUR = 3_600_000
 
@@ -14,7 +15,7 @@ HOUR = 3_600_000
 def run(policy, stream, k=3):
     users, items, ts = (np.array(c) for c in zip(*stream))
     tested = np.ones(len(stream), dtype=bool)
-    return policy.run(users, items, ts, tested, k)
+    return policy.run(Stream([], users, items, ts, [], tested), k)
 
 
 def test_top_k_orders_breaks_ties_by_index_and_pads():

@@ -5,23 +5,16 @@ import math
 
 import numpy as np
 import pytest
-import typer
 
-from models.artifact import load_recommender
-from models.prequential import (
-    HalfLife,
-    ModelVersions,
-    ProductPolicy,
-    Stream,
-    _gains,
-    positives,
-)
-from streams.app import apply_user_events
-from streams.cli_evaluate import parse_duration, parse_half_life
+from core.durations import format_duration, parse_duration
 from core.events import Event
 from core.generator import GeneratorConfig, generate
-from core.interest import UserState, rebase
-from streams.settings import Settings
+from core.interest import InterestConfig, UserState, apply_user_events, rebase
+from models.artifact import load_recommender
+from models.blend import Blend
+from models.prequential import _gains
+from models.product import HalfLife, ModelVersions, ProductPolicy
+from models.stream import Stream, positives
 
 
 def ev(user, item, ts, value=None):
@@ -61,18 +54,18 @@ def stream():
 
 def test_product_lists_do_not_depend_on_batching(stream, model_path):
     versions = ModelVersions(lambda _: load_recommender(model_path), stream)
-    settings = Settings(history_len=10)
-    one = ProductPolicy("p", versions, settings, batch=1).run(stream, 5)
-    many = ProductPolicy("p", versions, settings, batch=4096).run(stream, 5)
+    interest = InterestConfig(history_len=10)
+    one = ProductPolicy("p", versions, interest, Blend(), batch=1).run(stream, 5)
+    many = ProductPolicy("p", versions, interest, Blend(), batch=4096).run(stream, 5)
     assert (one == many).all()
 
 
 def test_product_list_is_the_workers_top_k_after_the_users_previous_event(stream, model_path):
-    settings = Settings(history_len=10)
-    rec = load_recommender(model_path, settings.blend)
+    interest = InterestConfig(history_len=10)
+    rec = load_recommender(model_path, Blend())
     stream = Stream.of(stream.events, 0.3, catalog=rec.item_ids)
     versions = ModelVersions(lambda _: rec, stream, first=0)
-    lists = ProductPolicy("p", versions, settings).run(stream, 5)
+    lists = ProductPolicy("p", versions, interest, Blend()).run(stream, 5)
     states, row = {}, 0
     for n, event in enumerate(stream.events):
         state = states.get(event.user_id) or UserState.empty(rec.dim)
@@ -81,7 +74,7 @@ def test_product_list_is_the_workers_top_k_after_the_users_previous_event(stream
             assert [stream.item_ids[i] for i in lists[row]] == want.item_ids
             row += 1
         states[event.user_id] = apply_user_events(
-            state, [(event, (0, n))], rec.item_vector, settings
+            state, [(event, (0, n))], rec.item_vector, interest
         )[0]
     assert row == stream.tested.sum()
 
@@ -94,11 +87,11 @@ def test_each_model_version_is_trained_only_on_the_events_before_it(stream, mode
         return load_recommender(model_path)
 
     versions = ModelVersions(fit, stream, retrain_every=100)
-    ProductPolicy("p", versions, Settings()).run(stream, 5)
+    ProductPolicy("p", versions, InterestConfig(), Blend()).run(stream, 5)
     first = int(np.argmax(stream.tested))
     assert seen_lengths == list(range(first, len(stream.events), 100)) == versions.starts
     # a second policy reuses the fitted versions
-    ProductPolicy("q", versions, Settings()).run(stream, 5)
+    ProductPolicy("q", versions, InterestConfig(), Blend()).run(stream, 5)
     assert len(seen_lengths) == len(versions.starts)
 
 
@@ -106,11 +99,11 @@ def test_rebase_rebuilds_the_vector_in_another_models_space(model_path):
     rec = load_recommender(model_path)
     other = {i: np.roll(rec.item_vector(i), 1) for i in rec.item_ids}  # a different space
     events = [ev("u", f"i{n}", n * 1000) for n in range(8)]
-    settings = Settings(history_len=10, half_life_s=3.0)
+    interest = InterestConfig(history_len=10, half_life_ms=3000.0)
     in_old, in_new = UserState.empty(rec.dim), UserState.empty(rec.dim)
     for n, event in enumerate(events):
-        in_old = apply_user_events(in_old, [(event, (0, n))], rec.item_vector, settings)[0]
-        in_new = apply_user_events(in_new, [(event, (0, n))], other.get, settings)[0]
+        in_old = apply_user_events(in_old, [(event, (0, n))], rec.item_vector, interest)[0]
+        in_new = apply_user_events(in_new, [(event, (0, n))], other.get, interest)[0]
     np.testing.assert_allclose(rebase(in_old, other.get, rec.dim).vector, in_new.vector, rtol=1e-5)
 
 
@@ -118,16 +111,19 @@ def test_durations_parse_with_units_and_reject_nonsense():
     assert parse_duration("90") == 90 and parse_duration("15min") == 900
     assert parse_duration("6h") == 6 * 3600 and parse_duration("7d") == 7 * 86400
     assert math.isinf(parse_duration("inf"))
-    for bad in ("soon", "-1h", "0"):
-        with pytest.raises(typer.BadParameter):
+    for bad in ("soon", "-1h", "0", "nan"):
+        with pytest.raises(ValueError):
             parse_duration(bad)
+    for seconds in (90.0, 900.0, 6 * 3600.0, 1.5 * 86400, math.inf):
+        assert parse_duration(format_duration(seconds)) == seconds
 
 
 def test_half_lives_in_events_or_time():
-    assert parse_half_life("20ev") == HalfLife(events=20.0)
-    assert parse_half_life("6h") == HalfLife(seconds=6 * 3600.0)
-    assert parse_half_life("inf").label == "inf" and not parse_half_life("inf").forgets
-    assert parse_half_life("20ev").applied_to(Settings()).half_life_events == 20.0
-    for bad in ("xev", "0ev"):
-        with pytest.raises(typer.BadParameter):
-            parse_half_life(bad)
+    assert HalfLife.parse("20ev") == HalfLife(events=20.0)
+    assert HalfLife.parse("6h") == HalfLife(seconds=6 * 3600.0)
+    assert HalfLife.parse("inf").label == "inf" and not HalfLife.parse("inf").forgets
+    assert HalfLife.parse("20ev").applied_to(InterestConfig()).half_life_events == 20.0
+    assert HalfLife.parse("6h").applied_to(InterestConfig()).half_life_ms == 6 * 3600 * 1000.0
+    for bad in ("xev", "0ev", "soon"):
+        with pytest.raises(ValueError):
+            HalfLife.parse(bad)

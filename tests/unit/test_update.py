@@ -11,12 +11,14 @@ from typer.testing import CliRunner
 from models.artifact import load_model, load_recommender
 from models.data import interactions, recent_examples
 from models.gru import GRU4Rec
-from models.prequential import ModelVersions, Stream, trainer
+from models.product import ModelVersions, trainer
+from models.stream import Stream
 from models.train import TrainConfig, update, warm_started
 from streams.cli import app
 from core.events import Event
 from core.generator import GeneratorConfig, generate
-from streams.settings import Settings
+from core.interest import InterestConfig
+from models.blend import Blend
 
 
 def click(user, item, ts):
@@ -59,7 +61,7 @@ def test_update_learns_a_new_item_from_the_newest_events(model_path, tmp_path):
                                           click(f"n{u}", "fresh", t0 + 2 * u + 1))]
     config = TrainConfig(model="mf", dim=16, recent_events=len(new), update_passes=30, lr=0.01)
     out = tmp_path / "updated"
-    version, metrics = update(model_path, history + new, Settings(), config, out)
+    version, metrics = update(model_path, history + new, InterestConfig(), config, out)
     assert metrics["warm_start_from"] == old_config["version"] != version
     assert metrics["examples"] == 40  # one per user: i7 -> fresh
     assert metrics["losses"][-1] < metrics["losses"][0]
@@ -73,7 +75,7 @@ def test_warm_started_versions_follow_the_stream(tmp_path):
     events = generate(GeneratorConfig(n_users=40, n_items=100, events_per_user=15, seed=2))
     stream = Stream.of(events, 0.3)
     config = TrainConfig(model="interest-mf", dim=8, epochs=2, ranker=False, recent_events=50)
-    fit = trainer(Settings(), config, tmp_path, warm_start=True)
+    fit = trainer(InterestConfig(), Blend(), config, tmp_path, warm_start=True)
     versions = ModelVersions(fit, stream, retrain_every=150)
     configs = []
     for start in versions.starts:

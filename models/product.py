@@ -1,0 +1,229 @@
+"""The product as the prequential evaluator runs it: the worker's own update and scoring code.
+
+:class:`ProductPolicy` folds each event into its user's state with
+:func:`core.interest.apply_user_events` and ranks with :meth:`Recommender.top_k`, so the list
+tested before event n is exactly the record the worker emitted after the user's previous event
+(streams/replay_check.py proves it through a broker). :class:`ModelVersions` is the model the
+product serves at each point of the stream, as a trainer would publish it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.durations import format_duration, parse_duration
+from core.events import Event
+from core.interest import InterestConfig, UserState, apply_user_events, rebase
+from models.artifact import load_recommender
+from models.blend import Blend
+from models.scoring import Recommender
+from models.stream import Stream
+from models.train import TrainConfig, train, update
+
+
+class ModelVersions:
+    """The model the product serves at each point of the stream: trained on the warm-up, then
+    a new version from everything before every ``retrain_every`` events (each version is what a
+    trainer would publish and a worker hot-swap). Shared by the product policies, fit once."""
+
+    def __init__(
+        self,
+        fit: Callable[[Sequence[Event]], Recommender],
+        stream: Stream,
+        retrain_every: int | None = None,
+        first: int | None = None,
+    ) -> None:
+        """``first``: where the first version starts serving; default the end of warm-up."""
+        self.fit = fit
+        start = int(np.argmax(stream.tested)) if first is None else first
+        step = retrain_every or len(stream.events)
+        self.starts = list(range(start, len(stream.events), step))
+        self._fitted: dict[int, Recommender] = {}
+        self.train_seconds = 0.0
+        self.stream = stream
+
+    def at(self, start: int) -> Recommender:
+        if start not in self._fitted:
+            began = time.perf_counter()
+            self._fitted[start] = self.fit(self.stream.events[:start])
+            self.train_seconds += time.perf_counter() - began
+        return self._fitted[start]
+
+
+class ProductPolicy:
+    """The worker's update and scoring code, fed one event at a time in stream order.
+
+    User states only depend on the user's own events and the model is fixed between versions,
+    so the lists are scored in batches of tested events without changing any of them. At a new
+    model version every state's vector is rebuilt in the new space (:func:`rebase`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        versions: ModelVersions,
+        interest: InterestConfig,
+        blend: Blend,
+        sequence: bool = True,
+        batch: int = 1024,
+    ) -> None:
+        self.name = name
+        self.versions = versions
+        self.interest = interest
+        self.blend = replace(blend, explain=0)
+        if not sequence:
+            self.blend = replace(self.blend, sequence_weight=0.0)
+        self.sequence = sequence
+        self.batch = batch
+
+    @property
+    def train_seconds(self) -> float:
+        """Training so far, shared by every policy of these versions (the first to ask trains)."""
+        return self.versions.train_seconds
+
+    def serving(self, start: int) -> Recommender:
+        """The version at ``start``, as this policy blends it."""
+        base = self.versions.at(start)
+        ranker = base.ranker if self.sequence else None
+        return Recommender(base.model, base.item_ids, base.version, self.blend, base.search, ranker)
+
+    def run(self, stream: Stream, k: int) -> np.ndarray:
+        """(tested events, k) stream item indices, -1 where the list is shorter."""
+        stream_index = {item: n for n, item in enumerate(stream.item_ids)}
+        states: dict[str, UserState] = {}
+        pending: list[UserState] = []
+        out = np.full((int(stream.tested.sum()), k), -1, dtype=np.int64)
+        done = 0
+        rec = to_stream_item = None
+
+        def flush() -> None:
+            nonlocal done
+            if not pending:
+                return
+            recs = rec.top_k(np.stack([s.vector for s in pending]), [s.recent for s in pending], k)
+            for rec_row in recs:
+                rows = [rec.index[i] for i in rec_row.item_ids]
+                out[done, : len(rows)] = to_stream_item[rows]
+                done += 1
+            pending.clear()
+
+        swaps = set(self.versions.starts)
+        for n, event in enumerate(stream.events):
+            if n in swaps:
+                flush()
+                rec = self.serving(n)
+                to_stream_item = np.array(
+                    [stream_index.get(i, -1) for i in rec.item_ids], dtype=np.int64
+                )
+                states = {u: rebase(s, rec.item_vector, rec.dim) for u, s in states.items()}
+            # before the first version (warm-up) states keep recent items and weights, no vector
+            state = states.get(event.user_id) or UserState.empty(rec.dim if rec else 1)
+            if stream.tested[n]:
+                pending.append(state)
+                if len(pending) == self.batch:
+                    flush()
+            states[event.user_id], _, _ = apply_user_events(
+                state, [(event, (0, n))], rec.item_vector if rec else _no_vector, self.interest
+            )
+        flush()
+        return out
+
+
+def _no_vector(item_id: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class HalfLife:
+    """A decay setting to sweep: event-time seconds, or a count of the user's own events."""
+
+    seconds: float = math.inf
+    events: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HalfLife:
+        """``20ev`` is 20 of the user's own events; anything else a duration (``6h``, ``inf``).
+        Raises ValueError saying what is wrong."""
+        text = text.strip().lower()
+        if not text.endswith("ev"):
+            return cls(seconds=parse_duration(text))
+        try:
+            events = float(text[:-2])
+        except ValueError:
+            raise ValueError(f"{text!r} is not a count of events like 20ev") from None
+        if not events > 0:
+            raise ValueError(f"a half-life must be positive, got {text!r}")
+        return cls(events=events)
+
+    @property
+    def label(self) -> str:
+        return f"{self.events:g}ev" if self.events is not None else format_duration(self.seconds)
+
+    @property
+    def forgets(self) -> bool:
+        return self.events is not None or math.isfinite(self.seconds)
+
+    def applied_to(self, interest: InterestConfig) -> InterestConfig:
+        return replace(interest, half_life_ms=self.seconds * 1000.0, half_life_events=self.events)
+
+
+def product_policies(
+    versions: ModelVersions,
+    interest: InterestConfig,
+    blend: Blend,
+    half_lives: Sequence[HalfLife],
+    kind: str,
+) -> list[ProductPolicy]:
+    """The interest vector alone at each half-life (h = inf is the no-decay baseline), and the
+    full product (interest + sequence model + ranker) at each one that forgets."""
+    policies = [
+        ProductPolicy(
+            f"interest h={h.label}", versions, h.applied_to(interest), blend, sequence=False
+        )
+        for h in half_lives
+    ]
+    policies += [
+        ProductPolicy(f"interest + {kind} h={h.label}", versions, h.applied_to(interest), blend)
+        for h in half_lives
+        if h.forgets
+    ]
+    return policies
+
+
+def trainer(
+    interest: InterestConfig,
+    blend: Blend,
+    config: TrainConfig,
+    workdir: Path,
+    show_progress: bool = False,
+    warm_start: bool = False,
+) -> Callable[[Sequence[Event]], Recommender]:
+    """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving.
+    With ``warm_start`` every version after the first is an :func:`~models.train.update` of
+    the one before (so versions must be asked for in stream order, as the policies do)."""
+    last = 0  # events the newest version was fitted on; it lives in version_dir(workdir, last)
+
+    def fit(events: Sequence[Event]) -> Recommender:
+        nonlocal last
+        out = version_dir(workdir, len(events))
+        if warm_start and last:
+            if len(events) <= last:
+                raise ValueError(f"versions out of order: {len(events)} events after {last}")
+            update(version_dir(workdir, last), events, interest, config, out)
+        else:
+            train(events, interest, blend, config, out, show_progress=show_progress)
+        last = len(events)
+        return load_recommender(out)
+
+    return fit
+
+
+def version_dir(workdir: Path, n_events: int) -> Path:
+    """Where :func:`trainer` keeps the version trained on the first ``n_events``."""
+    return workdir / f"after-{n_events}-events"
