@@ -1,4 +1,8 @@
-"""Make Faust correct and prompt on the embedded broker (Tansu) too.
+"""Every private Faust API the project uses, in one place, and the fixes that need them.
+
+Checked against faust-streaming 0.15.3 (:data:`FAUST_VERSION`; tests/unit/test_compat.py pins
+each use, so an upgrade fails there first). Two fixes make Faust correct and prompt on the
+embedded broker (Tansu) too; three accessors reach what Faust keeps private.
 
 1. Fetch wait. Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no way to change
 it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
@@ -19,11 +23,16 @@ Fetch response's high watermark; on Apache Kafka they agree, so this changes not
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, Mapping
 
-from aiokafka import AIOKafkaConsumer
+import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types import TP
+from faust.types import TP, EventT, ProducerT
+
+FAUST_VERSION = "0.15.3"  # what every private use below was read against
 
 _listed_highwaters = AIOKafkaConsumerThread._highwaters
 _create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
@@ -73,3 +82,24 @@ def install(fetch_max_wait_ms: int | None = None) -> None:
     _fetch_max_wait_ms = fetch_max_wait_ms
     AIOKafkaConsumerThread._highwaters = _highwaters
     AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer
+
+
+def bind_current_event(event: EventT) -> None:
+    """Make ``event`` Faust's current event.
+
+    A Faust table routes each read and write (RocksDB partition and changelog partition) by the
+    current event, and ``take_events`` leaves only the batch's last one current. Binding each
+    user's own event keeps state in the partition its events come from.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+def kafka_producer(producer: ProducerT) -> AIOKafkaProducer:
+    """The started aiokafka producer behind ``app.producer`` (raises ``NotReady`` before)."""
+    return producer._ensure_producer()
+
+
+def rocksdb_partitions(table: faust.Table) -> Mapping[int, Any]:
+    """The table's open RocksDB partitions (partition -> ``rocksdict.Rdict``); empty for any
+    other store."""
+    return getattr(table.data, "_dbs", {})

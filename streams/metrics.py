@@ -7,9 +7,10 @@ registry, so several workers in one process (tests) never share series.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -77,6 +78,13 @@ class WorkerMetrics(Collector):
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
             registry=self.registry,
         )
+
+    def observe_sent(self, produced: Iterable[float]) -> None:
+        """End-to-end latency of events produced at ``produced`` (Kafka timestamps, s) whose
+        records were just sent."""
+        sent_at = time.time()
+        for produced_ts in produced:
+            self.latency.observe(max(0.0, sent_at - produced_ts))
 
     def collect(self) -> Iterator[Any]:
         stats = self.stats

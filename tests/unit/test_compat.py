@@ -1,12 +1,29 @@
-"""The worker's consumer fetch wait comes from the settings, not Faust's fixed 1500 ms."""
+"""streams.compat: the Faust version its private uses were read against, and each use still works.
+
+An upgrade of faust-streaming fails here first; recheck streams/compat.py against the new source.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import weakref
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
 
 import faust
+import faust.stores.rocksdb
+import faust.streams
+import pytest
+from faust.exceptions import NotReady
 
 from streams import compat
+from streams.views import table_size
+
+
+def test_the_installed_faust_is_the_one_compat_was_checked_against():
+    assert version("faust-streaming") == compat.FAUST_VERSION == "0.15.3"
 
 
 def test_worker_consumer_uses_the_configured_fetch_wait():
@@ -24,3 +41,62 @@ def test_worker_consumer_uses_the_configured_fetch_wait():
         assert asyncio.run(created_wait(None)) == 1500  # Faust's own value when not configured
     finally:
         compat.install(None)
+
+
+@dataclass
+class FakeMessage:
+    partition: int
+    topic: str = "events"
+    offset: int = 0
+
+
+@dataclass(eq=False)
+class FakeEvent:
+    message: FakeMessage
+
+
+def test_binding_makes_the_event_current_where_tables_look_for_it():
+    assert isinstance(faust.streams._current_event, contextvars.ContextVar)
+    assert faust.stores.rocksdb.current_event is faust.streams.current_event  # how stores route
+    event = FakeEvent(FakeMessage(partition=3))
+
+    def bound() -> object:
+        compat.bind_current_event(event)
+        assert isinstance(faust.streams._current_event.get(), weakref.ref)
+        return faust.streams.current_event()
+
+    assert contextvars.copy_context().run(bound) is event
+    assert faust.streams.current_event() is None  # the binding stayed in its context
+
+
+def test_a_bound_event_routes_rocksdb_writes_to_its_partition_and_size_counts_them(tmp_path: Path):
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="rocksdb://",
+                    datadir=str(tmp_path))  # fmt: skip
+    table = app.Table("users", partitions=4, key_type=bytes, value_type=bytes,
+                      options={"driver": "rocksdict"})  # fmt: skip
+    assert dict(compat.rocksdb_partitions(table)) == {}
+
+    def write(partition: int, key: bytes) -> None:
+        event = FakeEvent(FakeMessage(partition))  # held: Faust keeps only a weak reference
+        compat.bind_current_event(event)
+        table.data[key] = b"state"  # the store, not the table: no changelog, no producer
+
+    for partition, key in ((1, b"u1"), (1, b"u2"), (3, b"u3")):
+        contextvars.copy_context().run(write, partition, key)
+    assert sorted(compat.rocksdb_partitions(table)) == [1, 3]
+    assert table_size(table) == 3
+
+
+def test_the_kafka_producer_behind_fausts_is_reached_and_not_ready_before_start():
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
+    with pytest.raises(NotReady):
+        compat.kafka_producer(app.producer)
+    sentinel = object()
+    app.producer._producer = sentinel  # what on_start sets to the started aiokafka producer
+    assert compat.kafka_producer(app.producer) is sentinel
+
+
+def test_a_memory_table_has_no_rocksdb_partitions():
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("users", partitions=2)
+    assert compat.rocksdb_partitions(table) == {} and table_size(table) == 0

@@ -1,0 +1,235 @@
+"""The agent's micro-batch, step by step: parse -> apply to user state -> score -> records.
+
+Each step is a plain function over plain values, so the pipeline's behaviour (what is dead-lettered
+and why, arrival order per user, exactly-once state, one record per event or per user) is tested
+without a broker or an event loop (tests/unit/test_steps.py). The agent in streams/app.py only
+wires them to the Faust stream, the table, the producer and the stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Container, Literal, Protocol, Sequence
+
+import numpy as np
+import orjson
+
+from core.codec import CorruptState, decode_state, encode_state
+from core.events import Event, InvalidEvent, parse_event
+from core.interest import InterestConfig, Snapshot, UserState, apply_user_events
+from models.scoring import Recommendation, Recommender
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECORD_SCHEMA_VERSION = 1
+
+Position = tuple[int, int]  # (partition, offset) of an event on the events topic
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """The settings the steps read, and nothing else, so a test builds one in a line."""
+
+    interest: InterestConfig
+    top_k: int
+    emit: Literal["every", "coalesce"]
+
+    @classmethod
+    def of(cls, settings: Settings) -> StepConfig:
+        return cls(settings.interest, settings.top_k, settings.emit)
+
+
+class Message(Protocol):
+    """What the steps read of a Kafka message (Faust's ``event.message`` has all of it)."""
+
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> float: ...
+    @property
+    def topic(self) -> str: ...
+
+
+@dataclass
+class ParsedBatch:
+    """A micro-batch parsed and grouped.
+
+    ``by_user`` holds each user's valid events with their positions in arrival order (dict order
+    is the order users first appeared); ``last_index`` the batch index of each user's last valid
+    message, the Faust event to make current before touching that user's table entry.
+    """
+
+    by_user: dict[str, list[tuple[Event, Position]]] = field(default_factory=dict)
+    last_index: dict[str, int] = field(default_factory=dict)
+    dead: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
+    produced: list[float] = field(default_factory=list)  # Kafka timestamps (s) of valid events
+    unknown_items: int = 0  # valid events on items the catalog lacks (scored, no vector)
+    next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset + 1
+
+
+def parse_event_message(message: Message) -> Event:
+    """The message's event; raises :class:`InvalidEvent` for bad input or a key that is not the
+    user id (the key is what partitions users, so a wrong one would split a user's state)."""
+    event = parse_event(message.value)
+    if message.key is not None and message.key != event.user_id.encode():
+        raise InvalidEvent("key_mismatch", "message key must be the user_id (partitioning)")
+    return event
+
+
+def parse_batch(messages: Sequence[Message], catalog: Container[str]) -> ParsedBatch:
+    """Parse every message; a bad one is kept with its reason for the dead-letter topic."""
+    parsed = ParsedBatch()
+    for index, message in enumerate(messages):
+        parsed.next_offsets[message.partition] = message.offset + 1  # bad ones are done too
+        try:
+            event = parse_event_message(message)
+        except InvalidEvent as exc:
+            parsed.dead.append((message, exc))
+            continue
+        parsed.by_user.setdefault(event.user_id, []).append(
+            (event, (message.partition, message.offset))
+        )
+        parsed.produced.append(message.timestamp)
+        parsed.last_index[event.user_id] = index
+        if event.item_id not in catalog:
+            parsed.unknown_items += 1
+    return parsed
+
+
+@dataclass
+class Applied:
+    """What applying a batch did: the snapshots to score (one per event, or per user with
+    ``emit="coalesce"``), events applied, and replayed events skipped as already applied."""
+
+    snapshots: list[Snapshot]
+    applied: int
+    duplicates: int
+
+
+def load_user_state(raw: bytes | None, user_id: str, dim: int) -> UserState:
+    """A table value as state; none, or one the codec cannot read, is a fresh state (logged),
+    so one corrupt value costs that user's history, not the worker."""
+    if raw is not None:
+        try:
+            return decode_state(raw)
+        except CorruptState:
+            log.exception("user %s: unreadable state, starting afresh", user_id)
+    return UserState.empty(dim)
+
+
+class StateTable(Protocol):
+    """The user table as the steps use it: Faust's table, or a dict in tests."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+
+def apply_users(
+    parsed: ParsedBatch,
+    table: StateTable,
+    item_vector: Callable[[str], np.ndarray | None],
+    dim: int,
+    config: StepConfig,
+    bind: Callable[[int], None] = lambda index: None,
+) -> Applied:
+    """Apply each user's events to the stored state, writing it back only if something applied.
+
+    ``bind`` is called with the batch index of the user's last valid message before the user's
+    table access: the worker makes that Faust event current, so the read and the write go to the
+    partition the user's events come from.
+    The stored position makes state exactly-once (see :func:`core.interest.apply_user_events`).
+    """
+    snapshots: list[Snapshot] = []
+    applied_total = duplicates = 0
+    for user_id, events in parsed.by_user.items():
+        bind(parsed.last_index[user_id])
+        key = user_id.encode()
+        state = load_user_state(table.get(key), user_id, dim)
+        state, user_snapshots, applied = apply_user_events(
+            state, events, item_vector, config.interest
+        )
+        duplicates += len(events) - applied
+        if applied:
+            table[key] = encode_state(state)
+        applied_total += applied
+        snapshots.extend(user_snapshots[-1:] if config.emit == "coalesce" else user_snapshots)
+    return Applied(snapshots, applied_total, duplicates)
+
+
+def score(recommender: Recommender, states: Sequence[UserState], k: int) -> list[Recommendation]:
+    """Top-K for a batch of user states: one matrix product."""
+    return recommender.top_k(
+        np.stack([s.vector for s in states]),
+        [s.recent for s in states],
+        k,
+        [s.recent_weights for s in states],
+    )
+
+
+def record_items(rec: Recommendation) -> list[dict[str, Any]]:
+    """The ``items`` of a record (and of the recommendations view)."""
+    return [
+        {
+            "item_id": item,
+            "score": round(item_score, 6),
+            "because": [{"item_id": i, "weight": w} for i, w in because],
+        }
+        for item, item_score, because in zip(rec.item_ids, rec.scores, rec.because)
+    ]
+
+
+def recommendation_record(
+    snapshot: Snapshot, rec: Recommendation, model_version: str, emitted_at: int
+) -> bytes:
+    """The output record, schema v1 (see README)."""
+    event = snapshot.event
+    return orjson.dumps(
+        {
+            "user_id": event.user_id,
+            "items": record_items(rec),
+            "model_version": model_version,
+            "event_ts": event.ts,
+            "emitted_at": emitted_at,
+            "trigger": {
+                "event_id": event.event_id,
+                "partition": snapshot.position[0],
+                "offset": snapshot.position[1],
+            },
+            "schema_version": RECORD_SCHEMA_VERSION,
+        }
+    )
+
+
+def recommendation_records(
+    snapshots: Sequence[Snapshot],
+    recs: Sequence[Recommendation],
+    model_version: str,
+    clock: Callable[[], float] = time.time,
+) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` records for the recommendations topic, keyed by user like the input."""
+    return [
+        (
+            snapshot.event.user_id.encode(),
+            recommendation_record(snapshot, rec, model_version, int(clock() * 1000)),
+        )
+        for snapshot, rec in zip(snapshots, recs)
+    ]
+
+
+def dead_letter_headers(message: Message, exc: InvalidEvent) -> list[tuple[str, bytes]]:
+    """Why and where from, for the dead-letter copy of ``message`` (its bytes go unchanged)."""
+    source = f"{message.topic}/{message.partition}/{message.offset}"
+    return [
+        ("streamrec.reason", exc.reason.encode()),
+        ("streamrec.detail", exc.detail.encode()),
+        ("streamrec.source", source.encode()),
+    ]

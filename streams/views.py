@@ -1,0 +1,144 @@
+"""The worker's web side: ``/stats/``, the per-user views, ``/metrics`` and what they read.
+
+Apart from the data path in streams/app.py, so the agent reads as the pipeline and this as what a
+worker answers about it. The per-user views answer on the worker that owns the user's partition;
+any other worker forwards the request there (``table_route``), so clients may ask any worker.
+"""
+
+from __future__ import annotations
+
+import time
+
+import faust
+import numpy as np
+
+from core.codec import decode_state
+from core.interest import UserState, decay_factor
+from models.scoring import Recommender
+from streams import compat
+from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
+from streams.settings import Settings
+from streams.steps import record_items, score
+
+
+def consumer_lag(app: faust.App, topic: str, stats: PipelineStats) -> dict[int, int]:
+    """Per partition of ``topic`` this worker owns and has read from: high watermark minus the
+    next offset to process."""
+    lag = {}
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        if tp.topic == topic and tp.partition in stats.next_offsets:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[tp.partition] = max(0, highwater - stats.next_offsets[tp.partition])
+    return lag
+
+
+def table_size(table: faust.Table) -> int:
+    """Keys in the table's local RocksDB partitions, by RocksDB's own estimate (no scan)."""
+    dbs = compat.rocksdb_partitions(table)
+    return sum(db.property_int_value("rocksdb.estimate-num-keys") or 0 for db in dbs.values())
+
+
+def worker_metrics(
+    app: faust.App, users: faust.Table, topic: str, recommender: Recommender, stats: PipelineStats
+) -> WorkerMetrics:
+    """The worker's Prometheus registry: ``stats`` and the histograms the agent observes, with
+    lag, table size and model read when scraped."""
+    return WorkerMetrics(
+        stats,
+        model=lambda: {"version": recommender.version, "kind": recommender.kind},
+        lag=lambda: consumer_lag(app, topic, stats),
+        users=lambda: table_size(users),
+    )
+
+
+def register_views(
+    app: faust.App,
+    users: faust.Table,
+    settings: Settings,
+    recommender: Recommender,
+    stats: PipelineStats,
+    metrics: WorkerMetrics,
+) -> None:
+    """Add the worker's pages to ``app``."""
+
+    @app.page("/stats/")
+    async def stats_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        return web.json(
+            {
+                **stats.as_dict(),
+                "model_version": recommender.version,
+                "model_kind": recommender.kind,
+                "assigned": sorted(
+                    tp.partition for tp in assignment if tp.topic == settings.events_topic
+                ),
+                "rebalancing": bool(app.rebalancing),
+                "recovered": app.tables.recovery.completed.is_set(),
+            }
+        )
+
+    def stored_state(user_id: str) -> UserState | None:
+        raw = users.get(user_id.encode())
+        return None if raw is None else decode_state(raw)
+
+    def unknown(web: faust.web.Web, user_id: str) -> faust.web.Response:
+        return web.json({"error": f"unknown user {user_id}"}, status=404)
+
+    @app.page("/users/{user_id}/recommendations")
+    class RecommendationsView(faust.web.View):
+        """The user's top-K now: what the last record said, scored from the stored state."""
+
+        @app.table_route(table=users, match_info="user_id")
+        async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
+            state = stored_state(user_id)
+            if state is None:
+                return unknown(self, user_id)
+            [rec] = score(recommender, [state], settings.top_k)
+            return self.json(
+                {
+                    "user_id": user_id,
+                    "items": record_items(rec),
+                    "model_version": recommender.version,
+                    "last_event_ts": state.last_ts,
+                    "position": list(state.position),
+                }
+            )
+
+    @app.page("/users/{user_id}/interest")
+    class InterestView(faust.web.View):
+        """The decayed interest vector at ``?at=`` (epoch ms; default now) and its raw state."""
+
+        @app.table_route(table=users, match_info="user_id")
+        async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
+            state = stored_state(user_id)
+            if state is None:
+                return unknown(self, user_id)
+            try:
+                at = int(request.query.get("at", time.time() * 1000))
+            except ValueError:
+                return self.json({"error": "at must be epoch milliseconds"}, status=400)
+            factor = (
+                1.0  # the clock is the user's own events: nothing decays between them
+                if settings.half_life_events is not None
+                else decay_factor(max(0, at - state.last_ts), settings.half_life_ms)
+            )
+            return self.json(
+                {
+                    "user_id": user_id,
+                    "at": at,
+                    "decay": factor,
+                    "interest": (state.vector * np.float32(factor)).tolist(),
+                    "vector": state.vector.tolist(),  # as stored, at last_ts
+                    "last_ts": state.last_ts,
+                    "count": state.count,
+                    "recent": list(state.recent),
+                    "recent_weights": list(state.recent_weights),
+                    "position": list(state.position),
+                }
+            )
+
+    @app.page("/metrics")
+    async def metrics_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE)

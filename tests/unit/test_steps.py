@@ -1,0 +1,248 @@
+"""The agent's steps without a broker: dead letters, grouping, exactly-once state, records."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+import orjson
+import pytest
+import torch
+
+from core.codec import decode_state, encode_state
+from core.events import Event, InvalidEvent, encode_event
+from core.interest import InterestConfig, UserState, apply_user_events
+from models.blend import Blend
+from models.mf import MatrixFactorization
+from models.scoring import Recommender
+from streams import steps
+from streams.settings import Settings
+
+ITEMS = ["a", "b", "c", "d"]
+CONFIG = steps.StepConfig(InterestConfig(half_life_ms=1000.0, history_len=3), 2, "every")
+
+
+@dataclass(frozen=True)
+class Message:
+    """The attributes of a Faust message the steps read."""
+
+    key: bytes | None
+    value: bytes
+    partition: int = 0
+    offset: int = 0
+    timestamp: float = 1.0
+    topic: str = "events"
+
+
+def recommender() -> Recommender:
+    model = MatrixFactorization(n_items=len(ITEMS), dim=4, max_len=5)
+    with torch.no_grad():
+        model.items.weight[: len(ITEMS)] = torch.eye(4)  # item k points along axis k
+    return Recommender(model, ITEMS, "v1", Blend())
+
+
+def event(user: str, item: str, ts: int, event_id: str | None = None) -> Event:
+    return Event(user, item, "click", ts, None, event_id)
+
+
+def messages(*events: Event, partition: int = 0, first_offset: int = 0) -> list[Message]:
+    return [
+        Message(e.user_id.encode(), encode_event(e), partition, first_offset + n, 100.0 + n)
+        for n, e in enumerate(events)
+    ]
+
+
+class Table(dict):
+    """A dict that logs each access, to check the order of binds and table reads/writes."""
+
+    def __init__(self, log: list, *args: object) -> None:
+        super().__init__(*args)
+        self.log = log
+
+    def get(self, key: bytes) -> bytes | None:
+        self.log.append(("get", key))
+        return super().get(key)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.log.append(("set", key))
+        super().__setitem__(key, value)
+
+
+def apply(parsed: steps.ParsedBatch, table: dict, config: steps.StepConfig = CONFIG, bind=None):
+    rec = recommender()
+    return steps.apply_users(
+        parsed, table, rec.item_vector, rec.dim, config, **({"bind": bind} if bind else {})
+    )
+
+
+def test_bad_input_goes_to_dead_letters_with_its_reason_and_still_advances_offsets():
+    good = event("u1", "a", 10)
+    batch = [
+        Message(b"u1", b"{not json", 0, 0),
+        Message(b"someone-else", encode_event(event("u2", "a", 10)), 0, 1),
+        Message(None, encode_event(good), 1, 7, timestamp=5.0),  # no key: accepted
+        Message(b"u1", b"", 1, 8),
+    ]
+    parsed = steps.parse_batch(batch, set(ITEMS))
+
+    assert [(m.offset, exc.reason) for m, exc in parsed.dead] == [
+        (0, "bad_json"),
+        (1, "key_mismatch"),
+        (8, "empty"),
+    ]
+    assert parsed.dead[1][0] is batch[1]  # the message itself, for its original bytes
+    assert parsed.by_user == {"u1": [(good, (1, 7))]}
+    assert parsed.produced == [5.0]  # only valid events have a latency
+    assert parsed.next_offsets == {0: 2, 1: 9}  # bad ones are processed too
+
+
+def test_events_are_grouped_per_user_in_arrival_order_with_their_positions():
+    es = [event("u1", "a", 30), event("u2", "b", 10), event("u1", "zz", 20), event("u1", "c", 5)]
+    batch = messages(*es, partition=3, first_offset=40)
+    parsed = steps.parse_batch(batch, set(ITEMS))
+
+    assert list(parsed.by_user) == ["u1", "u2"]  # users in order of first appearance
+    assert parsed.by_user["u1"] == [(es[0], (3, 40)), (es[2], (3, 42)), (es[3], (3, 43))]
+    assert parsed.by_user["u2"] == [(es[1], (3, 41))]
+    assert parsed.last_index == {"u1": 3, "u2": 1}  # each user's own last message
+    assert parsed.unknown_items == 1  # "zz": counted, not dead-lettered
+    assert parsed.produced == [100.0, 101.0, 102.0, 103.0]
+
+
+def test_each_user_is_bound_to_their_own_event_before_their_table_access():
+    log: list = []
+    batch = messages(event("u1", "a", 1), event("u2", "b", 2), event("u1", "c", 3))
+    done = apply(
+        steps.parse_batch(batch, set(ITEMS)), Table(log), bind=lambda i: log.append(("bind", i))
+    )
+
+    assert log == [
+        ("bind", 2), ("get", b"u1"), ("set", b"u1"),
+        ("bind", 1), ("get", b"u2"), ("set", b"u2"),
+    ]  # fmt: skip
+    assert (done.applied, done.duplicates, len(done.snapshots)) == (3, 0, 3)
+
+
+def test_applied_state_is_stored_as_the_core_function_computes_it():
+    rec = recommender()
+    es = [event("u1", "a", 0), event("u1", "b", 1000), event("u1", "zz", 1500)]
+    table: dict = {}
+    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+
+    positioned = [(e, (0, n)) for n, e in enumerate(es)]
+    expected, snapshots, _ = apply_user_events(
+        UserState.empty(4), positioned, rec.item_vector, CONFIG.interest
+    )
+    stored = decode_state(table[b"u1"])
+    np.testing.assert_allclose(stored.vector, expected.vector)
+    assert stored.vector[0] == pytest.approx(2.0 * 2**-1.5)  # a click (2), 1.5 half-lives old
+    assert (stored.count, stored.last_ts, stored.position) == (3, 1500, (0, 2))
+    assert [s.position for s in done.snapshots] == [s.position for s in snapshots]
+
+
+def test_a_replayed_position_is_not_applied_again_but_still_gets_a_snapshot():
+    es = [event("u1", "a", 0), event("u1", "b", 10), event("u1", "c", 20)]
+    table: dict = {}
+    apply(steps.parse_batch(messages(*es[:2]), set(ITEMS)), table)  # applied, then a "crash"
+    before = decode_state(table[b"u1"])
+
+    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)  # redelivered from 0
+    after = decode_state(table[b"u1"])
+    assert (done.applied, done.duplicates) == (1, 2)
+    assert [s.position for s in done.snapshots] == [(0, 0), (0, 1), (0, 2)]
+    assert done.snapshots[0].state.count == done.snapshots[1].state.count == before.count == 2
+    assert after.count == 3 and after.position == (0, 2)
+
+
+def test_a_fully_replayed_user_is_not_written_again():
+    log: list = []
+    es = [event("u1", "a", 0), event("u1", "b", 10)]
+    table = Table(log)
+    apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    log.clear()
+    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    assert log == [("get", b"u1")]
+    assert (done.applied, done.duplicates, len(done.snapshots)) == (0, 2, 2)
+
+
+def test_coalesce_keeps_one_snapshot_per_user_the_last():
+    es = [event("u1", "a", 1), event("u2", "b", 2), event("u1", "c", 3), event("u2", "d", 4)]
+    config = replace(CONFIG, emit="coalesce")
+    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), {}, config)
+    emitted = [(s.event.user_id, s.position) for s in done.snapshots]
+    assert emitted == [("u1", (0, 2)), ("u2", (0, 3))]
+    assert done.applied == 4  # every event is applied; only the records are coalesced
+    assert done.snapshots[0].state.count == 2
+
+
+def test_a_corrupt_stored_state_starts_afresh(caplog: pytest.LogCaptureFixture):
+    table = {b"u1": b"\xff not a state"}
+    with caplog.at_level(logging.ERROR, logger="streams.steps"):
+        done = apply(steps.parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
+    assert "unreadable state" in caplog.text
+    assert done.applied == 1 and decode_state(table[b"u1"]).count == 1
+
+
+def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
+    rec = recommender()
+    es = [event("u1", "a", 1000, "e-1"), event("u2", "b", 2000)]
+    batch = messages(*es, partition=1, first_offset=10)
+    done = apply(steps.parse_batch(batch, set(ITEMS)), {})
+    recs = steps.score(rec, [s.state for s in done.snapshots], CONFIG.top_k)
+    records = steps.recommendation_records(done.snapshots, recs, "v7", clock=lambda: 12.3456)
+
+    assert [key for key, _ in records] == [b"u1", b"u2"]
+    first, second = (orjson.loads(value) for _, value in records)
+    assert first["trigger"] == {"event_id": "e-1", "partition": 1, "offset": 10}
+    assert second["trigger"] == {"event_id": None, "partition": 1, "offset": 11}
+    assert first["schema_version"] == second["schema_version"] == 1
+    assert (first["user_id"], first["event_ts"], first["model_version"]) == ("u1", 1000, "v7")
+    assert first["emitted_at"] == 12345
+    assert list(first) == [
+        "user_id", "items", "model_version", "event_ts", "emitted_at", "trigger", "schema_version"
+    ]  # fmt: skip
+    assert [item["item_id"] for item in first["items"]] == recs[0].item_ids
+    assert len(first["items"]) == 2 and "a" not in recs[0].item_ids  # seen items never return
+    assert first["items"][0].keys() == {"item_id", "score", "because"}
+
+
+def test_score_is_one_recommendation_per_state_excluding_recent_items():
+    rec = recommender()
+    states = [
+        UserState(np.array([1.0, 0.5, 0.1, 0.0], np.float32), recent=("a",)),
+        UserState(np.array([0.0, 0.0, 1.0, 0.2], np.float32)),
+    ]
+    out = steps.score(rec, states, 2)
+    assert out[0].item_ids[0] == "b" and "a" not in out[0].item_ids
+    assert out[1].item_ids[0] == "c" and len(out[1].item_ids) == 2
+
+
+def test_dead_letter_headers_say_why_and_where_from():
+    message = Message(b"u1", b"{", partition=2, offset=17, topic="events-x")
+    headers = steps.dead_letter_headers(message, InvalidEvent("bad_json", "unexpected end"))
+    assert headers == [
+        ("streamrec.reason", b"bad_json"),
+        ("streamrec.detail", b"unexpected end"),
+        ("streamrec.source", b"events-x/2/17"),
+    ]
+
+
+def test_step_config_takes_what_the_steps_read_from_settings():
+    settings = Settings(top_k=7, emit="coalesce", half_life_s=2.0, history_len=4)
+    config = steps.StepConfig.of(settings)
+    assert (config.top_k, config.emit) == (7, "coalesce")
+    assert config.interest == settings.interest
+    assert (config.interest.half_life_ms, config.interest.history_len) == (2000.0, 4)
+
+
+def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
+    config = CONFIG.interest
+    state, _, _ = apply_user_events(
+        UserState.empty(4), [(event("u", "a", 5), (0, 0))], recommender().item_vector, config
+    )
+    loaded = steps.load_user_state(encode_state(state), "u", 4)
+    np.testing.assert_array_equal(loaded.vector, state.vector)
+    assert (loaded.count, loaded.position, loaded.recent) == (1, (0, 0), ("a",))
+    fresh = steps.load_user_state(None, "u", 4)
+    assert fresh.count == 0 and fresh.vector.shape == (4,)
