@@ -1,6 +1,7 @@
 """Read event logs from files: the project's JSONL/CSV, MovieLens ``u.data`` / ``ratings.dat``.
 
 Every reader yields :class:`Event` in event-time order (MovieLens files are not time-sorted).
+:func:`load_events` is the one way a command gets its events: a log, or the generator's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Iterator
 import orjson
 
 from core.events import Event, InvalidEvent, parse_event
+from core.generator import GeneratorConfig, generate
 
 FORMATS = ("jsonl", "csv", "movielens-100k", "movielens-1m")
 
@@ -97,6 +99,18 @@ def read_events(path: Path, fmt: str | None = None) -> list[Event]:
         raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
     events.sort(key=lambda e: e.ts)
     return events
+
+
+def load_events(
+    path: Path | None, fmt: str | None, generator: GeneratorConfig | None
+) -> list[Event]:
+    """The events of the log at ``path``, or the generator's when ``path`` is None, so every
+    command that takes "a log or --generate" reads and orders them the same way."""
+    if (path is None) == (generator is None):
+        raise ValueError("load_events takes exactly one of a log path and a generator config")
+    if path is not None:
+        return read_events(path, fmt)
+    return generate(generator)
 
 
 def iter_jsonl(path: Path) -> Iterator[bytes]:

@@ -11,24 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.events import Event, InvalidEvent, encode_event, parse_event
-from core.generator import GeneratorConfig, generate
+from core.generator import GeneratorConfig
+from core.sources import detect_format, iter_jsonl, load_events
 from streams.settings import Settings
-from core.sources import detect_format, iter_jsonl, read_events
 
 Message = tuple[bytes | None, bytes]  # (key, value)
-
-
-def load_events(
-    path: Path | None, fmt: str | None, users: int, items: int, events_per_user: int, seed: int
-) -> list[Event]:
-    """Events from a log file, or from the generator when ``path`` is None."""
-    if path is None:
-        return generate(
-            GeneratorConfig(
-                n_users=users, n_items=items, events_per_user=events_per_user, seed=seed
-            )
-        )
-    return read_events(path, fmt)
 
 
 def to_message(event: Event) -> Message:
@@ -36,11 +23,12 @@ def to_message(event: Event) -> Message:
 
 
 def load_source(
-    path: Path | None, fmt: str | None, users: int, items: int, events_per_user: int, seed: int
+    path: Path | None, fmt: str | None, generator: GeneratorConfig | None
 ) -> list[Message]:
-    """Messages to send. A JSONL log is sent line for line, invalid lines included, so the
-    worker's dead-letter topic (not this client) judges them; other formats are normalised."""
-    if path is not None and (fmt or detect_format(path)) == "jsonl":
+    """Messages to send: :func:`~core.sources.load_events`, except that a JSONL log is sent
+    line for line, invalid lines included, so the worker's dead-letter topic (not this client)
+    judges them; other formats are normalised."""
+    if path is not None and generator is None and (fmt or detect_format(path)) == "jsonl":
         messages = []
         for line in iter_jsonl(path):
             try:
@@ -49,7 +37,7 @@ def load_source(
                 key = None
             messages.append((key, line))
         return messages
-    return [to_message(e) for e in load_events(path, fmt, users, items, events_per_user, seed)]
+    return [to_message(e) for e in load_events(path, fmt, generator)]
 
 
 def progress_bar(console: Console) -> Progress:

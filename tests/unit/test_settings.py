@@ -3,15 +3,17 @@ import math
 import pytest
 from pydantic import ValidationError
 
+from streams.cli.options import SettingsFromEnv
 from streams.cluster import settings_env
 from streams.settings import Settings
 
 
-def test_env_is_read_and_cli_values_win(monkeypatch):
+def test_only_the_cli_reads_env_and_its_flags_win(monkeypatch):
     monkeypatch.setenv("STREAMREC_HALF_LIFE_S", "inf")
     monkeypatch.setenv("STREAMREC_EVENT_WEIGHTS", '{"view": 0.5, "skip": -2}')
     monkeypatch.setenv("STREAMREC_TOP_K", "7")
-    settings = Settings(top_k=3)
+    assert Settings(top_k=3) == Settings(top_k=3, half_life_s=7 * 86400.0)  # env ignored
+    settings = SettingsFromEnv(top_k=3)
     assert math.isinf(settings.half_life_ms)
     assert settings.event_weights == {"view": 0.5, "skip": -2.0}
     assert settings.top_k == 3
@@ -23,7 +25,8 @@ def test_a_worker_gets_the_same_settings_through_env(monkeypatch, tmp_path):
                         event_weights={"view": 1.5})
     for key, value in settings_env(original).items():
         monkeypatch.setenv(key, value)
-    assert Settings() == original
+    assert SettingsFromEnv().model_dump() == original.model_dump()
+    assert Settings().model_dump() != original.model_dump()
 
 
 @pytest.mark.parametrize("bad", [{"partitions": 0}, {"emit": "sometimes"}, {"half_life_s": -1},

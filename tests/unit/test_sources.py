@@ -3,7 +3,7 @@ import gzip
 import pytest
 
 from core.generator import GeneratorConfig, generate
-from core.sources import read_events
+from core.sources import load_events, read_events
 
 
 def test_movielens_formats_are_sorted_and_converted(tmp_path):
@@ -34,3 +34,13 @@ def test_generator_is_deterministic_and_time_sorted():
     first, second = generate(config), generate(config)
     assert first == second and len(first) == 50
     assert [e.ts for e in first] == sorted(e.ts for e in first)
+
+
+def test_load_events_reads_a_log_or_runs_the_generator(tmp_path):
+    (tmp_path / "e.jsonl").write_text('{"user_id":"a","item_id":"b","type":"view","ts":5}\n')
+    assert load_events(tmp_path / "e.jsonl", None, None) == read_events(tmp_path / "e.jsonl")
+    config = GeneratorConfig(n_users=2, events_per_user=3)
+    assert load_events(None, None, config) == generate(config)
+    for path, config in ((None, None), (tmp_path / "e.jsonl", config)):
+        with pytest.raises(ValueError, match="exactly one"):
+            load_events(path, None, config)

@@ -1,78 +1,48 @@
-"""``streamrec evaluate``: prequential (test-then-train) evaluation of the product and baselines."""
+"""``streamrec evaluate``: prequential (test-then-train) evaluation of the product and baselines.
+The command reads and checks its options; the steps it runs are the small functions below it."""
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, Sequence
 
 import typer
 
-from streams.cli import (
+from streams.cli.options import (
     Bootstrap,
+    Dim,
+    EventLog,
     GenEventsPerUser,
     GenItems,
     GenUsers,
     LogFormat,
     RecentEvents,
-    app,
+    Seed,
+    TorchThreads,
+    chosen_generator,
     console,
     load_settings,
+    model_option,
+    usage_errors,
     user_errors,
 )
 
 if TYPE_CHECKING:
-    from models.prequential import HalfLife, ModelVersions, Stream
+    from core.generator import GeneratorConfig
+    from models.prequential import Policy
+    from models.product import HalfLife, ModelVersions, ProductPolicy
+    from models.stream import Stream
+    from models.train import TrainConfig
     from streams.settings import Settings
 
+# Kept here, not imported from models/: the help text needs them, and --help must not load Torch.
 POLICIES = ("popularity", "trending", "item-knn", "online-mf", "interest", "product")
 DEFAULT_HALF_LIVES = ("1h", "1d", "7d", "30d", "inf")
-_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 
 
-def parse_half_life(text: str) -> HalfLife:
-    """``20ev`` is 20 of the user's own events; anything else a duration (``6h``, ``inf``)."""
-    from models.prequential import HalfLife
-
-    text = text.strip().lower()
-    if text.endswith("ev"):
-        try:
-            events = float(text[:-2])
-        except ValueError:
-            raise typer.BadParameter(f"{text!r} is not a count of events like 20ev") from None
-        if not events > 0:
-            raise typer.BadParameter(f"a half-life must be positive, got {text!r}")
-        return HalfLife(events=events)
-    return HalfLife(seconds=parse_duration(text))
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15min``, ``6h``, ``7d`` or ``inf``."""
-    text = text.strip().lower()
-    if text in ("inf", "infinity"):
-        return math.inf
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            number, scale = text[: -len(unit)], _UNITS[unit]
-            break
-    else:
-        number, scale = text, 1
-    try:
-        seconds = float(number) * scale
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a duration like 3600, 6h, 7d or inf") from None
-    if not seconds > 0:
-        raise typer.BadParameter(f"a half-life must be positive, got {text!r}")
-    return seconds
-
-
-@app.command()
-def evaluate(
-    data: Annotated[
-        Optional[Path],
-        typer.Option(help="Event log: .jsonl, .csv, MovieLens u.data or ratings.dat[.gz]."),
-    ] = None,
+def evaluate_command(
+    data: EventLog = None,
     generate: Annotated[
         bool, typer.Option(help="Evaluate on generated events with drifting interests.")
     ] = False,
@@ -115,7 +85,7 @@ def evaluate(
     k: Annotated[int, typer.Option(min=1, help="Length of each recommendation list.")] = 10,
     windows: Annotated[int, typer.Option(min=1, help="Time windows for the plot.")] = 10,
     model: Annotated[
-        str, typer.Option(help="Model kind the product trains: mf, interest-mf, gru, sasrec.")
+        str, model_option("Model kind the product trains: mf, interest-mf, gru, sasrec.")
     ] = "mf",
     artifact: Annotated[
         Optional[Path],
@@ -136,7 +106,7 @@ def evaluate(
     recent_events: RecentEvents = 10_000,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
-    dim: Annotated[int, typer.Option(min=2, help="Embedding dimension.")] = 64,
+    dim: Dim = 64,
     history_len: Annotated[
         Optional[int],
         typer.Option(
@@ -144,8 +114,8 @@ def evaluate(
             "and never recommended again."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data generation and training.")] = 0,
-    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads.")] = 2,
+    seed: Seed = 0,
+    threads: TorchThreads = 2,
     out: Annotated[Path, typer.Option(help="Directory for prequential.{json,md,png}.")] = Path(
         "evaluation"
     ),
@@ -169,98 +139,46 @@ def evaluate(
     """
     import torch
 
-    from models.prequential import (
-        ModelVersions,
-        Stream,
-        baselines,
-        positives,
-        product_policies,
-        trainer,
-    )
-    from models.prequential import (
-        evaluate as run_policies,
-    )
+    from core.durations import parse_duration
+    from models.prequential import baselines
     from models.prequential_report import write_results
-    from models.registry import MODEL_KINDS
+    from models.product import HalfLife
     from models.train import TrainConfig
-    from core.generator import GeneratorConfig
-    from core.generator import generate as generate_events
-    from core.sources import read_events
 
-    chosen = policy or list(POLICIES)
-    unknown = sorted(set(chosen) - set(POLICIES))
-    if unknown:
-        raise typer.BadParameter(f"unknown policy {unknown}; choose from {', '.join(POLICIES)}")
-    if model not in MODEL_KINDS:
-        raise typer.BadParameter(f"unknown model {model!r}; one of {sorted(MODEL_KINDS)}")
-    if (data is None) == (not generate):
-        raise typer.BadParameter("give --data PATH or --generate (not both)")
+    chosen = _chosen_policies(policy)
     if warm_start and (not retrain_every or artifact is not None):
         raise typer.BadParameter("--warm-start updates trained versions: give --retrain-every N "
                                  "and no --artifact")
-    half_lives = [parse_half_life(h) for h in half_life or DEFAULT_HALF_LIVES]
-    trending_s = parse_duration(trending_half_life)
+    with usage_errors():
+        half_lives = [HalfLife.parse(h) for h in half_life or DEFAULT_HALF_LIVES]
+        trending_s = parse_duration(trending_half_life)
+        true_half_life_s = parse_duration(true_half_life) if true_half_life else None
+    generator = chosen_generator(
+        data, generate, "--data PATH",
+        n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
+        drift=drift, half_life_s=true_half_life_s,
+    )
     settings = load_settings(history_len=history_len, bootstrap=bootstrap)
     torch.set_num_threads(threads)
+    config = TrainConfig(
+        model=model, dim=dim, epochs=epochs, patience=patience, seed=seed,
+        recent_events=recent_events,
+    )
     # model versions and the Kafka check's state live in a directory removed at the end
     with user_errors(), tempfile.TemporaryDirectory(prefix="streamrec-evaluate-") as tmp:
-        if generate:
-            events = generate_events(
-                GeneratorConfig(
-                    n_users=users,
-                    n_items=items,
-                    events_per_user=events_per_user,
-                    seed=seed,
-                    drift=drift,
-                    half_life_s=parse_duration(true_half_life) if true_half_life else None,
-                )
-            )
-        else:
-            events = read_events(data, fmt)
-        events = positives(events, min_rating)
-        stream = Stream.of(events, warmup)
-        policies = baselines(stream, chosen, trending_s, seed)
         workdir = Path(tmp)
+        stream = _stream(data, fmt, generator, min_rating, warmup)
+        policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         versions = None
         if {"interest", "product"} & set(chosen):
-            if artifact is not None:
-                from models.artifact import load_recommender
-
-                fit = lambda _events: load_recommender(artifact)  # noqa: E731
-            else:
-                config = TrainConfig(
-                    model=model,
-                    dim=dim,
-                    epochs=epochs,
-                    patience=patience,
-                    seed=seed,
-                    recent_events=recent_events,
-                )
-                fit = trainer(settings, config, workdir, console.is_terminal, warm_start)
-            versions = ModelVersions(fit, stream, retrain_every or None)
+            versions = _model_versions(
+                stream, artifact, settings, config, workdir, warm_start, retrain_every
+            )
             kind = model if artifact is None else "model"
-            policies += [
-                p
-                for p in product_policies(versions, settings, half_lives, kind)
-                if ("interest" in chosen and p.name.startswith("interest h="))
-                or ("product" in chosen and not p.name.startswith("interest h="))
-            ]
-        console.print(
-            f"{len(stream.events):,} events, {stream.n_users:,} users, "
-            f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "
-            f"{warmup:.0%} warm-up"
-        )
-        started = iter(range(1, len(policies) + 1))
-        rows = run_policies(
-            stream,
-            policies,
-            k,
-            windows,
-            on_policy=lambda name: console.print(f"[{next(started)}/{len(policies)}] {name}"),
-        )
+            policies += _product_policies(chosen, versions, settings, half_lives, kind)
+        rows = _run(stream, policies, k, windows)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
-        title = f"{source}: NDCG@{k} over time (prequential)"
-        plot = write_results(rows, out, title, k)
+        plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)
         if versions is not None:
             console.print(
                 f"model versions: {len(versions.starts)}, training {versions.train_seconds:.1f} s"
@@ -270,6 +188,85 @@ def evaluate(
             _check_through_kafka(
                 stream, versions, artifact, workdir, settings, through_kafka, out, bootstrap
             )
+
+
+def _chosen_policies(named: list[str] | None) -> list[str]:
+    """The --policy names given (all by default), each one a known policy."""
+    chosen = named or list(POLICIES)
+    unknown = sorted(set(chosen) - set(POLICIES))
+    if unknown:
+        raise typer.BadParameter(f"unknown policy {unknown}; choose from {', '.join(POLICIES)}")
+    return chosen
+
+
+def _stream(
+    data: Path | None,
+    fmt: str | None,
+    generator: GeneratorConfig | None,
+    min_rating: float | None,
+    warmup: float,
+) -> Stream:
+    """The positive-only, time-ordered stream every policy replays, and a line describing it."""
+    from core.sources import load_events
+    from models.stream import Stream, positives
+
+    stream = Stream.of(positives(load_events(data, fmt, generator), min_rating), warmup)
+    console.print(
+        f"{len(stream.events):,} events, {stream.n_users:,} users, "
+        f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "
+        f"{warmup:.0%} warm-up"
+    )
+    return stream
+
+
+def _model_versions(
+    stream: Stream,
+    artifact: Path | None,
+    settings: Settings,
+    config: TrainConfig,
+    workdir: Path,
+    warm_start: bool,
+    retrain_every: int,
+) -> ModelVersions:
+    """The model the product serves along the stream: the given artifact, or versions trained
+    on the events so far (from scratch, or warm-started from the version before)."""
+    from models.artifact import load_recommender
+    from models.product import ModelVersions, trainer
+
+    if artifact is not None:
+        fit = lambda _events: load_recommender(artifact)  # noqa: E731
+    else:
+        fit = trainer(
+            settings.interest, settings.blend, config, workdir, console.is_terminal, warm_start
+        )
+    return ModelVersions(fit, stream, retrain_every or None)
+
+
+def _product_policies(
+    chosen: Sequence[str],
+    versions: ModelVersions,
+    settings: Settings,
+    half_lives: Sequence[HalfLife],
+    kind: str,
+) -> list[ProductPolicy]:
+    """``interest`` picks the interest vector alone at each half-life, ``product`` its blends
+    with the model."""
+    from models.product import product_policies
+
+    every = product_policies(versions, settings.interest, settings.blend, half_lives, kind)
+    return [
+        p for p in every
+        if ("interest" if p.name.startswith("interest h=") else "product") in chosen
+    ]
+
+
+def _run(stream: Stream, policies: Sequence[Policy], k: int, windows: int) -> list[dict]:
+    """The result rows, saying which policy runs as it starts (a sweep takes minutes)."""
+    from models.prequential import run_prequential
+
+    started = iter(range(1, len(policies) + 1))
+    announce = lambda name: console.print(f"[{next(started)}/{len(policies)}] {name}")  # noqa: E731
+    return run_prequential(stream, policies, k, windows, on_policy=announce)
 
 
 def _check_through_kafka(
@@ -286,7 +283,7 @@ def _check_through_kafka(
     equals the library path's."""
     import json
 
-    from models.prequential import version_dir
+    from models.product import version_dir
     from streams.replay_check import check_through_kafka
 
     if versions is None:

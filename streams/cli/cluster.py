@@ -1,0 +1,201 @@
+"""The commands that run the pipeline's processes: broker, topics, worker, health, up."""
+
+from __future__ import annotations
+
+import math
+import signal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streams.cli.options import (
+    Bootstrap,
+    ModelPath,
+    Partitions,
+    console,
+    load_settings,
+    user_errors,
+)
+from streams.settings import Settings
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def broker(
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 9092,
+    partitions: Partitions = None,
+    create_topics: Annotated[bool, typer.Option(help="Create the pipeline's topics.")] = True,
+) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) until Ctrl-C; print its address."""
+    from streams.broker import ensure_topics, start_embedded_broker, stop_process
+
+    bootstrap = f"127.0.0.1:{port}"
+    process = start_embedded_broker(port)
+    try:
+        if create_topics:
+            topics = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
+            console.print(f"topics: {topics}")
+        print(bootstrap, flush=True)
+        console.print(f"embedded broker at [bold]{bootstrap}[/] (pid {process.pid}); Ctrl-C stops")
+        signal.signal(signal.SIGTERM, _interrupt)
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_process(process)
+
+
+def topics(bootstrap: Bootstrap = None, partitions: Partitions = None) -> None:
+    """Create the pipeline's topics (or check their partition counts) on the broker."""
+    from streams.broker import ensure_topics
+
+    with user_errors():
+        created = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
+    for name, count in created.items():
+        print(f"{name}\t{count}")
+
+
+def worker(
+    bootstrap: Bootstrap = None,
+    partitions: Partitions = None,
+    model_path: ModelPath = None,
+    state_dir: Annotated[
+        Optional[Path], typer.Option(envvar="STREAMREC_STATE_DIR", help="RocksDB data dir.")
+    ] = None,
+    web_port: Annotated[
+        Optional[int], typer.Option(envvar="STREAMREC_WEB_PORT", help="Port of /stats/ etc.")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "info",
+) -> None:
+    """Run a Faust worker: consume events, keep user state, emit top-K recommendations."""
+    import torch
+    from faust.worker import Worker
+
+    from models.artifact import load_recommender
+    from streams.app import create_app
+    from streams.broker import ensure_topics
+
+    settings = load_settings(
+        bootstrap=bootstrap,
+        partitions=partitions,
+        model_path=model_path,
+        state_dir=state_dir,
+        web_port=web_port,
+    )
+    torch.set_num_threads(settings.torch_threads)
+    with user_errors():
+        recommender = load_recommender(settings.model_path, settings.blend)
+        ensure_topics(settings)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    faust_app = create_app(settings, recommender)
+    faust_worker = Worker(faust_app, loglevel=loglevel)
+    # Faust's terminal spinner sets the root logger to DEBUG at --loglevel warn and above, so
+    # every aiokafka debug call builds a LogRecord (7% of a busy worker's time, py-spy).
+    faust_worker.spinner = None
+    faust_worker.execute_from_commandline()
+
+
+def health(
+    web_port: Annotated[
+        Optional[int], typer.Option(envvar="STREAMREC_WEB_PORT", help="The worker's web port.")
+    ] = None,
+) -> None:
+    """Exit 0 when the worker on this machine answers /stats/, 1 otherwise (the image's
+    HEALTHCHECK). A worker that owns no partition (more workers than partitions) is healthy."""
+    from streams.cluster import worker_stats
+
+    port = load_settings(web_port=web_port).web_port
+    stats = worker_stats(port)
+    if stats is None:
+        console.print(f"no worker answers on 127.0.0.1:{port}")
+        raise typer.Exit(1)
+    print(f"ok: partitions {stats['assigned']}, {stats['events_in']} events in")
+
+
+def up(
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes to start.")] = 2,
+    bootstrap: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar="STREAMREC_BOOTSTRAP",
+            help="Use this broker; without it an embedded broker is started.",
+        ),
+    ] = None,
+    partitions: Partitions = None,
+    model_path: ModelPath = None,
+    workdir: Annotated[
+        Path, typer.Option(help="Worker state dirs, logs and cluster.json go here.")
+    ] = Path(".cluster"),
+) -> None:
+    """A local cluster without Docker: broker, topics and N workers, each with its own state
+    dir and web port, until Ctrl-C. Prints who owns which partition and writes it to
+    <workdir>/cluster.json. Without an artifact at --model-path a small MF model is trained on
+    generated events first."""
+    import shutil
+
+    from streams.broker import free_port, start_embedded_broker, stop_process
+    from streams.cluster import WorkerError, exited, start_cluster, wait_for
+
+    settings = load_settings(bootstrap=bootstrap, partitions=partitions, model_path=model_path)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("worker-*"):  # state is rebuilt from the changelog (or is stale)
+        shutil.rmtree(old)
+    (workdir / "cluster.json").unlink(missing_ok=True)
+    processes = []
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job ignores it
+        signal.signal(stop_signal, _interrupt)
+    try:
+        with user_errors():
+            broker_pid = None
+            if bootstrap is None:
+                port = free_port()
+                processes.append(start_embedded_broker(port, workdir / "broker.log"))
+                broker_pid = processes[0].pid
+                settings = settings.model_copy(update={"bootstrap": f"127.0.0.1:{port}"})
+                console.print(f"broker   embedded Tansu at {settings.bootstrap}")
+            if not (settings.model_path / "config.json").is_file():
+                settings = settings.model_copy(update={"model_path": workdir / "model"})
+                _train_small_model(settings)
+            cluster = start_cluster(settings, workers, workdir, processes)
+            cluster.broker_pid = broker_pid
+            cluster.write(workdir / "cluster.json")
+        for n, member in enumerate(cluster.workers):
+            console.print(
+                f"worker {n} pid {member['pid']}  {member['url']}  "
+                f"partitions {member['partitions']}  log {member['log']}",
+                soft_wrap=True,
+            )
+        console.print(
+            f"[bold]up[/]: produce to {settings.events_topic!r} at {settings.bootstrap}, "
+            f"read {settings.recs_topic!r}; Ctrl-C stops everything",
+            soft_wrap=True,
+        )
+        raise WorkerError(wait_for(lambda: exited(processes), math.inf, "", interval=1.0))
+    except KeyboardInterrupt:
+        console.print("stopping")
+    except WorkerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def _train_small_model(settings: Settings) -> None:
+    from core.generator import GeneratorConfig, generate
+    from models.train import TrainConfig, train
+
+    console.print("model    none at the model path; training a small MF on generated events")
+    events = generate(GeneratorConfig(n_users=200, events_per_user=50, seed=1))
+    config = TrainConfig(model="mf", dim=settings.dim, epochs=10)
+    train(
+        events,
+        settings.interest,
+        settings.blend,
+        config,
+        settings.model_path,
+        show_progress=console.is_terminal,
+    )

@@ -1,0 +1,30 @@
+"""``streamrec demo``: the whole pipeline on one machine (streams/demo.py runs it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streams.cli.options import console, model_option, user_errors
+
+
+def demo(
+    users: Annotated[int, typer.Option(help="Synthetic users.")] = 200,
+    events_per_user: Annotated[int, typer.Option(help="Events per user.")] = 50,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Replay rate, events/s (0 = flat out).")
+    ] = 1000.0,
+    workdir: Annotated[Path, typer.Option(help="Where state, model and logs go.")] = Path(".demo"),
+    bootstrap: Annotated[
+        Optional[str], typer.Option(help="Use this broker instead of starting the embedded one.")
+    ] = None,
+    model: Annotated[str, model_option("Model kind to train and serve.")] = "sasrec",
+) -> None:
+    """Broker, topics, model, worker, replay, live recommendations; all shut down at the end."""
+    from streams.demo import run_demo
+
+    with user_errors():
+        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console, model)
+    raise typer.Exit(code)

@@ -1,0 +1,149 @@
+"""The commands that make and inspect model artifacts: train, models list, models show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streams.cli.options import (
+    Dim,
+    EventLog,
+    GenEventsPerUser,
+    GenItems,
+    GenUsers,
+    LogFormat,
+    RecentEvents,
+    Seed,
+    TorchThreads,
+    chosen_generator,
+    console,
+    load_settings,
+    model_option,
+    user_errors,
+)
+
+
+def train(
+    model: Annotated[
+        str,
+        model_option(
+            "Model kind: mf (two-tower), interest-mf (the decayed interest vector as the "
+            "user), gru (GRU4Rec), sasrec (SASRec)."
+        ),
+    ] = "sasrec",
+    data: EventLog = None,
+    generate: Annotated[bool, typer.Option(help="Train on generated events.")] = False,
+    users: GenUsers = 200,
+    items: GenItems = 500,
+    events_per_user: GenEventsPerUser = 50,
+    seed: Seed = 0,
+    fmt: LogFormat = None,
+    out: Annotated[Optional[Path], typer.Option(help="Artifact directory.")] = None,
+    dim: Dim = 64,
+    max_len: Annotated[int, typer.Option(min=1, help="Longest item history a model reads.")] = 50,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Maximum epochs (early stopping on validation NDCG@10).")
+    ] = 200,
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Training windows per step.")] = 128,
+    lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 3e-3,
+    min_count: Annotated[
+        int, typer.Option(min=1, help="k-core: drop users and items with fewer positives.")
+    ] = 1,
+    ranker: Annotated[bool, typer.Option(help="Also train the re-ranking MLP.")] = True,
+    ann_min_items: Annotated[
+        int, typer.Option(min=1, help="Build an HNSW index (ann.faiss) from this catalog size.")
+    ] = 100_000,
+    threads: TorchThreads = 2,
+    warm_start: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Continue from this artifact (same --model) on the newest --recent-events "
+            "events instead of training from scratch: a new version in seconds."
+        ),
+    ] = None,
+    recent_events: RecentEvents = 10_000,
+) -> None:
+    """Train a model on an event log and write a versioned artifact.
+
+    Positives are events with weight > 0 (see the settings' event weights; a MovieLens rating
+    counts above STREAMREC_RATING_CENTER). Each user's last positive is the test item, the one
+    before it validates; both are reported in the artifact's metrics.json. With --warm-start
+    the log is everything so far (the users' context), one pass over its newest events trains,
+    and there is no validation, test or ranker.
+    """
+    import torch
+
+    from core.sources import load_events
+    from models.train import TrainConfig, update
+    from models.train import train as train_model
+
+    settings = load_settings(model_path=out)
+    generator = chosen_generator(
+        data, generate, "--data PATH",
+        n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
+    )
+    torch.set_num_threads(threads)
+    config = TrainConfig(
+        model=model, dim=dim, max_len=max_len, epochs=epochs, patience=patience,
+        batch_size=batch_size, lr=lr, seed=seed, min_count=min_count, ranker=ranker,
+        ann_min_items=ann_min_items, recent_events=recent_events,
+    )
+    with user_errors():
+        events = load_events(data, fmt, generator)
+        if warm_start is not None:
+            version, metrics = update(
+                warm_start, events, settings.interest, config, settings.model_path
+            )
+            console.print(
+                f"{model} {version} -> {settings.model_path}  from {metrics['warm_start_from']}: "
+                f"{metrics['examples']:,} events, loss {metrics['losses'][-1]:.3f}  "
+                f"({metrics['train_seconds']} s)"
+            )
+            return
+        version, metrics = train_model(
+            events, settings.interest, settings.blend, config, settings.model_path
+        )
+    console.print(
+        f"{model} {version} -> {settings.model_path}  test HR@10 {metrics['test_hr@10']:.4f}  "
+        f"NDCG@10 {metrics['test_ndcg@10']:.4f}  ({metrics['epochs_run']} epochs, "
+        f"{metrics['train_seconds']} s)"
+    )
+
+
+models_app = typer.Typer(help="Inspect model artifacts.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(
+    root: Annotated[Path, typer.Argument(help="Directory searched for artifacts.")] = Path(
+        "artifacts"
+    ),
+) -> None:
+    """Every artifact under ROOT: path, kind, version, items, test metrics."""
+    from models.artifact import list_artifacts
+
+    with user_errors():
+        found = list_artifacts(root)
+    print("path\tkind\tversion\titems\ttest_hr@10\ttest_ndcg@10")
+    for path, config, metrics in found:
+        print(
+            f"{path}\t{config['kind']}\t{config['version']}\t{config['init']['n_items']}\t"
+            f"{metrics.get('test_hr@10', float('nan')):.4f}\t"
+            f"{metrics.get('test_ndcg@10', float('nan')):.4f}"
+        )
+
+
+@models_app.command("show")
+def models_show(path: Annotated[Path, typer.Argument(help="Artifact directory.")]) -> None:
+    """One artifact's config and metrics (without the per-epoch history), as JSON."""
+    import json
+
+    from models.artifact import read_config, read_metrics
+
+    with user_errors():
+        config = read_config(path)
+        metrics = {k: v for k, v in read_metrics(path).items() if k != "history"}
+    print(json.dumps({"path": str(path), **config, "metrics": metrics}, indent=2))
