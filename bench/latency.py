@@ -146,8 +146,8 @@ def main() -> None:
         admin(bootstrap).close()
         events = generate(CATALOG)
         model = work / "model"
-        train(events[: len(events) // 2], Settings(), TrainConfig(model="mf", dim=64, epochs=5),
-              model, show_progress=False)
+        train(events[: len(events) // 2], Settings().interest, Settings().blend,
+              TrainConfig(model="mf", dim=64, epochs=5), model, show_progress=False)
         replay = events[len(events) // 2 :]
         for profile, wait_ms in PROFILES.items():
             tag = uuid.uuid4().hex[:8]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Which layer a frame's file belongs to; the first match wins.
 LAYERS = [
-    ("streamrec", re.compile(r"(^|/)(streams|models|bench)/")),
+    ("streamrec", re.compile(r"(^|/)(core|streams|models|bench)/")),
     ("faust", re.compile(r"(^|/)faust/")),
     ("mode", re.compile(r"(^|/)mode/")),
     ("quixstreams", re.compile(r"(^|/)quixstreams/")),

@@ -99,7 +99,8 @@ def main() -> None:
         model = work / "model"
         train(
             generate(GeneratorConfig(n_users=50, events_per_user=20)),
-            Settings(),
+            Settings().interest,
+            Settings().blend,
             TrainConfig(model="mf", dim=64, epochs=3),
             model,
             show_progress=False,

@@ -213,7 +213,7 @@ def main() -> None:
         admin(bootstrap).close()
         generated = generate(CATALOG)
         model = work / "model"
-        train(generated[: len(generated) // 2], Settings(),
+        train(generated[: len(generated) // 2], Settings().interest, Settings().blend,
               TrainConfig(model="mf", dim=64, epochs=3), model, show_progress=False)
         events = (generated[len(generated) // 2:] * 2)[: args.events]
         rows = []

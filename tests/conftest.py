@@ -40,7 +40,8 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("model") / "mf"
     events = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=30, seed=1))
-    train(events, Settings(), TrainConfig(model="mf", dim=16, epochs=5), out, show_progress=False)
+    config = TrainConfig(model="mf", dim=16, epochs=5)
+    train(events, Settings().interest, Settings().blend, config, out, show_progress=False)
     return out
 
 

@@ -18,7 +18,8 @@ def test_worker_records_equal_the_evaluators_lists(settings, tmp_path):
     model = tmp_path / "gru"
     train(
         generate(catalog),
-        settings,
+        settings.interest,
+        settings.blend,
         TrainConfig(model="gru", dim=16, epochs=2),
         model,
         show_progress=False,

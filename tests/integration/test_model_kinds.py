@@ -27,7 +27,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for kind in MODEL_KINDS:
         path = tmp_path_factory.mktemp("models") / kind
         config = TrainConfig(model=kind, dim=16, max_len=10, epochs=3)
-        train(events, Settings(), config, path, show_progress=False)
+        train(events, Settings().interest, Settings().blend, config, path, show_progress=False)
         out[kind] = path
     return out
 

@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from models.mf import MatrixFactorization
-from models.scoring import Blend, Recommender
+from models.blend import Blend
+from models.scoring import Recommender
 
 ITEMS = ["a", "b", "c", "d"]
 
