@@ -16,9 +16,9 @@ import faust
 import orjson
 
 from streams.app import new_faust_app
-from streams.settings import Settings
+from streams.cli.options import SettingsFromEnv
 
-settings = Settings()
+settings = SettingsFromEnv()  # bench/throughput.py passes the run's settings in env
 mode = os.environ.get("BENCH_MODE", "faust-batched")
 out_name = os.environ["BENCH_OUT_TOPIC"]
 

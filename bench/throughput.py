@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from profiling import Profiler
 from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import settings_env, start_worker, wait_for, wait_until_ready, worker_stats
+from streams.cluster import child_env, start_worker, wait_for, wait_until_ready, worker_stats
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
 from core.report import write_report
@@ -125,7 +125,7 @@ def start(run: Run, settings: Settings, log: Path) -> subprocess.Popen:
         command = [sys.executable, str(ROOT / "bench" / "passthrough.py"), "worker", "-l", "info"]
     return subprocess.Popen(
         command,
-        env={**os.environ, **settings_env(settings), "BENCH_MODE": run.kind,
+        env={**child_env(settings, os.environ), "BENCH_MODE": run.kind,
              "BENCH_OUT_TOPIC": settings.recs_topic, "PYTHONPATH": str(ROOT)},
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -2,7 +2,9 @@
 
 Each held-out user's interest vector is the closed form of the worker's state right after the
 user's last history item (:meth:`core.interest.InterestConfig.decays`), with the decay the
-worker serves, so the ranker learns on the inputs it will see.
+worker serves, so the ranker learns on the inputs it will see. Exact over the positives the
+models train on; the worker also applies non-positive events (skips, low ratings), which the
+training histories leave out.
 """
 
 from __future__ import annotations
@@ -57,16 +59,18 @@ def candidates(
 ) -> Candidates:
     """The blended query's top ``blend.rerank_candidates`` per user, history excluded."""
     with torch.inference_mode():
-        interest = F.normalize(decayed_interest(model.item_embeddings(), held_out, interest))
+        unit_interest = F.normalize(
+            decayed_interest(model.item_embeddings(), held_out, interest)
+        )
         padded = torch.tensor(
             [left_pad(h.tolist(), model.max_len, model.pad) for h in held_out.histories]
         )
         user = model.encode_user(padded)
-        query = blend.interest_weight * interest + blend.sequence_weight * user
+        query = blend.interest_weight * unit_interest + blend.sequence_weight * user
         index = ExactIndex(model.item_embeddings(), model.item_biases())
         exclude = [h.tolist() for h in held_out.histories]
         scores, indices = index.search(query, blend.rerank_candidates, exclude)
-    return Candidates(interest, user, indices, scores)
+    return Candidates(unit_interest, user, indices, scores)
 
 
 def fit_ranker(

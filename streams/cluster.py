@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from streams.settings import Settings
 
@@ -31,10 +31,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with its ``STREAMREC_*`` replaced by ``settings``: a child's CLI reads exactly
+    the settings its parent runs with, never a variable the parent's own settings did not take
+    (an unset optional field stays unset)."""
+    inherited = {k: v for k, v in environ.items() if not k.startswith("STREAMREC_")}
+    return {**inherited, **settings_env(settings)}
+
+
 def start_worker(settings: Settings, log_path: Path, loglevel: str = "info") -> subprocess.Popen:
     """Run ``streamrec worker`` as a child process with ``settings``; stop it with stop_process."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**child_env(settings, os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "streams", "worker", "--loglevel", loglevel],
         env=env,

@@ -44,8 +44,10 @@ def run_demo(
     bootstrap: str | None,
     console: Console,
     model: str = "sasrec",
+    base: Settings = Settings(),
 ) -> int:
-    """Return a process exit code: 0 when every event produced a recommendation."""
+    """Return a process exit code: 0 when every event produced a recommendation. ``base``: the
+    settings the demo starts from (the CLI's, from env); it sets the broker, paths and port."""
     from models.train import TrainConfig, train
 
     started = time.perf_counter()
@@ -59,11 +61,13 @@ def run_demo(
             bootstrap = f"127.0.0.1:{port}"
             processes.append(start_embedded_broker(port, workdir / "broker.log"))
             console.print(f"[bold]broker[/]  embedded Tansu at {bootstrap}")
-        settings = Settings(
-            bootstrap=bootstrap,
-            model_path=workdir / "model",
-            state_dir=workdir / "state",
-            web_port=free_port(),
+        settings = base.model_copy(
+            update={
+                "bootstrap": bootstrap,
+                "model_path": workdir / "model",
+                "state_dir": workdir / "state",
+                "web_port": free_port(),
+            }
         )
         ensure_topics(settings)
         console.print(

@@ -69,7 +69,7 @@ def check_through_kafka(
     timeout_s: float = 300.0,
 ) -> CheckResult:
     """Replay ``events`` (time-ordered) through a broker (embedded unless ``bootstrap``) and one
-    worker serving ``model_path``; compare every record with :func:`library_records`."""
+    worker serving ``model_path``; compare every record with :func:`evaluator_lists`."""
     run = uuid.uuid4().hex[:8]
     workdir.mkdir(parents=True, exist_ok=True)
     events = [e._replace(event_id=f"check-{run}-{n}") for n, e in enumerate(events)]

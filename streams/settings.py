@@ -1,8 +1,8 @@
 """The one settings object, frozen and passed down; only the CLI reads env (``STREAMREC_*``).
 
-``Settings(...)`` takes exactly what it is given: a developer's shell cannot change what the
-demo, a test or the evaluator's copies run with. The CLI's ``SettingsFromEnv`` (streams/cli)
-turns the env source on, once, at the entry point; ``--help`` names each option's variable.
+``Settings(...)`` takes exactly what it is given: a developer's shell cannot change what a test,
+a library call or the evaluator's copies run with. The CLI's ``SettingsFromEnv`` (streams/cli)
+turns the env source on, once, at the entry point (README lists the variables).
 Each layer below takes the small config it reads (:attr:`Settings.interest`, :attr:`Settings.blend`).
 """
 

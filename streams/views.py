@@ -119,10 +119,11 @@ def register_views(
                 at = int(request.query.get("at", time.time() * 1000))
             except ValueError:
                 return self.json({"error": "at must be epoch milliseconds"}, status=400)
+            interest = settings.interest
             factor = (
                 1.0  # the clock is the user's own events: nothing decays between them
-                if settings.half_life_events is not None
-                else decay_factor(max(0, at - state.last_ts), settings.half_life_ms)
+                if interest.half_life_events is not None
+                else decay_factor(max(0, at - state.last_ts), interest.half_life_ms)
             )
             return self.json(
                 {

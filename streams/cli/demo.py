@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from streams.cli.options import console, model_option, user_errors
+from streams.cli.options import console, load_settings, model_option, user_errors
 
 
 def demo(
@@ -22,9 +22,11 @@ def demo(
     ] = None,
     model: Annotated[str, model_option("Model kind to train and serve.")] = "sasrec",
 ) -> None:
-    """Broker, topics, model, worker, replay, live recommendations; all shut down at the end."""
+    """Broker, topics, model, worker, replay, live recommendations; all shut down at the end.
+    Other settings (STREAMREC_DIM, STREAMREC_PARTITIONS, ...) come from env."""
     from streams.demo import run_demo
 
+    settings = load_settings()
     with user_errors():
-        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console, model)
+        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console, model, settings)
     raise typer.Exit(code)

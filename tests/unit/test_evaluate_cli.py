@@ -70,6 +70,12 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert lone_warm_start.exit_code == 2 and "give --retrain-every N" in lone_warm_start.output
     no_data = runner.invoke(app, ["evaluate"])
     assert no_data.exit_code == 2 and "--data PATH or --generate" in no_data.output
+    no_product = runner.invoke(
+        app, ["evaluate", "--generate", "--policy", "popularity", "--through-kafka", "10",
+              "--out", str(tmp_path)],
+    )
+    assert no_product.exit_code == 2 and "needs the interest or product" in no_product.output
+    assert not (tmp_path / "prequential.json").exists()  # refused before anything ran
 
 
 def test_warm_started_versions_through_the_cli(tmp_path):

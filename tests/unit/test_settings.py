@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from streams.cli.options import SettingsFromEnv
-from streams.cluster import settings_env
+from streams.cluster import child_env, settings_env
 from streams.settings import Settings
 
 
@@ -27,6 +27,18 @@ def test_a_worker_gets_the_same_settings_through_env(monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     assert SettingsFromEnv().model_dump() == original.model_dump()
     assert Settings().model_dump() != original.model_dump()
+
+
+def test_a_child_reads_only_what_its_parent_runs_with(monkeypatch):
+    parent = Settings(top_k=4)  # half_life_events unset: time decay
+    shell = {"STREAMREC_HALF_LIFE_EVENTS": "5", "STREAMREC_TOP_K": "9", "PATH": "/bin"}
+    env = child_env(parent, shell)
+    assert env["PATH"] == "/bin" and "STREAMREC_HALF_LIFE_EVENTS" not in env
+    monkeypatch.delenv("STREAMREC_HALF_LIFE_EVENTS", raising=False)
+    for key, value in env.items():
+        if key.startswith("STREAMREC_"):
+            monkeypatch.setenv(key, value)
+    assert SettingsFromEnv().model_dump() == parent.model_dump()
 
 
 @pytest.mark.parametrize("bad", [{"partitions": 0}, {"emit": "sometimes"}, {"half_life_s": -1},
