@@ -19,8 +19,11 @@ import orjson
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip")
-_MAX_ID_LEN = 255  # the state codec stores id lengths in one byte
+_MAX_ID_BYTES = 255  # the state codec stores an id's UTF-8 length in one byte
 _MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
+# Default bound on |value|: 1e39 is finite in float64 but inf in the float32 state, and 1e30 is
+# finite there yet swamps every other event of the user. Ratings and scores live far below.
+MAX_ABS_VALUE = 1e6
 
 
 class Event(NamedTuple):
@@ -46,8 +49,9 @@ def parse_ts(raw: object) -> int:
     if isinstance(raw, bool):
         raise InvalidEvent("bad_ts", "ts must be epoch ms or ISO-8601, got a boolean")
     if isinstance(raw, (int, float)):
-        if not math.isfinite(raw) or not 0 <= raw < _MAX_TS_MS:
-            raise InvalidEvent("bad_ts", f"ts {raw!r} is not epoch milliseconds")
+        # range first: isfinite() overflows on an int too large for a float
+        if not 0 <= raw < _MAX_TS_MS or not math.isfinite(raw):
+            raise InvalidEvent("bad_ts", f"ts {str(raw)[:32]!r} is not epoch milliseconds")
         return int(raw)
     if isinstance(raw, str):
         try:
@@ -65,13 +69,14 @@ def _parse_id(obj: dict, field: str) -> str:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise InvalidEvent(f"bad_{field}", f"{field} must be a non-empty string or integer")
     text = str(raw)
-    if not text or len(text) > _MAX_ID_LEN:
-        raise InvalidEvent(f"bad_{field}", f"{field} must be 1..{_MAX_ID_LEN} characters")
+    if not text or len(text.encode()) > _MAX_ID_BYTES:
+        raise InvalidEvent(f"bad_{field}", f"{field} must be 1..{_MAX_ID_BYTES} UTF-8 bytes")
     return text
 
 
-def parse_event(raw: bytes | None) -> Event:
-    """Decode one message value; raise :class:`InvalidEvent` saying what is wrong."""
+def parse_event(raw: bytes | None, max_abs_value: float = MAX_ABS_VALUE) -> Event:
+    """Decode one message value; raise :class:`InvalidEvent` saying what is wrong. ``value``
+    must lie within ``±max_abs_value``."""
     if not raw:
         raise InvalidEvent("empty", "message value is empty")
     try:
@@ -81,7 +86,7 @@ def parse_event(raw: bytes | None) -> Event:
     if not isinstance(obj, dict):
         raise InvalidEvent("bad_json", "event must be a JSON object")
     version = obj.get("v", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # true == 1.0 == 1 in Python
         raise InvalidEvent("bad_version", f"schema version {version!r} is not {SCHEMA_VERSION}")
     event_type = obj.get("type")
     if event_type not in EVENT_TYPES:
@@ -91,6 +96,8 @@ def parse_event(raw: bytes | None) -> Event:
         isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
     ):
         raise InvalidEvent("bad_value", "value must be a finite number")
+    if value is not None and abs(value) > max_abs_value:
+        raise InvalidEvent("bad_value", f"value {value:g} is outside ±{max_abs_value:g}")
     if event_type == "rating" and value is None:
         raise InvalidEvent("bad_value", "a rating event needs a value")
     event_id = obj.get("event_id")

@@ -71,7 +71,12 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             stats.events_in += len(batch)
             metrics.batch_size.observe(len(batch))
-            parsed = steps.parse_batch([event.message for event in batch], recommender.index)
+            parsed = steps.parse_batch(
+                [event.message for event in batch],
+                recommender.index,
+                config.max_future_ms,
+                config.max_abs_value,
+            )
             stats.next_offsets.update(parsed.next_offsets)
             stats.unknown_items += parsed.unknown_items  # scored with no vector contribution
             done = steps.apply_users(

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         50, ge=1, description="Candidates the artifact's ranker re-ranks (if it has one)"
     )
     explain: int = Field(3, ge=0, le=20, description="Recent items explaining each item (0 = off)")
+    max_future_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description="Dead-letter (future_ts) an event whose time is further than this ahead of "
+        "its broker timestamp",
+    )
+    max_abs_value: float = Field(
+        1e6, gt=0, description="Dead-letter (bad_value) an event whose |value| is larger"
+    )
     batch_size: int = Field(500, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.02, gt=0, description="Max wait to fill a micro-batch")
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from core.codec import CorruptState, decode_state, encode_state
-from core.events import Event, InvalidEvent, parse_event
+from core.events import MAX_ABS_VALUE, Event, InvalidEvent, parse_event
 from core.interest import InterestConfig, Snapshot, UserState, apply_user_events
 from models.scoring import Recommendation, Recommender
 from streams.settings import Settings
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 RECORD_SCHEMA_VERSION = 1
 
 Position = tuple[int, int]  # (partition, offset) of an event on the events topic
+MAX_FUTURE_MS = 300_000.0  # how far an event's time may run ahead of its broker timestamp
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,18 @@ class StepConfig:
     interest: InterestConfig
     top_k: int
     emit: Literal["every", "coalesce"]
+    max_future_ms: float = MAX_FUTURE_MS
+    max_abs_value: float = MAX_ABS_VALUE
 
     @classmethod
     def of(cls, settings: Settings) -> StepConfig:
-        return cls(settings.interest, settings.top_k, settings.emit)
+        return cls(
+            settings.interest,
+            settings.top_k,
+            settings.emit,
+            settings.max_future_skew_s * 1000.0,
+            settings.max_abs_value,
+        )
 
 
 class Message(Protocol):
@@ -76,22 +85,39 @@ class ParsedBatch:
     next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset + 1
 
 
-def parse_event_message(message: Message) -> Event:
-    """The message's event; raises :class:`InvalidEvent` for bad input or a key that is not the
-    user id (the key is what partitions users, so a wrong one would split a user's state)."""
-    event = parse_event(message.value)
-    if message.key is not None and message.key != event.user_id.encode():
+def parse_event_message(
+    message: Message,
+    max_future_ms: float = MAX_FUTURE_MS,
+    max_abs_value: float = MAX_ABS_VALUE,
+) -> Event:
+    """The message's event; raises :class:`InvalidEvent` for bad input, a missing key or one that
+    is not the user id (the key is what partitions users: without it, or with a wrong one, a
+    user's state would split across partitions), and an event time more than
+    ``max_future_ms`` ahead of the broker's timestamp (it would make the user's real events
+    later look out of order, decayed to nothing)."""
+    event = parse_event(message.value, max_abs_value)
+    if message.key is None:
+        raise InvalidEvent("missing_key", "the message needs the user_id as its key")
+    if message.key != event.user_id.encode():
         raise InvalidEvent("key_mismatch", "message key must be the user_id (partitioning)")
+    if event.ts > message.timestamp * 1000.0 + max_future_ms:
+        ahead_s = (event.ts - message.timestamp * 1000.0) / 1000.0
+        raise InvalidEvent("future_ts", f"ts is {ahead_s:,.0f} s ahead of the broker's time")
     return event
 
 
-def parse_batch(messages: Sequence[Message], catalog: Container[str]) -> ParsedBatch:
+def parse_batch(
+    messages: Sequence[Message],
+    catalog: Container[str],
+    max_future_ms: float = MAX_FUTURE_MS,
+    max_abs_value: float = MAX_ABS_VALUE,
+) -> ParsedBatch:
     """Parse every message; a bad one is kept with its reason for the dead-letter topic."""
     parsed = ParsedBatch()
     for index, message in enumerate(messages):
         parsed.next_offsets[message.partition] = message.offset + 1  # bad ones are done too
         try:
-            event = parse_event_message(message)
+            event = parse_event_message(message, max_future_ms, max_abs_value)
         except InvalidEvent as exc:
             parsed.dead.append((message, exc))
             continue

@@ -13,6 +13,7 @@ import faust
 import numpy as np
 
 from core.codec import decode_state
+from core.events import parse_ts
 from core.interest import UserState, decay_factor
 from models.scoring import Recommender
 from streams import compat
@@ -51,6 +52,12 @@ def worker_metrics(
         lag=lambda: consumer_lag(app, topic, stats),
         users=lambda: table_size(users),
     )
+
+
+def query_time(text: str | None, now_ms: int) -> int:
+    """``?at=`` as epoch ms, ``now_ms`` when absent; ValueError unless it is an integer an event
+    time can be (10**30 would overflow the decay and the JSON answer)."""
+    return now_ms if text is None else parse_ts(int(text))
 
 
 def register_views(
@@ -116,7 +123,7 @@ def register_views(
             if state is None:
                 return unknown(self, user_id)
             try:
-                at = int(request.query.get("at", time.time() * 1000))
+                at = query_time(request.query.get("at"), int(time.time() * 1000))
             except ValueError:
                 return self.json({"error": "at must be epoch milliseconds"}, status=400)
             interest = settings.interest

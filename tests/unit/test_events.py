@@ -47,3 +47,22 @@ def test_invalid_events_say_why(value, reason):
     with pytest.raises(InvalidEvent) as info:
         parse_event(value)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        # 100 characters, 300 UTF-8 bytes: the state codec's limit is bytes, not characters
+        (raw(item_id="€" * 100), "bad_item_id"),
+        (raw(user_id="€" * 100), "bad_user_id"),
+        (raw(v=True), "bad_version"),
+        (raw(v=1.0), "bad_version"),
+        (raw(type="rating", value=1e39), "bad_value"),  # finite in float64, inf in float32
+        (raw(type="rating", value=-1e300), "bad_value"),
+        (raw(type="rating", value=1e30), "bad_value"),  # finite, but swamps every vector
+    ],
+)
+def test_hostile_values_are_refused(value, reason):
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(value)
+    assert info.value.reason == reason

@@ -81,8 +81,10 @@ def test_bad_input_goes_to_dead_letters_with_its_reason_and_still_advances_offse
     batch = [
         Message(b"u1", b"{not json", 0, 0),
         Message(b"someone-else", encode_event(event("u2", "a", 10)), 0, 1),
-        Message(None, encode_event(good), 1, 7, timestamp=5.0),  # no key: accepted
+        Message(b"u1", encode_event(good), 1, 7, timestamp=5.0),
         Message(b"u1", b"", 1, 8),
+        # no key: the producer's partitioner, not the user, chose the partition
+        Message(None, encode_event(event("u3", "a", 10)), 1, 9),
     ]
     parsed = steps.parse_batch(batch, set(ITEMS))
 
@@ -90,11 +92,25 @@ def test_bad_input_goes_to_dead_letters_with_its_reason_and_still_advances_offse
         (0, "bad_json"),
         (1, "key_mismatch"),
         (8, "empty"),
+        (9, "missing_key"),
     ]
     assert parsed.dead[1][0] is batch[1]  # the message itself, for its original bytes
     assert parsed.by_user == {"u1": [(good, (1, 7))]}
     assert parsed.produced == [5.0]  # only valid events have a latency
-    assert parsed.next_offsets == {0: 2, 1: 9}  # bad ones are processed too
+    assert parsed.next_offsets == {0: 2, 1: 10}  # bad ones are processed too
+
+
+def test_an_event_far_ahead_of_its_broker_time_is_refused():
+    sent_s = 1_700_000_000.0  # the broker's timestamp of the message
+    skew_ms = 300_000
+    near = Message(b"u1", encode_event(event("u1", "a", int(sent_s * 1000) + skew_ms)), 0, 0,
+                   timestamp=sent_s)
+    far = Message(b"u1", encode_event(event("u1", "a", int(sent_s * 1000) + skew_ms + 1)), 0, 1,
+                  timestamp=sent_s)
+    parsed = steps.parse_batch([near, far], set(ITEMS), max_future_ms=skew_ms)
+    assert [m.offset for m, _ in parsed.dead] == [1]
+    assert parsed.dead[0][1].reason == "future_ts"
+    assert [position for _, position in parsed.by_user["u1"]] == [(0, 0)]
 
 
 def test_events_are_grouped_per_user_in_arrival_order_with_their_positions():
@@ -246,3 +262,4 @@ def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
     assert (loaded.count, loaded.position, loaded.recent) == (1, (0, 0), ("a",))
     fresh = steps.load_user_state(None, "u", 4)
     assert fresh.count == 0 and fresh.vector.shape == (4,)
+
