@@ -23,7 +23,9 @@ def demo(
     model: Annotated[str, model_option("Model kind to train and serve.")] = "sasrec",
 ) -> None:
     """Broker, topics, model, worker, replay, live recommendations; all shut down at the end.
-    Other settings (STREAMREC_DIM, STREAMREC_PARTITIONS, ...) come from env."""
+
+    Other settings (STREAMREC_DIM, STREAMREC_PARTITIONS, ...) come from env.
+    """
     from streams.demo import run_demo
 
     settings = load_settings()
