@@ -12,6 +12,7 @@ order, and replaying a log gives the state that living through it gave. ``h = in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
@@ -159,6 +160,10 @@ def rebase(
     return replace(state, vector=vector)
 
 
+class NonFiniteState(ValueError):
+    """An event would leave an inf or NaN in the user's state: refused, never stored."""
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """An event and the user's state right after it: what its record is scored from."""
@@ -179,6 +184,7 @@ def apply_user_events(
     An event at or before the stored position was applied before a crash: it is not applied
     again, but it still gets a snapshot (of the current state), because its record may have
     been lost with the crash. So state is exactly-once and records at-least-once.
+    Raises :class:`NonFiniteState` rather than return a state with an inf or NaN in it.
     """
     snapshots = []
     applied = 0
@@ -194,6 +200,9 @@ def apply_user_events(
                 position,
                 config.half_life_events,
             )
+            # decay only shrinks what was there: only the newest contribution can overflow
+            if not (math.isfinite(state.recent_weights[-1]) and np.isfinite(state.vector).all()):
+                raise NonFiniteState(f"event at {position} makes the state non-finite")
             applied += 1
         snapshots.append(Snapshot(event, position, state))
     return state, snapshots, applied

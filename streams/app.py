@@ -96,7 +96,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             # Counted once the batch's records are out, so applied == events in means done.
             stats.applied += done.applied
             stats.recommendations_out += len(done.snapshots)
-            for message, exc in parsed.dead:
+            for message, exc in [*parsed.dead, *done.dead]:
                 await dead_letter(message, exc)
 
     async def publish(records: Sequence[tuple[bytes, bytes]], produced: Sequence[float]) -> None:

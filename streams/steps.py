@@ -78,6 +78,7 @@ class ParsedBatch:
     """
 
     by_user: dict[str, list[tuple[Event, Position]]] = field(default_factory=dict)
+    messages_of: dict[str, list[Message]] = field(default_factory=dict)  # to dead-letter a user
     last_index: dict[str, int] = field(default_factory=dict)
     dead: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
     produced: list[float] = field(default_factory=list)  # Kafka timestamps (s) of valid events
@@ -124,6 +125,7 @@ def parse_batch(
         parsed.by_user.setdefault(event.user_id, []).append(
             (event, (message.partition, message.offset))
         )
+        parsed.messages_of.setdefault(event.user_id, []).append(message)
         parsed.produced.append(message.timestamp)
         parsed.last_index[event.user_id] = index
         if event.item_id not in catalog:
@@ -134,11 +136,13 @@ def parse_batch(
 @dataclass
 class Applied:
     """What applying a batch did: the snapshots to score (one per event, or per user with
-    ``emit="coalesce"``), events applied, and replayed events skipped as already applied."""
+    ``emit="coalesce"``), events applied, replayed events skipped as already applied, and the
+    messages of users whose update failed, to dead-letter."""
 
     snapshots: list[Snapshot]
     applied: int
     duplicates: int
+    dead: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
 
 
 def load_user_state(raw: bytes | None, user_id: str, dim: int) -> UserState:
@@ -173,22 +177,37 @@ def apply_users(
     table access: the worker makes that Faust event current, so the read and the write go to the
     partition the user's events come from.
     The stored position makes state exactly-once (see :func:`core.interest.apply_user_events`).
+
+    A failure while updating one user (a state that would turn non-finite, a value the codec
+    cannot hold) is confined to that user: their events of the batch become ``internal_error``
+    dead letters, nothing of theirs is stored, and the other users proceed. The table's own
+    errors are not confined: they propagate and stop the batch.
     """
     snapshots: list[Snapshot] = []
+    dead: list[tuple[Message, InvalidEvent]] = []
     applied_total = duplicates = 0
     for user_id, events in parsed.by_user.items():
         bind(parsed.last_index[user_id])
         key = user_id.encode()
-        state = load_user_state(table.get(key), user_id, dim)
-        state, user_snapshots, applied = apply_user_events(
-            state, events, item_vector, config.interest
-        )
+        raw = table.get(key)
+        try:
+            state = load_user_state(raw, user_id, dim)
+            state, user_snapshots, applied = apply_user_events(
+                state, events, item_vector, config.interest
+            )
+            encoded = encode_state(state) if applied else None
+        except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
+            log.exception("user %s: update failed; its %d events are dead-lettered", user_id,
+                          len(events))
+            error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
+            dead.extend((message, error) for message in parsed.messages_of[user_id])
+            continue
         duplicates += len(events) - applied
-        if applied:
-            table[key] = encode_state(state)
+        if encoded is not None:
+            table[key] = encoded
         applied_total += applied
         snapshots.extend(user_snapshots[-1:] if config.emit == "coalesce" else user_snapshots)
-    return Applied(snapshots, applied_total, duplicates)
+    return Applied(snapshots, applied_total, duplicates, dead)
 
 
 def score(recommender: Recommender, states: Sequence[UserState], k: int) -> list[Recommendation]:

@@ -10,6 +10,7 @@ from core.events import Event
 from core.interest import (
     DEFAULT_EVENT_WEIGHTS,
     InterestConfig,
+    NonFiniteState,
     UserState,
     apply_event,
     apply_user_events,
@@ -153,3 +154,11 @@ def test_recent_weights_decompose_the_vector(events):
         state = apply_event(state, ev(ts, item), vectors[item], weight, H, 20)
     rebuilt = sum(w * vectors[i] for i, w in zip(state.recent, state.recent_weights))
     np.testing.assert_allclose(state.vector, rebuilt, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_an_event_that_would_make_the_state_non_finite_is_refused():
+    config = InterestConfig(event_weights={"click": 3e38})
+    vectors = {"a": np.full(2, 10.0, np.float32)}
+    with pytest.raises(NonFiniteState):
+        apply_user_events(UserState.empty(2), [(ev(0), (0, 0))], vectors.get, config)

@@ -263,3 +263,22 @@ def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
     fresh = steps.load_user_state(None, "u", 4)
     assert fresh.count == 0 and fresh.vector.shape == (4,)
 
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_failure_in_one_user_dead_letters_that_users_events_and_the_rest_proceed():
+    # a weight that overflows float32: the user's vector would become inf
+    huge = steps.StepConfig(InterestConfig(event_weights={"click": 3e38}, history_len=5), 3,
+                            "every")
+    poisoned = [Message(b"u1", encode_event(event("u1", "a", 10)), 0, n) for n in (0, 1)]
+    fine = Message(b"u2", encode_event(event("u2", "b", 10)._replace(type="view")), 0, 2)
+    parsed = steps.parse_batch([*poisoned, fine], set(ITEMS))
+    table: dict = {}
+
+    done = apply(parsed, table, huge)
+
+    assert [(m.offset, exc.reason) for m, exc in done.dead] == [(0, "internal_error"),
+                                                                 (1, "internal_error")]
+    assert "NonFiniteState" in done.dead[0][1].detail
+    assert b"u1" not in table  # nothing non-finite is ever stored
+    assert list(table) == [b"u2"] and [s.event.user_id for s in done.snapshots] == ["u2"]
