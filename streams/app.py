@@ -42,6 +42,11 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=5,
+        # Only our routes: Faust's /table/ would serve a user's raw state, /router/ the topology.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
 
 

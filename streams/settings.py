@@ -13,9 +13,10 @@ import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.durations import parse_duration
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
 from models.blend import Blend
 
@@ -70,6 +71,41 @@ class Settings(BaseSettings):
     max_abs_value: float = Field(
         1e6, gt=0, description="Dead-letter (bad_value) an event whose |value| is larger"
     )
+    dedupe_window: int = Field(
+        32,
+        ge=0,
+        le=1000,
+        description="A user's last N event_ids are kept in the state; an event repeating one "
+        "of them (a producer retry) is skipped. 0 = off",
+    )
+    user_ttl: float | None = Field(
+        None,
+        gt=0,
+        description="Evict a user inactive longer than this in event time (3600, 6h, 30d); "
+        "unset = keep forever",
+    )
+    dlq_retention: float | None = Field(
+        7 * 86400.0,
+        gt=0,
+        description="Retention of the dead-letter topic when the pipeline creates it "
+        "(3600, 6h, 7d, inf)",
+    )
+    dlq_max_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="A dead letter larger than this is stored truncated, with its size, "
+        "offset and SHA-256 in headers (the broker would refuse it whole)",
+    )
+    api_token: SecretStr | None = Field(
+        None, description="If set, the query API asks for 'Authorization: Bearer <token>'"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker (SSL)")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(None, description="Client key (mutual TLS)")
     batch_size: int = Field(500, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.02, gt=0, description="Max wait to fill a micro-batch")
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
@@ -116,6 +152,14 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"event weights must be finite numbers: {bad}")
         return weights
+
+    @field_validator("user_ttl", "dlq_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """A duration as people type it (``6h``, ``30d``), or seconds."""
+        if isinstance(value, str):
+            return None if value.strip() == "" else parse_duration(value)
+        return value
 
     @property
     def blend(self) -> Blend:
