@@ -1,7 +1,14 @@
 """Model artifacts: a directory of weights, item map, config and metrics, named by content hash.
 
 ``weights.pt`` is a plain state_dict, loaded with ``weights_only=True`` so an artifact cannot run
-code. The version is the first 12 hex digits of sha256(weights.pt + items.json [+ ranker.pt]).
+code. ``manifest.json`` holds the SHA-256 of every file that is served (weights, catalog, config,
+ranker, ANN index) and the version, the first 12 hex digits of a SHA-256 over those hashes; the
+version is also in ``config.json``, so config.json is hashed as its canonical JSON without that
+field (a file cannot hold its own hash). Loading checks all of it first and refuses with
+:class:`ArtifactTampered` naming the file, before Torch or faiss parse a byte: a corrupt faiss
+index can crash the process instead of raising. ``metrics.json`` is a report on the artifact
+(training seconds vary run to run), not served, so it is left out and a seeded retrain gets the
+same version.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -21,10 +28,67 @@ from models.blend import Blend
 from models.scoring import Recommender
 
 REQUIRED_FILES = ("weights.pt", "items.json", "config.json")
+# Loaded whenever present, so whether they are present is part of what the manifest vouches for.
+OPTIONAL_FILES = (RANKER_FILE, ANN_FILE)
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
 
 
 class ArtifactError(ValueError):
     """An artifact directory that is missing, incomplete or of an unknown kind."""
+
+
+class ArtifactTampered(ArtifactError):
+    """A file of an artifact that differs from its manifest (a byte flipped, a file edited,
+    replaced, added or removed since it was written), or a manifest that no longer gives the
+    version the artifact claims. Raised before anything of the artifact is loaded.
+
+    ``expected`` and ``got`` are SHA-256 hex digests, or versions when ``detail`` says so; None
+    is a file the manifest does not list (``expected``) or that is missing (``got``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        file: str,
+        expected: str | None,
+        got: str | None,
+        detail: str | None = None,
+    ) -> None:
+        self.path, self.file, self.expected, self.got = path, file, expected, got
+        if detail is None:
+            if expected is None:
+                detail = f"{file} is not in its manifest"
+            elif got is None:
+                detail = f"{file} is in its manifest but missing"
+            else:
+                detail = f"{file} has sha256 {got[:12]}..., its manifest {expected[:12]}..."
+        super().__init__(
+            f"{path}: {detail}; refusing to serve a tampered or corrupt artifact: restore it "
+            "or retrain"
+        )
+
+
+def file_sha256(path: Path) -> str:
+    """Streamed in chunks: the ANN index of a large catalog can be hundreds of MB."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def config_sha256(config: Mapping[str, Any]) -> str:
+    """The config without its ``version``, as canonical JSON: key order and whitespace of
+    config.json are not content."""
+    body = {k: v for k, v in config.items() if k != "version"}
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def manifest_version(files: Mapping[str, str]) -> str:
+    """The version an artifact of these file hashes has."""
+    return hashlib.sha256(_canonical(files)).hexdigest()[:12]
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def save_artifact(
@@ -37,41 +101,104 @@ def save_artifact(
     ann_min_items: int = 100_000,
 ) -> str:
     """Write the artifact and return its version id. Catalogs of ``ann_min_items`` or more
-    get an HNSW index (derived from the weights, so not part of the version)."""
+    get an HNSW index. The manifest is removed first and written last: an artifact rewritten
+    in place is refused until it is whole again, never served as a mix of two versions."""
     path.mkdir(parents=True, exist_ok=True)
+    (path / MANIFEST_FILE).unlink(missing_ok=True)
     torch.save(model.state_dict(), path / "weights.pt")
     (path / "items.json").write_text(json.dumps(item_ids))
-    hashed = ["weights.pt", "items.json"]
-    (path / RANKER_FILE).unlink(missing_ok=True)
-    (path / ANN_FILE).unlink(missing_ok=True)
+    served = ["weights.pt", "items.json"]
+    for name in OPTIONAL_FILES:
+        (path / name).unlink(missing_ok=True)
     if ranker is not None:
         torch.save(ranker.state_dict(), path / RANKER_FILE)
-        hashed.append(RANKER_FILE)
+        served.append(RANKER_FILE)
         config = {**config, "ranker": {"init": ranker.init_args()}}
     if len(item_ids) >= ann_min_items:
         with torch.inference_mode():
             AnnIndex.build(model.item_embeddings(), model.item_biases()).save(path / ANN_FILE)
-    digest = hashlib.sha256()
-    for name in hashed:
-        digest.update((path / name).read_bytes())
-    version = digest.hexdigest()[:12]
-    full_config = {"kind": model.kind, "version": version, "init": model.init_args(), **config}
+        served.append(ANN_FILE)
+    files = {name: file_sha256(path / name) for name in served}
+    full_config = {"kind": model.kind, "version": "", "init": model.init_args(), **config}
+    files["config.json"] = config_sha256(full_config)
+    version = full_config["version"] = manifest_version(files)
     (path / "config.json").write_text(json.dumps(full_config, indent=2))
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    manifest = {"format": MANIFEST_FORMAT, "version": version, "files": dict(sorted(files.items()))}
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return version
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """The artifact's config.json, after checking the directory is a complete artifact."""
+    """The artifact's config.json, after checking the directory is a complete artifact. Not
+    verified (``models list`` reads every artifact's): :func:`verify_artifact` is."""
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise ArtifactError(f"{path} is not a model artifact (missing {', '.join(missing)})")
-    config = json.loads((path / "config.json").read_text())
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: config.json is not JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{path}: config.json is not a JSON object")
     try:
         model_kind(config.get("kind"))
     except ValueError as exc:
         raise ArtifactError(f"{path}: {exc}") from None
     return config
+
+
+def verify_artifact(path: Path) -> dict[str, Any]:
+    """The artifact's config, once every file it serves matches its manifest and the manifest
+    gives the version the config claims. Raises :class:`ArtifactTampered` naming the first file
+    that does not, :class:`ArtifactError` for an artifact without a manifest: one written before
+    manifests existed is refused, not served unchecked, since its version vouches for nothing."""
+    config = read_config(path)
+    if not (path / MANIFEST_FILE).is_file():
+        raise ArtifactError(
+            f"{path} has no {MANIFEST_FILE} (written before artifacts were verified, or not "
+            "completely written); retrain it with streamrec train"
+        )
+    files, claimed = _read_manifest(path)
+    recomputed = manifest_version(files)
+    if recomputed != claimed:
+        detail = f"{MANIFEST_FILE} hashes to version {recomputed}, not the {claimed} it records"
+        raise ArtifactTampered(path, MANIFEST_FILE, claimed, recomputed, detail)
+    if config.get("version") != claimed:
+        got = str(config.get("version"))
+        detail = f"config.json claims version {got}, its manifest {claimed}"
+        raise ArtifactTampered(path, "config.json", claimed, got, detail)
+    for name in REQUIRED_FILES + OPTIONAL_FILES:
+        if name not in files and (path / name).is_file():
+            raise ArtifactTampered(path, name, None, file_sha256(path / name))
+    for name, expected in files.items():
+        if name == "config.json":
+            got: str | None = config_sha256(config)
+        else:
+            got = file_sha256(path / name) if (path / name).is_file() else None
+        if got != expected:
+            raise ArtifactTampered(path, name, expected, got)
+    return config
+
+
+def _read_manifest(path: Path) -> tuple[dict[str, str], str]:
+    """(file name -> sha256, version) from manifest.json, or ArtifactTampered if it is not one."""
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        files, version = manifest["files"], manifest["version"]
+        well_formed = (
+            manifest.get("format") == MANIFEST_FORMAT
+            and isinstance(version, str)
+            and isinstance(files, dict)
+            # names are plain file names in the artifact, never a path out of it
+            and all(isinstance(h, str) and Path(n).name == n != "" for n, h in files.items())
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        well_formed = False
+    if not well_formed:
+        detail = f"{MANIFEST_FILE} is not a manifest of format {MANIFEST_FORMAT}"
+        raise ArtifactTampered(path, MANIFEST_FILE, str(MANIFEST_FORMAT), None, detail)
+    return files, version
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
@@ -93,8 +220,14 @@ def list_artifacts(root: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any
 
 
 def load_model(path: Path) -> tuple[SequenceModel, list[str], dict[str, Any]]:
-    """(model in eval mode, item ids, config)."""
-    config = read_config(path)
+    """(model in eval mode, item ids, config) of a verified artifact (see verify_artifact)."""
+    config = verify_artifact(path)
+    return _load_model(path, config)
+
+
+def _load_model(
+    path: Path, config: dict[str, Any]
+) -> tuple[SequenceModel, list[str], dict[str, Any]]:
     item_ids = json.loads((path / "items.json").read_text())
     state = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
     model = model_kind(config["kind"])(**config["init"])
@@ -103,8 +236,10 @@ def load_model(path: Path) -> tuple[SequenceModel, list[str], dict[str, Any]]:
 
 
 def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
-    """Load an artifact for serving, with its ANN index and ranker when it has them."""
-    model, item_ids, config = load_model(path)
+    """Load a verified artifact for serving (see verify_artifact), with its ANN index and
+    ranker when it has them."""
+    config = verify_artifact(path)
+    model, item_ids, config = _load_model(path, config)
     index = AnnIndex.load(path / ANN_FILE) if (path / ANN_FILE).is_file() else None
     ranker = None
     if (path / RANKER_FILE).is_file():
