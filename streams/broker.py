@@ -9,10 +9,12 @@ from __future__ import annotations
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any, Mapping
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
 # A name that persists: the changelog topic is "<app_id>-user-interest-changelog" and the RocksDB
@@ -63,13 +65,17 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
             process.wait(timeout)
 
 
-def admin(bootstrap: str, timeout: float = 30.0) -> KafkaAdminClient:
-    """An admin client; kafka-python retries the bootstrap until ``timeout`` passes."""
+def admin(
+    bootstrap: str, timeout: float = 30.0, security: Mapping[str, Any] | None = None
+) -> KafkaAdminClient:
+    """An admin client; kafka-python retries the bootstrap until ``timeout`` passes.
+    ``security`` is :func:`~streams.security.kafka_python_kwargs` (PLAINTEXT when None)."""
     try:
         return KafkaAdminClient(
             bootstrap_servers=bootstrap,
             bootstrap_timeout_ms=int(timeout * 1000),
             request_timeout_ms=5000,
+            **(security or {}),
         )
     except KafkaError as exc:
         raise BrokerError(
@@ -94,7 +100,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     topic and the table's changelog different partition counts, which breaks co-partitioning.
     """
     wanted = topic_partitions(settings)
-    client = admin(settings.bootstrap, timeout)
+    client = admin(settings.bootstrap, timeout, kafka_python_kwargs(settings))
     try:
         changelog = f"{settings.app_id}-{USER_TABLE}-changelog"
         new = [

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
 
@@ -26,6 +27,7 @@ def recommendation_records(
         enable_auto_commit=False,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
+        **kafka_python_kwargs(settings),
     )
     try:
         for message in consumer:

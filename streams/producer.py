@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from core.events import Event, InvalidEvent, encode_event, parse_event
 from core.generator import GeneratorConfig
 from core.sources import detect_format, iter_jsonl, load_events
+from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
 Message = tuple[bytes | None, bytes]  # (key, value)
@@ -61,7 +62,9 @@ def produce_events(
 ) -> int:
     """Send ``messages`` at up to ``rate``/s (0 = unlimited) until done or ``stop`` is set;
     return how many were sent."""
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1, **kafka_python_kwargs(settings)
+    )
     task = progress.add_task("producing", total=len(messages), rate="") if progress else None
     started = time.perf_counter()
     try:
