@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from pydantic import SecretStr
+
 from streams.settings import Settings
 
 
@@ -27,6 +29,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is None:  # unset optional: the child's default is the same
             continue
         key = f"STREAMREC_{name.upper()}"
+        if isinstance(value, SecretStr):  # str() is its mask: the child would run with that
+            value = value.get_secret_value()
         env[key] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     return env
 
@@ -52,15 +56,28 @@ def start_worker(settings: Settings, log_path: Path, loglevel: str = "info") -> 
     )
 
 
-def fetch_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def auth_headers(token: SecretStr | None) -> dict[str, str]:
+    """The header a worker with ``api_token`` asks for; none without a token. The token stays a
+    SecretStr until here, so no repr or traceback on the way shows it."""
+    return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+
+def fetch_json(url: str, timeout: float = 2.0, token: SecretStr | None = None) -> Any:
+    request = urllib.request.Request(url, headers=auth_headers(token))
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
 
-def worker_stats(web_port: int) -> dict[str, Any] | None:
-    """The worker's /stats/ or None while its web server is not up."""
+def worker_stats(web_port: int, token: SecretStr | None = None) -> dict[str, Any] | None:
+    """The worker's /stats/ or None while its web server is not up. A 401 raises WorkerError at
+    once: the token will not change while a caller waits for readiness."""
     try:
-        return fetch_json(f"http://127.0.0.1:{web_port}/stats/")
+        return fetch_json(f"http://127.0.0.1:{web_port}/stats/", token=token)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            given = "a wrong token" if token else "no token"
+            raise WorkerError(f"worker on web port {web_port} refused {given} (401)") from None
+        return None
     except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
         return None
 
@@ -90,12 +107,16 @@ def is_ready(stats: dict[str, Any] | None) -> bool:
 
 
 def wait_until_ready(
-    web_port: int, timeout: float = 60.0, process: subprocess.Popen | None = None
+    web_port: int,
+    timeout: float = 60.0,
+    process: subprocess.Popen | None = None,
+    token: SecretStr | None = None,
 ) -> float:
-    """Block until the worker owns partitions and has recovered its tables; return seconds."""
+    """Block until the worker owns partitions and has recovered its tables; return seconds.
+    ``token``: the worker's ``api_token``, if it has one."""
     started = time.monotonic()
     wait_for(
-        lambda: is_ready(worker_stats(web_port)),
+        lambda: is_ready(worker_stats(web_port, token)),
         timeout,
         f"worker on web port {web_port} to become ready",
         process=process,
@@ -112,7 +133,11 @@ def exited(processes: list[subprocess.Popen]) -> str | None:
 
 
 def wait_until_all_assigned(
-    web_ports: list[int], partitions: int, timeout: float, processes: list[subprocess.Popen]
+    web_ports: list[int],
+    partitions: int,
+    timeout: float,
+    processes: list[subprocess.Popen],
+    token: SecretStr | None = None,
 ) -> dict[int, list[int]]:
     """Block until the workers together own every partition, none rebalancing; return the
     assignment by web port (a worker may own none when there are more workers than partitions)."""
@@ -120,7 +145,7 @@ def wait_until_all_assigned(
     def assignment() -> dict[int, list[int]] | None:
         if gone := exited(processes):
             raise WorkerError(gone)
-        stats = {port: worker_stats(port) for port in web_ports}
+        stats = {port: worker_stats(port, token) for port in web_ports}
         if any(s is None or s["rebalancing"] or not s["recovered"] for s in stats.values()):
             return None
         owned = {port: s["assigned"] for port, s in stats.items()}
@@ -164,7 +189,11 @@ def start_cluster(
                         "log": str(log)})
     workers = processes[-n_workers:]
     owned = wait_until_all_assigned(
-        [m["web_port"] for m in members], settings.partitions, 60 + 15 * n_workers, workers
+        [m["web_port"] for m in members],
+        settings.partitions,
+        60 + 15 * n_workers,
+        workers,
+        settings.api_token,
     )
     for member in members:
         member["partitions"] = owned[member["web_port"]]

@@ -89,7 +89,9 @@ def run_demo(
 
         worker = start_worker(settings, workdir / "worker.log")
         processes.append(worker)
-        ready_s = wait_until_ready(settings.web_port, timeout=120, process=worker)
+        ready_s = wait_until_ready(
+            settings.web_port, timeout=120, process=worker, token=settings.api_token
+        )
         console.print(f"[bold]worker[/]  ready in {ready_s:.1f} s (log: {workdir / 'worker.log'})")
 
         messages = [to_message(e) for e in generate(catalog)]

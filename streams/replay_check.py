@@ -94,7 +94,9 @@ def check_through_kafka(
         ensure_topics(settings)
         worker = start_worker(settings, workdir / "worker.log")
         processes.append(worker)
-        wait_until_ready(settings.web_port, timeout=120, process=worker)
+        wait_until_ready(
+            settings.web_port, timeout=120, process=worker, token=settings.api_token
+        )
         sender = threading.Thread(
             target=produce_events, args=(settings, [to_message(e) for e in events], 0.0)
         )

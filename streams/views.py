@@ -3,14 +3,25 @@
 Apart from the data path in streams/app.py, so the agent reads as the pipeline and this as what a
 worker answers about it. The per-user views answer on the worker that owns the user's partition;
 any other worker forwards the request there (``table_route``), so clients may ask any worker.
+
+With ``settings.api_token`` every page here asks for ``Authorization: Bearer <token>``: the user
+views (user data), ``/stats/`` and ``/metrics`` (what the worker holds and does). Our own clients
+(streams/cluster.py: readiness, ``streamrec health``) send it. A forwarded query is checked twice:
+here, before it is forwarded, and by the owner, to which Faust's router passes the request's
+headers, Authorization included (faust/app/router.py ``_route_req``). Faust's own pages are off
+(streams/app.py) but for its index ``/``, which says ``{"status": "OK"}`` and nothing else.
 """
 
 from __future__ import annotations
 
+import functools
+import hmac
 import time
+from typing import Any, Awaitable, Callable
 
 import faust
 import numpy as np
+from pydantic import SecretStr
 
 from core.codec import decode_state
 from core.events import parse_ts
@@ -60,6 +71,49 @@ def query_time(text: str | None, now_ms: int) -> int:
     return now_ms if text is None else parse_ts(int(text))
 
 
+Handler = Callable[..., Awaitable["faust.web.Response"]]  # a view method or page function
+
+
+def bearer_ok(authorization: str | None, token: SecretStr) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` as a bearer token. The token is
+    compared with ``hmac.compare_digest``, so the time taken tells nothing of how much matched;
+    an empty token setting accepts nothing (an env variable left empty must not open the API)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = token.get_secret_value()
+    if scheme.lower() != "bearer" or not expected:
+        return False
+    # surrogatepass: a header aiohttp could not decode still becomes bytes, never a TypeError,
+    # and never the bytes of a valid token.
+    return hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+def token_required(token: SecretStr | None) -> Callable[[Handler], Handler]:
+    """Wrap a view method (or page function) so it answers 401 unless the request has the bearer
+    token; no-op without a token. Outside ``table_route``, so a refused query is never
+    forwarded."""
+
+    def wrap(handler: Handler) -> Handler:
+        if token is None:
+            return handler
+
+        @functools.wraps(handler)
+        async def guarded(view: faust.web.View, request: faust.web.Request, *args: Any,
+                          **kwargs: Any) -> faust.web.Response:
+            if not bearer_ok(request.headers.get("Authorization"), token):
+                return view.json(
+                    {"error": "this worker asks for 'Authorization: Bearer <token>'"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="streamrec"'},
+                )
+            return await handler(view, request, *args, **kwargs)
+
+        return guarded
+
+    return wrap
+
+
 def register_views(
     app: faust.App,
     users: faust.Table,
@@ -68,9 +122,11 @@ def register_views(
     stats: PipelineStats,
     metrics: WorkerMetrics,
 ) -> None:
-    """Add the worker's pages to ``app``."""
+    """Add the worker's pages to ``app``, each behind ``settings.api_token`` when it is set."""
+    protected = token_required(settings.api_token)
 
     @app.page("/stats/")
+    @protected
     async def stats_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         assignment = app.consumer.assignment() if app.consumer else set()
         return web.json(
@@ -97,6 +153,7 @@ def register_views(
     class RecommendationsView(faust.web.View):
         """The user's top-K now: what the last record said, scored from the stored state."""
 
+        @protected
         @app.table_route(table=users, match_info="user_id")
         async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
             state = stored_state(user_id)
@@ -117,6 +174,7 @@ def register_views(
     class InterestView(faust.web.View):
         """The decayed interest vector at ``?at=`` (epoch ms; default now) and its raw state."""
 
+        @protected
         @app.table_route(table=users, match_info="user_id")
         async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
             state = stored_state(user_id)
@@ -148,5 +206,6 @@ def register_views(
             )
 
     @app.page("/metrics")
+    @protected
     async def metrics_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE)

@@ -104,11 +104,17 @@ def health(
     ] = None,
 ) -> None:
     """Exit 0 when the worker on this machine answers /stats/, 1 otherwise (the image's
-    HEALTHCHECK). A worker that owns no partition (more workers than partitions) is healthy."""
-    from streams.cluster import worker_stats
+    HEALTHCHECK). A worker that owns no partition (more workers than partitions) is healthy.
+    Sends STREAMREC_API_TOKEN when set: the container's env is the worker's."""
+    from streams.cluster import WorkerError, worker_stats
 
-    port = load_settings(web_port=web_port).web_port
-    stats = worker_stats(port)
+    settings = load_settings(web_port=web_port)
+    port = settings.web_port
+    try:
+        stats = worker_stats(port, settings.api_token)
+    except WorkerError as exc:  # up, but refused our token
+        console.print(str(exc))
+        raise typer.Exit(1) from None
     if stats is None:
         console.print(f"no worker answers on 127.0.0.1:{port}")
         raise typer.Exit(1)
@@ -136,6 +142,7 @@ def up(
     generated events first."""
     import shutil
 
+    from models.artifact import verify_artifact
     from streams.broker import free_port, start_embedded_broker, stop_process
     from streams.cluster import WorkerError, exited, start_cluster, wait_for
 
@@ -159,6 +166,7 @@ def up(
             if not (settings.model_path / "config.json").is_file():
                 settings = settings.model_copy(update={"model_path": workdir / "model"})
                 _train_small_model(settings)
+            verify_artifact(settings.model_path)  # each worker would refuse it, in its own log
             cluster = start_cluster(settings, workers, workdir, processes)
             cluster.broker_pid = broker_pid
             cluster.write(workdir / "cluster.json")
