@@ -2,9 +2,10 @@
 
 Layout, little-endian: ``u8 version | u16 dim | i64 last_ts | u32 count | i32 partition |
 i64 offset | u16 n_recent | f32[dim] vector | f32[n_recent] recent weights |
-n_recent x (u8 len, utf-8 id)``.
-At d=32 with 20 recent ids of ~4 characters that is ~340 bytes, against ~1,200 as JSON.
-Version 1 had no recent weights; it is read with zero weights.
+n_recent x (u8 len, utf-8 id) | u16 n_seen | u64[n_seen] seen event-id hashes``.
+At d=32 with 20 recent ids of ~4 characters that is ~340 bytes, against ~1,200 as JSON, plus
+8 bytes per remembered event id. Version 1 had no recent weights (read as zeros); versions 1 and
+2 had no seen ids (read as none).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 
 from core.interest import UserState
 
-CODEC_VERSION = 2
+CODEC_VERSION = 3
 _HEADER = struct.Struct("<BHqIiqH")
+_SEEN = struct.Struct("<H")
+_READABLE = (1, 2, CODEC_VERSION)
 
 
 class CorruptState(ValueError):
@@ -42,12 +45,22 @@ def encode_state(state: UserState) -> bytes:
     for raw in ids:
         parts.append(bytes((len(raw),)))
         parts.append(raw)
+    parts.append(_SEEN.pack(len(state.seen)))
+    parts.append(np.asarray(state.seen, dtype="<u8").tobytes())
     return b"".join(parts)
 
 
+def stored_last_ts(data: bytes) -> int:
+    """The newest event time of a stored state, read from the header alone (the TTL sweep
+    reads every user's; decoding the vector and ids for that would be wasted)."""
+    if len(data) < _HEADER.size or data[0] not in _READABLE:
+        raise CorruptState(f"not a user state ({len(data)} bytes)")
+    return _HEADER.unpack_from(data)[2]
+
+
 def decode_state(data: bytes) -> UserState:
-    if len(data) < _HEADER.size or data[0] not in (1, CODEC_VERSION):
-        raise CorruptState(f"not a v1 or v{CODEC_VERSION} user state ({len(data)} bytes)")
+    if len(data) < _HEADER.size or data[0] not in _READABLE:
+        raise CorruptState(f"not a v1..v{CODEC_VERSION} user state ({len(data)} bytes)")
     _, dim, last_ts, count, partition, offset, n_recent = _HEADER.unpack_from(data)
     start = _HEADER.size
     end = start + 4 * dim
@@ -55,7 +68,7 @@ def decode_state(data: bytes) -> UserState:
         raise CorruptState("truncated vector")
     vector = np.frombuffer(data, dtype="<f4", count=dim, offset=start).copy()
     weights = [0.0] * n_recent
-    if data[0] == CODEC_VERSION:
+    if data[0] >= 2:
         if len(data) < end + 4 * n_recent:
             raise CorruptState("truncated recent weights")
         weights = np.frombuffer(data, dtype="<f4", count=n_recent, offset=end).tolist()
@@ -66,8 +79,24 @@ def decode_state(data: bytes) -> UserState:
         if pos >= len(data):
             raise CorruptState("truncated recent items")
         size = data[pos]
-        recent.append(data[pos + 1 : pos + 1 + size].decode())
+        raw = data[pos + 1 : pos + 1 + size]
+        if len(raw) != size:
+            raise CorruptState("truncated recent items")
+        try:
+            recent.append(raw.decode())
+        except UnicodeDecodeError:
+            raise CorruptState("a recent item id is not UTF-8") from None
         pos += 1 + size
+    seen: tuple[int, ...] = ()
+    if data[0] >= 3:
+        if len(data) < pos + _SEEN.size:
+            raise CorruptState("truncated seen ids")
+        (n_seen,) = _SEEN.unpack_from(data, pos)
+        if len(data) < pos + _SEEN.size + 8 * n_seen:
+            raise CorruptState("truncated seen ids")
+        seen = tuple(
+            np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos + _SEEN.size).tolist()
+        )
     return UserState(
         vector=vector,
         last_ts=last_ts,
@@ -75,4 +104,5 @@ def decode_state(data: bytes) -> UserState:
         recent=tuple(recent),
         position=(partition, offset),
         recent_weights=tuple(weights),
+        seen=seen,
     )

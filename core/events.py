@@ -6,7 +6,8 @@ A v1 event is a JSON object::
      "value": 4.0, "event_id": "e-17", "v": 1}
 
 ``ts`` is event time, epoch milliseconds or an ISO-8601 string; ``value`` (a rating) and
-``event_id`` are optional; ``v`` defaults to 1.
+``event_id`` are optional; ``v`` defaults to 1. ``{"user_id": "u1", "type": "delete", "ts": ...}``
+asks to forget the user (it needs no ``item_id``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import NamedTuple
 import orjson
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip")
+EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip", "delete")
+DELETE = "delete"  # forget the user: their state goes, and their seen event ids with it
 _MAX_ID_BYTES = 255  # the state codec stores an id's UTF-8 length in one byte
 _MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
 # Default bound on |value|: 1e39 is finite in float64 but inf in the float32 state, and 1e30 is
@@ -105,7 +107,7 @@ def parse_event(raw: bytes | None, max_abs_value: float = MAX_ABS_VALUE) -> Even
         raise InvalidEvent("bad_event_id", "event_id must be a string")
     return Event(
         user_id=_parse_id(obj, "user_id"),
-        item_id=_parse_id(obj, "item_id"),
+        item_id="" if event_type == DELETE else _parse_id(obj, "item_id"),
         type=event_type,
         ts=parse_ts(obj.get("ts")),
         value=None if value is None else float(value),
@@ -116,6 +118,8 @@ def parse_event(raw: bytes | None, max_abs_value: float = MAX_ABS_VALUE) -> Even
 def encode_event(event: Event) -> bytes:
     """The canonical v1 JSON form (what `streamrec produce` sends)."""
     obj = {"user_id": event.user_id, "item_id": event.item_id, "type": event.type, "ts": event.ts}
+    if event.type == DELETE:
+        del obj["item_id"]
     if event.value is not None:
         obj["value"] = event.value
     if event.event_id is not None:

@@ -12,13 +12,14 @@ order, and replaying a log gives the state that living through it gave. ``h = in
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from core.events import Event
+from core.events import DELETE, Event
 
 NO_POSITION = (-1, -1)
 
@@ -46,6 +47,8 @@ class InterestConfig:
     half_life_ms: float = 7 * 86400 * 1000.0  # event time; inf = no decay
     half_life_events: float | None = None  # if set, the clock is the user's own event count
     history_len: int = 50  # recent items kept per user
+    dedupe_window: int = 32  # a user's last N event ids: a repeat of one is skipped (0 = off)
+    ttl_ms: float | None = None  # a user silent longer than this (event time) starts afresh
 
     def weight(self, event: Event) -> float:
         return event_weight(event, self.event_weights, self.rating_center)
@@ -76,6 +79,7 @@ class UserState:
     # Each recent item's share of ``vector`` at ``last_ts``: its event weight, decayed like the
     # vector. Weight x similarity is how much an item explains a recommendation.
     recent_weights: tuple[float, ...] = ()
+    seen: tuple[int, ...] = ()  # 64-bit hashes of the last applied event ids, oldest first
 
     @classmethod
     def empty(cls, dim: int) -> UserState:
@@ -138,6 +142,7 @@ def apply_event(
         recent=(state.recent + (event.item_id,))[-history_len:],
         position=position,
         recent_weights=(recent_weights + (_f32(contribution),))[-history_len:],
+        seen=state.seen,
     )
 
 
@@ -173,36 +178,69 @@ class Snapshot:
     state: UserState
 
 
+class UserUpdate(NamedTuple):
+    """One user's events applied: the new state, a snapshot per event that gets a record, how
+    many events changed the state, and how many were skipped as a repeated ``event_id``."""
+
+    state: UserState
+    snapshots: list[Snapshot]
+    applied: int
+    repeated_ids: int = 0
+
+
+def event_id_hash(event_id: str) -> int:
+    """64 bits of BLAKE2b: the window stores 8 bytes per id whatever the id's length (a false
+    repeat needs a collision among the window's ids, about ``window / 2**64``)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
 def apply_user_events(
     state: UserState,
     events: Sequence[tuple[Event, tuple[int, int]]],
     item_vector: Callable[[str], np.ndarray | None],
     config: InterestConfig,
-) -> tuple[UserState, list[Snapshot], int]:
-    """Apply one user's events in arrival order; return (state, a snapshot per event, applied).
+) -> UserUpdate:
+    """Apply one user's events in arrival order.
 
     An event at or before the stored position was applied before a crash: it is not applied
     again, but it still gets a snapshot (of the current state), because its record may have
     been lost with the crash. So state is exactly-once and records at-least-once.
+    An event whose ``event_id`` is among the user's last ``config.dedupe_window`` applied ids
+    is the same event written twice (a producer retry): skipped, with no record.
+    A ``delete`` forgets the user (vector, history, seen ids: an empty state, no record); a
+    user silent for longer than ``config.ttl_ms`` of event time starts afresh.
     Raises :class:`NonFiniteState` rather than return a state with an inf or NaN in it.
     """
     snapshots = []
-    applied = 0
+    applied = repeated = 0
     for event, position in events:
-        if not state.has_applied(*position):
-            state = apply_event(
-                state,
-                event,
-                item_vector(event.item_id),
-                config.weight(event),
-                config.half_life_ms,
-                config.history_len,
-                position,
-                config.half_life_events,
-            )
-            # decay only shrinks what was there: only the newest contribution can overflow
-            if not (math.isfinite(state.recent_weights[-1]) and np.isfinite(state.vector).all()):
-                raise NonFiniteState(f"event at {position} makes the state non-finite")
-            applied += 1
+        if state.has_applied(*position):
+            snapshots.append(Snapshot(event, position, state))
+            continue
+        id_hash = event_id_hash(event.event_id) if event.event_id and config.dedupe_window else None
+        if id_hash is not None and id_hash in state.seen:
+            repeated += 1
+            continue
+        applied += 1
+        if event.type == DELETE:
+            state = replace(UserState.empty(state.vector.shape[0]), position=position)
+            continue
+        if config.ttl_ms is not None and state.count and event.ts - state.last_ts > config.ttl_ms:
+            state = UserState.empty(state.vector.shape[0])
+        state = apply_event(
+            state,
+            event,
+            item_vector(event.item_id),
+            config.weight(event),
+            config.half_life_ms,
+            config.history_len,
+            position,
+            config.half_life_events,
+        )
+        # decay only shrinks what was there: only the newest contribution can overflow
+        if not (math.isfinite(state.recent_weights[-1]) and np.isfinite(state.vector).all()):
+            raise NonFiniteState(f"event at {position} makes the state non-finite")
+        if id_hash is not None:
+            state = replace(state, seen=(state.seen + (id_hash,))[-config.dedupe_window :])
         snapshots.append(Snapshot(event, position, state))
-    return state, snapshots, applied
+    return UserUpdate(state, snapshots, applied, repeated)

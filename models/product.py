@@ -128,9 +128,9 @@ class ProductPolicy:
                 pending.append(state)
                 if len(pending) == self.batch:
                     flush()
-            states[event.user_id], _, _ = apply_user_events(
+            states[event.user_id] = apply_user_events(
                 state, [(event, (0, n))], rec.item_vector if rec else _no_vector, self.interest
-            )
+            ).state
         flush()
         return out
 

@@ -18,6 +18,10 @@ reads the highwater of each changelog partition with ListOffsets, so on Tansu re
 crashes ("persisted offset ... is higher than the last offset", after a SIGKILL) or stops before
 the end of the changelog and silently loses state. We take the larger of ListOffsets and the
 Fetch response's high watermark; on Apache Kafka they agree, so this changes nothing there.
+The throwaway consumer that reads it connects as Faust's own do: :func:`broker_auth` turns
+``app.conf``'s credentials into aiokafka's keywords with Faust's own
+``credentials_to_aiokafka_auth``, so a SASL or TLS broker (streams/security.py) does not refuse
+recovery.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ import weakref
 from typing import Any, Mapping
 
 import faust
+import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.streams import _current_event
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import (
+    AIOKafkaConsumerThread,
+    credentials_to_aiokafka_auth,
+)
 from faust.types import TP, EventT, ProducerT
 
 FAUST_VERSION = "0.15.3"  # what every private use below was read against
@@ -40,12 +48,22 @@ _fetch_max_wait_ms: int | None = None
 _FETCH_TIMEOUT_S = 5.0
 
 
-async def fetch_highwaters(bootstrap: list[str], listed: Mapping[TP, int]) -> dict[TP, int]:
-    """High watermarks from one Fetch at ``listed - 1`` per partition (a throwaway consumer)."""
+def broker_auth(conf: Any) -> Mapping[str, Any]:
+    """aiokafka's security keywords for a Faust app's ``conf``, as Faust gives its own clients."""
+    return credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
+
+
+async def fetch_highwaters(
+    bootstrap: list[str], listed: Mapping[TP, int], auth: Mapping[str, Any] | None = None
+) -> dict[TP, int]:
+    """High watermarks from one Fetch at ``listed - 1`` per partition (a throwaway consumer
+    connecting with ``auth``, aiokafka's security keywords; PLAINTEXT when None)."""
     wanted = {tp: offset for tp, offset in listed.items() if offset > 0}
     if not wanted:
         return dict(listed)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **(auth or {})
+    )
     await consumer.start()
     try:
         consumer.assign(list(wanted))
@@ -66,7 +84,7 @@ async def _highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]:
     if self.consumer.in_transaction:
         return listed
     bootstrap = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
-    return await fetch_highwaters(bootstrap, listed)
+    return await fetch_highwaters(bootstrap, listed, broker_auth(self.app.conf))
 
 
 def _worker_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
@@ -103,3 +121,24 @@ def rocksdb_partitions(table: faust.Table) -> Mapping[int, Any]:
     """The table's open RocksDB partitions (partition -> ``rocksdict.Rdict``); empty for any
     other store."""
     return getattr(table.data, "_dbs", {})
+
+
+def compact_partition(table: faust.Table, partition: int) -> bool:
+    """Compact the table's RocksDB partition to the bottom level and reopen it, so deleted users
+    leave no byte on disk; False if this worker has no such partition open.
+
+    A delete only writes a tombstone: the old value stays in the SST files, and the key may stay
+    a file boundary in the MANIFEST, which RocksDB rewrites only when the database is opened.
+    A forced bottommost compaction drops values and tombstones; the reopen (Faust's own
+    ``_open_for_partition``, swapped into its ``_dbs``) writes a MANIFEST of live files only.
+    """
+    store = table.data
+    db = rocksdb_partitions(table).get(partition)
+    if db is None:
+        return False
+    options = rocksdict.CompactOptions()
+    options.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+    db.compact_range(None, None, options)
+    db.close()
+    store._dbs[partition] = store._open_for_partition(partition)
+    return True

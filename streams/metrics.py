@@ -30,8 +30,12 @@ class PipelineStats:
     events_in: int = 0
     applied: int = 0
     duplicates_skipped: int = 0
+    repeated_ids: int = 0
     unknown_items: int = 0
     recommendations_out: int = 0
+    users_deleted: int = 0
+    users_expired: int = 0
+    compactions: int = 0
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
 
@@ -40,8 +44,12 @@ class PipelineStats:
             "events_in": self.events_in,
             "applied": self.applied,
             "duplicates_skipped": self.duplicates_skipped,
+            "repeated_ids": self.repeated_ids,
             "unknown_items": self.unknown_items,
             "recommendations_out": self.recommendations_out,
+            "users_deleted": self.users_deleted,
+            "users_expired": self.users_expired,
+            "compactions": self.compactions,
             "dead_lettered": dict(self.dead_lettered),
         }
 
@@ -92,6 +100,9 @@ class WorkerMetrics(Collector):
             ("events_in", stats.events_in, "Events consumed"),
             ("events_applied", stats.applied, "Events applied to user state"),
             ("duplicates_skipped", stats.duplicates_skipped, "Replayed events already applied"),
+            ("repeated_ids", stats.repeated_ids, "Events skipped as a repeated event_id"),
+            ("users_deleted", stats.users_deleted, "Users forgotten on a delete request"),
+            ("users_expired", stats.users_expired, "Users evicted by the TTL (event time)"),
             ("unknown_items", stats.unknown_items, "Events for items the model does not know"),
             ("recommendations_out", stats.recommendations_out, "Recommendation records sent"),
         ):

@@ -175,6 +175,8 @@ class Settings(BaseSettings):
             self.half_life_ms,
             self.half_life_events,
             self.history_len,
+            self.dedupe_window,
+            None if self.user_ttl is None else self.user_ttl * 1000.0,
         )
 
     @property

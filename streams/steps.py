@@ -8,16 +8,17 @@ wires them to the Faust stream, the table, the producer and the stats.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Container, Literal, Protocol, Sequence
+from typing import Any, Callable, Container, Iterable, Literal, Protocol, Sequence
 
 import numpy as np
 import orjson
 
-from core.codec import CorruptState, decode_state, encode_state
-from core.events import MAX_ABS_VALUE, Event, InvalidEvent, parse_event
+from core.codec import CorruptState, decode_state, encode_state, stored_last_ts
+from core.events import DELETE, MAX_ABS_VALUE, Event, InvalidEvent, parse_event
 from core.interest import InterestConfig, Snapshot, UserState, apply_user_events
 from models.scoring import Recommendation, Recommender
 from streams.settings import Settings
@@ -28,6 +29,7 @@ RECORD_SCHEMA_VERSION = 1
 
 Position = tuple[int, int]  # (partition, offset) of an event on the events topic
 MAX_FUTURE_MS = 300_000.0  # how far an event's time may run ahead of its broker timestamp
+DLQ_MAX_BYTES = 256 * 1024  # a dead letter larger than this is stored truncated
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def parse_batch(
         parsed.messages_of.setdefault(event.user_id, []).append(message)
         parsed.produced.append(message.timestamp)
         parsed.last_index[event.user_id] = index
-        if event.item_id not in catalog:
+        if event.type != DELETE and event.item_id not in catalog:
             parsed.unknown_items += 1
     return parsed
 
@@ -136,13 +138,16 @@ def parse_batch(
 @dataclass
 class Applied:
     """What applying a batch did: the snapshots to score (one per event, or per user with
-    ``emit="coalesce"``), events applied, replayed events skipped as already applied, and the
-    messages of users whose update failed, to dead-letter."""
+    ``emit="coalesce"``), events applied, replayed events skipped as already applied, events
+    skipped as a repeated ``event_id``, the keys deleted (users who asked to be forgotten), and
+    the messages of users whose update failed, to dead-letter."""
 
     snapshots: list[Snapshot]
     applied: int
     duplicates: int
     dead: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
+    repeated_ids: int = 0
+    deleted: list[bytes] = field(default_factory=list)
 
 
 def load_user_state(raw: bytes | None, user_id: str, dim: int) -> UserState:
@@ -161,6 +166,7 @@ class StateTable(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def __delitem__(self, key: bytes) -> None: ...
 
 
 def apply_users(
@@ -178,36 +184,58 @@ def apply_users(
     partition the user's events come from.
     The stored position makes state exactly-once (see :func:`core.interest.apply_user_events`).
 
+    A user whose events end in a ``delete`` has their entry deleted (Faust's table sends the
+    changelog a tombstone); one who wrote again after it keeps only the new events.
+
     A failure while updating one user (a state that would turn non-finite, a value the codec
     cannot hold) is confined to that user: their events of the batch become ``internal_error``
     dead letters, nothing of theirs is stored, and the other users proceed. The table's own
     errors are not confined: they propagate and stop the batch.
     """
-    snapshots: list[Snapshot] = []
-    dead: list[tuple[Message, InvalidEvent]] = []
-    applied_total = duplicates = 0
+    done = Applied([], 0, 0)
     for user_id, events in parsed.by_user.items():
         bind(parsed.last_index[user_id])
         key = user_id.encode()
         raw = table.get(key)
         try:
-            state = load_user_state(raw, user_id, dim)
-            state, user_snapshots, applied = apply_user_events(
-                state, events, item_vector, config.interest
+            update = apply_user_events(
+                load_user_state(raw, user_id, dim), events, item_vector, config.interest
             )
-            encoded = encode_state(state) if applied else None
+            forgotten = update.applied > 0 and update.state.count == 0  # only a delete does that
+            encoded = encode_state(update.state) if update.applied and not forgotten else None
         except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
             log.exception("user %s: update failed; its %d events are dead-lettered", user_id,
                           len(events))
             error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
-            dead.extend((message, error) for message in parsed.messages_of[user_id])
+            done.dead.extend((message, error) for message in parsed.messages_of[user_id])
             continue
-        duplicates += len(events) - applied
+        done.duplicates += len(events) - update.applied - update.repeated_ids
+        done.repeated_ids += update.repeated_ids
         if encoded is not None:
             table[key] = encoded
-        applied_total += applied
-        snapshots.extend(user_snapshots[-1:] if config.emit == "coalesce" else user_snapshots)
-    return Applied(snapshots, applied_total, duplicates, dead)
+        elif forgotten and raw is not None:
+            del table[key]
+            done.deleted.append(key)
+        done.applied += update.applied
+        snapshots = update.snapshots
+        done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
+    return done
+
+
+def expired_users(
+    rows: Iterable[tuple[bytes, bytes]], watermark_ms: float, ttl_ms: float
+) -> list[bytes]:
+    """Keys of the stored users whose newest event is more than ``ttl_ms`` before the
+    partition's event time ``watermark_ms``. A value this codec cannot read is left alone: it
+    may be a newer worker's format in a rolling upgrade, not ours to judge."""
+    expired = []
+    for key, raw in rows:
+        try:
+            if watermark_ms - stored_last_ts(raw) > ttl_ms:
+                expired.append(key)
+        except CorruptState:
+            log.warning("user %r: unreadable state left to the TTL sweep of its writer", key)
+    return expired
 
 
 def score(recommender: Recommender, states: Sequence[UserState], k: int) -> list[Recommendation]:
@@ -275,6 +303,33 @@ def dead_letter_headers(message: Message, exc: InvalidEvent) -> list[tuple[str, 
     source = f"{message.topic}/{message.partition}/{message.offset}"
     return [
         ("streamrec.reason", exc.reason.encode()),
-        ("streamrec.detail", exc.detail.encode()),
+        ("streamrec.detail", exc.detail.encode()[:2000]),
         ("streamrec.source", source.encode()),
     ]
+
+
+def dead_letter_record(
+    message: Message, exc: InvalidEvent, max_bytes: int = DLQ_MAX_BYTES
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """``(key, value, headers)`` of the dead letter for ``message``.
+
+    The bytes go unchanged while they fit in ``max_bytes``; a larger message (the broker would
+    refuse it, and the worker could not move past it) is stored cut to fit, with its full size,
+    its SHA-256 and ``streamrec.truncated`` in the headers beside where it came from.
+    """
+    headers = dead_letter_headers(message, exc)
+    key, value = message.key, message.value
+    size = len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in headers)
+    if size <= max_bytes:
+        return key, value, headers
+    headers += [
+        ("streamrec.truncated", b"1"),
+        ("streamrec.size", str(len(value or b"")).encode()),
+        ("streamrec.key_size", str(len(key or b"")).encode()),
+        ("streamrec.sha256", hashlib.sha256(value or b"").hexdigest().encode()),
+        ("streamrec.key_sha256", hashlib.sha256(key or b"").hexdigest().encode()),
+    ]
+    room = max_bytes - sum(len(n) + len(v) for n, v in headers) - 64  # record framing
+    key = None if key is None else key[: min(len(key), 1024, room // 2)]
+    value = None if value is None else value[: max(0, room - len(key or b""))]
+    return key, value, headers

@@ -48,3 +48,11 @@ def test_size_per_user_is_compact():
 def test_corrupt_values_raise(data):
     with pytest.raises(CorruptState):
         decode_state(data)
+
+
+def test_seen_event_ids_round_trip_and_version_2_reads_with_none():
+    state = UserState(np.ones(2, np.float32), 5, 2, ("a",), (0, 3), (1.0,), (2**64 - 1, 7))
+    assert decode_state(encode_state(state)).seen == (2**64 - 1, 7)
+    v2 = struct.pack("<BHqIiqH", 2, 2, 5, 1, 0, 9, 1) + np.ones(2, "<f4").tobytes()
+    v2 += np.ones(1, "<f4").tobytes() + b"\x02i7"
+    assert decode_state(v2).seen == () and decode_state(v2).recent == ("i7",)

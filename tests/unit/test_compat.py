@@ -100,3 +100,30 @@ def test_a_memory_table_has_no_rocksdb_partitions():
     app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
     table = app.Table("users", partitions=2)
     assert compat.rocksdb_partitions(table) == {} and table_size(table) == 0
+
+
+def test_compacting_a_partition_leaves_no_byte_of_a_deleted_key_and_keeps_the_rest(tmp_path: Path):
+    """A RocksDB delete writes a tombstone; the value, and the key as a file boundary in the
+    MANIFEST, stay on disk until a bottommost compaction and a reopen."""
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="rocksdb://",
+                    datadir=str(tmp_path))  # fmt: skip
+    table = app.Table("users", partitions=2, key_type=bytes, value_type=bytes,
+                      options={"driver": "rocksdict"})  # fmt: skip
+    gone = b"forget-me-0123456789"
+
+    def write() -> None:
+        event = FakeEvent(FakeMessage(1))
+        compat.bind_current_event(event)
+        table.data[gone] = b"state of the user to forget"
+        table.data[b"kept-user"] = b"state kept"
+        compat.rocksdb_partitions(table)[1].flush()
+        del table.data[gone]
+
+    contextvars.copy_context().run(write)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(gone in p.read_bytes() for p in files)  # the delete alone leaves it there
+
+    assert compat.compact_partition(table, 1) and not compat.compact_partition(table, 0)
+
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and gone in p.read_bytes()] == []
+    assert compat.rocksdb_partitions(table)[1].get(b"kept-user") == b"state kept"

@@ -66,3 +66,10 @@ def test_hostile_values_are_refused(value, reason):
     with pytest.raises(InvalidEvent) as info:
         parse_event(value)
     assert info.value.reason == reason
+
+
+def test_a_delete_request_needs_only_the_user():
+    event = parse_event(b'{"user_id": "u1", "type": "delete", "ts": 5}')
+    assert (event.user_id, event.type, event.item_id, event.ts) == ("u1", "delete", "", 5)
+    with pytest.raises(InvalidEvent, match="bad_item_id"):
+        parse_event(b'{"user_id": "u1", "type": "click", "ts": 5}')

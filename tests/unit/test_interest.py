@@ -124,10 +124,10 @@ def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
     vectors = {"a": np.ones(2, np.float32)}
     config = InterestConfig(half_life_ms=1000.0)
     batch = [(ev(0), (0, 5)), (ev(10), (0, 6)), (ev(20), (0, 7))]
-    state, snapshots, applied = apply_user_events(UserState.empty(2), batch, vectors.get, config)
+    state, snapshots, applied, _ = apply_user_events(UserState.empty(2), batch, vectors.get, config)
     assert applied == 3 and len(snapshots) == 3 and state.position == (0, 7)
     replay = batch + [(ev(30), (0, 8))]
-    again, snapshots, applied = apply_user_events(state, replay, vectors.get, config)
+    again, snapshots, applied, _ = apply_user_events(state, replay, vectors.get, config)
     assert applied == 1 and again.count == 4 and again.position == (0, 8)
     # a replayed event's record is scored from the state as it stands, not re-applied
     assert [s.position for s in snapshots] == [(0, 5), (0, 6), (0, 7), (0, 8)]
@@ -162,3 +162,54 @@ def test_an_event_that_would_make_the_state_non_finite_is_refused():
     vectors = {"a": np.full(2, 10.0, np.float32)}
     with pytest.raises(NonFiniteState):
         apply_user_events(UserState.empty(2), [(ev(0), (0, 0))], vectors.get, config)
+
+
+def with_id(ts: int, event_id: str, kind: str = "click") -> Event:
+    return Event("u", "a", kind, ts, None, event_id)
+
+
+def test_an_event_id_repeated_within_the_window_is_skipped_without_a_snapshot():
+    """A producer retry without idempotence writes the same event at a new offset."""
+    vectors = {"a": np.ones(2, np.float32)}
+    config = InterestConfig(half_life_ms=H, dedupe_window=2)
+    batch = [(with_id(0, "e1"), (0, 0)), (with_id(0, "e1"), (0, 1)), (with_id(5, "e2"), (0, 2))]
+    update = apply_user_events(UserState.empty(2), batch, vectors.get, config)
+    assert (update.applied, update.repeated_ids, update.state.count) == (2, 1, 2)
+    assert [s.position for s in update.snapshots] == [(0, 0), (0, 2)]
+
+
+def test_the_window_is_bounded_an_older_id_applies_again():
+    vectors = {"a": np.ones(2, np.float32)}
+    config = InterestConfig(half_life_ms=H, dedupe_window=2)
+    ids = ["e1", "e2", "e3", "e1"]  # e1 left the window of 2 when e3 came
+    batch = [(with_id(n, i), (0, n)) for n, i in enumerate(ids)]
+    update = apply_user_events(UserState.empty(2), batch, vectors.get, config)
+    assert (update.applied, update.repeated_ids) == (4, 0)
+    off = apply_user_events(UserState.empty(2), batch[:1] * 2, vectors.get,
+                            InterestConfig(dedupe_window=0))
+    assert off.applied == 1  # same position twice is a replay, not a repeated id
+    again = [(with_id(0, "e1"), (0, 0)), (with_id(0, "e1"), (0, 1))]
+    assert apply_user_events(UserState.empty(2), again, vectors.get,
+                             InterestConfig(dedupe_window=0)).applied == 2
+
+
+def test_a_delete_forgets_everything_and_later_events_start_afresh():
+    vectors = {"a": np.ones(2, np.float32)}
+    config = InterestConfig(half_life_ms=H)
+    forget = Event("u", "", "delete", 20)
+    batch = [(with_id(0, "e1"), (0, 0)), (forget, (0, 1))]
+    update = apply_user_events(UserState.empty(2), batch, vectors.get, config)
+    assert update.state.count == 0 and update.state.recent == () and update.state.seen == ()
+    assert not update.state.vector.any() and update.applied == 2
+    assert [s.position for s in update.snapshots] == [(0, 0)]  # no record for the delete
+    later = apply_user_events(update.state, [(with_id(30, "e1"), (0, 2))], vectors.get, config)
+    assert later.state.count == 1 and later.applied == 1  # e1 is not remembered after a delete
+
+
+def test_a_user_back_after_longer_than_the_ttl_starts_afresh():
+    vectors = {"a": np.ones(2, np.float32)}
+    config = InterestConfig(half_life_ms=math.inf, ttl_ms=100.0)
+    batch = [(ev(0), (0, 0)), (ev(100), (0, 1)), (ev(201), (0, 2))]
+    update = apply_user_events(UserState.empty(2), batch, vectors.get, config)
+    assert update.state.count == 1 and update.state.last_ts == 201
+    np.testing.assert_array_equal(update.state.vector, [2.0, 2.0])  # one click, weight 2

@@ -38,7 +38,7 @@ def test_training_interest_is_the_workers_state_before_the_target(interest):
 
     state = UserState.empty(4)
     for n, event in enumerate(events[:-2]):
-        state, _, _ = apply_user_events(state, [(event, (0, n))], vector.get, interest)
+        state = apply_user_events(state, [(event, (0, n))], vector.get, interest).state
 
     trained_on = decayed_interest(items, val, interest)
     np.testing.assert_allclose(trained_on[0].numpy(), state.vector, rtol=1e-5, atol=1e-6)

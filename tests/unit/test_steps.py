@@ -147,7 +147,7 @@ def test_applied_state_is_stored_as_the_core_function_computes_it():
     done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
 
     positioned = [(e, (0, n)) for n, e in enumerate(es)]
-    expected, snapshots, _ = apply_user_events(
+    expected, snapshots, *_ = apply_user_events(
         UserState.empty(4), positioned, rec.item_vector, CONFIG.interest
     )
     stored = decode_state(table[b"u1"])
@@ -254,7 +254,7 @@ def test_step_config_takes_what_the_steps_read_from_settings():
 
 def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
     config = CONFIG.interest
-    state, _, _ = apply_user_events(
+    state, *_ = apply_user_events(
         UserState.empty(4), [(event("u", "a", 5), (0, 0))], recommender().item_vector, config
     )
     loaded = steps.load_user_state(encode_state(state), "u", 4)
@@ -282,3 +282,59 @@ def test_a_failure_in_one_user_dead_letters_that_users_events_and_the_rest_proce
     assert "NonFiniteState" in done.dead[0][1].detail
     assert b"u1" not in table  # nothing non-finite is ever stored
     assert list(table) == [b"u2"] and [s.event.user_id for s in done.snapshots] == ["u2"]
+
+
+def test_a_delete_removes_the_users_table_entry_and_gets_no_record():
+    table = {b"u2": b"kept"}
+    apply(steps.parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
+    forget = Event("u1", "", "delete", 2)
+    done = apply(steps.parse_batch(messages(forget, first_offset=1), set(ITEMS)), table)
+    assert b"u1" not in table and table[b"u2"] == b"kept"
+    assert (done.deleted, done.snapshots, done.applied) == ([b"u1"], [], 1)
+
+
+def test_a_delete_then_new_events_in_one_batch_stores_only_the_new_ones():
+    table: dict = {}
+    es = [event("u1", "a", 1), Event("u1", "", "delete", 2), event("u1", "b", 3)]
+    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    stored = decode_state(table[b"u1"])
+    assert (stored.count, stored.recent, done.deleted) == (1, ("b",), [])
+
+
+def test_a_repeated_event_id_counts_apart_from_replays():
+    es = [event("u1", "a", 1, "e1"), event("u1", "a", 1, "e1")]
+    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), {})
+    assert (done.applied, done.repeated_ids, done.duplicates, len(done.snapshots)) == (1, 1, 0, 1)
+
+
+def test_expired_users_are_those_silent_past_the_ttl_at_the_watermark():
+    def stored(last_ts: int) -> bytes:
+        return encode_state(replace(UserState.empty(2), last_ts=last_ts, count=1))
+
+    rows = [(b"old", stored(100)), (b"edge", stored(400)), (b"new", stored(900)), (b"bad", b"x")]
+    assert steps.expired_users(rows, watermark_ms=1000, ttl_ms=600) == [b"old"]
+
+
+def test_a_dead_letter_too_large_is_truncated_with_its_size_and_hash():
+    import hashlib
+
+    value = b'{"item_id": "' + b"x" * 300_000 + b'"}'
+    message = Message(b"u1", value, partition=1, offset=9)
+    key, stored, headers = steps.dead_letter_record(
+        message, InvalidEvent("bad_json", "too long"), max_bytes=64 * 1024
+    )
+    found = dict(headers)
+    assert key == b"u1" and len(stored) + sum(len(v) for _, v in headers) <= 64 * 1024
+    assert value.startswith(stored)
+    assert found["streamrec.truncated"] == b"1"
+    assert found["streamrec.size"] == str(len(value)).encode()
+    assert found["streamrec.sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert found["streamrec.source"] == b"events/1/9"
+    small = steps.dead_letter_record(replace(message, value=b"{"), InvalidEvent("bad_json", "x"))
+    assert small[1] == b"{" and "streamrec.truncated" not in dict(small[2])
+
+
+def test_the_dedupe_window_and_ttl_come_from_settings():
+    interest = Settings(dedupe_window=5, user_ttl="2h").interest
+    assert (interest.dedupe_window, interest.ttl_ms) == (5, 7_200_000.0)
+    assert Settings().interest.ttl_ms is None

@@ -1,0 +1,84 @@
+"""Forgetting users: deletion requests and the TTL, down to the worker's local disk.
+
+A ``delete`` event removes the user's table entry (streams/steps.py); Faust's table then sends a
+tombstone to the changelog, so a restored worker never sees the user again. With
+``STREAMREC_USER_TTL`` a sweep evicts users silent for longer than that in *event time*: each
+partition's clock is the newest event time the worker has applied on it, so replaying a log
+evicts what living through it evicted. A RocksDB delete only writes a tombstone of its own: the
+old value stays in the SST files until they are compacted, so partitions that lost a user are
+compacted and reopened (a timer calls :meth:`Retention.compact`; streams.compat says why).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Callable, Mapping, MutableMapping
+
+from streams.steps import ParsedBatch, expired_users
+
+log = logging.getLogger(__name__)
+
+SWEEPS_PER_TTL = 10  # a user is evicted at most ttl / 10 of event time after expiring
+COMPACT_EVERY_S = 5.0
+
+
+class Retention:
+    """Per-partition event-time watermarks, the TTL sweep and the compaction of what it (or a
+    delete request) removed."""
+
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        partitions: Callable[[], Mapping[int, Any]],
+        compact_partition: Callable[[int], bool],
+        ttl_ms: float | None,
+    ) -> None:
+        self.table = table
+        self.partitions = partitions  # partition -> open rocksdict.Rdict (streams.compat)
+        self.compact_partition = compact_partition
+        self.ttl_ms = ttl_ms
+        self.watermarks: dict[int, int] = {}
+        self.next_sweep: dict[int, float] = {}
+        self.dirty: set[int] = set()
+
+    def observe(self, parsed: ParsedBatch) -> None:
+        """Advance each partition's event time to the newest valid event of the batch."""
+        for events in parsed.by_user.values():
+            for event, (partition, _) in events:
+                if event.ts > self.watermarks.get(partition, -1):
+                    self.watermarks[partition] = event.ts
+
+    def forgot(self, partitions: set[int]) -> None:
+        """Users were deleted from these partitions: compact them at the next chance."""
+        self.dirty |= partitions
+
+    def sweep(self, bind_partition: Callable[[int], None]) -> int:
+        """Evict the expired users of every partition whose event time moved a sweep interval;
+        ``bind_partition(p)`` makes an event of ``p`` current, so the table deletes (and sends the
+        changelog tombstone) in that partition. Returns the users evicted."""
+        if self.ttl_ms is None or math.isinf(self.ttl_ms):
+            return 0
+        evicted = 0
+        dbs = self.partitions()
+        for partition, watermark in self.watermarks.items():
+            if watermark < self.next_sweep.get(partition, -math.inf) or partition not in dbs:
+                continue
+            self.next_sweep[partition] = watermark + self.ttl_ms / SWEEPS_PER_TTL
+            expired = expired_users(dbs[partition].items(), watermark, self.ttl_ms)
+            if not expired:
+                continue
+            bind_partition(partition)
+            for key in expired:
+                del self.table[key]
+            evicted += len(expired)
+            self.dirty.add(partition)
+            log.info("partition %d: %d users expired (TTL)", partition, len(expired))
+        return evicted
+
+    def compact(self) -> int:
+        """Compact the partitions that lost users, so their old values leave the disk; returns
+        how many were compacted."""
+        done = sum(self.compact_partition(partition) for partition in sorted(self.dirty))
+        self.dirty.clear()
+        return done

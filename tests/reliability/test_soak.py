@@ -1,0 +1,76 @@
+"""The soak, small: 3,000 events and ~100 hostile messages through two SIGKILLs, a broker freeze
+longer than the group's session timeout and a scale 1 -> 2 -> 1. No event is lost or applied
+twice, every hostile message is dead-lettered with its reason, every valid event has a record.
+
+It runs bench/soak.py as a user would (its own embedded broker: the freeze SIGSTOPs it, so it
+cannot be the session's) and reads its JSON report; the full-size run is the command itself.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+# Hostile kinds (bench/soak_hostile.py) the worker does not yet dead-letter as issue 15 wants:
+# reported, not asserted. The test fails once one of them is handled, to be taken off the list.
+NOT_YET: set[str] = set()
+# With bench/soak.py's DEDUPE_CHECKED: a retry (same event_id) the worker applies is a failure.
+DEDUPE_CHECKED = False
+
+
+def run_soak(model_path: Path, out: Path, timeout: float = 200) -> tuple[dict, str]:
+    command = [
+        sys.executable, str(ROOT / "bench" / "soak.py"),
+        "--events", "3000", "--users", "60", "--rate", "50", "--partitions", "2",
+        "--kills", "2", "--freeze-s", "7", "--hostile", "100",
+        "--dedupe-check" if DEDUPE_CHECKED else "--no-dedupe-check",
+        "--model", str(model_path), "--workdir", str(out / "work"), "--out", str(out),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)  # the soak stops its workers and broker on SIGTERM
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"the soak ran past {timeout:.0f}s:\n{output[-6000:]}")
+    print(output)
+    assert process.returncode in (0, 1), f"the soak failed to run:\n{output[-6000:]}"
+    [report] = json.loads((out / "soak.json").read_text())
+    return report, output
+
+
+def test_small_soak_loses_nothing_and_applies_nothing_twice(model_path: Path, tmp_path: Path):
+    report, output = run_soak(model_path, tmp_path)
+    assert report["lost"] == 0, report["mismatch_examples"]
+    assert report["applied_twice"] == 0, report["mismatch_examples"]
+    assert report["state_mismatches"] == 0, report["mismatch_examples"]
+    assert report["events_without_record"] == 0
+    assert report["valid_dead_lettered"] == {}
+    # every message the soak sent is in the events topic, so every one is expected of the worker
+    assert report["not_stored"] == 0 and report["unplanned_invalid"] == 0
+    assert report["retries"]["in_topic"] == report["retries"]["planned"] > 0
+    assert report["retries"]["applied"] + report["retries"]["skipped"] == report["retries"]["planned"]
+
+    # the faults happened, and the workers went down only when the soak took them down
+    assert report["crashes_injected"] == 2
+    assert all(kill["mid_stream"] for kill in report["kills"]), report["kills"]
+    assert [step["step"] for step in report["scale_steps"]] == ["1 -> 2", "2 -> 1"]
+    assert report["freeze_s"] >= 7
+    assert report["unexpected_exits"] == [] and report["fault_errors"] == []
+
+    hostile = report["hostile"]
+    assert set(hostile) == set(report["hostile_sent"]) - {"retry"}, "every kind sent and stored"
+    wrong = {kind: row for kind, row in hostile.items()
+             if kind not in NOT_YET and row["as_expected"] != row["sent"]}
+    assert not wrong, f"hostile messages not dead-lettered as expected: {wrong}"
+    handled = {kind for kind in NOT_YET if hostile[kind]["as_expected"] == hostile[kind]["sent"]}
+    assert not handled, f"now dead-lettered as expected: take {handled} off NOT_YET"
