@@ -6,6 +6,8 @@ Kafka; this module only adds a way to start a broker on a developer machine.
 
 from __future__ import annotations
 
+import math
+
 import socket
 import subprocess
 from pathlib import Path
@@ -93,6 +95,20 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Configs the pipeline creates its topics with: the table's changelog is compacted (the
+    newest state per user, and a deleted user's tombstone, is what survives), and the dead-letter
+    topic keeps ``STREAMREC_DLQ_RETENTION`` (it holds users' raw input: not forever by default)."""
+    retention = settings.dlq_retention
+    return {
+        f"{settings.app_id}-{USER_TABLE}-changelog": {"cleanup.policy": "compact"},
+        settings.dlq_topic: {
+            "retention.ms": "-1" if retention is None or math.isinf(retention)
+            else str(int(retention * 1000))
+        },
+    }
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     """Create the pipeline's topics, or check existing ones have the partitions we expect.
 
@@ -100,15 +116,15 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     topic and the table's changelog different partition counts, which breaks co-partitioning.
     """
     wanted = topic_partitions(settings)
+    configs = topic_configs(settings)
     client = admin(settings.bootstrap, timeout, kafka_python_kwargs(settings))
     try:
-        changelog = f"{settings.app_id}-{USER_TABLE}-changelog"
         new = [
             NewTopic(
                 name,
                 num_partitions=count,
                 replication_factor=settings.replication,
-                topic_configs={"cleanup.policy": "compact"} if name == changelog else {},
+                topic_configs=configs.get(name, {}),
             )
             for name, count in wanted.items()
         ]

@@ -137,3 +137,8 @@ def test_every_metric_the_dashboard_queries_is_exported():
         for name in re.findall(r"streamrec_\w+", target["expr"])
     }
     assert queried and queried <= exported, queried - exported
+
+
+def test_compose_restarts_a_worker_that_stopped_without_commit():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert compose["services"]["worker"]["restart"] == "unless-stopped"
