@@ -19,7 +19,7 @@ import faust
 
 from core.events import InvalidEvent
 from models.scoring import Recommender
-from streams import compat, security, steps
+from streams import compat, dead_letters, security, steps
 from streams.broker import USER_TABLE
 from streams.metrics import PipelineStats
 from streams.publish import send_records
@@ -62,6 +62,7 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
         canonical_url=settings.canonical_url,  # where other workers route /users/... queries
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
+        table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
@@ -153,7 +154,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
 
     async def dead_letter(message: steps.Message, exc: InvalidEvent) -> Awaitable[Any]:
         """The original bytes (cut to fit if too large), with why and where from in headers."""
-        key, value, headers = steps.dead_letter_record(message, exc, settings.dlq_max_bytes)
+        key, value, headers = dead_letters.dead_letter_record(message, exc, settings.dlq_max_bytes)
         return await app.producer.send(settings.dlq_topic, key, value, None, None, headers)
 
     def forget(batch: Sequence[faust.EventT], parsed: steps.ParsedBatch, done: steps.Applied) -> None:

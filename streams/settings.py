@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     recs_topic: str = "recommendations"
     partitions: int = Field(4, ge=1, description="Partitions of the events topic and user table")
     replication: int = Field(1, ge=1, description="Replication factor of every topic it creates")
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition other workers keep warm from the "
+        "changelog, so a survivor takes over without recovering it (0 = off)",
+    )
     dim: int = Field(32, ge=2, le=1024, description="Embedding dimension of trained models")
     half_life_s: float = Field(
         7 * 86400.0, gt=0, description="Interest half-life in event-time seconds; inf = no decay"

@@ -50,3 +50,10 @@ def test_bad_settings_are_refused(bad):
 
 def test_broker_url_for_faust():
     assert Settings(bootstrap="a:1,b:2").broker_url == "kafka://a:1;kafka://b:2"
+
+
+def test_standby_replicas_reach_the_faust_app():
+    from streams.app import new_faust_app
+
+    assert new_faust_app(Settings(), "memory://").conf.table_standby_replicas == 1
+    assert new_faust_app(Settings(standby_replicas=0), "memory://").conf.table_standby_replicas == 0

@@ -16,7 +16,7 @@ from core.interest import InterestConfig, UserState, apply_user_events
 from models.blend import Blend
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
-from streams import steps
+from streams import dead_letters, steps
 from streams.settings import Settings
 
 ITEMS = ["a", "b", "c", "d"]
@@ -236,7 +236,7 @@ def test_score_is_one_recommendation_per_state_excluding_recent_items():
 
 def test_dead_letter_headers_say_why_and_where_from():
     message = Message(b"u1", b"{", partition=2, offset=17, topic="events-x")
-    headers = steps.dead_letter_headers(message, InvalidEvent("bad_json", "unexpected end"))
+    headers = dead_letters.dead_letter_headers(message, InvalidEvent("bad_json", "unexpected end"))
     assert headers == [
         ("streamrec.reason", b"bad_json"),
         ("streamrec.detail", b"unexpected end"),
@@ -320,7 +320,7 @@ def test_a_dead_letter_too_large_is_truncated_with_its_size_and_hash():
 
     value = b'{"item_id": "' + b"x" * 300_000 + b'"}'
     message = Message(b"u1", value, partition=1, offset=9)
-    key, stored, headers = steps.dead_letter_record(
+    key, stored, headers = dead_letters.dead_letter_record(
         message, InvalidEvent("bad_json", "too long"), max_bytes=64 * 1024
     )
     found = dict(headers)
@@ -330,7 +330,7 @@ def test_a_dead_letter_too_large_is_truncated_with_its_size_and_hash():
     assert found["streamrec.size"] == str(len(value)).encode()
     assert found["streamrec.sha256"] == hashlib.sha256(value).hexdigest().encode()
     assert found["streamrec.source"] == b"events/1/9"
-    small = steps.dead_letter_record(replace(message, value=b"{"), InvalidEvent("bad_json", "x"))
+    small = dead_letters.dead_letter_record(replace(message, value=b"{"), InvalidEvent("bad_json", "x"))
     assert small[1] == b"{" and "streamrec.truncated" not in dict(small[2])
 
 
