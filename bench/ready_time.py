@@ -19,11 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 
 from models.train import TrainConfig, train
 from streams.broker import (
-    USER_TABLE,
     admin,
     ensure_topics,
     free_port,
@@ -31,11 +29,11 @@ from streams.broker import (
     stop_process,
 )
 from streams.cluster import start_worker, wait_until_ready
-from core.codec import encode_state
 from core.generator import GeneratorConfig, generate
-from core.interest import UserState
 from core.report import write_report
 from streams.settings import Settings
+
+from failover import fill_changelog  # bench/ is on sys.path when run as a script
 
 PROFILES = {
     "tuned (6 / 1 / 6 s)": {},
@@ -55,30 +53,6 @@ def timed_start(settings: Settings, log: Path, timeout: float = 180) -> float:
         return time.monotonic() - started
     finally:
         stop_process(process, timeout=30)
-
-
-def fill_changelog(settings: Settings, users: int, history: int = 50) -> None:
-    """Write ``users`` encoded user states (d = 64) to the user table's changelog, as a worker
-    that had seen them would have, so the next worker recovers them."""
-    from confluent_kafka import Producer
-    from rich.progress import track
-
-    rng = np.random.default_rng(0)
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 50,
-                         "partitioner": "murmur2_random", "queue.buffering.max.messages": 500_000})
-    topic = f"{settings.app_id}-{USER_TABLE}-changelog"
-    weights = tuple(float(w) for w in np.float32(rng.random(history)))
-    for user in track(range(users), description=f"{users:,} user states -> {topic}"):
-        state = UserState(
-            vector=rng.normal(size=64).astype(np.float32),
-            last_ts=1_700_000_000_000 + user,
-            count=history,
-            recent=tuple(str(i) for i in rng.integers(1, 4000, size=history)),
-            recent_weights=weights,
-        )
-        producer.produce(topic, encode_state(state), f"u{user}".encode())
-        producer.poll(0)
-    producer.flush()
 
 
 def main() -> None:
