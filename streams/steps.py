@@ -186,8 +186,9 @@ def apply_users(
     changelog a tombstone); one who wrote again after it keeps only the new events.
 
     A failure while updating one user (a state that would turn non-finite, a value the codec
-    cannot hold) is confined to that user: their events of the batch become ``internal_error``
-    dead letters, nothing of theirs is stored, and the other users proceed. The table's own
+    cannot hold) is confined to that user: their events of the batch the stored state does not
+    hold yet become ``internal_error`` dead letters, nothing of theirs is stored, and the other
+    users proceed. The table's own
     errors are not confined: they propagate and stop the batch.
     """
     done = Applied([], 0, 0)
@@ -195,17 +196,20 @@ def apply_users(
         bind(parsed.last_index[user_id])
         key = user_id.encode()
         raw = table.get(key)
+        stored = load_user_state(raw, user_id, dim)
         try:
-            update = apply_user_events(
-                load_user_state(raw, user_id, dim), events, item_vector, config.interest
-            )
+            update = apply_user_events(stored, events, item_vector, config.interest)
             forgotten = update.applied > 0 and update.state.count == 0  # only a delete does that
             encoded = encode_state(update.state) if update.applied and not forgotten else None
         except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
-            log.exception("user %s: update failed; its %d events are dead-lettered", user_id,
-                          len(events))
+            # what the stored state already holds (a replay) is applied: not a dead letter too
+            unapplied = [m for m in parsed.messages_of[user_id]
+                         if not stored.has_applied(m.partition, m.offset)]
+            log.exception("user %s: update failed; %d events dead-lettered", user_id,
+                          len(unapplied))
             error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
-            done.dead.extend((message, error) for message in parsed.messages_of[user_id])
+            done.dead.extend((message, error) for message in unapplied)
+            done.duplicates += len(events) - len(unapplied)
             continue
         done.duplicates += len(events) - update.applied - update.repeated_ids
         done.repeated_ids += update.repeated_ids

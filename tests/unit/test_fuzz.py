@@ -200,8 +200,8 @@ def test_a_batch_cut_by_a_crash_then_redelivered_stores_what_one_pass_stores(
     crashed = dict(initial)
     run(batch[:cut], crashed, config)  # applied, not committed
     run(batch, crashed, config)  # redelivered from the last commit
-    # A user whose update fails in the full batch has all its events dead-lettered, but what
-    # the crashed prefix stored of them stays: confinement is per batch, not per event.
+    # A user whose update fails in the full batch keeps what the crashed prefix stored (those
+    # events are replays then, not dead letters); one pass stores nothing of that user.
     failed = {m.key for m, exc in done.dead if exc.reason == "internal_error"}
     assert {k: v for k, v in crashed.items() if k not in failed} == {
         k: v for k, v in once.items() if k not in failed

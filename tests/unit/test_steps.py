@@ -338,3 +338,19 @@ def test_the_dedupe_window_and_ttl_come_from_settings():
     interest = Settings(dedupe_window=5, user_ttl="2h").interest
     assert (interest.dedupe_window, interest.ttl_ms) == (5, 7_200_000.0)
     assert Settings().interest.ttl_ms is None
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_failed_user_dead_letters_only_the_events_not_already_in_their_state():
+    """Redelivered after a crash, events the state holds are not dead-lettered as well: every
+    message is applied or dead-lettered, never both."""
+    huge = steps.StepConfig(InterestConfig(event_weights={"click": 1.0, "cart": 3e38}), 3, "every")
+    table: dict = {}
+    first = [event("u1", "a", 10), event("u1", "b", 11)]
+    apply(steps.parse_batch(messages(*first), set(ITEMS)), table, huge)  # then a "crash"
+    poison = event("u1", "a", 12)._replace(type="cart")  # twice 3e38 overflows float32
+    done = apply(steps.parse_batch(messages(*first, poison, poison), set(ITEMS)), table, huge)
+    assert [(m.offset, exc.reason) for m, exc in done.dead] == [(2, "internal_error"),
+                                                                 (3, "internal_error")]
+    assert (done.duplicates, done.applied) == (2, 0)
+    assert decode_state(table[b"u1"]).position == (0, 1)
