@@ -1,0 +1,272 @@
+"""Soak the pipeline: hostile input, SIGKILLed workers, a frozen broker, scaling; then check.
+
+A generated stream with hostile messages goes through workers that are SIGKILLed and restarted,
+a broker that is frozen and a group that is scaled; then every user is checked against an
+uninterrupted reference.
+
+    .venv/bin/python bench/soak.py [--events 100000] [--kills 10] [--freeze-s 10] [--hostile 200]
+
+Phases, a progress line each: the embedded broker (memory-only, so it is never restarted: the
+freeze is SIGSTOP, then SIGCONT) -> a small MF model (or --model) -> topics -> --workers workers
+-> the stream (core.generator at --rate, with --hostile messages of the kinds in
+bench/soak_hostile.py) and, at random points of it, the faults: --kills SIGKILLs each followed by
+a restart, one freeze, a scale N -> N+1 -> N -> read the events topic back -> wait until every user
+has caught up -> check each user's /users/<id>/interest against tests/helpers.reference_state, the
+dead-letter topic against the reasons expected, the recommendations topic against the events.
+Writes bench/results/soak.{json,md} and soak_hostile.{json,md}; exits 1 if any event was lost or
+applied twice (or a user's state could not be read), 2 if the run itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from rich.progress import Progress
+
+# The reference is the tests' oracle (soak_check.py says why it stays there): import it from
+# the repository, which `python bench/soak.py` does not otherwise put on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.generator import GeneratorConfig, generate  # noqa: E402
+from soak_faults import Cluster, freeze  # noqa: E402
+from soak_hostile import mix  # noqa: E402
+from soak_report import STARTED, check_run, say, write  # noqa: E402
+from streams.broker import admin, ensure_topics, free_port, start_embedded_broker  # noqa: E402
+from streams.broker import stop_process  # noqa: E402
+from streams.cluster import WorkerError, wait_for  # noqa: E402
+from streams.producer import produce_events  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+
+# The worker skips a repeated event_id (STREAMREC_DEDUPE_WINDOW), so a retry it applies is an
+# event applied twice. --no-dedupe-check counts such retries apart (`retries.applied`) instead.
+DEDUPE_CHECKED = True
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--events", type=int, default=100_000, help="valid events generated (default 100,000)")
+    add("--users", type=int, default=1000, help="users they are spread over")
+    add("--items", type=int, default=200, help="catalog size of the generated stream and model")
+    add("--rate", type=float, default=500.0, help="messages per second sent (0 = flat out)")
+    add("--workers", type=int, default=1, help="workers at the start (scaled to N+1 and back)")
+    add("--partitions", type=int, default=4)
+    add("--kills", type=int, default=10, help="SIGKILLs of a random worker, each then restarted")
+    add("--freeze-s", type=float, default=10.0, help="seconds the broker is SIGSTOPped (0 = none)")
+    add("--scale", action=argparse.BooleanOptionalAction, default=True,
+        help="start a worker a quarter into the stream, retire the oldest at three quarters")
+    add("--hostile", type=int, default=200, help="hostile messages mixed in (kinds in turn)")
+    add("--dedupe-check", action=argparse.BooleanOptionalAction, default=DEDUPE_CHECKED,
+        help="count a retry (same event_id) the worker applies as applied twice")
+    add("--model", type=Path, help="model artifact to serve (default: train a small MF)")
+    add("--seed", type=int, default=0)
+    add("--drain-timeout", type=float, default=300.0, help="seconds to wait for catch-up")
+    add("--workdir", type=Path, help="logs, state dirs and model (default: a new temp dir)")
+    add("--out", type=Path, default=Path("bench/results"))
+    add("--name", default="soak", help="report file name under --out")
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.users < 1 or args.events < args.users:
+        parser.error("--events must be at least --users, and both positive")
+    if args.workers < 1 or args.kills < 0 or args.freeze_s < 0 or args.rate < 0:
+        parser.error("--workers must be positive; --kills, --freeze-s and --rate not negative")
+    return args
+
+
+def small_model(out: Path, items: int) -> Path:
+    """An MF artifact (d = 16) on a generated log of the same catalog, in seconds."""
+    from models.train import TrainConfig, train
+
+    events = generate(GeneratorConfig(n_users=100, n_items=items, events_per_user=30, seed=1))
+    train(events, Settings().interest, Settings().blend, TrainConfig(model="mf", dim=16, epochs=5),
+          out, show_progress=False)
+    return out
+
+
+def fault_plan(args: argparse.Namespace, rng: np.random.Generator) -> list[tuple[float, str]]:
+    """(share of the stream sent, fault), in order: kills at random points, the freeze midway,
+    the scale-up at a quarter and the scale-down at three quarters."""
+    plan = [(float(at), "kill") for at in rng.uniform(0.05, 0.95, args.kills)]
+    if args.freeze_s:
+        plan.append((0.5, "freeze"))
+    if args.scale:
+        plan += [(0.25, "scale up"), (0.75, "scale down")]
+    return sorted(plan)
+
+
+class Faults:
+    """Runs the plan against the cluster and broker, and keeps what each fault did."""
+
+    def __init__(self, cluster: Cluster, broker: Any, args: argparse.Namespace,
+                 streaming: Callable[[], bool]) -> None:
+        self.cluster, self.broker, self.args, self.streaming = cluster, broker, args, streaming
+        self.rng = np.random.default_rng(args.seed + 1)
+        self.kills: list[dict] = []
+        self.scale_steps: list[dict] = []
+        self.freezes: list[dict] = []
+        self.errors: list[str] = []
+
+    def run(self, fault: str, sent: int) -> str:
+        """Inject ``fault`` and wait until the group has settled after it; each row keeps how
+        much of the stream was sent when it began and whether it was still being sent."""
+        cluster = self.cluster
+        when = {"at_sent": sent, "mid_stream": self.streaming(),
+                "at_ms": int(time.time() * 1000)}  # beside the broker's timestamps
+        if fault == "kill":
+            owners = cluster.owners()  # a worker that owns nothing has nothing to lose
+            victim = owners[int(self.rng.integers(len(owners)))]
+            row = {**cluster.kill_and_restart(victim, self.streaming), **when}
+            self.kills.append(row)
+            line = (f"SIGKILL {row['worker']} (partitions {row['owned']}) at {sent:,} sent: "
+                    f"group ready in {row['ready_s']} s, it consumes in {row['consuming_s']} s")
+        elif fault == "freeze":
+            before = cluster.events_in()
+            stopped = freeze(self.broker, self.args.freeze_s)
+            resumed = time.monotonic()
+            cluster.wait_consuming(before, self.streaming)
+            consuming_s = time.monotonic() - resumed
+            cluster.settle()
+            row = {"freeze_s": round(stopped, 2), "consuming_s": round(consuming_s, 2),
+                   "settle_s": round(time.monotonic() - resumed, 2), **when}
+            self.freezes.append(row)
+            line = (f"broker SIGSTOP {row['freeze_s']} s; after SIGCONT consuming in "
+                    f"{row['consuming_s']} s, group settled in {row['settle_s']} s")
+        else:
+            before = len(cluster.live)
+            if fault == "scale up":
+                cluster.add()
+            else:
+                cluster.retire_oldest()
+            row = {"step": f"{before} -> {len(cluster.live)}",
+                   "settle_s": round(cluster.settle(), 2), "assignment": cluster.assignment,
+                   **when}
+            self.scale_steps.append(row)
+            line = f"scale {row['step']}: settled in {row['settle_s']} s, {cluster.assignment}"
+        return line if when["mid_stream"] else f"{line} (after the stream)"
+
+    def safely(self, fault: str, sent: int) -> str:
+        """Run ``fault``; a worker error is recorded, and the group settled before going on."""
+        try:
+            return self.run(fault, sent)
+        except WorkerError as exc:
+            self.errors.append(f"{fault}: {exc}")
+            self.cluster.settle()
+            return f"{fault} FAILED: {exc}"
+
+
+def stream_with_faults(base: Settings, messages: list, faults: Faults,
+                       plan: list[tuple[float, str]], rate: float) -> int:
+    """Send ``messages`` at ``rate`` in a thread and run each fault when its share is sent;
+    return how many were sent."""
+    progress = Progress(disable=True)  # produce_events counts into it; nothing is drawn
+    stop = threading.Event()
+    sent: list[int] = []
+    producer = threading.Thread(
+        target=lambda: sent.append(produce_events(base, messages, rate, progress, stop)),
+        daemon=True,
+    )
+    faults.streaming = producer.is_alive
+
+    def produced() -> int:
+        return int(progress.tasks[0].completed) if progress.tasks else 0
+
+    expected_s = len(messages) / rate if rate else 60.0
+    producer.start()
+    try:
+        for share, fault in plan:
+            wait_for(lambda: produced() >= share * len(messages) or not producer.is_alive(),
+                     2 * expected_s + 600, f"{share:.0%} of the stream to be sent")
+            say("fault", faults.safely(fault, produced()))
+        wait_for(lambda: not producer.is_alive(), 2 * expected_s + 600, "the stream to be sent")
+    finally:
+        stop.set()
+        producer.join(30)
+    return sent[0] if sent else produced()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    say("broker", f"embedded Tansu on 127.0.0.1:{port}; logs under {workdir}")
+    broker = start_embedded_broker(port, workdir / "broker.log")
+    cluster = None
+    try:
+        admin(f"127.0.0.1:{port}").close()
+        model = args.model or small_model(workdir / "model", args.items)
+        say("model", str(model))
+        tag = uuid.uuid4().hex[:8]
+        base = Settings(
+            bootstrap=f"127.0.0.1:{port}", app_id=f"soak-{tag}", events_topic=f"soak-{tag}",
+            recs_topic=f"soak-{tag}-recs", partitions=args.partitions, model_path=model,
+            state_dir=workdir / "unused", web_port=0, top_k=5, history_len=10, half_life_s=3600.0,
+        )
+        say("topics", ", ".join(ensure_topics(base)))
+        cluster = Cluster(base, workdir)
+        for _ in range(args.workers):
+            cluster.add()
+        say("workers", f"{args.workers} ready in {cluster.settle():.1f} s")
+        per_user = args.events // args.users
+        events = generate(GeneratorConfig(n_users=args.users, n_items=args.items,
+                                          events_per_user=per_user, seed=args.seed))
+        stream = mix(events, args.hostile, args.seed)
+        plan = fault_plan(args, np.random.default_rng(args.seed))
+        say("stream", f"{len(stream.messages):,} messages ({len(events):,} events of "
+            f"{args.users:,} users, {args.hostile} hostile) at {args.rate:g}/s; "
+            f"faults: {', '.join(f'{f} at {s:.0%}' for s, f in plan) or 'none'}")
+        faults = Faults(cluster, broker, args, lambda: True)
+        sent = stream_with_faults(base, stream.messages, faults, plan, args.rate)
+        say("stream", f"{sent:,} sent")
+        report = check_run(base, cluster, stream, model, args, sent)
+    except Exception as exc:
+        say("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        stop_process(broker)
+    recoveries = [k["consuming_s"] or k["ready_s"] for k in faults.kills]
+    report.update({
+        "crashes_injected": len(faults.kills),
+        "kills": faults.kills,
+        "max_recovery_s": max(recoveries, default=0.0),
+        "freeze_s": sum(f["freeze_s"] for f in faults.freezes),
+        "freezes": faults.freezes,
+        "scale_steps": faults.scale_steps,
+        "faults_after_stream": sum(not row["mid_stream"] for row in
+                                   [*faults.kills, *faults.freezes, *faults.scale_steps]),
+        "unexpected_exits": cluster.unexpected_exits,
+        "fault_errors": faults.errors,
+        "wall_s": round(time.monotonic() - STARTED, 1),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "workdir": str(workdir),
+    })
+    write(args.out, args.name, report)
+    # a user no worker answered for is not known to be right
+    failed = report["lost"] or report["applied_twice"] or report["unreadable_users"]
+    say("done", f"lost {report['lost']}, applied twice {report['applied_twice']}, unreadable "
+        f"users {report['unreadable_users']}: "
+        f"{'FAIL' if failed else 'ok'}; {args.out / args.name}.json")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    # SIGTERM (a test's deadline, Ctrl-C's cousin) unwinds like an exception, so every worker
+    # and the broker are stopped, and a frozen broker is continued, on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        sys.exit(main())
+    except Exception:  # noqa: BLE001 - the traceback is printed; the status says the run failed
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(2)
