@@ -50,6 +50,8 @@ bench: install $(PEER)/.installed
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/state_size.py
 	$(BIN)/python bench/ready_time.py --runs 1 --state-users 1000000
+	$(BIN)/python bench/backlog.py
+	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/benchmarks_doc.py
 
 # Prequential evaluation (docs/evaluation.md): both MovieLens sets, then the synthetic half-life

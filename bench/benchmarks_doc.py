@@ -30,6 +30,10 @@ SECTIONS = [
     ("ann", "Exact vs ANN (HNSW) top-K", "bench/ann.py"),
     ("state_size", "State: bytes per user, table read and write rates", "bench/state_size.py"),
     ("ready_time", "Worker ready time, fresh and restart", "bench/ready_time.py"),
+    ("backlog", "Backlog on the embedded broker against the consumer fetch wait",
+     "bench/backlog.py"),
+    ("failover", "Failover with 1e6 users' state, with and without standby replicas",
+     "bench/failover.py"),
 ]
 
 

@@ -7,8 +7,13 @@ embedded broker (Tansu) too; three accessors reach what Faust keeps private.
 1. Fetch wait. Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no way to change
 it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
 only matters on an idle topic; Tansu holds the fetch much longer (bench/fetch_wait.py, raw
-aiokafka, a message every 10 ms: produce -> consume p50 391 ms / p99 753 ms at 1500, 3 / 6 ms at
-10). The worker's wait comes from ``STREAMREC_FETCH_MAX_WAIT_MS``.
+aiokafka, a message every 10 ms: produce -> consume p50 391 ms / p99 753 ms at 1500, 26 / 52 ms
+at 100, 3 / 6 ms at 10). The worker's wait comes from ``STREAMREC_FETCH_MAX_WAIT_MS``, 100 by
+default, not lower: Tansu's memory storage does work in proportion to a partition's records on
+every fetch (a fetch at the tail: ~1 ms at 1,000 records, ~9 ms at 50,000, ~55 ms at 100,000),
+so a consumer fetching every 10 ms saturates it as the log grows. bench/backlog.py, 600 events/s
+offered over 4 partitions: at 10 ms the worker fell behind after ~50,000 events and drained at
+14 events/s; at 100 and 500 ms it kept up with 100,000 (max lag 613 and 884).
 
 2. Changelog recovery.
 

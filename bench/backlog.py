@@ -1,0 +1,139 @@
+"""Drain a backlog through the worker on the embedded broker, against the consumer's fetch wait.
+
+    .venv/bin/python bench/backlog.py [--events 100000] [--rate 600] [--waits 10 100 500]
+
+Why (issue 15, defect 6): at ``STREAMREC_FETCH_MAX_WAIT_MS=10`` a run at 600 events/s kept up
+until ~80,000 events and then fell to 0-50 events/s and never drained. The cause is the embedded
+broker: Tansu's memory storage does work proportional to the records in a partition on every
+fetch (raw aiokafka, a fetch at the tail: ~1 ms at 1,000 records, ~9 ms at 50,000, ~55 ms at
+100,000), so a consumer that fetches every 10 ms makes the broker's load grow with the log until
+it is saturated. A longer wait means fewer fetches; Apache Kafka (an offset index) does not slow
+down with the log, and answers a fetch as soon as data is there whatever the wait.
+
+Per fetch wait, on a fresh broker: one worker (4 partitions) runs while a producer offers
+``--rate`` events/s until ``--events`` are sent ("live"), then the backlog left is timed until
+drained; and the same events produced before the worker starts ("preloaded") are timed from the
+worker's start. Lag is sampled from /stats/ every second. Writes bench/results/backlog.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from core.generator import GeneratorConfig, generate
+from core.report import write_report
+from models.train import TrainConfig, train
+from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
+from streams.cluster import start_worker, wait_until_ready, worker_stats
+from streams.producer import produce_events, to_message
+from streams.settings import Settings
+
+SAMPLE_S = 1.0
+
+
+def applied(settings: Settings) -> int:
+    stats = worker_stats(settings.web_port)
+    return 0 if stats is None else stats["applied"] + sum(stats["dead_lettered"].values())
+
+
+def run(mode: str, wait_ms: int, events: list, model: Path, work: Path, args: argparse.Namespace
+        ) -> dict:
+    """One fetch wait, one mode, on a broker of its own (Tansu's cost grows with its log)."""
+    tag = uuid.uuid4().hex[:8]
+    port = free_port()
+    broker = start_embedded_broker(port, work / f"broker-{tag}.log")
+    worker = None
+    try:
+        admin(f"127.0.0.1:{port}").close()
+        settings = Settings(
+            bootstrap=f"127.0.0.1:{port}", app_id=f"backlog-{tag}", events_topic=f"ev-{tag}",
+            recs_topic=f"recs-{tag}", partitions=4, model_path=model, state_dir=work / tag,
+            web_port=free_port(), fetch_max_wait_ms=wait_ms, explain=0,
+        )
+        ensure_topics(settings)
+        messages = [to_message(e) for e in events]
+        if mode == "preloaded":
+            produce_events(settings, messages, rate=0)
+        worker = start_worker(settings, work / f"worker-{tag}.log")
+        wait_until_ready(settings.web_port, timeout=120, process=worker)
+        producer = threading.Thread(
+            target=produce_events, args=(settings, messages, args.rate if mode == "live" else 0)
+        )
+        started = time.monotonic()
+        if mode == "live":
+            producer.start()
+        samples, produced_at = [], None
+        while True:
+            now = time.monotonic() - started
+            done = applied(settings)
+            if mode == "live" and produced_at is None and not producer.is_alive():
+                produced_at, lag_at_end = now, len(events) - done
+            offered = len(events) if mode == "preloaded" or produced_at else min(
+                len(events), args.rate * now)
+            samples.append({"t": round(now, 1), "applied": done, "lag": max(0, int(offered - done))})
+            if done >= len(events) or now > args.timeout:
+                break
+            time.sleep(SAMPLE_S)  # sampling interval, not synchronisation
+        producer.join() if mode == "live" else None
+        finished = time.monotonic() - started
+        if mode == "preloaded":
+            produced_at, lag_at_end = 0.0, len(events)
+        drain_s = finished - produced_at
+        row = {
+            "mode": mode, "fetch_max_wait_ms": wait_ms, "events": len(events),
+            "offered_per_s": args.rate if mode == "live" else None,
+            "drained": done >= len(events), "applied": done,
+            "max_lag": max(s["lag"] for s in samples), "lag_at_end_of_production": lag_at_end,
+            "drain_s": drain_s, "drain_per_s": (lag_at_end - (len(events) - done)) / drain_s
+            if drain_s > 0 else None,
+            "overall_per_s": done / finished, "samples": samples,
+        }
+        print(f"{mode} wait {wait_ms} ms: applied {done:,}/{len(events):,}, max lag "
+              f"{row['max_lag']:,}, drain {drain_s:.0f} s at {row['drain_per_s'] or 0:,.0f}/s")
+        return row
+    finally:
+        if worker is not None:
+            stop_process(worker, timeout=30)
+        stop_process(broker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=600.0, help="offered events/s (live)")
+    parser.add_argument("--waits", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument("--modes", nargs="+", default=["live", "preloaded"],
+                        choices=["live", "preloaded"])
+    parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="backlog-"))
+    users = max(1, args.events // 50)
+    events = generate(GeneratorConfig(n_users=users, n_items=2000, events_per_user=50, seed=3))
+    events = events[: args.events]
+    model = work / "model"
+    train(events[:20_000], Settings().interest, Settings().blend,
+          TrainConfig(model="mf", dim=32, epochs=2), model, show_progress=False)
+    rows = [run(mode, wait, events, model, work, args) for mode in args.modes
+            for wait in args.waits]
+    write_report(args.out, "backlog", rows, {
+        "mode": lambda r: r["mode"] + (f" at {r['offered_per_s']:,.0f}/s" if r["offered_per_s"]
+                                       else ""),
+        "fetch_max_wait_ms": lambda r: str(r["fetch_max_wait_ms"]),
+        "events": lambda r: f"{r['events']:,}",
+        "drained": lambda r: "yes" if r["drained"] else f"no ({r['applied']:,} applied)",
+        "max lag": lambda r: f"{r['max_lag']:,}",
+        "backlog at end of production": lambda r: f"{r['lag_at_end_of_production']:,}",
+        "drain s": lambda r: f"{r['drain_s']:.0f}",
+        "drain events/s": lambda r: f"{r['drain_per_s']:,.0f}" if r["drain_per_s"] else "-",
+        "overall events/s": lambda r: f"{r['overall_per_s']:,.0f}",
+    })
+
+
+if __name__ == "__main__":
+    main()
