@@ -96,6 +96,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     config = steps.StepConfig.of(settings)
     stats = PipelineStats()
     metrics = worker_metrics(app, users, settings.events_topic, recommender, stats)
+    changelog_sends: list[asyncio.Future] = []  # this batch's state on its way to the changelog
+    compat.collect_changelog_sends(users, changelog_sends.append)
     retention = Retention(
         users,
         lambda: compat.rocksdb_partitions(users),
@@ -113,7 +115,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
 
     async def process(batch: Sequence[faust.EventT]) -> None:
         """One micro-batch. Faust acks its events when this returns, so it returns only once
-        every event is applied and its record, or its dead letter, is on the broker."""
+        every event is applied, its state on the changelog, and its record or its dead letter on
+        the broker."""
         stats.events_in += len(batch)
         metrics.batch_size.observe(len(batch))
         parsed = steps.parse_batch(
@@ -146,6 +149,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             deliveries.append(await dead_letter(message, exc))
             stats.dead_lettered[exc.reason] += 1
         forget(batch, parsed, done)
+        deliveries += changelog_sends
+        changelog_sends.clear()
         await asyncio.gather(*deliveries)  # a failed delivery raises: nothing is acked
         metrics.observe_sent(parsed.produced)
         # Counted once the batch's records are out, so applied == events in means done.

@@ -6,6 +6,7 @@ An upgrade of faust-streaming fails here first; recheck streams/compat.py agains
 from __future__ import annotations
 
 import asyncio
+import inspect
 import contextvars
 import weakref
 from dataclasses import dataclass
@@ -127,3 +128,69 @@ def test_compacting_a_partition_leaves_no_byte_of_a_deleted_key_and_keeps_the_re
 
     assert [p for p in tmp_path.rglob("*") if p.is_file() and gone in p.read_bytes()] == []
     assert compat.rocksdb_partitions(table)[1].get(b"kept-user") == b"state kept"
+
+
+class _Subscriptions:
+    reassignment_in_progress = False
+
+    def is_assigned(self, tp: object) -> bool:
+        return True
+
+
+class _Fetcher:
+    """What aiokafka's Fetcher.fetched_records reads of itself: one prefetched partition."""
+
+    def __init__(self, tp: object) -> None:
+        self._subscriptions = _Subscriptions()
+        self._records = {tp: self}
+        self.consumed = False
+        self._wait_consume_future = None
+
+    def _notify(self, future: object) -> None:
+        pass
+
+    def check_raise(self) -> None:  # what a drained non-data entry does
+        self.consumed = True
+
+
+@pytest.mark.parametrize("wrapped, drained", [(False, True), (True, False)])
+def test_an_empty_live_set_drains_nothing_from_the_paused_partitions(wrapped, drained):
+    """aiokafka reads an empty collection of partitions as "all"; Faust empties its live set
+    while recovery pauses the active partitions, and would drop what was drained of standbys."""
+    from aiokafka.consumer.fetcher import Fetcher
+    from faust.types import TP
+
+    standby = TP("changelog", 2)
+    live: set = set()
+    fetcher = _Fetcher(standby)
+    partitions = compat.LivePartitions(live) if wrapped else live
+    asyncio.run(Fetcher.fetched_records(fetcher, partitions, timeout=0))
+    assert fetcher.consumed is drained and (standby in fetcher._records) is not drained
+    live.add(standby)  # resumed: the view follows the live set
+    assert standby in compat.LivePartitions(live) and bool(compat.LivePartitions(set()))
+
+
+def test_install_routes_faust_fetches_through_the_live_view():
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    compat.install(100)
+    assert AIOKafkaConsumerThread._fetch_records is compat._fetch_live_records
+    assert "active_partitions" in inspect.signature(compat._fetch_records).parameters
+
+
+def test_every_changelog_write_and_delete_hands_over_its_delivery_future():
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("users", partitions=4, key_type=bytes, value_type=bytes)
+    sent: list = []
+    compat.collect_changelog_sends(table, sent.append)
+
+    async def write_and_delete() -> None:
+        event = FakeEvent(FakeMessage(partition=2))
+        compat.bind_current_event(event)
+        table[b"u"] = b"state"
+        del table[b"u"]
+
+    asyncio.run(write_and_delete())
+    assert [(f.message.key, f.message.value, f.message.partition) for f in sent] == [
+        (b"u", b"state", 2), (b"u", None, 2)]
+    assert all(isinstance(f, asyncio.Future) and not f.done() for f in sent)
