@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--rate", type=float, default=500.0, help="messages per second sent (0 = flat out)")
     add("--workers", type=int, default=1, help="workers at the start (scaled to N+1 and back)")
     add("--partitions", type=int, default=4)
+    add("--standby-replicas", type=int, default=1, help="the workers' STREAMREC_STANDBY_REPLICAS")
     add("--kills", type=int, default=10, help="SIGKILLs of a random worker, each then restarted")
     add("--freeze-s", type=float, default=10.0, help="seconds the broker is SIGSTOPped (0 = none)")
     add("--scale", action=argparse.BooleanOptionalAction, default=True,
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap=f"127.0.0.1:{port}", app_id=f"soak-{tag}", events_topic=f"soak-{tag}",
             recs_topic=f"soak-{tag}-recs", partitions=args.partitions, model_path=model,
             state_dir=workdir / "unused", web_port=0, top_k=5, history_len=10, half_life_s=3600.0,
+            standby_replicas=args.standby_replicas,
         )
         say("topics", ", ".join(ensure_topics(base)))
         cluster = Cluster(base, workdir)
