@@ -63,12 +63,17 @@ _listed_highwaters = AIOKafkaConsumerThread._highwaters
 _create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 _fetch_records = AIOKafkaConsumerThread._fetch_records
 _fetch_max_wait_ms: int | None = None
-_FETCH_TIMEOUT_S = 5.0
+_FETCH_TIMEOUT_S = 30.0
 
 
 def broker_auth(conf: Any) -> Mapping[str, Any]:
     """aiokafka's security keywords for a Faust app's ``conf``, as Faust gives its own clients."""
     return credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
+
+
+class HighwaterUnknown(RuntimeError):
+    """The broker did not say where a changelog partition ends: recovery cannot know when it
+    is done, so the worker stops rather than serve what it has read so far."""
 
 
 async def fetch_highwaters(
@@ -88,9 +93,11 @@ async def fetch_highwaters(
         for tp, offset in wanted.items():
             consumer.seek(tp, offset - 1)
         deadline = asyncio.get_running_loop().time() + _FETCH_TIMEOUT_S
-        while any(consumer.highwater(tp) is None for tp in wanted):
+        while missing := [tp for tp in wanted if consumer.highwater(tp) is None]:
             if asyncio.get_running_loop().time() > deadline:
-                break
+                # fail closed: recovering to the undercounted ListOffsets would serve stale state
+                raise HighwaterUnknown(f"no Fetch high watermark for {missing} within "
+                                       f"{_FETCH_TIMEOUT_S:.0f}s")
             await consumer.getmany(timeout_ms=200)
         return {tp: max(offset, consumer.highwater(tp) or 0) for tp, offset in listed.items()}
     finally:

@@ -194,3 +194,25 @@ def test_every_changelog_write_and_delete_hands_over_its_delivery_future():
     assert [(f.message.key, f.message.value, f.message.partition) for f in sent] == [
         (b"u", b"state", 2), (b"u", None, 2)]
     assert all(isinstance(f, asyncio.Future) and not f.done() for f in sent)
+
+
+def test_a_highwater_the_fetch_never_tells_stops_recovery_instead_of_undercounting(monkeypatch):
+    """Falling back to Tansu's ListOffsets (the last batch's base offset + 1) would end recovery
+    before the changelog does."""
+    from faust.types import TP
+
+    class Silent:
+        def __init__(self, **kwargs: object) -> None: ...
+        async def start(self) -> None: ...
+        async def stop(self) -> None: ...
+        def assign(self, tps: object) -> None: ...
+        def seek(self, tp: object, offset: int) -> None: ...
+        def highwater(self, tp: object) -> None:
+            return None
+        async def getmany(self, timeout_ms: int) -> dict:
+            return {}
+
+    monkeypatch.setattr(compat, "AIOKafkaConsumer", Silent)
+    monkeypatch.setattr(compat, "_FETCH_TIMEOUT_S", 0.3)
+    with pytest.raises(compat.HighwaterUnknown):
+        asyncio.run(compat.fetch_highwaters(["127.0.0.1:1"], {TP("changelog", 0): 6}))
