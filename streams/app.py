@@ -162,10 +162,14 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         key, value, headers = dead_letters.dead_letter_record(message, exc, settings.dlq_max_bytes)
         return await app.producer.send(settings.dlq_topic, key, value, None, None, headers)
 
-    def forget(batch: Sequence[faust.EventT], parsed: steps.ParsedBatch, done: steps.Applied) -> None:
+    def forget(
+        batch: Sequence[faust.EventT], parsed: steps.ParsedBatch, done: steps.Applied
+    ) -> None:
         """Delete requests were applied by apply_users; here the TTL sweeps, in event time."""
         stats.users_deleted += len(done.deleted)
         retention.forgot({parsed.by_user[key.decode()][0][1][0] for key in done.deleted})
+        if not retention.expires:
+            return  # no TTL: no per-event watermark work on the hot path
         retention.observe(parsed)
         on_partition = {event.message.partition: event for event in batch}
         stats.users_expired += retention.sweep(

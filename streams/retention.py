@@ -42,6 +42,11 @@ class Retention:
         self.next_sweep: dict[int, float] = {}
         self.dirty: set[int] = set()
 
+    @property
+    def expires(self) -> bool:
+        """Whether there is a TTL to sweep for."""
+        return self.ttl_ms is not None and not math.isinf(self.ttl_ms)
+
     def observe(self, parsed: ParsedBatch) -> None:
         """Advance each partition's event time to the newest valid event of the batch."""
         for events in parsed.by_user.values():
@@ -57,7 +62,7 @@ class Retention:
         """Evict the expired users of every partition whose event time moved a sweep interval;
         ``bind_partition(p)`` makes an event of ``p`` current, so the table deletes (and sends the
         changelog tombstone) in that partition. Returns the users evicted."""
-        if self.ttl_ms is None or math.isinf(self.ttl_ms):
+        if not self.expires:
             return 0
         evicted = 0
         dbs = self.partitions()
