@@ -13,14 +13,32 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Mapping, MutableMapping
+from typing import Any, Callable, Iterable, Mapping, MutableMapping
 
-from streams.steps import ParsedBatch, expired_users
+from core.codec import CorruptState, stored_last_ts
+from streams.steps import ParsedBatch
 
 log = logging.getLogger(__name__)
 
 SWEEPS_PER_TTL = 10  # a user is evicted at most ttl / 10 of event time after expiring
 COMPACT_EVERY_S = 5.0
+
+
+def expired_users(
+    rows: Iterable[tuple[bytes, bytes]], watermark_ms: float, ttl_ms: float
+) -> list[bytes]:
+    """Keys of the stored users whose newest event is more than ``ttl_ms`` before the
+    partition's event time ``watermark_ms``. A value this codec cannot read is left alone: it
+    may be a newer worker's format in a rolling upgrade, not ours to judge."""
+    expired = []
+    for key, raw in rows:
+        try:
+            if watermark_ms - stored_last_ts(raw) > ttl_ms:
+                expired.append(key)
+        except CorruptState:
+            log.warning("user %r: unreadable state left to the TTL sweep of its writer", key)
+    return expired
+
 
 
 class Retention:

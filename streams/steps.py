@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Container, Iterable, Literal, Protocol, Sequence
+from typing import Any, Callable, Container, Literal, Protocol, Sequence
 
 import numpy as np
 import orjson
 
-from core.codec import CorruptState, decode_state, encode_state, stored_last_ts
+from core.codec import CorruptState, decode_state, encode_state
 from core.events import DELETE, MAX_ABS_VALUE, Event, InvalidEvent, parse_event
 from core.interest import InterestConfig, Snapshot, UserState, apply_user_events
 from models.scoring import Recommendation, Recommender
@@ -160,7 +160,8 @@ def load_user_state(raw: bytes | None, user_id: str, dim: int) -> UserState:
 
 
 class StateTable(Protocol):
-    """The user table as the steps use it: Faust's table, or a dict in tests."""
+    """The user table as the steps use it: Faust's table (deleting a missing key sends a
+    tombstone, no KeyError), or a dict behind the same rules in tests."""
 
     def get(self, key: bytes) -> bytes | None: ...
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
@@ -184,6 +185,9 @@ def apply_users(
 
     A user whose events end in a ``delete`` has their entry deleted (Faust's table sends the
     changelog a tombstone); one who wrote again after it keeps only the new events.
+    A replay writes the stored state (or the tombstone) again: Faust's table puts a value into
+    RocksDB before its changelog record is delivered, so after a kill in between the local state
+    holds the batch and only this write brings the changelog, and the next owner, up to it.
 
     A failure while updating one user (a state that would turn non-finite, a value the codec
     cannot hold) is confined to that user: their events of the batch the stored state does not
@@ -211,33 +215,20 @@ def apply_users(
             done.dead.extend((message, error) for message in unapplied)
             done.duplicates += len(events) - len(unapplied)
             continue
-        done.duplicates += len(events) - update.applied - update.repeated_ids
+        replayed = len(events) - update.applied - update.repeated_ids
+        done.duplicates += replayed
         done.repeated_ids += update.repeated_ids
         if encoded is not None:
             table[key] = encoded
-        elif forgotten and raw is not None:
-            del table[key]
-            done.deleted.append(key)
+        elif forgotten:
+            del table[key]  # a tombstone even for a gone entry: a replayed delete's may be lost
+            done.deleted.extend([key] if raw is not None else [])
+        elif replayed and raw is not None:
+            table[key] = raw  # the changelog may lack it: a crash after the local write
         done.applied += update.applied
         snapshots = update.snapshots
         done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
     return done
-
-
-def expired_users(
-    rows: Iterable[tuple[bytes, bytes]], watermark_ms: float, ttl_ms: float
-) -> list[bytes]:
-    """Keys of the stored users whose newest event is more than ``ttl_ms`` before the
-    partition's event time ``watermark_ms``. A value this codec cannot read is left alone: it
-    may be a newer worker's format in a rolling upgrade, not ours to judge."""
-    expired = []
-    for key, raw in rows:
-        try:
-            if watermark_ms - stored_last_ts(raw) > ttl_ms:
-                expired.append(key)
-        except CorruptState:
-            log.warning("user %r: unreadable state left to the TTL sweep of its writer", key)
-    return expired
 
 
 def score(recommender: Recommender, states: Sequence[UserState], k: int) -> list[Recommendation]:

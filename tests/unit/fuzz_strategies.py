@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from core.events import EVENT_TYPES, Event, encode_event
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
 from streams import steps
-from tests.unit.test_steps import CONFIG, ITEMS, Message, recommender
+from tests.unit.step_helpers import CONFIG, ITEMS, FaustTable, Message, recommender
 
 REC = recommender()  # built once: torch model setup is the slowest thing here
 CATALOG = frozenset(ITEMS)
@@ -231,4 +231,4 @@ def run(
 ) -> tuple[steps.ParsedBatch, steps.Applied]:
     """parse_batch then apply_users, as the agent calls them, on a dict table."""
     parsed = steps.parse_batch(batch, CATALOG, config.max_future_ms, config.max_abs_value)
-    return parsed, steps.apply_users(parsed, table, REC.item_vector, REC.dim, config)
+    return parsed, steps.apply_users(parsed, FaustTable(table), REC.item_vector, REC.dim, config)

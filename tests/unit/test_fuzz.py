@@ -26,7 +26,7 @@ from streams.views import query_time
 from tests.unit.fuzz_strategies import (
     BROKER_S, CONFIGS, NOW_MS, REC, batches, corrupt_tables, keyed_values, run,
 )  # fmt: skip
-from tests.unit.test_steps import CONFIG, Message
+from tests.unit.step_helpers import CONFIG, Message
 
 # The permissive config overflows float32 on purpose; NonFiniteState is what is checked.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning",

@@ -3,77 +3,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import orjson
 import pytest
-import torch
 
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
 from core.interest import InterestConfig, UserState, apply_user_events
-from models.blend import Blend
-from models.mf import MatrixFactorization
-from models.scoring import Recommender
 from streams import dead_letters, steps
 from streams.settings import Settings
+from tests.unit.step_helpers import (
+    CONFIG, ITEMS, Message, Table, apply, event, messages, recommender,
+)
 
-ITEMS = ["a", "b", "c", "d"]
-CONFIG = steps.StepConfig(InterestConfig(half_life_ms=1000.0, history_len=3), 2, "every")
-
-
-@dataclass(frozen=True)
-class Message:
-    """The attributes of a Faust message the steps read."""
-
-    key: bytes | None
-    value: bytes
-    partition: int = 0
-    offset: int = 0
-    timestamp: float = 1.0
-    topic: str = "events"
-
-
-def recommender() -> Recommender:
-    model = MatrixFactorization(n_items=len(ITEMS), dim=4, max_len=5)
-    with torch.no_grad():
-        model.items.weight[: len(ITEMS)] = torch.eye(4)  # item k points along axis k
-    return Recommender(model, ITEMS, "v1", Blend())
-
-
-def event(user: str, item: str, ts: int, event_id: str | None = None) -> Event:
-    return Event(user, item, "click", ts, None, event_id)
-
-
-def messages(*events: Event, partition: int = 0, first_offset: int = 0) -> list[Message]:
-    return [
-        Message(e.user_id.encode(), encode_event(e), partition, first_offset + n, 100.0 + n)
-        for n, e in enumerate(events)
-    ]
-
-
-class Table(dict):
-    """A dict that logs each access, to check the order of binds and table reads/writes."""
-
-    def __init__(self, log: list, *args: object) -> None:
-        super().__init__(*args)
-        self.log = log
-
-    def get(self, key: bytes) -> bytes | None:
-        self.log.append(("get", key))
-        return super().get(key)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.log.append(("set", key))
-        super().__setitem__(key, value)
-
-
-def apply(parsed: steps.ParsedBatch, table: dict, config: steps.StepConfig = CONFIG, bind=None):
-    rec = recommender()
-    return steps.apply_users(
-        parsed, table, rec.item_vector, rec.dim, config, **({"bind": bind} if bind else {})
-    )
 
 
 def test_bad_input_goes_to_dead_letters_with_its_reason_and_still_advances_offsets():
@@ -155,31 +99,6 @@ def test_applied_state_is_stored_as_the_core_function_computes_it():
     assert stored.vector[0] == pytest.approx(2.0 * 2**-1.5)  # a click (2), 1.5 half-lives old
     assert (stored.count, stored.last_ts, stored.position) == (3, 1500, (0, 2))
     assert [s.position for s in done.snapshots] == [s.position for s in snapshots]
-
-
-def test_a_replayed_position_is_not_applied_again_but_still_gets_a_snapshot():
-    es = [event("u1", "a", 0), event("u1", "b", 10), event("u1", "c", 20)]
-    table: dict = {}
-    apply(steps.parse_batch(messages(*es[:2]), set(ITEMS)), table)  # applied, then a "crash"
-    before = decode_state(table[b"u1"])
-
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)  # redelivered from 0
-    after = decode_state(table[b"u1"])
-    assert (done.applied, done.duplicates) == (1, 2)
-    assert [s.position for s in done.snapshots] == [(0, 0), (0, 1), (0, 2)]
-    assert done.snapshots[0].state.count == done.snapshots[1].state.count == before.count == 2
-    assert after.count == 3 and after.position == (0, 2)
-
-
-def test_a_fully_replayed_user_is_not_written_again():
-    log: list = []
-    es = [event("u1", "a", 0), event("u1", "b", 10)]
-    table = Table(log)
-    apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
-    log.clear()
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
-    assert log == [("get", b"u1")]
-    assert (done.applied, done.duplicates, len(done.snapshots)) == (0, 2, 2)
 
 
 def test_coalesce_keeps_one_snapshot_per_user_the_last():
@@ -264,7 +183,6 @@ def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
     assert fresh.count == 0 and fresh.vector.shape == (4,)
 
 
-
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_a_failure_in_one_user_dead_letters_that_users_events_and_the_rest_proceed():
     # a weight that overflows float32: the user's vector would become inf
@@ -305,14 +223,6 @@ def test_a_repeated_event_id_counts_apart_from_replays():
     es = [event("u1", "a", 1, "e1"), event("u1", "a", 1, "e1")]
     done = apply(steps.parse_batch(messages(*es), set(ITEMS)), {})
     assert (done.applied, done.repeated_ids, done.duplicates, len(done.snapshots)) == (1, 1, 0, 1)
-
-
-def test_expired_users_are_those_silent_past_the_ttl_at_the_watermark():
-    def stored(last_ts: int) -> bytes:
-        return encode_state(replace(UserState.empty(2), last_ts=last_ts, count=1))
-
-    rows = [(b"old", stored(100)), (b"edge", stored(400)), (b"new", stored(900)), (b"bad", b"x")]
-    assert steps.expired_users(rows, watermark_ms=1000, ttl_ms=600) == [b"old"]
 
 
 def test_a_dead_letter_too_large_is_truncated_with_its_size_and_hash():

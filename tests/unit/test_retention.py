@@ -1,0 +1,17 @@
+"""The TTL sweep's choice of users, in event time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from core.codec import encode_state
+from core.interest import UserState
+from streams.retention import expired_users
+
+
+def test_expired_users_are_those_silent_past_the_ttl_at_the_watermark():
+    def stored(last_ts: int) -> bytes:
+        return encode_state(replace(UserState.empty(2), last_ts=last_ts, count=1))
+
+    rows = [(b"old", stored(100)), (b"edge", stored(400)), (b"new", stored(900)), (b"bad", b"x")]
+    assert expired_users(rows, watermark_ms=1000, ttl_ms=600) == [b"old"]
