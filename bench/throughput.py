@@ -49,6 +49,7 @@ class Run:
     workers: int = 1
     partitions: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    backlog: int = 0  # events queued before the workers start (a drain), instead of --events
 
 
 RUNS = [
@@ -56,9 +57,15 @@ RUNS = [
     Run("faust pass-through, take_events + producer.send", "faust-batched"),
     Run("quix streams pass-through (peer)", "quix"),
     Run("pipeline, a record per event", "pipeline", env={"emit": "every"}),
+    Run("pipeline, ranker and explanations off", "pipeline",
+        env={"emit": "every", "rerank_candidates": "0"}),
+    Run("pipeline, ranker on, 3 explanations per item", "pipeline",
+        env={"emit": "every", "explain": "3"}),
     Run("pipeline, a record per user per batch", "pipeline", env={"emit": "coalesce"}),
     Run("pipeline, 1 worker, 2 partitions", "pipeline", partitions=2, env={"emit": "every"}),
     Run("pipeline, 2 workers, 2 partitions", "pipeline", 2, 2, env={"emit": "every"}),
+    Run("pipeline, backlog drain (100,000 queued before start)", "pipeline",
+        env={"emit": "every"}, backlog=100_000),
 ]
 
 
@@ -142,27 +149,36 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
     ensure_topics(base)
     workers = [base.model_copy(update={"state_dir": work / tag / f"w{n}", "web_port": free_port()})
                for n in range(run.workers)]
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                         "partitioner": "murmur2_random"})
+
+    def send(events: list[Event]) -> None:
+        for event in events:
+            producer.produce(base.events_topic, encode_event(event), event.user_id.encode())
+            producer.poll(0)
+        producer.flush()
+
+    canary = events[0]
+    for partition in range(run.partitions):
+        producer.produce(base.events_topic, encode_event(canary), canary.user_id.encode(),
+                         partition=partition)
+    producer.flush()
+    if run.backlog:
+        events = (events * (run.backlog // len(events) + 1))[: run.backlog]
+        send(events)  # all queued: the workers start on a full topic
     processes = [start(run, s, work / tag / f"w{n}.log") for n, s in enumerate(workers)]
     output = Output(bootstrap, base.recs_topic, run.partitions, skip=run.partitions)
     try:
         if run.kind == "pipeline":
             for settings, process in zip(workers, processes):
                 wait_until_ready(settings.web_port, 120, process)
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                             "partitioner": "murmur2_random"})
-        canary = events[0]
-        for partition in range(run.partitions):
-            producer.produce(base.events_topic, encode_event(canary), canary.user_id.encode(),
-                             partition=partition)
-        producer.flush()
         wait_for(lambda: output.read() >= run.partitions, 120, "the canary records",
                  process=processes[0])
-        cpu_before = [cpu_seconds(p.pid) for p in processes]
+        # a drain is under way by now: its CPU counts from the start (start-up included)
+        cpu_before = [0.0 if run.backlog else cpu_seconds(p.pid) for p in processes]
         profiler = Profiler(profile_dir, tag, [p.pid for p in processes]) if profile_dir else None
-        for event in events:
-            producer.produce(base.events_topic, encode_event(event), event.user_id.encode())
-            producer.poll(0)
-        producer.flush()
+        if not run.backlog:
+            send(events)
         sent_in = len(events) + run.partitions  # canaries included
         if run.kind == "pipeline":
             def drained() -> bool:  # every event applied and every record it caused read back
@@ -244,6 +260,7 @@ def main() -> None:
         "records out": lambda r: f"{r['records']:,}",
         "events/s": lambda r: f"{r['events_per_s']:,}",
         "worker CPU s": lambda r: f"{r['worker_cpu_s']}",
+        "CPU ms/event": lambda r: f"{1000 * r['worker_cpu_s'] / r['events']:.3f}",
         "× Faust batched pass-through": lambda r: ratio(ceiling and r["events_per_s"] / ceiling),
         "× Faust naive pass-through": lambda r: ratio(naive and r["events_per_s"] / naive),
         "× Quix pass-through": lambda r: ratio(peer and r["events_per_s"] / peer),

@@ -93,13 +93,14 @@ class Recommender:
             interest = F.normalize(torch.from_numpy(np.ascontiguousarray(interests)), dim=-1)
             query = blend.interest_weight * interest
             user = None
-            if blend.sequence_weight or self.ranker is not None:
+            ranker = self.ranker if blend.rerank_candidates else None  # 0 candidates: off
+            if blend.sequence_weight or ranker is not None:
                 user = self.model.encode_user(self._history(known))  # (B, D)
                 query = query + blend.sequence_weight * user
-            n_candidates = max(k, blend.rerank_candidates) if self.ranker is not None else k
+            n_candidates = max(k, blend.rerank_candidates) if ranker is not None else k
             scores, indices = self.search.search(query, n_candidates, known)  # (B, C)
-            if self.ranker is not None:
-                scores, indices = self.ranker.rerank(
+            if ranker is not None:
+                scores, indices = ranker.rerank(
                     interest, user, self.items, self.bias, scores, indices, k
                 )
             because = (

@@ -1,10 +1,14 @@
-"""The streaming pipeline, top to bottom: events topic -> agent -> user table -> model -> topic.
+"""The streaming pipeline, top to bottom: events topic -> batch -> user table -> model -> topic.
 
-The agent takes micro-batches (``stream.take_events``) and runs the steps of streams/steps.py on
-each: parse and group by user, apply each user's events to the decayed interest state in the
-RocksDB-backed table, score every touched user in one matrix product, and send the top-K records
-as whole record batches (streams/publish.py) and bad input to the dead-letter topic. This module
-only wires those steps to Faust; the web views and metrics are streams/views.py's.
+Faust runs the app: the consumer group and its assignment, offset commits, the user table's
+changelog recovery and standby replicas, the web server. The events themselves skip Faust's
+per-message stream: each fetch of the events topic comes whole to :func:`create_app`'s
+``process`` (streams/compat.py, fix 5), which runs the steps of streams/steps.py on it: parse and
+group by user, one multi-get of their states, apply their events to the decayed interest state,
+score every touched user in one matrix product, then send the top-K records, the dead letters and
+the new states (to the changelog) as whole record batches, and write the states to RocksDB once
+the broker has them all (streams/batch_state.py). Faust acks the fetch when ``process`` returns.
+This module only wires those steps; the web views and metrics are streams/views.py's.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, Awaitable, NoReturn, Sequence
+from typing import Any, Awaitable, Mapping, NamedTuple, NoReturn, Sequence
 
 import faust
 
 from core.events import InvalidEvent
 from models.scoring import Recommender
 from streams import compat, dead_letters, security, steps
+from streams.batch_state import BatchedUsers
 from streams.broker import USER_TABLE
 from streams.metrics import PipelineStats
 from streams.publish import send_records
@@ -35,11 +40,11 @@ EXIT_UNCONFINED_FAILURE = 70  # EX_SOFTWARE: restart me; the batch will be read 
 def stop_without_commit(exc: BaseException) -> NoReturn:
     """Exit the process at once, committing nothing.
 
-    Letting the exception out of the agent would not do: Faust's ``take_events`` acks the
-    batch's events as the generator closes, its supervisor restarts the agent and the next
-    commit moves past events that were never applied or dead-lettered. An exit leaves the
-    committed offset at the last batch that completed, so a restart reads this one again (state
-    is exactly-once, records at-least-once).
+    Letting the exception out would not do: Faust would crash the app, and its shutdown
+    commits; an agent's supervisor would restart it and the next commit move past events that
+    were never applied or dead-lettered. An exit leaves the committed offset at the last batch
+    that completed, so a restart reads this one again (state is exactly-once, records
+    at-least-once).
     """
     log.critical("stopping without commit: %s: %s", type(exc).__name__, exc, exc_info=exc)
     logging.shutdown()
@@ -67,6 +72,7 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=settings.batch_size,  # a fetch is a batch: bound it
         producer_linger_ms=5,
         # Only our routes: Faust's /table/ would serve a user's raw state, /router/ the topology.
         web_router_enabled=False,
@@ -74,6 +80,17 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
         web_graph_enabled=False,
         web_stats_enabled=False,
     )
+
+
+class Fetched(NamedTuple):
+    """An aiokafka record as the steps read a message (:class:`streams.steps.Message`)."""
+
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+    timestamp: float  # seconds, as Faust's messages have it
+    topic: str
 
 
 def create_app(settings: Settings, recommender: Recommender) -> faust.App:
@@ -96,10 +113,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     config = steps.StepConfig.of(settings)
     stats = PipelineStats()
     metrics = worker_metrics(app, users, settings.events_topic, recommender, stats)
-    changelog_sends: list[asyncio.Future] = []  # this batch's state on its way to the changelog
-    compat.collect_changelog_sends(users, changelog_sends.append)
     retention = Retention(
-        users,
         lambda: compat.rocksdb_partitions(users),
         lambda partition: compat.compact_partition(users, partition),
         config.interest.ttl_ms,
@@ -107,51 +121,60 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
 
     @app.agent(events_topic)
     async def recommend(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            try:
-                await process(batch)
-            except Exception as exc:  # noqa: BLE001 - what apply_users could not confine
-                stop_without_commit(exc)
+        """Subscribes the app to the events topic; the batch plane takes every fetch of it
+        before a stream could, so an event here means the plane is not installed."""
+        async for event in stream.events():
+            stop_without_commit(RuntimeError(f"event {event.message.offset} bypassed the plane"))
 
-    async def process(batch: Sequence[faust.EventT]) -> None:
-        """One micro-batch. Faust acks its events when this returns, so it returns only once
-        every event is applied, its state on the changelog, and its record or its dead letter on
-        the broker."""
+    async def take(fetched: Mapping[Any, Sequence[Any]]) -> None:
+        try:
+            await process([
+                Fetched(r.key, r.value, r.partition, r.offset, r.timestamp / 1000.0, r.topic)
+                for records in fetched.values() for r in records
+            ])
+        except Exception as exc:  # noqa: BLE001 - what apply_users could not confine
+            stop_without_commit(exc)
+
+    compat.install_batch_plane(app, settings.events_topic, take)
+
+    async def process(batch: Sequence[Fetched]) -> None:
+        """One fetch. Faust acks it when this returns, so it returns only once every event is
+        applied, its state on the changelog and in RocksDB, and its record or its dead letter
+        on the broker."""
         stats.events_in += len(batch)
         metrics.batch_size.observe(len(batch))
-        parsed = steps.parse_batch(
-            [event.message for event in batch],
-            recommender.index,
-            config.max_future_ms,
-            config.max_abs_value,
-        )
+        parsed = steps.parse_batch(batch, recommender.index, config.max_future_ms,
+                                   config.max_abs_value)
         stats.next_offsets.update(parsed.next_offsets)
         stats.unknown_items += parsed.unknown_items  # scored with no vector contribution
+        keys: dict[int, list[bytes]] = {}
+        for user, index in parsed.last_index.items():
+            keys.setdefault(batch[index].partition, []).append(user.encode())
+        state = BatchedUsers(lambda partition: compat.rocksdb_partition(users, partition), keys)
         done = steps.apply_users(
             parsed,
-            users,
+            state,
             recommender.item_vector,
             recommender.dim,
             config,
-            bind=lambda index: compat.bind_current_event(batch[index]),
+            bind=lambda index: state.bind(batch[index].partition),
         )
         stats.duplicates_skipped += done.duplicates
         stats.repeated_ids += done.repeated_ids
-        deliveries = []
+        forget(parsed, done, state)
+        producer = compat.kafka_producer(app.producer)
+        changelog = await state.send_changelog(producer, users.changelog_topic.get_topic_name())
+        deliveries = [sent.delivery for sent in changelog]
         if done.snapshots:
             with metrics.scoring.time():
                 recs = steps.score(recommender, [s.state for s in done.snapshots], config.top_k)
             records = steps.recommendation_records(done.snapshots, recs, recommender.version)
-            deliveries += await send_records(
-                compat.kafka_producer(app.producer), settings.recs_topic, records
-            )
+            deliveries += await send_records(producer, settings.recs_topic, records)
         for message, exc in [*parsed.dead, *done.dead]:
             deliveries.append(await dead_letter(message, exc))
             stats.dead_lettered[exc.reason] += 1
-        forget(batch, parsed, done)
-        deliveries += changelog_sends
-        changelog_sends.clear()
         await asyncio.gather(*deliveries)  # a failed delivery raises: nothing is acked
+        await state.write_local(changelog, compat.persisted_offset_key(users))
         metrics.observe_sent(parsed.produced)
         # Counted once the batch's records are out, so applied == events in means done.
         stats.applied += done.applied
@@ -162,19 +185,14 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         key, value, headers = dead_letters.dead_letter_record(message, exc, settings.dlq_max_bytes)
         return await app.producer.send(settings.dlq_topic, key, value, None, None, headers)
 
-    def forget(
-        batch: Sequence[faust.EventT], parsed: steps.ParsedBatch, done: steps.Applied
-    ) -> None:
+    def forget(parsed: steps.ParsedBatch, done: steps.Applied, state: BatchedUsers) -> None:
         """Delete requests were applied by apply_users; here the TTL sweeps, in event time."""
         stats.users_deleted += len(done.deleted)
         retention.forgot({parsed.by_user[key.decode()][0][1][0] for key in done.deleted})
         if not retention.expires:
             return  # no TTL: no per-event watermark work on the hot path
         retention.observe(parsed)
-        on_partition = {event.message.partition: event for event in batch}
-        stats.users_expired += retention.sweep(
-            lambda partition: compat.bind_current_event(on_partition[partition])
-        )
+        stats.users_expired += retention.sweep(state.delete_in)
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:

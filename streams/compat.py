@@ -1,8 +1,9 @@
 """Every private Faust API the project uses, in one place, and the fixes that need them.
 
 Checked against faust-streaming 0.15.3 (:data:`FAUST_VERSION`; tests/unit/test_compat.py pins
-each use, so an upgrade fails there first). Two fixes make Faust correct and prompt on the
-embedded broker (Tansu) too; three accessors reach what Faust keeps private.
+each use, tests/unit/test_batch_plane.py the batch plane's, so an upgrade fails there first).
+Fixes make Faust correct and prompt on the embedded broker (Tansu) too; accessors reach what Faust
+keeps private.
 
 1. Fetch wait. Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no way to change
 it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
@@ -35,27 +36,36 @@ and Faust drops those records as not active. Nothing re-reads them: the standby'
 them while its persisted offset moves past, and a promotion serves the hole (a soak lost 17 events
 of one user this way). We hand aiokafka a view that is never empty-as-all.
 
-4. Changelog delivery. A table write only queues its changelog message in Faust's producer
-buffer, and the flush before a commit may return with messages still queued; a failed send is
-only logged. :func:`collect_changelog_sends` gives the agent each write's delivery future, so a
-batch is acked only once its state is on the changelog.
+4. The table's RocksDB. The batch plane reads and writes the user table's partitions itself
+(streams/batch_state.py): :func:`rocksdb_partition` and :func:`persisted_offset_key` reach Faust's
+store; :func:`compact_partition` compacts and reopens one (the TTL, streams/retention.py).
+
+5. The batch plane. Faust hands a stream one message at a time (a ``wait_first`` with four tasks,
+the conductor, a channel queue, an ``Event`` and an ack per message: ~0.2 ms of CPU each).
+:func:`install_batch_plane` gives the app a consumer whose fetches of the events topic go whole
+to one handler, while every other topic (changelog recovery, standbys) keeps Faust's path. After
+the handler returns, the fetch's offsets go into Faust's own acked-offset bookkeeping, so Faust's
+commits decide what is committed, as for any stream; records below the read offset are dropped
+and offset gaps recorded as Faust's drain loop does. A running batch holds a lock that revocation
+waits for, and revocation commits what was acked first: Faust's ``on_partitions_revoked`` drops
+acked offsets not yet committed, so the next owner would read them again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
-from typing import Any, Callable, Container, Mapping
+from typing import Any, Awaitable, Callable, Container, Mapping, Sequence
 
 import faust
 import rocksdict
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from faust.streams import _current_event
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faust.transport.drivers.aiokafka import (
     AIOKafkaConsumerThread,
     credentials_to_aiokafka_auth,
 )
-from faust.types import TP, EventT, ProducerT
+from faust.types import TP, ProducerT
+
+from streams.highwaters import HighwaterUnknown, fetch_highwaters  # noqa: F401 (re-exported)
 
 FAUST_VERSION = "0.15.3"  # what every private use below was read against
 
@@ -63,45 +73,11 @@ _listed_highwaters = AIOKafkaConsumerThread._highwaters
 _create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 _fetch_records = AIOKafkaConsumerThread._fetch_records
 _fetch_max_wait_ms: int | None = None
-_FETCH_TIMEOUT_S = 30.0
 
 
 def broker_auth(conf: Any) -> Mapping[str, Any]:
     """aiokafka's security keywords for a Faust app's ``conf``, as Faust gives its own clients."""
     return credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
-
-
-class HighwaterUnknown(RuntimeError):
-    """The broker did not say where a changelog partition ends: recovery cannot know when it
-    is done, so the worker stops rather than serve what it has read so far."""
-
-
-async def fetch_highwaters(
-    bootstrap: list[str], listed: Mapping[TP, int], auth: Mapping[str, Any] | None = None
-) -> dict[TP, int]:
-    """High watermarks from one Fetch at ``listed - 1`` per partition (a throwaway consumer
-    connecting with ``auth``, aiokafka's security keywords; PLAINTEXT when None)."""
-    wanted = {tp: offset for tp, offset in listed.items() if offset > 0}
-    if not wanted:
-        return dict(listed)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **(auth or {})
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(wanted))
-        for tp, offset in wanted.items():
-            consumer.seek(tp, offset - 1)
-        deadline = asyncio.get_running_loop().time() + _FETCH_TIMEOUT_S
-        while missing := [tp for tp in wanted if consumer.highwater(tp) is None]:
-            if asyncio.get_running_loop().time() > deadline:
-                # fail closed: recovering to the undercounted ListOffsets would serve stale state
-                raise HighwaterUnknown(f"no Fetch high watermark for {missing} within "
-                                       f"{_FETCH_TIMEOUT_S:.0f}s")
-            await consumer.getmany(timeout_ms=200)
-        return {tp: max(offset, consumer.highwater(tp) or 0) for tp, offset in listed.items()}
-    finally:
-        await consumer.stop()
 
 
 async def _highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]:
@@ -156,30 +132,6 @@ def install(fetch_max_wait_ms: int | None = None) -> None:
     AIOKafkaConsumerThread._fetch_records = _fetch_live_records
 
 
-def collect_changelog_sends(table: faust.Table, collect: Callable[[asyncio.Future], None]) -> None:
-    """Hand ``collect`` the delivery future of every changelog message ``table`` sends (Faust's
-    ``on_key_set``/``on_key_del`` call ``self.send_changelog``; the future fails if the send
-    does)."""
-    send = table.send_changelog
-
-    def sending(*args: Any, **kwargs: Any) -> Any:
-        future = send(*args, **kwargs)
-        collect(future)
-        return future
-
-    table.send_changelog = sending
-
-
-def bind_current_event(event: EventT) -> None:
-    """Make ``event`` Faust's current event.
-
-    A Faust table routes each read and write (RocksDB partition and changelog partition) by the
-    current event, and ``take_events`` leaves only the batch's last one current. Binding each
-    user's own event keeps state in the partition its events come from.
-    """
-    _current_event.set(weakref.ref(event))
-
-
 def kafka_producer(producer: ProducerT) -> AIOKafkaProducer:
     """The started aiokafka producer behind ``app.producer`` (raises ``NotReady`` before)."""
     return producer._ensure_producer()
@@ -210,3 +162,87 @@ def compact_partition(table: faust.Table, partition: int) -> bool:
     db.close()
     store._dbs[partition] = store._open_for_partition(partition)
     return True
+
+
+BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]]], Awaitable[None]]
+
+
+def install_batch_plane(app: faust.App, topic: str, handle: BatchHandler) -> None:
+    """From now on ``app``'s consumer hands every fetch of ``topic``'s active partitions to
+    ``handle`` (aiokafka's records, by partition) and acks them once it returns; call before
+    the app's consumer is created (before the worker starts)."""
+    base = app.transport.Consumer
+
+    class BatchConsumer(base):  # type: ignore[misc, valid-type]
+        _batch_running: asyncio.Lock | None = None
+
+        def _running(self) -> asyncio.Lock:
+            if self._batch_running is None:
+                self._batch_running = asyncio.Lock()
+            return self._batch_running
+
+        async def _wait_next_records(self, timeout: float) -> Any:
+            records, active = await super()._wait_next_records(timeout)
+            mine = {tp: records.pop(tp) for tp in [tp for tp in records or () if tp.topic == topic]}
+            if mine:
+                await self._run_batch(mine, active)
+            return records, active
+
+        async def _run_batch(self, fetched: dict[TP, Any], active: Container[TP] | None) -> None:
+            generation = self.app.consumer_generation_id
+            async with self._running():
+                if (not self.flow_active or self.should_stop
+                        or self.app.consumer_generation_id != generation):
+                    return  # a rebalance: Faust seeks what it keeps back to the commit
+                batch = {}
+                for tp, records in fetched.items():
+                    read = self._read_offset[tp]
+                    kept = [r for r in records if read is None or r.offset >= read]
+                    if kept and (active is None or tp in active):
+                        batch[tp] = kept
+                if not batch:
+                    return
+                await handle(batch)
+                for tp, records in batch.items():
+                    await _ack_records(self, tp, records)
+                if self._commit_every is not None and self._n_acked >= self._commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+
+        async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+            async with self._running():  # a running batch ends (and is acked) first
+                await self.force_commit({tp for tp in revoked if tp.topic == topic})
+                await super().on_partitions_revoked(revoked)
+
+    app.transport.Consumer = BatchConsumer
+
+
+async def _ack_records(consumer: Any, tp: TP, records: Sequence[ConsumerRecord]) -> None:
+    """What Faust's ``_drain_messages`` and ``ack`` do per message, for a whole fetch."""
+    committed = consumer._committed_offset[tp]
+    read = consumer._read_offset[tp]
+    index, acked = consumer._acked_index[tp], consumer._acked[tp]
+    new = []
+    for record in records:
+        offset = record.offset
+        if read and offset - read > 1:  # compacted away, or a transaction marker
+            # the missing offsets only (the drain loop's ``offset`` end doubles the present one)
+            await consumer._add_gap(tp, read + 1, offset - 1)
+        read = offset
+        if (committed is None or offset >= committed) and offset not in index:
+            new.append(offset)
+    index.update(new)
+    acked.extend(new)
+    consumer._n_acked += len(new)
+    consumer._read_offset[tp] = read
+
+
+def rocksdb_partition(table: faust.Table, partition: int) -> Any:
+    """The table's RocksDB database (rocksdict.Rdict, raw mode) of ``partition``, opened by
+    Faust's store if it is not yet."""
+    return table.data._db_for_partition(partition)
+
+
+def persisted_offset_key(table: faust.Table) -> bytes:
+    """The key under which Faust's RocksDB store keeps a partition's changelog offset."""
+    return table.data.offset_key

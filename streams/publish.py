@@ -3,19 +3,56 @@
 Faust's ``producer.send`` is aiokafka's per-message ``send`` behind a Faust wrapper: a coroutine,
 a partitioner call, a future and an accumulator lookup per record. Building one aiokafka
 ``BatchBuilder`` per partition and submitting it with ``send_batch`` does that once per batch.
-Delivery is what it was: the producer flushes before Faust commits offsets, so a record not yet
-delivered is produced again after a crash (at-least-once), exactly as with ``send``.
+The caller awaits the delivery futures before its offsets are acked, so a record not delivered
+is produced again after a crash (at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 _partitioner = DefaultPartitioner()  # murmur2, as the Java client and aiokafka's send pick
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One record batch on its way: its partition, how many records, and the delivery future
+    (its RecordMetadata's ``offset`` is the batch's first)."""
+
+    partition: int
+    count: int
+    delivery: asyncio.Future
+
+    async def last_offset(self) -> int:
+        return (await self.delivery).offset + self.count - 1
+
+
+async def send_to_partitions(
+    producer: AIOKafkaProducer,
+    topic: str,
+    by_partition: Mapping[int, Sequence[tuple[bytes, bytes | None]]],
+) -> list[Sent]:
+    """Queue each partition's ``(key, value)`` records (a None value is a tombstone) in as few
+    record batches as fit."""
+    sent = []
+    for partition, records in by_partition.items():
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, anew
+                sent.append(Sent(partition, count, await producer.send_batch(
+                    batch, topic, partition=partition)))
+                batch, count = producer.create_batch(), 0
+                batch.append(key=key, value=value, timestamp=None)
+            count += 1
+        if count:
+            sent.append(Sent(partition, count, await producer.send_batch(
+                batch, topic, partition=partition)))
+    return sent
 
 
 async def send_records(
@@ -26,17 +63,7 @@ async def send_records(
     await producer.client._wait_on_metadata(topic)
     partitions = sorted(producer.client.cluster.partitions_for_topic(topic))
     available = sorted(producer.client.cluster.available_partitions_for_topic(topic))
-    batches = {}
-    futures = []
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for key, value in records:
-        partition = _partitioner(key, partitions, available)
-        batch = batches.get(partition)
-        if batch is None:
-            batch = batches[partition] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start anew
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = batches[partition] = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)
-    for partition, batch in batches.items():
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
+        by_partition.setdefault(_partitioner(key, partitions, available), []).append((key, value))
+    return [sent.delivery for sent in await send_to_partitions(producer, topic, by_partition)]

@@ -1,7 +1,7 @@
 """Forgetting users: deletion requests and the TTL, down to the worker's local disk.
 
-A ``delete`` event removes the user's table entry (streams/steps.py); Faust's table then sends a
-tombstone to the changelog, so a restored worker never sees the user again. With
+A ``delete`` event removes the user's table entry (streams/steps.py), a tombstone on the
+changelog and in RocksDB (streams/batch_state.py), so a restored worker never sees the user again. With
 ``STREAMREC_USER_TTL`` a sweep evicts users silent for longer than that in *event time*: each
 partition's clock is the newest event time the worker has applied on it, so replaying a log
 evicts what living through it evicted. A RocksDB delete only writes a tombstone of its own: the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Callable, Iterable, Mapping
 
 from core.codec import CorruptState, stored_last_ts
 from streams.steps import ParsedBatch
@@ -47,12 +47,10 @@ class Retention:
 
     def __init__(
         self,
-        table: MutableMapping[bytes, bytes],
         partitions: Callable[[], Mapping[int, Any]],
         compact_partition: Callable[[int], bool],
         ttl_ms: float | None,
     ) -> None:
-        self.table = table
         self.partitions = partitions  # partition -> open rocksdict.Rdict (streams.compat)
         self.compact_partition = compact_partition
         self.ttl_ms = ttl_ms
@@ -76,10 +74,10 @@ class Retention:
         """Users were deleted from these partitions: compact them at the next chance."""
         self.dirty |= partitions
 
-    def sweep(self, bind_partition: Callable[[int], None]) -> int:
-        """Evict the expired users of every partition whose event time moved a sweep interval;
-        ``bind_partition(p)`` makes an event of ``p`` current, so the table deletes (and sends the
-        changelog tombstone) in that partition. Returns the users evicted."""
+    def sweep(self, delete: Callable[[int, list[bytes]], None]) -> int:
+        """Evict the expired users of every partition whose event time moved a sweep interval
+        with ``delete(partition, keys)`` (the batch's tombstones, streams/batch_state.py).
+        Returns the users evicted."""
         if not self.expires:
             return 0
         evicted = 0
@@ -91,9 +89,7 @@ class Retention:
             expired = expired_users(dbs[partition].items(), watermark, self.ttl_ms)
             if not expired:
                 continue
-            bind_partition(partition)
-            for key in expired:
-                del self.table[key]
+            delete(partition, expired)
             evicted += len(expired)
             self.dirty.add(partition)
             log.info("partition %d: %d users expired (TTL)", partition, len(expired))

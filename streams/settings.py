@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     interest_weight: float = Field(1.0, description="Weight of the decayed interest in the query")
     sequence_weight: float = Field(1.0, description="Weight of the sequence model in the query")
     rerank_candidates: int = Field(
-        50, ge=1, description="Candidates the artifact's ranker re-ranks (if it has one)"
+        50, ge=0, description="Candidates the artifact's ranker re-ranks, if it has one (0 = off)"
     )
     explain: int = Field(3, ge=0, le=20, description="Recent items explaining each item (0 = off)")
     max_future_skew_s: float = Field(
@@ -112,8 +112,12 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker (SSL)")
     ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
     ssl_keyfile: Path | None = Field(None, description="Client key (mutual TLS)")
-    batch_size: int = Field(500, ge=1, description="Max events per micro-batch")
-    batch_within_s: float = Field(0.02, gt=0, description="Max wait to fill a micro-batch")
+    batch_size: int = Field(
+        500, ge=1, description="Max events per batch (one fetch of the events topic)"
+    )
+    batch_within_s: float = Field(
+        0.02, gt=0, description="Max wait to fill a batch of the pass-through benchmark"
+    )
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
     state_dir: Path = Field(Path("state"), description="Worker data dir (RocksDB tables)")
     web_port: int = Field(6066, ge=0, le=65535)

@@ -40,3 +40,22 @@ def test_highwater_counts_every_record_of_the_last_batch(settings):
 
     result = asyncio.run(scenario())
     assert result["hw"] == result["last"] + 1 == 11
+
+
+def test_a_changelog_partition_listed_empty_keeps_its_zero_beside_one_asked(settings):
+    """Recovery after a first batch that reached only one changelog partition's broker: the
+    empty one is not asked (nor assigned), and must not crash the answer for the other."""
+    topic = f"{settings.events_topic}-hw2"
+
+    async def scenario() -> dict:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
+        await producer.start()
+        try:
+            await asyncio.gather(*[await producer.send(topic, b"x", partition=0)
+                                   for _ in range(3)])
+        finally:
+            await producer.stop()
+        return await fetch_highwaters([settings.bootstrap], {TP(topic, 0): 1, TP(topic, 1): 0})
+
+    ensure_topics(settings.model_copy(update={"events_topic": topic}))
+    assert asyncio.run(scenario()) == {TP(topic, 0): 3, TP(topic, 1): 0}

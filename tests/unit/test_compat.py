@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import contextvars
-import weakref
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import faust.streams
 import pytest
 from faust.exceptions import NotReady
 
-from streams import compat
+from streams import compat, highwaters
 from streams.views import table_size
 
 
@@ -44,47 +41,17 @@ def test_worker_consumer_uses_the_configured_fetch_wait():
         compat.install(None)
 
 
-@dataclass
-class FakeMessage:
-    partition: int
-    topic: str = "events"
-    offset: int = 0
-
-
-@dataclass(eq=False)
-class FakeEvent:
-    message: FakeMessage
-
-
-def test_binding_makes_the_event_current_where_tables_look_for_it():
-    assert isinstance(faust.streams._current_event, contextvars.ContextVar)
-    assert faust.stores.rocksdb.current_event is faust.streams.current_event  # how stores route
-    event = FakeEvent(FakeMessage(partition=3))
-
-    def bound() -> object:
-        compat.bind_current_event(event)
-        assert isinstance(faust.streams._current_event.get(), weakref.ref)
-        return faust.streams.current_event()
-
-    assert contextvars.copy_context().run(bound) is event
-    assert faust.streams.current_event() is None  # the binding stayed in its context
-
-
-def test_a_bound_event_routes_rocksdb_writes_to_its_partition_and_size_counts_them(tmp_path: Path):
+def test_a_partitions_database_opens_on_first_use_and_size_counts_its_keys(tmp_path: Path):
     app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="rocksdb://",
                     datadir=str(tmp_path))  # fmt: skip
     table = app.Table("users", partitions=4, key_type=bytes, value_type=bytes,
                       options={"driver": "rocksdict"})  # fmt: skip
     assert dict(compat.rocksdb_partitions(table)) == {}
 
-    def write(partition: int, key: bytes) -> None:
-        event = FakeEvent(FakeMessage(partition))  # held: Faust keeps only a weak reference
-        compat.bind_current_event(event)
-        table.data[key] = b"state"  # the store, not the table: no changelog, no producer
-
     for partition, key in ((1, b"u1"), (1, b"u2"), (3, b"u3")):
-        contextvars.copy_context().run(write, partition, key)
+        compat.rocksdb_partition(table, partition).put(key, b"state")  # opened on first use
     assert sorted(compat.rocksdb_partitions(table)) == [1, 3]
+    assert compat.rocksdb_partitions(table)[1] is compat.rocksdb_partition(table, 1)
     assert table_size(table) == 3
 
 
@@ -112,15 +79,11 @@ def test_compacting_a_partition_leaves_no_byte_of_a_deleted_key_and_keeps_the_re
                       options={"driver": "rocksdict"})  # fmt: skip
     gone = b"forget-me-0123456789"
 
-    def write() -> None:
-        event = FakeEvent(FakeMessage(1))
-        compat.bind_current_event(event)
-        table.data[gone] = b"state of the user to forget"
-        table.data[b"kept-user"] = b"state kept"
-        compat.rocksdb_partitions(table)[1].flush()
-        del table.data[gone]
-
-    contextvars.copy_context().run(write)
+    db = compat.rocksdb_partition(table, 1)
+    db.put(gone, b"state of the user to forget")
+    db.put(b"kept-user", b"state kept")
+    db.flush()
+    db.delete(gone)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(gone in p.read_bytes() for p in files)  # the delete alone leaves it there
 
@@ -178,24 +141,6 @@ def test_install_routes_faust_fetches_through_the_live_view():
     assert "active_partitions" in inspect.signature(compat._fetch_records).parameters
 
 
-def test_every_changelog_write_and_delete_hands_over_its_delivery_future():
-    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
-    table = app.Table("users", partitions=4, key_type=bytes, value_type=bytes)
-    sent: list = []
-    compat.collect_changelog_sends(table, sent.append)
-
-    async def write_and_delete() -> None:
-        event = FakeEvent(FakeMessage(partition=2))
-        compat.bind_current_event(event)
-        table[b"u"] = b"state"
-        del table[b"u"]
-
-    asyncio.run(write_and_delete())
-    assert [(f.message.key, f.message.value, f.message.partition) for f in sent] == [
-        (b"u", b"state", 2), (b"u", None, 2)]
-    assert all(isinstance(f, asyncio.Future) and not f.done() for f in sent)
-
-
 def test_a_highwater_the_fetch_never_tells_stops_recovery_instead_of_undercounting(monkeypatch):
     """Falling back to Tansu's ListOffsets (the last batch's base offset + 1) would end recovery
     before the changelog does."""
@@ -212,7 +157,7 @@ def test_a_highwater_the_fetch_never_tells_stops_recovery_instead_of_undercounti
         async def getmany(self, timeout_ms: int) -> dict:
             return {}
 
-    monkeypatch.setattr(compat, "AIOKafkaConsumer", Silent)
-    monkeypatch.setattr(compat, "_FETCH_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(highwaters, "AIOKafkaConsumer", Silent)
+    monkeypatch.setattr(highwaters, "_FETCH_TIMEOUT_S", 0.3)
     with pytest.raises(compat.HighwaterUnknown):
         asyncio.run(compat.fetch_highwaters(["127.0.0.1:1"], {TP("changelog", 0): 6}))

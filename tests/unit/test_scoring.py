@@ -59,3 +59,18 @@ def test_negative_and_repeated_recent_items():
     )
     assert [item for item, _ in out.because[0]] == ["a"]
     assert out.because[0][0][1] > 0
+
+
+def test_zero_rerank_candidates_turns_the_artifacts_ranker_off():
+    class Reversing:
+        """A ranker that puts retrieval's order upside down, so its use shows."""
+
+        def rerank(self, interest, user, items, bias, scores, indices, k):
+            return scores.flip(1)[:, :k], indices.flip(1)[:, :k]
+
+    interests = np.array([[0.9, 0.5, 0.1, 0.0]], np.float32)
+    on = recommender(torch.eye(4), sequence_weight=0.0, rerank_candidates=3)
+    off = recommender(torch.eye(4), sequence_weight=0.0, rerank_candidates=0)
+    on.ranker = off.ranker = Reversing()
+    assert on.top_k(interests, [[]], k=2)[0].item_ids == ["c", "b"]
+    assert off.top_k(interests, [[]], k=2)[0].item_ids == ["a", "b"]

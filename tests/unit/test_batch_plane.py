@@ -1,0 +1,173 @@
+"""The batch plane's hold on Faust (streams/compat.py, fix 5) and the batched table
+(streams/batch_state.py), without a broker: each private name it uses, the offsets it acks, what
+it routes where, and the order of changelog and RocksDB writes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from types import SimpleNamespace
+
+import faust
+import faust.stores.rocksdb
+import pytest
+from faust.transport.consumer import Consumer
+from faust.types import TP
+
+from streams import compat
+from streams.batch_state import BatchedUsers
+
+EVENTS = "events"
+
+
+def record(offset: int, partition: int = 0, topic: str = EVENTS) -> SimpleNamespace:
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=b"u",
+                           value=b"{}", timestamp=1_000)
+
+
+def new_app(tmp_path: Path | None = None) -> faust.App:
+    store = "rocksdb://" if tmp_path else "memory://"
+    return faust.App("plane-test", broker="kafka://127.0.0.1:1", store=store,
+                     datadir=str(tmp_path or "."))  # fmt: skip
+
+
+def test_faust_still_has_every_private_name_the_plane_uses():
+    assert list(inspect.signature(Consumer._wait_next_records).parameters) == ["self", "timeout"]
+    assert "revoked" in inspect.signature(Consumer.on_partitions_revoked).parameters
+    assert "topics" in inspect.signature(Consumer.force_commit).parameters
+    assert list(inspect.signature(Consumer._add_gap).parameters) == [
+        "self", "tp", "offset_from", "offset_to"]
+    consumer = new_app().consumer
+    for name in ("_read_offset", "_acked", "_acked_index", "_committed_offset", "_n_acked",
+                 "_commit_every"):
+        assert hasattr(consumer, name), name
+    assert faust.stores.rocksdb.Store.offset_key == b"__faust\x00offset__"
+    assert callable(faust.stores.rocksdb.Store._db_for_partition)
+
+
+def test_a_fetch_is_acked_in_fausts_books_with_its_gaps_so_faust_commits_past_it():
+    consumer = new_app().consumer
+    tp = TP(EVENTS, 0)
+    consumer._read_offset[tp] = 5  # seeked to the last commit
+    asyncio.run(compat._ack_records(consumer, tp, [record(o) for o in (5, 6, 7, 10, 11)]))
+    assert consumer._read_offset[tp] == 11 and consumer._n_acked == 5
+    assert consumer._new_offset(tp) == 12  # 8 and 9 (compacted away) are a gap, not a stop
+
+
+def test_offsets_below_the_last_commit_are_not_acked_again():
+    consumer = new_app().consumer
+    tp = TP(EVENTS, 0)
+    consumer._committed_offset[tp] = 7
+    asyncio.run(compat._ack_records(consumer, tp, [record(o) for o in (6, 7, 8)]))
+    assert sorted(consumer._acked[tp]) == [7, 8]
+
+
+def run_fetch(monkeypatch, fetched: dict, flow_active: bool = True) -> tuple[list, object]:
+    app = new_app()
+    handled: list = []
+
+    async def handle(batch):
+        handled.append({tp: [r.offset for r in rs] for tp, rs in batch.items()})
+
+    compat.install_batch_plane(app, EVENTS, handle)
+    consumer = app.consumer
+    consumer.flow_active = flow_active
+    base = type(consumer).__mro__[1]
+
+    async def fetch(self, timeout):
+        return dict(fetched), None
+
+    monkeypatch.setattr(base, "_wait_next_records", fetch)
+    rest, _ = asyncio.run(consumer._wait_next_records(1.0))
+    return handled, (consumer, rest)
+
+
+def test_the_events_topic_goes_whole_to_the_handler_and_the_rest_to_faust(monkeypatch):
+    events, changelog = TP(EVENTS, 0), TP("users-changelog", 0)
+    fetched = {events: [record(0), record(1)], changelog: [record(0, topic="users-changelog")]}
+    handled, (consumer, rest) = run_fetch(monkeypatch, fetched)
+    assert handled == [{events: [0, 1]}]
+    assert list(rest) == [changelog]  # recovery and standbys keep Faust's own path
+    assert consumer._new_offset(events) == 2
+
+
+def test_nothing_is_handled_or_acked_while_a_rebalance_stops_the_flow(monkeypatch):
+    events = TP(EVENTS, 0)
+    handled, (consumer, rest) = run_fetch(monkeypatch, {events: [record(0)]}, flow_active=False)
+    assert handled == [] and consumer._new_offset(events) is None and rest == {}
+
+
+def test_a_handler_that_raises_acks_nothing(monkeypatch):
+    app = new_app()
+
+    async def handle(batch):
+        raise ConnectionError("the output cannot be written")
+
+    compat.install_batch_plane(app, EVENTS, handle)
+    consumer = app.consumer
+
+    async def fetch(self, timeout):
+        return {TP(EVENTS, 0): [record(0)]}, None
+
+    monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
+    with pytest.raises(ConnectionError):
+        asyncio.run(consumer._wait_next_records(1.0))
+    assert consumer._new_offset(TP(EVENTS, 0)) is None
+
+
+class Delivered:
+    """What an aiokafka producer does with ``send_batch``, in order, delivered at once."""
+
+    def __init__(self, log: list) -> None:
+        self.log, self.next_offset = log, {}
+
+    def create_batch(self) -> list:
+        return []
+
+    async def send_batch(self, batch: list, topic: str, partition: int) -> asyncio.Future:
+        self.log.append(("changelog", partition, list(batch)))
+        future = asyncio.get_running_loop().create_future()
+        base = self.next_offset.get(partition, 0)
+        self.next_offset[partition] = base + len(batch)
+        future.set_result(SimpleNamespace(offset=base))
+        return future
+
+
+def test_states_reach_rocksdb_only_after_the_changelog_with_its_last_offset(tmp_path):
+    import rocksdict
+
+    dbs = {p: rocksdict.Rdict(str(tmp_path / str(p)), options=rocksdict.Options(raw_mode=True))
+           for p in (0, 1)}
+    dbs[0].put(b"old", b"state-0")
+    users = BatchedUsers(dbs.__getitem__, {0: [b"old", b"new"]})
+    assert (users.get(b"old"), users.get(b"new")) == (b"state-0", None)  # one multi-get
+    users.bind(0)
+    users[b"new"] = b"state-1"
+    del users[b"old"]
+    users.bind(1)
+    users[b"other"] = b"state-2"
+    users.delete_in(0, [b"new", b"stale"])  # the sweep leaves what this batch wrote
+
+    log: list = []
+
+    class Producer(Delivered):
+        def create_batch(self):
+            return Appending()
+
+    class Appending(list):
+        def append(self, key=None, value=None, timestamp=None):  # aiokafka's BatchBuilder
+            super().append((key, value))
+            return True
+
+    async def flush() -> None:
+        sent = await users.send_changelog(Producer(log), "users-changelog")
+        assert dbs[0].get(b"new") is None  # not before the broker has it
+        await users.write_local(sent, b"__faust\x00offset__")
+
+    asyncio.run(flush())
+    assert log == [("changelog", 0, [(b"new", b"state-1"), (b"old", None), (b"stale", None)]),
+                   ("changelog", 1, [(b"other", b"state-2")])]
+    assert (dbs[0].get(b"new"), dbs[0].get(b"old"), dbs[1].get(b"other")) == (
+        b"state-1", None, b"state-2")
+    assert dbs[0].get(b"__faust\x00offset__") == b"2" and dbs[1].get(b"__faust\x00offset__") == b"0"
