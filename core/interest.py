@@ -127,7 +127,10 @@ def apply_event(
                 else decay_factor(event.ts - state.last_ts, half_life_ms)
             )
             vector = vector * np.float32(factor)
-            recent_weights = tuple(_f32(w * factor) for w in recent_weights)
+            # float64 products rounded to float32, as _f32 does one by one, in one pass
+            recent_weights = tuple(
+                (np.asarray(recent_weights, np.float64) * factor).astype(np.float32).tolist()
+            )
         last_ts = max(event.ts, state.last_ts)
         contribution = weight
     else:

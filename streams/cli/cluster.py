@@ -75,7 +75,7 @@ def worker(
     from faust.worker import Worker
 
     from models.artifact import load_recommender
-    from streams.app import create_app
+    from streams.app import create_app, settle_gc
     from streams.broker import ensure_topics
 
     settings = load_settings(
@@ -95,6 +95,7 @@ def worker(
     # Faust's terminal spinner sets the root logger to DEBUG at --loglevel warn and above, so
     # every aiokafka debug call builds a LogRecord (7% of a busy worker's time, py-spy).
     faust_worker.spinner = None
+    settle_gc()
     faust_worker.execute_from_commandline()
 
 
