@@ -89,6 +89,7 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=settings.batch_size,  # a fetch is a batch: bound it
         producer_linger_ms=5,

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(6.0, gt=0)
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(6.0, gt=0)
+    commit_interval_s: float = Field(
+        2.8, gt=0, description="How often Faust commits acked offsets (its own default, 2.8)"
+    )
 
     # Off here: Settings(...) is exactly what it is given. The CLI's SettingsFromEnv turns it on.
     reads_env: ClassVar[bool] = False
