@@ -143,8 +143,8 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
     tag = uuid.uuid4().hex[:8]
     base = Settings(
         bootstrap=bootstrap, app_id=f"tp-{tag}", events_topic=f"events-{tag}",
-        recs_topic=f"recs-{tag}", partitions=run.partitions, model_path=model, explain=0,
-        **{**run.env, **overrides},
+        recs_topic=f"recs-{tag}", partitions=run.partitions, model_path=model,
+        **{"explain": "0", **run.env, **overrides},  # explanations off unless a run says
     )
     ensure_topics(base)
     workers = [base.model_copy(update={"state_dir": work / tag / f"w{n}", "web_port": free_port()})
@@ -158,14 +158,17 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
             producer.poll(0)
         producer.flush()
 
-    # its own event id: the measured copy of events[0] must not look like a producer retry
-    canary = events[0]._replace(event_id=f"canary-{tag}")
+    # Ids of their own: the measured copy of events[0], or the other partition's canary, must
+    # not look like a producer retry (the dedupe window would skip it, with no record).
     for partition in range(run.partitions):
+        canary = events[0]._replace(event_id=f"canary-{tag}-{partition}")
         producer.produce(base.events_topic, encode_event(canary), canary.user_id.encode(),
                          partition=partition)
     producer.flush()
     if run.backlog:
-        events = (events * (run.backlog // len(events) + 1))[: run.backlog]
+        copies = range(run.backlog // len(events) + 1)  # each copy with ids of its own
+        events = [e._replace(event_id=f"{e.event_id}-{n}") for n in copies for e in events]
+        events = events[: run.backlog]
         send(events)  # all queued: the workers start on a full topic
     processes = [start(run, s, work / tag / f"w{n}.log") for n, s in enumerate(workers)]
     output = Output(bootstrap, base.recs_topic, run.partitions, skip=run.partitions)

@@ -15,3 +15,10 @@ def test_expired_users_are_those_silent_past_the_ttl_at_the_watermark():
 
     rows = [(b"old", stored(100)), (b"edge", stored(400)), (b"new", stored(900)), (b"bad", b"x")]
     assert expired_users(rows, watermark_ms=1000, ttl_ms=600) == [b"old"]
+
+
+def test_fausts_offset_row_is_no_user_and_no_warning(caplog):
+    rows = [(b"__faust\x00offset__", b"41")]
+    with caplog.at_level("WARNING", logger="streams.retention"):
+        assert expired_users(rows, watermark_ms=1000, ttl_ms=1) == []
+    assert caplog.text == ""
