@@ -22,7 +22,8 @@ from streams.settings import Settings
 SECTIONS = [
     ("throughput", "Throughput: the pipeline against pass-through ceilings and the peer",
      "bench/throughput.py"),
-    ("latency", "End-to-end latency at fixed offered loads (two Kafka hops)", "bench/latency.py"),
+    ("latency", "End-to-end latency at fixed offered loads (two Kafka hops)",
+     "bench/latency.py --loads 1000 5000"),
     ("fetch_wait", "Consumer fetch wait on the embedded broker (raw aiokafka)",
      "bench/fetch_wait.py"),
     ("scoring", "Scoring kernel: one user vs a micro-batch, against the matmul bound",
@@ -60,8 +61,9 @@ def machine() -> list[str]:
 def settings_line() -> str:
     s = Settings()
     return (
-        f"- Worker settings unless a row says otherwise: batch_size {s.batch_size}, "
-        f"batch_within_s {s.batch_within_s}, fetch_max_wait_ms {s.fetch_max_wait_ms}, "
+        f"- Worker settings unless a row says otherwise: batch_size {s.batch_size} (a batch "
+        f"is one fetch; the take_events pass-through waits up to batch_within_s "
+        f"{s.batch_within_s}), fetch_max_wait_ms {s.fetch_max_wait_ms}, "
         f"torch_threads {s.torch_threads}, top_k {s.top_k}, history_len {s.history_len}, "
         f"emit {s.emit!r}; group timeouts {s.session_timeout_s:g} / {s.heartbeat_interval_s:g} / "
         f"{s.rebalance_timeout_s:g} s; producer linger 5 ms."

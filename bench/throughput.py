@@ -64,6 +64,8 @@ RUNS = [
     Run("pipeline, a record per user per batch", "pipeline", env={"emit": "coalesce"}),
     Run("pipeline, 1 worker, 2 partitions", "pipeline", partitions=2, env={"emit": "every"}),
     Run("pipeline, 2 workers, 2 partitions", "pipeline", 2, 2, env={"emit": "every"}),
+    Run("pipeline, 2 workers, 2 partitions, standby replicas off", "pipeline", 2, 2,
+        env={"emit": "every", "standby_replicas": "0"}),
     Run("pipeline, backlog drain (100,000 queued before start)", "pipeline",
         env={"emit": "every"}, backlog=100_000),
 ]

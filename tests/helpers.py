@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -72,3 +75,15 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float,
         consumer.close()
     assert done(records), f"got {len(records)} records from {topic}, expected {count}"
     return records
+
+
+def start_scripted_worker(settings: Settings, script: str, log: Path) -> subprocess.Popen:
+    """A worker process running ``script`` (a real worker with a fault patched in) with
+    ``settings``, its output appended to ``log``; stop it with stop_process."""
+    from streams.cluster import child_env
+
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**child_env(settings, os.environ), "PYTHONUNBUFFERED": "1"},
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )

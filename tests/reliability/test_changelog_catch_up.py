@@ -11,9 +11,6 @@ This was the soak's "lost" count under repeated kills and takeovers.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import urllib.error
 
 import pytest
@@ -22,8 +19,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from core.events import Event
 from core.generator import GeneratorConfig, generate
 from streams.broker import admin, ensure_topics, free_port, stop_process
-from streams.cluster import child_env, fetch_json, wait_for, wait_until_ready
-from tests.helpers import event_messages, produce
+from streams.cluster import fetch_json, wait_for, wait_until_ready
+from tests.helpers import event_messages, produce, start_scripted_worker
 
 pytestmark = pytest.mark.integration
 
@@ -86,11 +83,7 @@ def test_state_of_a_batch_killed_before_its_changelog_write_reaches_the_next_own
     produce(settings, event_messages(events + early))
 
     log = tmp_path / "dies.log"
-    dies = subprocess.Popen(
-        [sys.executable, "-c", DIES_AFTER_LOCAL_WRITE],
-        env={**child_env(settings, os.environ), "PYTHONUNBUFFERED": "1"},
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    dies = start_scripted_worker(settings, DIES_AFTER_LOCAL_WRITE, log)
     try:
         wait_for(lambda: committed_total(settings) == len(events) + len(early), 120,
                  "the first events committed", process=dies)

@@ -3,9 +3,6 @@ written) stops it without committing, so a restart reads the batch again and not
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import orjson
 import pytest
@@ -13,8 +10,10 @@ import pytest
 from core.generator import GeneratorConfig, generate
 from streams.app import EXIT_UNCONFINED_FAILURE
 from streams.broker import ensure_topics, stop_process
-from streams.cluster import child_env, fetch_json, wait_for, wait_until_ready
-from tests.helpers import consume, event_messages, item_vectors, produce, reference_state
+from streams.cluster import fetch_json, wait_for, wait_until_ready
+from tests.helpers import (
+    consume, event_messages, item_vectors, produce, reference_state, start_scripted_worker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +42,7 @@ def test_an_unconfined_failure_stops_the_worker_and_a_restart_loses_nothing(
     ensure_topics(settings)  # before producing: the broker would auto-create 4 partitions
     produce(settings, event_messages(events))  # a backlog: batches of 40 from the start
     log = tmp_path / "faulty.log"
-    faulty = subprocess.Popen(
-        [sys.executable, "-c", FAULTY_WORKER],
-        env={**child_env(settings, os.environ), "PYTHONUNBUFFERED": "1"},
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    faulty = start_scripted_worker(settings, FAULTY_WORKER, log)
     try:
         assert faulty.wait(120) == EXIT_UNCONFINED_FAILURE
     finally:
