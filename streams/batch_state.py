@@ -80,7 +80,8 @@ class BatchedUsers:
                 else:
                     batch.put(key, value)
             batch.put(offset_key, str(last[partition]).encode())
-            self.dbs[partition].write(batch)
+            # looked up again: the compaction timer may have reopened it while we awaited
+            self.dbs.db_for(partition).write(batch)
 
 
 class _Partitions(dict):

@@ -116,14 +116,22 @@ def test_a_handler_that_raises_acks_nothing(monkeypatch):
     assert consumer._new_offset(TP(EVENTS, 0)) is None
 
 
+class Appending(list):
+    """aiokafka's BatchBuilder as the writer uses it."""
+
+    def append(self, key=None, value=None, timestamp=None):
+        super().append((key, value))
+        return True
+
+
 class Delivered:
     """What an aiokafka producer does with ``send_batch``, in order, delivered at once."""
 
     def __init__(self, log: list) -> None:
         self.log, self.next_offset = log, {}
 
-    def create_batch(self) -> list:
-        return []
+    def create_batch(self) -> Appending:
+        return Appending()
 
     async def send_batch(self, batch: list, topic: str, partition: int) -> asyncio.Future:
         self.log.append(("changelog", partition, list(batch)))
@@ -151,17 +159,8 @@ def test_states_reach_rocksdb_only_after_the_changelog_with_its_last_offset(tmp_
 
     log: list = []
 
-    class Producer(Delivered):
-        def create_batch(self):
-            return Appending()
-
-    class Appending(list):
-        def append(self, key=None, value=None, timestamp=None):  # aiokafka's BatchBuilder
-            super().append((key, value))
-            return True
-
     async def flush() -> None:
-        sent = await users.send_changelog(Producer(log), "users-changelog")
+        sent = await users.send_changelog(Delivered(log), "users-changelog")
         assert dbs[0].get(b"new") is None  # not before the broker has it
         await users.write_local(sent, b"__faust\x00offset__")
 
@@ -171,3 +170,33 @@ def test_states_reach_rocksdb_only_after_the_changelog_with_its_last_offset(tmp_
     assert (dbs[0].get(b"new"), dbs[0].get(b"old"), dbs[1].get(b"other")) == (
         b"state-1", None, b"state-2")
     assert dbs[0].get(b"__faust\x00offset__") == b"2" and dbs[1].get(b"__faust\x00offset__") == b"0"
+
+
+def test_the_write_goes_to_the_database_open_now_not_the_one_a_compaction_closed():
+    """The compaction timer (streams/retention.py) may close and reopen a partition's database
+    while a batch awaits its deliveries."""
+
+    class Db(dict):
+        closed = False
+
+        def get(self, keys):
+            return [dict.get(self, k) for k in keys] if isinstance(keys, list) else \
+                dict.get(self, keys)
+
+        def write(self, batch):
+            assert not self.closed, "written to a closed database"
+            self.written = batch
+
+    old, reopened = Db(), Db()
+    current = {0: old}
+    users = BatchedUsers(lambda p: current[p], {0: [b"u"]})
+    users.bind(0)
+    users[b"u"] = b"state"
+
+    async def flush() -> None:
+        sent = await users.send_changelog(Delivered([]), "users-changelog")
+        old.closed, current[0] = True, reopened  # the timer ran while we awaited
+        await users.write_local(sent, b"__faust\x00offset__")
+
+    asyncio.run(flush())
+    assert hasattr(reopened, "written")
