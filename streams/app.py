@@ -180,7 +180,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         )
         stats.duplicates_skipped += done.duplicates
         stats.repeated_ids += done.repeated_ids
-        forget(parsed, done, state)
+        expired = forget(parsed, done, state)
         producer = compat.kafka_producer(app.producer)
         changelog = await state.send_changelog(producer, users.changelog_topic.get_topic_name())
         deliveries = [sent.delivery for sent in changelog]
@@ -195,23 +195,26 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         await asyncio.gather(*deliveries)  # a failed delivery raises: nothing is acked
         await state.write_local(changelog, compat.persisted_offset_key(users))
         metrics.observe_sent(parsed.produced)
-        # Counted once the batch's records are out, so applied == events in means done.
+        # Counted once the batch's records are out and its states written, so a count a
+        # caller sees (applied == events in, a user expired) is already true in the table.
         stats.applied += done.applied
         stats.recommendations_out += len(done.snapshots)
+        stats.users_deleted += len(done.deleted)
+        stats.users_expired += expired
 
     async def dead_letter(message: steps.Message, exc: InvalidEvent) -> Awaitable[Any]:
         """The original bytes (cut to fit if too large), with why and where from in headers."""
         key, value, headers = dead_letters.dead_letter_record(message, exc, settings.dlq_max_bytes)
         return await app.producer.send(settings.dlq_topic, key, value, None, None, headers)
 
-    def forget(parsed: steps.ParsedBatch, done: steps.Applied, state: BatchedUsers) -> None:
-        """Delete requests were applied by apply_users; here the TTL sweeps, in event time."""
-        stats.users_deleted += len(done.deleted)
+    def forget(parsed: steps.ParsedBatch, done: steps.Applied, state: BatchedUsers) -> int:
+        """Delete requests were applied by apply_users; here the TTL sweeps, in event time,
+        into this batch's tombstones. Returns the users expired."""
         retention.forgot({parsed.by_user[key.decode()][0][1][0] for key in done.deleted})
         if not retention.expires:
-            return  # no TTL: no per-event watermark work on the hot path
+            return 0  # no TTL: no per-event watermark work on the hot path
         retention.observe(parsed)
-        stats.users_expired += retention.sweep(state.delete_in)
+        return retention.sweep(state.delete_in)
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:
