@@ -31,11 +31,11 @@ class BatchedUsers:
     ) -> None:
         """``db_for(partition)``: the table's rocksdict.Rdict (raw mode) of that partition;
         ``keys``: the batch's users by partition, read in one multi-get each."""
-        self.dbs = _Partitions(db_for)
+        self.db_for = db_for
         self.stored: dict[bytes, bytes | None] = {}
         for partition, wanted in keys.items():
             wanted = list(wanted)
-            self.stored.update(zip(wanted, self.dbs[partition].get(wanted)))
+            self.stored.update(zip(wanted, db_for(partition).get(wanted)))
         self.partition = -1
         self.writes: dict[int, dict[bytes, bytes | None]] = {}
 
@@ -45,7 +45,7 @@ class BatchedUsers:
     def get(self, key: bytes) -> bytes | None:
         if key in self.stored:
             return self.stored[key]
-        return self.dbs[self.partition].get(key)
+        return self.db_for(self.partition).get(key)  # a key the multi-get was not given
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.writes.setdefault(self.partition, {})[key] = value
@@ -80,17 +80,6 @@ class BatchedUsers:
                 else:
                     batch.put(key, value)
             batch.put(offset_key, str(last[partition]).encode())
-            # looked up again: the compaction timer may have reopened it while we awaited
-            self.dbs.db_for(partition).write(batch)
+            # looked up now: the compaction timer may have reopened it while we awaited
+            self.db_for(partition).write(batch)
 
-
-class _Partitions(dict):
-    """Each partition's database, looked up once per batch."""
-
-    def __init__(self, db_for: Callable[[int], Any]) -> None:
-        super().__init__()
-        self.db_for = db_for
-
-    def __missing__(self, partition: int) -> Any:
-        db = self[partition] = self.db_for(partition)
-        return db

@@ -243,6 +243,9 @@ def rocksdb_partition(table: faust.Table, partition: int) -> Any:
     return table.data._db_for_partition(partition)
 
 
+FAUST_ROWS = b"__faust\x00"  # the prefix of the store's own rows (its persisted offset)
+
+
 def persisted_offset_key(table: faust.Table) -> bytes:
     """The key under which Faust's RocksDB store keeps a partition's changelog offset."""
     return table.data.offset_key

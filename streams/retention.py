@@ -16,11 +16,11 @@ import math
 from typing import Any, Callable, Iterable, Mapping
 
 from core.codec import CorruptState, stored_last_ts
+from streams.compat import FAUST_ROWS
 from streams.steps import ParsedBatch
 
 log = logging.getLogger(__name__)
 
-FAUST_KEYS = b"__faust\x00"  # the prefix of Faust's rows in each partition's RocksDB
 SWEEPS_PER_TTL = 10  # a user is evicted at most ttl / 10 of event time after expiring
 COMPACT_EVERY_S = 5.0
 
@@ -33,7 +33,7 @@ def expired_users(
     may be a newer worker's format in a rolling upgrade, not ours to judge."""
     expired = []
     for key, raw in rows:
-        if key.startswith(FAUST_KEYS):
+        if key.startswith(FAUST_ROWS):
             continue  # Faust's own rows (its persisted changelog offset), not a user
         try:
             if watermark_ms - stored_last_ts(raw) > ttl_ms:

@@ -43,6 +43,7 @@ def test_faust_still_has_every_private_name_the_plane_uses():
                  "_commit_every"):
         assert hasattr(consumer, name), name
     assert faust.stores.rocksdb.Store.offset_key == b"__faust\x00offset__"
+    assert faust.stores.rocksdb.Store.offset_key.startswith(compat.FAUST_ROWS)  # the TTL skips
     assert callable(faust.stores.rocksdb.Store._db_for_partition)
 
 
