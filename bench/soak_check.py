@@ -21,6 +21,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from soak_hostile import EXPECTED_REASON
 from soak_read import Position, Stored, dead_letter_of, trigger_of
+from core.precision import within_snaps
 from streams.cluster import WorkerError, fetch_json, wait_for
 from streams.settings import Settings
 from tests.helpers import reference_state
@@ -96,13 +97,14 @@ def wait_caught_up(stored: Stored, expected: dict[str, Expected], ports: list[in
 
 
 def same_state(got: dict, want: dict) -> bool:
-    """The worker's state (float32, as served) equals the reference (float64) to float32's
-    precision; count, event time and recent items exactly."""
+    """The worker's state equals the reference (float64) to the rounding of the stored float16
+    grid, one snap per event (:func:`core.precision.within_snaps`); count, event time and
+    recent items exactly."""
     return (
         got["count"] == want["count"]
         and got["last_ts"] == want["last_ts"]
         and got["recent"] == want["recent"]
-        and np.allclose(got["vector"], want["vector"], rtol=1e-4, atol=1e-5)
+        and within_snaps(got["vector"], np.asarray(want["vector"]), want["count"], want["scale"])
     )
 
 

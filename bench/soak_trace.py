@@ -36,7 +36,7 @@ def wrong_steps(changelog: list[ConsumerRecord], stored: Stored, users: list[str
         before, count, found = -1, 0, []
         for record in trail.get(user, []):
             try:
-                state = decode_state(record.value)
+                state = decode_state(record.value, drop_unknown_items=True)
             except CorruptState:
                 continue
             after = state.position[1]
@@ -67,7 +67,7 @@ def backward_steps(changelog: list[ConsumerRecord]) -> tuple[int, list[dict[str,
             last.pop(record.key, None)  # a tombstone: the user was forgotten
             continue
         try:
-            position = decode_state(record.value).position
+            position = decode_state(record.value, drop_unknown_items=True).position
         except CorruptState:
             continue
         before = last.get(record.key)
@@ -92,7 +92,7 @@ def explain(user: str, position: list[int] | None, changelog: list[ConsumerRecor
     for record in sorted(changelog, key=lambda r: (r.partition, r.offset)):
         if record.key == key and record.value is not None:
             try:
-                state = decode_state(record.value)
+                state = decode_state(record.value, drop_unknown_items=True)
             except CorruptState:
                 continue
             values.append({"changelog": [record.partition, record.offset],

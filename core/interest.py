@@ -20,6 +20,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from core.events import DELETE, Event
+from core.precision import snap
 
 NO_POSITION = (-1, -1)
 
@@ -118,7 +119,7 @@ def apply_event(
     every later event of the user halves an interest after that many events.
     """
     vector = state.vector
-    recent_weights = state.recent_weights
+    recent_weights = np.asarray(state.recent_weights, dtype=np.float64)
     if half_life_events is not None or event.ts >= state.last_ts or state.count == 0:
         if state.count:
             factor = (
@@ -127,10 +128,7 @@ def apply_event(
                 else decay_factor(event.ts - state.last_ts, half_life_ms)
             )
             vector = vector * np.float32(factor)
-            # float64 products rounded to float32, as _f32 does one by one, in one pass
-            recent_weights = tuple(
-                (np.asarray(recent_weights, np.float64) * factor).astype(np.float32).tolist()
-            )
+            recent_weights = recent_weights * factor
         last_ts = max(event.ts, state.last_ts)
         contribution = weight
     else:
@@ -138,20 +136,17 @@ def apply_event(
         contribution = weight * decay_factor(state.last_ts - event.ts, half_life_ms)
     if item_vector is not None and contribution:
         vector = vector + np.float32(contribution) * item_vector
+    kept = recent_weights[max(0, len(recent_weights) + 1 - history_len) :]
+    recent_weights = np.append(kept, contribution)
     return UserState(
-        vector=vector.astype(np.float32, copy=False),
+        vector=snap(vector),
         last_ts=last_ts,
         count=state.count + 1,
         recent=(state.recent + (event.item_id,))[-history_len:],
         position=position,
-        recent_weights=(recent_weights + (_f32(contribution),))[-history_len:],
+        recent_weights=tuple(snap(recent_weights).tolist()),
         seen=state.seen,
     )
-
-
-def _f32(x: float) -> float:
-    """Round to float32, what the codec stores, so a state survives encode/decode unchanged."""
-    return float(np.float32(x))
 
 
 def rebase(
@@ -165,7 +160,7 @@ def rebase(
         item_vec = item_vector(item)
         if item_vec is not None:
             vector += np.float32(weight) * item_vec
-    return replace(state, vector=vector)
+    return replace(state, vector=snap(vector))
 
 
 class NonFiniteState(ValueError):

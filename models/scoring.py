@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from core.codebook import ItemCodebook
 from models.base import SequenceModel
 from models.blend import Blend
 from models.retrieval import ExactIndex, Index
@@ -45,6 +46,7 @@ class Recommender:
         self.model = model.eval()
         self.item_ids = list(item_ids)
         self.index = {item: i for i, item in enumerate(self.item_ids)}
+        self.codebook = ItemCodebook(self.item_ids)  # how the user table names these items
         self.version = version
         self.blend = blend
         self.ranker = ranker

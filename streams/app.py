@@ -177,6 +177,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             recommender.dim,
             config,
             bind=lambda index: state.bind(batch[index].partition),
+            codebook=recommender.codebook,
         )
         stats.duplicates_skipped += done.duplicates
         stats.repeated_ids += done.repeated_ids

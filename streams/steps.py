@@ -16,7 +16,8 @@ from typing import Any, Callable, Container, Literal, Protocol, Sequence
 import numpy as np
 import orjson
 
-from core.codec import CorruptState, decode_state, encode_state
+from core.codebook import ItemCodebook
+from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state
 from core.events import DELETE, MAX_ABS_VALUE, Event, InvalidEvent, parse_event
 from core.interest import InterestConfig, Snapshot, UserState, apply_user_events
 from models.scoring import Recommendation, Recommender
@@ -148,12 +149,19 @@ class Applied:
     deleted: list[bytes] = field(default_factory=list)
 
 
-def load_user_state(raw: bytes | None, user_id: str, dim: int) -> UserState:
+def load_user_state(
+    raw: bytes | None, user_id: str, dim: int, codebook: ItemCodebook | None = None
+) -> UserState:
     """A table value as state; none, or one the codec cannot read, is a fresh state (logged),
-    so one corrupt value costs that user's history, not the worker."""
+    so one corrupt value costs that user's history, not the worker. A state whose recent items
+    index another catalog than ``codebook`` keeps all but those items: its position and seen
+    ids still make the replay exactly-once."""
     if raw is not None:
         try:
-            return decode_state(raw)
+            return decode_state(raw, [codebook] if codebook else ())
+        except UnknownCodebook as exc:
+            log.warning("user %s: %s; their recent items are dropped", user_id, exc)
+            return decode_state(raw, drop_unknown_items=True)
         except CorruptState:
             log.exception("user %s: unreadable state, starting afresh", user_id)
     return UserState.empty(dim)
@@ -175,6 +183,7 @@ def apply_users(
     dim: int,
     config: StepConfig,
     bind: Callable[[int], None] = lambda index: None,
+    codebook: ItemCodebook | None = None,
 ) -> Applied:
     """Apply each user's events to the stored state, writing it back only if something applied.
 
@@ -200,11 +209,12 @@ def apply_users(
         bind(parsed.last_index[user_id])
         key = user_id.encode()
         raw = table.get(key)
-        stored = load_user_state(raw, user_id, dim)
+        stored = load_user_state(raw, user_id, dim, codebook)
         try:
             update = apply_user_events(stored, events, item_vector, config.interest)
             forgotten = update.applied > 0 and update.state.count == 0  # only a delete does that
-            encoded = encode_state(update.state) if update.applied and not forgotten else None
+            keep = update.applied and not forgotten
+            encoded = encode_state(update.state, codebook) if keep else None
         except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
             # what the stored state already holds (a replay) is applied: not a dead letter too
             unapplied = [m for m in parsed.messages_of[user_id]

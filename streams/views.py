@@ -144,7 +144,9 @@ def register_views(
 
     def stored_state(user_id: str) -> UserState | None:
         raw = users.get(user_id.encode())
-        return None if raw is None else decode_state(raw)
+        if raw is None:
+            return None
+        return decode_state(raw, [recommender.codebook], drop_unknown_items=True)
 
     def unknown(web: faust.web.Web, user_id: str) -> faust.web.Response:
         return web.json({"error": f"unknown user {user_id}"}, status=404)

@@ -11,10 +11,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from kafka import KafkaConsumer, KafkaProducer
 
 from core.events import Event, encode_event
+from core.interest import UserState, apply_user_events
+from core.precision import within_snaps
+from models.artifact import load_recommender
 from streams.settings import Settings
 
 
@@ -27,23 +31,47 @@ def item_vectors(model_path: Path) -> dict[str, list[float]]:
 
 def reference_state(events: list[Event], vectors: dict[str, list[float]], settings: Settings,
                     dim: int) -> dict:
-    """One user's state by the closed form sum_i w_i e_i 2^(-(T - t_i)/h), in plain floats."""
+    """One user's state by the closed form sum_i w_i e_i 2^(-(T - t_i)/h), in plain floats;
+    ``scale`` (sum_i |w_i| 2^(-(T - t_i)/h) max|e_i|) bounds the worker's rounding of it
+    (:func:`assert_state_vector`)."""
     newest = max(e.ts for e in events)
     vector = [0.0] * dim
+    scale = 0.0
     for e in events:
         weight = settings.event_weights[e.type]
         if e.type == "rating":
             weight *= e.value - settings.rating_center
         decay = 2.0 ** (-(newest - e.ts) / settings.half_life_ms) if math.isfinite(
             settings.half_life_ms) else 1.0
-        for d, x in enumerate(vectors.get(e.item_id, [0.0] * dim)):
+        item = vectors.get(e.item_id, [0.0] * dim)
+        scale += abs(weight) * decay * max(map(abs, item))
+        for d, x in enumerate(item):
             vector[d] += weight * decay * x
     return {
         "vector": vector,
+        "scale": scale,
         "last_ts": newest,
         "count": len(events),
         "recent": [e.item_id for e in events][-settings.history_len:],
     }
+
+
+def assert_state_vector(got: dict, expected: dict) -> None:
+    """The worker's vector, on the stored float16 grid after each of its events, equals the
+    closed form to that grid's rounding."""
+    assert within_snaps(got["vector"], np.asarray(expected["vector"]), expected["count"],
+                        expected["scale"]), (got["vector"], expected["vector"])
+
+
+def folded_state(events: list[Event], model_path: Path, settings: Settings) -> list[float]:
+    """One user's vector as the worker's own core function folds their events in order: what a
+    worker that never crashed holds, to the bit."""
+    recommender = load_recommender(model_path)
+    state = UserState.empty(recommender.dim)
+    for n, event in enumerate(events):
+        state = apply_user_events(state, [(event, (0, n))], recommender.item_vector,
+                                  settings.interest).state
+    return state.vector.tolist()
 
 
 def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import orjson
 import pytest
 
 from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from core.generator import GeneratorConfig, generate
-from tests.helpers import consume, event_messages, item_vectors, produce, reference_state
+from tests.helpers import assert_state_vector, consume, event_messages, item_vectors, produce, reference_state
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,7 @@ def test_every_event_gets_k_unseen_items_and_state_matches_reference(settings, w
         state = fetch_json(f"http://127.0.0.1:{settings.web_port}/users/{user}/interest")
         assert (state["count"], state["last_ts"], state["recent"]) == (
             expected["count"], expected["last_ts"], expected["recent"])
-        np.testing.assert_allclose(state["vector"], expected["vector"], rtol=1e-4, atol=1e-5)
+        assert_state_vector(state, expected)
     stats = worker_stats(settings.web_port)
     assert stats["applied"] == len(events) and stats["unknown_items"] > 0
 
