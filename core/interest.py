@@ -112,14 +112,18 @@ def apply_event(
     history_len: int,
     position: tuple[int, int] = NO_POSITION,
     half_life_events: float | None = None,
+    seen: tuple[int, ...] | None = None,
 ) -> UserState:
     """Return the state after one event; ``item_vector`` is None for items the model lacks.
 
     With ``half_life_events`` the clock is the user's own event count instead of event time:
-    every later event of the user halves an interest after that many events.
+    every later event of the user halves an interest after that many events. ``seen`` replaces
+    the state's seen event ids (the caller's dedupe window), the state's are kept if None.
     """
     vector = state.vector
-    recent_weights = np.asarray(state.recent_weights, dtype=np.float64)
+    kept = len(state.recent_weights) - max(0, len(state.recent_weights) + 1 - history_len)
+    recent_weights = np.empty(kept + 1, dtype=np.float32)
+    recent_weights[:kept] = state.recent_weights[len(state.recent_weights) - kept :]
     if half_life_events is not None or event.ts >= state.last_ts or state.count == 0:
         if state.count:
             factor = (
@@ -128,7 +132,7 @@ def apply_event(
                 else decay_factor(event.ts - state.last_ts, half_life_ms)
             )
             vector = vector * np.float32(factor)
-            recent_weights = recent_weights * factor
+            recent_weights[:kept] *= np.float32(factor)
         last_ts = max(event.ts, state.last_ts)
         contribution = weight
     else:
@@ -136,8 +140,7 @@ def apply_event(
         contribution = weight * decay_factor(state.last_ts - event.ts, half_life_ms)
     if item_vector is not None and contribution:
         vector = vector + np.float32(contribution) * item_vector
-    kept = recent_weights[max(0, len(recent_weights) + 1 - history_len) :]
-    recent_weights = np.append(kept, contribution)
+    recent_weights[kept] = contribution
     return UserState(
         vector=snap(vector),
         last_ts=last_ts,
@@ -145,7 +148,7 @@ def apply_event(
         recent=(state.recent + (event.item_id,))[-history_len:],
         position=position,
         recent_weights=tuple(snap(recent_weights).tolist()),
-        seen=state.seen,
+        seen=state.seen if seen is None else seen,
     )
 
 
@@ -234,11 +237,10 @@ def apply_user_events(
             config.history_len,
             position,
             config.half_life_events,
+            state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :],
         )
         # decay only shrinks what was there: only the newest contribution can overflow
         if not (math.isfinite(state.recent_weights[-1]) and np.isfinite(state.vector).all()):
             raise NonFiniteState(f"event at {position} makes the state non-finite")
-        if id_hash is not None:
-            state = replace(state, seen=(state.seen + (id_hash,))[-config.dedupe_window :])
         snapshots.append(Snapshot(event, position, state))
     return UserUpdate(state, snapshots, applied, repeated)

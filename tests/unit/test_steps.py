@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
+from core.codebook import ItemCodebook
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
 from core.interest import InterestConfig, UserState, apply_user_events
@@ -182,6 +183,17 @@ def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
     assert (loaded.count, loaded.position, loaded.recent) == (1, (0, 0), ("a",))
     fresh = steps.load_user_state(None, "u", 4)
     assert fresh.count == 0 and fresh.vector.shape == (4,)
+
+
+def test_a_state_coded_against_another_catalog_keeps_its_position_so_a_replay_is_skipped():
+    old, new = ItemCodebook(["a", "b"]), ItemCodebook(["b", "c"])  # a model with another catalog
+    state, *_ = apply_user_events(
+        UserState.empty(4), [(event("u", "a", 5), (0, 7))], recommender().item_vector, CONFIG.interest
+    )
+    loaded = steps.load_user_state(encode_state(state, old), "u", 4, new)
+    assert (loaded.count, loaded.position, loaded.recent, loaded.recent_weights) == (1, (0, 7), (), ())
+    np.testing.assert_array_equal(loaded.vector, state.vector)
+    assert loaded.has_applied(0, 7)  # the replayed event is not applied again
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
