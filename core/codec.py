@@ -4,12 +4,13 @@ Version 4, little-endian::
 
     u8 version | u32 codebook fingerprint (0: none) | u16 dim | i64 last_ts | u32 count |
     i32 partition | i64 offset | u16 n_recent | u8 code width |
-    i16 exponent, f16[dim] vector | i16 exponent, f16[n_recent] recent weights |
+    i16 exponent, i16[dim] vector | i16 exponent, i16[n_recent] recent weights |
     n_recent x code (width bytes; k > 0: the codebook's item k - 1; 0: an id stored as a string) |
     per code 0, in order: u8 length, utf-8 id | u16 n_seen | u64[n_seen] seen event-id hashes
 
-The arrays are float16 under one power-of-two scale each (:mod:`core.precision`), the grid the
-state math keeps them on, so a round trip is exact. An item in the catalog's codebook takes the
+The arrays are 16-bit integers under one power-of-two scale each (:mod:`core.precision`), the
+grid the state math keeps them on, so a round trip is exact both ways: a state decodes to what
+was encoded, and bytes re-encode to themselves (the decoded state keeps its stored form). An item in the catalog's codebook takes the
 fewest bytes of 1, 2 or 4 that hold the state's largest code (2 for MovieLens' 1,682 items): a
 fixed width per state, so the codes decode as one array (varints were 4 bytes smaller at
 MovieLens' size and took 18 µs more per state to read). An item outside the codebook (one the
@@ -27,8 +28,8 @@ import numpy as np
 
 from core.codebook import ItemCodebook
 from core.codec_legacy import LEGACY_VERSIONS, CorruptState, decode_legacy, legacy_last_ts
-from core.interest import UserState
-from core.precision import from_halves, halves
+from core.interest import StoredForm, UserState
+from core.precision import MAX_EXPONENT, MIN_EXPONENT, Blocks, from_blocks, to_blocks
 
 __all__ = ["CODEC_VERSION", "CorruptState", "UnknownCodebook", "decode_state", "encode_state",
            "stored_last_ts"]  # fmt: skip
@@ -62,9 +63,13 @@ def encode_state(state: UserState, codebook: ItemCodebook | None = None) -> byte
             state.last_ts, state.count, state.position[0], state.position[1], len(codes), width,
         ),
     ]  # fmt: skip
-    for values in (state.vector, np.asarray(state.recent_weights, dtype=np.float32)):
-        exponent, significands = halves(values)
-        parts += (_EXPONENT.pack(exponent), significands.tobytes())
+    form = state.stored
+    if form is not None and form.holds(state.vector, state.recent_weights):
+        arrays = (form.vector_blocks, form.weights_blocks)
+    else:  # a state the math did not make (a test's, an older version's): snapped here
+        arrays = (to_blocks(state.vector), to_blocks(np.asarray(state.recent_weights)))
+    for exponent, integers in arrays:
+        parts += (_EXPONENT.pack(exponent), np.asarray(integers, "<i2").tobytes())
     parts.append(np.asarray(codes, dtype=_CODE_TYPES[width]).tobytes())
     for item, code in zip(state.recent, codes):
         if code == 0:
@@ -101,14 +106,18 @@ def decode_state(
     _, fingerprint, dim, last_ts, count, partition, offset, n_recent, width = (
         _HEADER.unpack_from(data)
     )
-    codebook = next((c for c in codebooks if c.fingerprint == fingerprint), None)
+    codebook = None
+    for candidate in codebooks:
+        if candidate.fingerprint == fingerprint:
+            codebook = candidate
     if fingerprint and codebook is None and not drop_unknown_items:
         raise UnknownCodebook(fingerprint)
     if width not in _CODE_TYPES:
         raise CorruptState(f"item code width {width}")
     pos = _HEADER.size
-    vector, pos = _read_halves(data, pos, dim)
-    weights, pos = _read_halves(data, pos, n_recent)
+    vector_blocks, pos = _read_blocks(data, pos, dim)
+    weights_blocks, pos = _read_blocks(data, pos, n_recent)
+    vector = from_blocks(*vector_blocks)
     if pos + width * n_recent > len(data):
         raise CorruptState("truncated item codes")
     codes = np.frombuffer(data, _CODE_TYPES[width], n_recent, pos).tolist()
@@ -136,31 +145,29 @@ def decode_state(
     if pos + 8 * n_seen != len(data):
         raise CorruptState("truncated seen ids or trailing bytes")
     seen = tuple(np.frombuffer(data, "<u8", n_seen, pos).tolist())
-    kept = codebook is not None or not fingerprint
+    stored = None
+    if codebook is not None or not fingerprint:
+        weights = tuple(from_blocks(*weights_blocks).tolist())
+        stored = StoredForm(vector, vector_blocks, weights, weights_blocks)
+    else:
+        recent, weights = [], ()
     return UserState(
         vector=vector,
         last_ts=last_ts,
         count=count,
-        recent=tuple(recent) if kept else (),
+        recent=tuple(recent),
         position=(partition, offset),
-        recent_weights=tuple(weights.tolist()) if kept else (),
+        recent_weights=weights,
         seen=seen,
+        stored=stored,
     )
 
 
-def _read_halves(data: bytes, pos: int, size: int) -> tuple[np.ndarray, int]:
+def _read_blocks(data: bytes, pos: int, size: int) -> tuple[Blocks, int]:
     end = pos + _EXPONENT.size + 2 * size
     if end > len(data):
         raise CorruptState("truncated vector or weights")
     (exponent,) = _EXPONENT.unpack_from(data, pos)
-    if not -160 < exponent < 160:
-        raise CorruptState(f"a stored exponent {exponent} out of float32's range")
-    significands = np.frombuffer(data, "<f2", size, pos + _EXPONENT.size)
-    if exponent <= 112:  # significands are below 2 ** 16: nothing overflows float32
-        values = from_halves(exponent, significands)
-    else:
-        with np.errstate(over="ignore"):  # a hostile value's overflow: refused below
-            values = from_halves(exponent, significands)
-    if not np.isfinite(values).all():
-        raise CorruptState("a non-finite number in the stored vector or weights")
-    return values, end
+    if not MIN_EXPONENT <= exponent <= MAX_EXPONENT:
+        raise CorruptState(f"a stored exponent {exponent} out of range")
+    return Blocks(exponent, np.frombuffer(data, "<i2", size, pos + _EXPONENT.size)), end

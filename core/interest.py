@@ -20,7 +20,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from core.events import DELETE, Event
-from core.precision import snap
+from core.precision import Blocks, snap, snapped
 
 NO_POSITION = (-1, -1)
 
@@ -64,6 +64,20 @@ class InterestConfig:
         return 2.0 ** (-(times[-1] - times) / self.half_life_ms)
 
 
+class StoredForm(NamedTuple):
+    """A state's vector and weights as the codec stores them, kept from the snap that made them
+    so the codec does not compute them again. Valid only for the very objects it names (a
+    ``replace`` of the vector leaves it behind, and the codec then computes afresh)."""
+
+    vector: np.ndarray
+    vector_blocks: Blocks
+    weights: tuple[float, ...]
+    weights_blocks: Blocks
+
+    def holds(self, vector: np.ndarray, weights: tuple[float, ...]) -> bool:
+        return self.vector is vector and self.weights is weights
+
+
 @dataclass(frozen=True, slots=True)
 class UserState:
     """What the user table holds per user.
@@ -81,6 +95,8 @@ class UserState:
     # vector. Weight x similarity is how much an item explains a recommendation.
     recent_weights: tuple[float, ...] = ()
     seen: tuple[int, ...] = ()  # 64-bit hashes of the last applied event ids, oldest first
+    # the stored (block) form of vector and weights, from the snap or the read that made them
+    stored: StoredForm | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def empty(cls, dim: int) -> UserState:
@@ -141,14 +157,21 @@ def apply_event(
     if item_vector is not None and contribution:
         vector = vector + np.float32(contribution) * item_vector
     recent_weights[kept] = contribution
+    vector, vector_blocks = snapped(vector)
+    snapped_weights, weights_blocks = snapped(recent_weights)
+    weights = tuple(snapped_weights.tolist())
+    stored = None  # an array that cannot be stored (non-finite): apply_user_events refuses it
+    if vector_blocks is not None and weights_blocks is not None:
+        stored = StoredForm(vector, vector_blocks, weights, weights_blocks)
     return UserState(
-        vector=snap(vector),
+        vector=vector,
         last_ts=last_ts,
         count=state.count + 1,
         recent=(state.recent + (event.item_id,))[-history_len:],
         position=position,
-        recent_weights=tuple(snap(recent_weights).tolist()),
+        recent_weights=weights,
         seen=state.seen if seen is None else seen,
+        stored=stored,
     )
 
 
@@ -240,7 +263,7 @@ def apply_user_events(
             state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :],
         )
         # decay only shrinks what was there: only the newest contribution can overflow
-        if not (math.isfinite(state.recent_weights[-1]) and np.isfinite(state.vector).all()):
+        if state.stored is None:  # the snap found a non-finite or unstorable array
             raise NonFiniteState(f"event at {position} makes the state non-finite")
         snapshots.append(Snapshot(event, position, state))
     return UserUpdate(state, snapshots, applied, repeated)

@@ -8,7 +8,7 @@ from core.codebook import ItemCodebook
 from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state, stored_last_ts
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events
-from core.precision import snap
+from core.precision import MAX_EXPONENT, snap
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=60)
 CATALOG = ItemCodebook(str(n) for n in range(1, 1683))  # MovieLens 100k's 1,682 item ids
@@ -116,12 +116,14 @@ def test_corrupt_values_raise(data):
         decode_state(data, [CATALOG])
 
 
-def test_a_stored_inf_or_nan_is_corrupt_not_state():
+def test_no_stored_bytes_read_as_inf_or_nan():
     data = bytearray(_valid())
-    start = 34 + 2  # the header, the exponent
-    data[start : start + 2] = np.array([np.inf], "<f2").tobytes()
-    with pytest.raises(CorruptState, match="non-finite"):
+    data[34:36] = struct.pack("<h", 32_000)  # the vector's exponent
+    with pytest.raises(CorruptState, match="exponent"):
         decode_state(bytes(data), [CATALOG])
+    data[34:36] = struct.pack("<h", MAX_EXPONENT)
+    data[36:52] = np.full(8, -(2**15), "<i2").tobytes()  # the most negative int16s
+    assert np.isfinite(decode_state(bytes(data), [CATALOG]).vector).all()
 
 
 @given(st.binary(max_size=300), st.integers(0, 200))
