@@ -5,9 +5,11 @@ A v1 event is a JSON object::
     {"user_id": "u1", "item_id": "i9", "type": "click", "ts": 1700000000000,
      "value": 4.0, "event_id": "e-17", "v": 1}
 
-``ts`` is event time, epoch milliseconds or an ISO-8601 string; ``value`` (a rating) and
-``event_id`` are optional; ``v`` defaults to 1. ``{"user_id": "u1", "type": "delete", "ts": ...}``
-asks to forget the user (it needs no ``item_id``).
+``ts`` is event time, epoch milliseconds or an ISO-8601 string; ``value`` (a rating),
+``event_id`` and ``rec_id`` (the recommendation record whose items the user was shown, the
+feedback link) are optional; ``v`` defaults to 1. ``{"user_id": "u1", "type": "delete", "ts": ...}``
+asks to forget the user (it needs no ``item_id``). An ``impression`` says an item was shown: it
+is feedback, not interest, so it leaves the interest state as it was and gets no record.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import NamedTuple
 import orjson
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip", "delete")
+EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip", "impression", "delete")
 DELETE = "delete"  # forget the user: their state goes, and their seen event ids with it
+IMPRESSION = "impression"  # an item was shown: feedback for the item, not the user's interest
 _MAX_ID_BYTES = 255  # the state codec stores an id's UTF-8 length in one byte
 _MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
 # Default bound on |value|: 1e39 is finite in float64 but inf in the float32 state, and 1e30 is
@@ -35,6 +38,7 @@ class Event(NamedTuple):
     ts: int  # epoch ms, event time
     value: float | None = None
     event_id: str | None = None
+    rec_id: str | None = None  # the recommendation record this event answers
 
 
 class InvalidEvent(ValueError):
@@ -105,6 +109,7 @@ def parse_event(raw: bytes | None, max_abs_value: float = MAX_ABS_VALUE) -> Even
     event_id = obj.get("event_id")
     if event_id is not None and not isinstance(event_id, str):
         raise InvalidEvent("bad_event_id", "event_id must be a string")
+    rec_id = None if obj.get("rec_id") is None else _parse_id(obj, "rec_id")
     return Event(
         user_id=_parse_id(obj, "user_id"),
         item_id="" if event_type == DELETE else _parse_id(obj, "item_id"),
@@ -112,6 +117,7 @@ def parse_event(raw: bytes | None, max_abs_value: float = MAX_ABS_VALUE) -> Even
         ts=parse_ts(obj.get("ts")),
         value=None if value is None else float(value),
         event_id=event_id,
+        rec_id=rec_id,
     )
 
 
@@ -124,4 +130,6 @@ def encode_event(event: Event) -> bytes:
         obj["value"] = event.value
     if event.event_id is not None:
         obj["event_id"] = event.event_id
+    if event.rec_id is not None:
+        obj["rec_id"] = event.rec_id
     return orjson.dumps(obj)

@@ -19,7 +19,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from core.events import DELETE, Event
+from core.events import DELETE, IMPRESSION, Event
 from core.precision import Blocks, snap, snapped
 
 NO_POSITION = (-1, -1)
@@ -32,6 +32,7 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     # A rating contributes weight * (value - rating_center): 5 stars pulls, 1 star pushes away.
     "rating": 1.0,
     "skip": -1.0,
+    "impression": 0.0,  # shown, not chosen: no interest (apply_user_events leaves it out)
 }
 
 
@@ -239,7 +240,8 @@ def apply_user_events(
     applied = repeated = 0
     for event, position in events:
         if state.has_applied(*position):
-            snapshots.append(Snapshot(event, position, state))
+            if event.type != IMPRESSION:
+                snapshots.append(Snapshot(event, position, state))
             continue
         id_hash = event_id_hash(event.event_id) if event.event_id and config.dedupe_window else None
         if id_hash is not None and id_hash in state.seen:
@@ -248,6 +250,10 @@ def apply_user_events(
         applied += 1
         if event.type == DELETE:
             state = replace(UserState.empty(state.vector.shape[0]), position=position)
+            continue
+        if event.type == IMPRESSION:  # applied (its position and id kept), interest untouched
+            seen = state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :]
+            state = replace(state, position=position, seen=seen)
             continue
         if config.ttl_ms is not None and state.count and event.ts - state.last_ts > config.ttl_ms:
             state = UserState.empty(state.vector.shape[0])

@@ -8,6 +8,8 @@ wires them to the Faust stream, the table, the producer and the stats.
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -212,8 +214,11 @@ def apply_users(
         stored = load_user_state(raw, user_id, dim, codebook)
         try:
             update = apply_user_events(stored, events, item_vector, config.interest)
-            forgotten = update.applied > 0 and update.state.count == 0  # only a delete does that
-            keep = update.applied and not forgotten
+            # an empty state after applied events: a delete did that (or impressions alone,
+            # on a user with no state: nothing to store, and nothing to delete either)
+            forgotten = update.applied > 0 and update.state.count == 0 and any(
+                event.type == DELETE for event, _ in events)
+            keep = update.applied and update.state.count > 0
             encoded = encode_state(update.state, codebook) if keep else None
         except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
             # what the stored state already holds (a replay) is applied: not a dead letter too
@@ -263,6 +268,14 @@ def record_items(rec: Recommendation) -> list[dict[str, Any]]:
     ]
 
 
+def rec_id(user_id: str, partition: int, offset: int) -> str:
+    """A record's id: 64 bits of BLAKE2b over the user and the position of the event that
+    triggered it, so a record sent again for a replayed event has the id of the first, and a
+    feedback event's ``rec_id`` names the list the user saw whichever copy they were shown."""
+    raw = f"{user_id}\x00{partition}\x00{offset}".encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
 def recommendation_record(
     snapshot: Snapshot, rec: Recommendation, model_version: str, emitted_at: int
 ) -> bytes:
@@ -270,6 +283,7 @@ def recommendation_record(
     event = snapshot.event
     return orjson.dumps(
         {
+            "rec_id": rec_id(event.user_id, *snapshot.position),
             "user_id": event.user_id,
             "items": record_items(rec),
             "model_version": model_version,

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning",
 
 KNOWN_REASONS = frozenset({
     "empty", "bad_json", "bad_version", "unknown_type", "bad_value", "bad_event_id",
-    "bad_user_id", "bad_item_id", "bad_ts", "missing_key", "key_mismatch", "future_ts",
+    "bad_user_id", "bad_item_id", "bad_rec_id", "bad_ts", "missing_key", "key_mismatch", "future_ts",
     "internal_error",
 })  # fmt: skip
 # Small enough that most hostile messages are cut, above the largest headers (~1.1 KB with a
