@@ -13,7 +13,6 @@ order, and replaying a log gives the state that living through it gave. ``h = in
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, NamedTuple, Sequence
 

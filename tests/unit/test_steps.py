@@ -137,7 +137,8 @@ def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
     assert (first["user_id"], first["event_ts"], first["model_version"]) == ("u1", 1000, "v7")
     assert first["emitted_at"] == 12345
     assert list(first) == [
-        "user_id", "items", "model_version", "event_ts", "emitted_at", "trigger", "schema_version"
+        "rec_id", "user_id", "items", "model_version", "event_ts", "emitted_at", "trigger",
+        "schema_version",
     ]  # fmt: skip
     assert [item["item_id"] for item in first["items"]] == recs[0].item_ids
     assert len(first["items"]) == 2 and "a" not in recs[0].item_ids  # seen items never return
