@@ -204,12 +204,14 @@ class Snapshot:
 
 class UserUpdate(NamedTuple):
     """One user's events applied: the new state, a snapshot per event that gets a record, how
-    many events changed the state, and how many were skipped as a repeated ``event_id``."""
+    many events changed the state, how many were skipped as a repeated ``event_id``, and
+    whether the last applied event was a ``delete`` (the user's entry is to go)."""
 
     state: UserState
     snapshots: list[Snapshot]
     applied: int
     repeated_ids: int = 0
+    forgotten: bool = False
 
 
 def event_id_hash(event_id: str) -> int:
@@ -237,6 +239,7 @@ def apply_user_events(
     """
     snapshots = []
     applied = repeated = 0
+    forgotten = False
     for event, position in events:
         if state.has_applied(*position):
             if event.type != IMPRESSION:
@@ -247,6 +250,7 @@ def apply_user_events(
             repeated += 1
             continue
         applied += 1
+        forgotten = event.type == DELETE
         if event.type == DELETE:
             state = replace(UserState.empty(state.vector.shape[0]), position=position)
             continue
@@ -271,4 +275,4 @@ def apply_user_events(
         if state.stored is None:  # the snap found a non-finite or unstorable array
             raise NonFiniteState(f"event at {position} makes the state non-finite")
         snapshots.append(Snapshot(event, position, state))
-    return UserUpdate(state, snapshots, applied, repeated)
+    return UserUpdate(state, snapshots, applied, repeated, forgotten)

@@ -214,11 +214,8 @@ def apply_users(
         stored = load_user_state(raw, user_id, dim, codebook)
         try:
             update = apply_user_events(stored, events, item_vector, config.interest)
-            # an empty state after applied events: a delete did that (or impressions alone,
-            # on a user with no state: nothing to store, and nothing to delete either)
-            forgotten = update.applied > 0 and update.state.count == 0 and any(
-                event.type == DELETE for event, _ in events)
-            keep = update.applied and update.state.count > 0
+            forgotten = update.forgotten
+            keep = update.applied and not forgotten  # impressions alone keep a position only
             encoded = encode_state(update.state, codebook) if keep else None
         except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
             # what the stored state already holds (a replay) is applied: not a dead letter too

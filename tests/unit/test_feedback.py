@@ -66,10 +66,13 @@ def test_records_carry_a_rec_id_that_a_replay_keeps_and_impressions_get_none():
     assert decode_state(table[b"u1"]).position == (0, 2)
 
 
-def test_an_impression_alone_stores_nothing_for_a_new_user_and_keeps_an_existing_one():
+def test_an_impression_stores_its_position_alone_for_a_new_user_and_keeps_an_existing_one():
     table: dict = {}
-    done = apply(steps.parse_batch(messages(shown("new", "a", 1)), set(ITEMS)), table)
-    assert (done.applied, table, done.deleted) == (1, {}, [])
+    batch = messages(shown("new", "a", 1))
+    done = apply(steps.parse_batch(batch, set(ITEMS)), table)
+    fresh = decode_state(table[b"new"])
+    assert (done.applied, fresh.count, fresh.recent, fresh.position) == (1, 0, (), (0, 0))
+    assert apply(steps.parse_batch(batch, set(ITEMS)), table).applied == 0  # exactly once
     apply(steps.parse_batch(messages(event("old", "a", 0)), set(ITEMS)), table)
     apply(steps.parse_batch(messages(shown("old", "b", 1), first_offset=1), set(ITEMS)), table)
     stored = decode_state(table[b"old"])

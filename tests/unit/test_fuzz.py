@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
-from core.interest import NonFiniteState, apply_user_events
+from core.interest import NO_POSITION, NonFiniteState, apply_user_events
 from streams import dead_letters, steps
 from streams.views import query_time
 from tests.unit.fuzz_strategies import (
@@ -89,7 +89,8 @@ def check_stored(table: dict[bytes, bytes], initial: dict[bytes, bytes]) -> None
         assert np.isfinite(state.vector).all(), (key, state.vector)
         assert all(math.isfinite(w) for w in state.recent_weights), state.recent_weights
         assert all(len(item.encode()) <= 255 for item in state.recent)
-        assert state.count > 0  # a forgotten user is deleted, not stored empty
+        # a forgotten user is deleted, not stored empty; impressions alone keep a position
+        assert state.count > 0 or state.position != NO_POSITION
         assert encode_state(state) == raw
 
 

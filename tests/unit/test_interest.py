@@ -128,10 +128,10 @@ def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
     vectors = {"a": np.ones(2, np.float32)}
     config = InterestConfig(half_life_ms=1000.0)
     batch = [(ev(0), (0, 5)), (ev(10), (0, 6)), (ev(20), (0, 7))]
-    state, snapshots, applied, _ = apply_user_events(UserState.empty(2), batch, vectors.get, config)
+    state, snapshots, applied, *_ = apply_user_events(UserState.empty(2), batch, vectors.get, config)
     assert applied == 3 and len(snapshots) == 3 and state.position == (0, 7)
     replay = batch + [(ev(30), (0, 8))]
-    again, snapshots, applied, _ = apply_user_events(state, replay, vectors.get, config)
+    again, snapshots, applied, *_ = apply_user_events(state, replay, vectors.get, config)
     assert applied == 1 and again.count == 4 and again.position == (0, 8)
     # a replayed event's record is scored from the state as it stands, not re-applied
     assert [s.position for s in snapshots] == [(0, 5), (0, 6), (0, 7), (0, 8)]
@@ -157,7 +157,8 @@ def test_recent_weights_decompose_the_vector(events):
     for ts, item, weight in events:
         state = apply_event(state, ev(ts, item), vectors[item], weight, H, 20)
     rebuilt = sum(w * vectors[i] for i, w in zip(state.recent, state.recent_weights))
-    assert_close_on_grid(state.vector, rebuilt, 2 * len(events))  # vector and weights snap
+    # vector and weights snap; cancelling weights leave a small sum of larger parts
+    assert_close_on_grid(state.vector, rebuilt, 2 * len(events), sum(abs(w) for *_, w in events))
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
