@@ -95,6 +95,9 @@ class UserState:
     # vector. Weight x similarity is how much an item explains a recommendation.
     recent_weights: tuple[float, ...] = ()
     seen: tuple[int, ...] = ()  # 64-bit hashes of the last applied event ids, oldest first
+    # 32-bit tag of the model version whose item space the vector is in (0: not known, taken to
+    # be the serving one); a worker serving another version rebases the vector when it loads it
+    model: int = 0
     # the stored (block) form of vector and weights, from the snap or the read that made them
     stored: StoredForm | None = field(default=None, compare=False, repr=False)
 
@@ -171,6 +174,7 @@ def apply_event(
         position=position,
         recent_weights=weights,
         seen=state.seen if seen is None else seen,
+        model=state.model,
         stored=stored,
     )
 
@@ -214,6 +218,11 @@ class UserUpdate(NamedTuple):
     forgotten: bool = False
 
 
+def version_tag(version: str) -> int:
+    """A model version as the 32 bits a state stores (``UserState.model``); never 0."""
+    return int.from_bytes(hashlib.blake2b(version.encode(), digest_size=4).digest(), "little") or 1
+
+
 def event_id_hash(event_id: str) -> int:
     """64 bits of BLAKE2b: the window stores 8 bytes per id whatever the id's length (a false
     repeat needs a collision among the window's ids, about ``window / 2**64``)."""
@@ -252,14 +261,15 @@ def apply_user_events(
         applied += 1
         forgotten = event.type == DELETE
         if event.type == DELETE:
-            state = replace(UserState.empty(state.vector.shape[0]), position=position)
+            state = replace(UserState.empty(state.vector.shape[0]), position=position,
+                            model=state.model)  # fmt: skip
             continue
         if event.type == IMPRESSION:  # applied (its position and id kept), interest untouched
             seen = state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :]
             state = replace(state, position=position, seen=seen)
             continue
         if config.ttl_ms is not None and state.count and event.ts - state.last_ts > config.ttl_ms:
-            state = UserState.empty(state.vector.shape[0])
+            state = replace(UserState.empty(state.vector.shape[0]), model=state.model)
         state = apply_event(
             state,
             event,

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from core.codebook import ItemCodebook
+from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
 from models.retrieval import ExactIndex, Index
@@ -47,6 +48,7 @@ class Recommender:
         self.item_ids = list(item_ids)
         self.index = {item: i for i, item in enumerate(self.item_ids)}
         self.codebook = ItemCodebook(self.item_ids)  # how the user table names these items
+        self.tag = version_tag(version)  # how a user's state names the space it is in
         self.version = version
         self.blend = blend
         self.ranker = ranker

@@ -28,8 +28,10 @@ from streams import compat, dead_letters, security, steps
 from streams.batch_state import BatchedUsers
 from streams.broker import USER_TABLE
 from streams.metrics import PipelineStats
+from streams.model_updates import Follower
 from streams.publish import send_records
 from streams.retention import COMPACT_EVERY_S, Retention
+from streams.serving import Serving
 from streams.settings import Settings
 from streams.views import register_views, worker_metrics
 
@@ -131,7 +133,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     )
     config = steps.StepConfig.of(settings)
     stats = PipelineStats()
-    metrics = worker_metrics(app, users, settings.events_topic, recommender, stats)
+    serving = Serving(recommender, stats)  # swapped between batches by the model follower
+    metrics = worker_metrics(app, users, settings.events_topic, serving, stats)
     retention = Retention(
         lambda: compat.rocksdb_partitions(users),
         lambda partition: compat.compact_partition(users, partition),
@@ -160,6 +163,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         """One fetch. Faust acks it when this returns, so it returns only once every event is
         applied, its state on the changelog and in RocksDB, and its record or its dead letter
         on the broker."""
+        recommender, older_codebooks = serving.active  # one model for the whole batch
         stats.events_in += len(batch)
         metrics.batch_size.observe(len(batch))
         parsed = steps.parse_batch(batch, recommender.index, config.max_future_ms,
@@ -178,7 +182,10 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             config,
             bind=lambda index: state.bind(batch[index].partition),
             codebook=recommender.codebook,
+            model_tag=recommender.tag,
+            older_codebooks=older_codebooks,
         )
+        stats.rebased += done.rebased
         stats.duplicates_skipped += done.duplicates
         stats.repeated_ids += done.repeated_ids
         expired = forget(parsed, done, state)
@@ -221,5 +228,11 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     async def compact() -> None:
         stats.compactions += retention.compact()
 
-    register_views(app, users, settings, recommender, stats, metrics)
+    @app.task
+    async def follow_model_updates() -> None:
+        """Serve each model version announced on the model-updates topic (a thread of its own:
+        loading and checking an artifact must not hold up the batches)."""
+        Follower(settings, serving, asyncio.get_running_loop()).start()
+
+    register_views(app, users, settings, serving, stats, metrics)
     return app

@@ -86,12 +86,14 @@ def admin(
 
 
 def topic_partitions(settings: Settings) -> dict[str, int]:
-    """Every topic the pipeline uses and its partition count (all co-partitioned by user)."""
+    """Every topic the pipeline uses and its partition count (all co-partitioned by user, but
+    the model announcements: one partition, every worker reads all of it)."""
     return {
         settings.events_topic: settings.partitions,
         settings.recs_topic: settings.partitions,
         settings.dlq_topic: settings.partitions,
         f"{settings.app_id}-{USER_TABLE}-changelog": settings.partitions,
+        settings.model_updates_topic: 1,
     }
 
 
@@ -102,6 +104,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     retention = settings.dlq_retention
     return {
         f"{settings.app_id}-{USER_TABLE}-changelog": {"cleanup.policy": "compact"},
+        settings.model_updates_topic: {"cleanup.policy": "compact"},
         settings.dlq_topic: {
             "retention.ms": "-1" if retention is None or math.isinf(retention)
             else str(int(retention * 1000))

@@ -36,6 +36,9 @@ class PipelineStats:
     users_deleted: int = 0
     users_expired: int = 0
     compactions: int = 0
+    rebased: int = 0  # users whose vector was rebuilt in a newly served model's space
+    model_swaps: int = 0  # announced versions now served
+    models_refused: int = 0  # announced versions refused (corrupt, mismatched, failed canary)
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
 
@@ -50,6 +53,9 @@ class PipelineStats:
             "users_deleted": self.users_deleted,
             "users_expired": self.users_expired,
             "compactions": self.compactions,
+            "rebased": self.rebased,
+            "model_swaps": self.model_swaps,
+            "models_refused": self.models_refused,
             "dead_lettered": dict(self.dead_lettered),
         }
 
@@ -105,6 +111,9 @@ class WorkerMetrics(Collector):
             ("users_expired", stats.users_expired, "Users evicted by the TTL (event time)"),
             ("unknown_items", stats.unknown_items, "Events for items the model does not know"),
             ("recommendations_out", stats.recommendations_out, "Recommendation records sent"),
+            ("users_rebased", stats.rebased, "User vectors rebuilt in a newly served model"),
+            ("model_swaps", stats.model_swaps, "Announced model versions now served"),
+            ("models_refused", stats.models_refused, "Announced model versions refused"),
         ):
             yield CounterMetricFamily(f"streamrec_{name}", doc, value=value)
         dead = CounterMetricFamily(

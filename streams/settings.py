@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     )
     events_topic: str = "events"
     recs_topic: str = "recommendations"
+    model_updates_topic: str = Field(
+        "model-updates", description="Where model versions to serve are announced (1 partition)"
+    )
     partitions: int = Field(4, ge=1, description="Partitions of the events topic and user table")
     replication: int = Field(1, ge=1, description="Replication factor of every topic it creates")
     standby_replicas: int = Field(

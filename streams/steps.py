@@ -12,7 +12,7 @@ import hashlib
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Container, Literal, Protocol, Sequence
 
 import numpy as np
@@ -21,7 +21,7 @@ import orjson
 from core.codebook import ItemCodebook
 from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state
 from core.events import DELETE, MAX_ABS_VALUE, Event, InvalidEvent, parse_event
-from core.interest import InterestConfig, Snapshot, UserState, apply_user_events
+from core.interest import InterestConfig, Snapshot, UserState, apply_user_events, rebase
 from models.scoring import Recommendation, Recommender
 from streams.settings import Settings
 
@@ -149,10 +149,15 @@ class Applied:
     dead: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
     repeated_ids: int = 0
     deleted: list[bytes] = field(default_factory=list)
+    rebased: int = 0  # users whose vector was rebuilt in the serving model's space
 
 
 def load_user_state(
-    raw: bytes | None, user_id: str, dim: int, codebook: ItemCodebook | None = None
+    raw: bytes | None,
+    user_id: str,
+    dim: int,
+    codebook: ItemCodebook | None = None,
+    older_codebooks: Sequence[ItemCodebook] = (),
 ) -> UserState:
     """A table value as state; none, or one the codec cannot read, is a fresh state (logged),
     so one corrupt value costs that user's history, not the worker. A state whose recent items
@@ -160,13 +165,28 @@ def load_user_state(
     ids still make the replay exactly-once."""
     if raw is not None:
         try:
-            return decode_state(raw, [codebook] if codebook else ())
+            return decode_state(raw, [*([codebook] if codebook else []), *older_codebooks])
         except UnknownCodebook as exc:
             log.warning("user %s: %s; their recent items are dropped", user_id, exc)
             return decode_state(raw, drop_unknown_items=True)
         except CorruptState:
             log.exception("user %s: unreadable state, starting afresh", user_id)
     return UserState.empty(dim)
+
+
+def in_model_space(
+    state: UserState, item_vector: Callable[[str], np.ndarray | None], dim: int, model_tag: int
+) -> UserState:
+    """The state in the space of model ``model_tag``: a vector of another known version is
+    rebuilt from the recent items' weights (:func:`core.interest.rebase`); one of an unknown
+    version (0, written before states carried it) is taken as it is unless its dimension
+    differs."""
+    other_space = state.model or state.vector.shape[0] != dim
+    if state.count and other_space:
+        state = rebase(state, item_vector, dim)
+    elif state.vector.shape[0] != dim:
+        state = replace(state, vector=np.zeros(dim, dtype=np.float32))
+    return replace(state, model=model_tag)
 
 
 class StateTable(Protocol):
@@ -186,6 +206,8 @@ def apply_users(
     config: StepConfig,
     bind: Callable[[int], None] = lambda index: None,
     codebook: ItemCodebook | None = None,
+    model_tag: int = 0,
+    older_codebooks: Sequence[ItemCodebook] = (),
 ) -> Applied:
     """Apply each user's events to the stored state, writing it back only if something applied.
 
@@ -205,13 +227,21 @@ def apply_users(
     hold yet become ``internal_error`` dead letters, nothing of theirs is stored, and the other
     users proceed. The table's own
     errors are not confined: they propagate and stop the batch.
+
+    States are written in ``codebook`` (the serving catalog) and read in it or any of
+    ``older_codebooks``. A stored vector built by another model version than ``model_tag`` is
+    rebuilt in the serving model's space from its recent items first (:func:`rebase`), the
+    same way on a replay, so a hot swap keeps state exactly-once.
     """
     done = Applied([], 0, 0)
     for user_id, events in parsed.by_user.items():
         bind(parsed.last_index[user_id])
         key = user_id.encode()
         raw = table.get(key)
-        stored = load_user_state(raw, user_id, dim, codebook)
+        stored = load_user_state(raw, user_id, dim, codebook, older_codebooks)
+        if model_tag and stored.model != model_tag:
+            stored = in_model_space(stored, item_vector, dim, model_tag)
+            done.rebased += stored.count > 0
         try:
             update = apply_user_events(stored, events, item_vector, config.interest)
             forgotten = update.forgotten

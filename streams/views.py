@@ -26,11 +26,11 @@ from pydantic import SecretStr
 from core.codec import decode_state
 from core.events import parse_ts
 from core.interest import UserState, decay_factor
-from models.scoring import Recommender
+from streams.serving import Serving
 from streams import compat
 from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
 from streams.settings import Settings
-from streams.steps import record_items, score
+from streams.steps import in_model_space, record_items, score
 
 
 def consumer_lag(app: faust.App, topic: str, stats: PipelineStats) -> dict[int, int]:
@@ -53,13 +53,13 @@ def table_size(table: faust.Table) -> int:
 
 
 def worker_metrics(
-    app: faust.App, users: faust.Table, topic: str, recommender: Recommender, stats: PipelineStats
+    app: faust.App, users: faust.Table, topic: str, serving: Serving, stats: PipelineStats
 ) -> WorkerMetrics:
     """The worker's Prometheus registry: ``stats`` and the histograms the agent observes, with
     lag, table size and model read when scraped."""
     return WorkerMetrics(
         stats,
-        model=lambda: {"version": recommender.version, "kind": recommender.kind},
+        model=lambda: {"version": serving.recommender.version, "kind": serving.recommender.kind},
         lag=lambda: consumer_lag(app, topic, stats),
         users=lambda: table_size(users),
     )
@@ -118,7 +118,7 @@ def register_views(
     app: faust.App,
     users: faust.Table,
     settings: Settings,
-    recommender: Recommender,
+    serving: Serving,
     stats: PipelineStats,
     metrics: WorkerMetrics,
 ) -> None:
@@ -132,8 +132,9 @@ def register_views(
         return web.json(
             {
                 **stats.as_dict(),
-                "model_version": recommender.version,
-                "model_kind": recommender.kind,
+                "model_version": serving.recommender.version,
+                "model_kind": serving.recommender.kind,
+                "last_model_refusal": serving.last_refusal,
                 "assigned": sorted(
                     tp.partition for tp in assignment if tp.topic == settings.events_topic
                 ),
@@ -146,7 +147,9 @@ def register_views(
         raw = users.get(user_id.encode())
         if raw is None:
             return None
-        return decode_state(raw, [recommender.codebook], drop_unknown_items=True)
+        recommender, older = serving.active
+        state = decode_state(raw, [recommender.codebook, *older], drop_unknown_items=True)
+        return in_model_space(state, recommender.item_vector, recommender.dim, recommender.tag)
 
     def unknown(web: faust.web.Web, user_id: str) -> faust.web.Response:
         return web.json({"error": f"unknown user {user_id}"}, status=404)
@@ -161,6 +164,7 @@ def register_views(
             state = stored_state(user_id)
             if state is None:
                 return unknown(self, user_id)
+            recommender = serving.recommender
             [rec] = score(recommender, [state], settings.top_k)
             return self.json(
                 {

@@ -54,6 +54,7 @@ def settings(bootstrap: str, model_path: Path, tmp_path: Path) -> Settings:
         app_id=f"streamrec-test-{tag}",
         events_topic=f"events-{tag}",
         recs_topic=f"recs-{tag}",
+        model_updates_topic=f"model-updates-{tag}",  # a worker follows every announcement on it
         partitions=2,
         model_path=model_path,
         state_dir=tmp_path / "state",

@@ -77,6 +77,7 @@ def worker(
     from models.artifact import load_recommender
     from streams.app import create_app, settle_gc
     from streams.broker import ensure_topics
+    from streams.model_updates import starting_model
 
     settings = load_settings(
         bootstrap=bootstrap,
@@ -89,6 +90,7 @@ def worker(
     with user_errors():
         recommender = load_recommender(settings.model_path, settings.blend)
         ensure_topics(settings)
+        recommender = starting_model(settings, recommender)  # the newest announced, if any
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     faust_app = create_app(settings, recommender)
     faust_worker = Worker(faust_app, loglevel=loglevel)

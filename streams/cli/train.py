@@ -113,7 +113,8 @@ def train(
     )
 
 
-models_app = typer.Typer(help="Inspect model artifacts.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect model artifacts and choose the one workers serve.",
+                         no_args_is_help=True)
 
 
 @models_app.command("list")

@@ -26,9 +26,9 @@ def test_every_command_is_listed_however_the_cli_starts(package):
     assert set(COMMANDS) <= listed, listed
 
 
-def test_models_group_has_list_and_show():
+def test_models_group_has_list_show_and_promote():
     models = typer.main.get_command(app).commands["models"]
-    assert set(models.commands) == {"list", "show"}
+    assert set(models.commands) == {"list", "show", "promote"}
 
 
 def test_only_the_cli_reads_env(monkeypatch):

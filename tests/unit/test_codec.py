@@ -31,13 +31,15 @@ def test_a_state_on_the_stored_grid_round_trips_exactly(
     vector = snap((rng.normal(size=dim) * 10.0**scale).astype(np.float32))
     weights = tuple(snap(rng.normal(size=len(recent)).astype(np.float32)).tolist())
     seen = tuple(int(x) for x in rng.integers(0, 2**63, size=seed % 33))
-    state = UserState(vector, last_ts, count, tuple(recent), (partition, offset), weights, seen)
+    state = UserState(vector, last_ts, count, tuple(recent), (partition, offset), weights, seen,
+                      model=seed * 7919 % 2**32)  # fmt: skip
     data = encode_state(state, CATALOG)
     back = decode_state(data, [CATALOG])
     np.testing.assert_array_equal(back.vector, state.vector)
     assert back.vector.dtype == np.float32
     assert (back.last_ts, back.count, back.recent, back.position, back.recent_weights,
             back.seen) == (last_ts, count, tuple(recent), (partition, offset), weights, seen)
+    assert back.model == state.model
     assert stored_last_ts(data) == last_ts
     assert encode_state(back, CATALOG) == data
 
@@ -109,7 +111,7 @@ def _valid() -> bytes:
 
 @pytest.mark.parametrize("data", [
     b"", b"\x07" + b"\x00" * 40, _valid()[:20], _valid()[:-1], _valid() + b"\x00",
-    _valid()[:33] + b"\x03" + _valid()[34:],  # a code width of 3 bytes
+    _valid()[:37] + b"\x03" + _valid()[38:],  # a code width of 3 bytes
 ])  # fmt: skip
 def test_corrupt_values_raise(data):
     with pytest.raises(CorruptState):
@@ -118,11 +120,11 @@ def test_corrupt_values_raise(data):
 
 def test_no_stored_bytes_read_as_inf_or_nan():
     data = bytearray(_valid())
-    data[34:36] = struct.pack("<h", 32_000)  # the vector's exponent
+    data[38:40] = struct.pack("<h", 32_000)  # the vector's exponent, after the 38-byte header
     with pytest.raises(CorruptState, match="exponent"):
         decode_state(bytes(data), [CATALOG])
-    data[34:36] = struct.pack("<h", MAX_EXPONENT)
-    data[36:52] = np.full(8, -(2**15), "<i2").tobytes()  # the most negative int16s
+    data[38:40] = struct.pack("<h", MAX_EXPONENT)
+    data[40:56] = np.full(8, -(2**15), "<i2").tobytes()  # the most negative int16s
     assert np.isfinite(decode_state(bytes(data), [CATALOG]).vector).all()
 
 
