@@ -24,7 +24,7 @@ import faust
 
 from core.events import InvalidEvent
 from models.scoring import Recommender
-from streams import compat, dead_letters, security, steps
+from streams import compat, dead_letters, records, security, steps
 from streams.batch_state import BatchedUsers
 from streams.broker import USER_TABLE
 from streams.metrics import PipelineStats
@@ -194,9 +194,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         deliveries = [sent.delivery for sent in changelog]
         if done.snapshots:
             with metrics.scoring.time():
-                recs = steps.score(recommender, [s.state for s in done.snapshots], config.top_k)
-            records = steps.recommendation_records(done.snapshots, recs, recommender.version)
-            deliveries += await send_records(producer, settings.recs_topic, records)
+                recs = records.score(recommender, [s.state for s in done.snapshots], config.top_k)
+            out = records.recommendation_records(done.snapshots, recs, recommender.version)
+            deliveries += await send_records(producer, settings.recs_topic, out)
         for message, exc in [*parsed.dead, *done.dead]:
             deliveries.append(await dead_letter(message, exc))
             stats.dead_lettered[exc.reason] += 1

@@ -1,4 +1,5 @@
-"""The agent's micro-batch, step by step: parse -> apply to user state -> score -> records.
+"""The agent's micro-batch, step by step: parse -> apply to user state (then streams/records.py:
+score -> records).
 
 Each step is a plain function over plain values, so the pipeline's behaviour (what is dead-lettered
 and why, arrival order per user, exactly-once state, one record per event or per user) is tested
@@ -8,26 +9,20 @@ wires them to the Faust stream, the table, the producer and the stats.
 
 from __future__ import annotations
 
-import hashlib
-
 import logging
-import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Container, Literal, Protocol, Sequence
+from typing import Callable, Container, Literal, Protocol, Sequence
 
 import numpy as np
-import orjson
 
 from core.codebook import ItemCodebook
 from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state
 from core.events import DELETE, MAX_ABS_VALUE, Event, InvalidEvent, parse_event
 from core.interest import InterestConfig, Snapshot, UserState, apply_user_events, rebase
-from models.scoring import Recommendation, Recommender
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RECORD_SCHEMA_VERSION = 1
 
 Position = tuple[int, int]  # (partition, offset) of an event on the events topic
 MAX_FUTURE_MS = 300_000.0  # how far an event's time may run ahead of its broker timestamp
@@ -271,72 +266,3 @@ def apply_users(
         snapshots = update.snapshots
         done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
     return done
-
-
-def score(recommender: Recommender, states: Sequence[UserState], k: int) -> list[Recommendation]:
-    """Top-K for a batch of user states: one matrix product."""
-    return recommender.top_k(
-        np.stack([s.vector for s in states]),
-        [s.recent for s in states],
-        k,
-        [s.recent_weights for s in states],
-    )
-
-
-def record_items(rec: Recommendation) -> list[dict[str, Any]]:
-    """The ``items`` of a record (and of the recommendations view)."""
-    return [
-        {
-            "item_id": item,
-            "score": round(item_score, 6),
-            "because": [{"item_id": i, "weight": w} for i, w in because],
-        }
-        for item, item_score, because in zip(rec.item_ids, rec.scores, rec.because)
-    ]
-
-
-def rec_id(user_id: str, partition: int, offset: int) -> str:
-    """A record's id: 64 bits of BLAKE2b over the user and the position of the event that
-    triggered it, so a record sent again for a replayed event has the id of the first, and a
-    feedback event's ``rec_id`` names the list the user saw whichever copy they were shown."""
-    raw = f"{user_id}\x00{partition}\x00{offset}".encode()
-    return hashlib.blake2b(raw, digest_size=8).hexdigest()
-
-
-def recommendation_record(
-    snapshot: Snapshot, rec: Recommendation, model_version: str, emitted_at: int
-) -> bytes:
-    """The output record, schema v1 (see README)."""
-    event = snapshot.event
-    return orjson.dumps(
-        {
-            "rec_id": rec_id(event.user_id, *snapshot.position),
-            "user_id": event.user_id,
-            "items": record_items(rec),
-            "model_version": model_version,
-            "event_ts": event.ts,
-            "emitted_at": emitted_at,
-            "trigger": {
-                "event_id": event.event_id,
-                "partition": snapshot.position[0],
-                "offset": snapshot.position[1],
-            },
-            "schema_version": RECORD_SCHEMA_VERSION,
-        }
-    )
-
-
-def recommendation_records(
-    snapshots: Sequence[Snapshot],
-    recs: Sequence[Recommendation],
-    model_version: str,
-    clock: Callable[[], float] = time.time,
-) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` records for the recommendations topic, keyed by user like the input."""
-    return [
-        (
-            snapshot.event.user_id.encode(),
-            recommendation_record(snapshot, rec, model_version, int(clock() * 1000)),
-        )
-        for snapshot, rec in zip(snapshots, recs)
-    ]

@@ -30,7 +30,8 @@ from streams.serving import Serving
 from streams import compat
 from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
 from streams.settings import Settings
-from streams.steps import in_model_space, record_items, score
+from streams.records import record_items, score
+from streams.steps import in_model_space
 
 
 def consumer_lag(app: faust.App, topic: str, stats: PipelineStats) -> dict[int, int]:

@@ -15,8 +15,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_topics_are_created_co_partitioned_and_checked(settings):
+    """The user-keyed topics share a partition count; the model announcements have one."""
     created = ensure_topics(settings)
-    assert set(created.values()) == {settings.partitions}
+    announcements = created.pop(settings.model_updates_topic)
+    assert set(created.values()) == {settings.partitions} and announcements == 1
+    created[settings.model_updates_topic] = announcements
     assert ensure_topics(settings) == created  # idempotent
     with pytest.raises(BrokerError, match="wrong partition count"):
         ensure_topics(settings.model_copy(update={"partitions": settings.partitions + 1}))

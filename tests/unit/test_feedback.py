@@ -8,7 +8,7 @@ import pytest
 from core.codec import decode_state
 from core.events import Event, InvalidEvent, encode_event, parse_event
 from core.interest import UserState, apply_user_events
-from streams import steps
+from streams import records, steps
 from tests.unit.step_helpers import CONFIG, ITEMS, apply, event, messages, recommender
 
 
@@ -54,14 +54,14 @@ def test_records_carry_a_rec_id_that_a_replay_keeps_and_impressions_get_none():
     batch = messages(event("u1", "a", 0), shown("u1", "b", 1), event("u1", "c", 2))
     done = apply(steps.parse_batch(batch, set(ITEMS)), table)
     assert [s.event.type for s in done.snapshots] == ["click", "click"]
-    recs = steps.score(recommender(), [s.state for s in done.snapshots], 2)
+    recs = records.score(recommender(), [s.state for s in done.snapshots], 2)
     first = [orjson.loads(v)["rec_id"] for _, v in
-             steps.recommendation_records(done.snapshots, recs, "v1")]  # fmt: skip
+             records.recommendation_records(done.snapshots, recs, "v1")]  # fmt: skip
     replay = apply(steps.parse_batch(batch, set(ITEMS)), table)
-    recs = steps.score(recommender(), [s.state for s in replay.snapshots], 2)
+    recs = records.score(recommender(), [s.state for s in replay.snapshots], 2)
     again = [orjson.loads(v)["rec_id"] for _, v in
-             steps.recommendation_records(replay.snapshots, recs, "v1")]  # fmt: skip
-    assert first == again == [steps.rec_id("u1", 0, 0), steps.rec_id("u1", 0, 2)]
+             records.recommendation_records(replay.snapshots, recs, "v1")]  # fmt: skip
+    assert first == again == [records.rec_id("u1", 0, 0), records.rec_id("u1", 0, 2)]
     assert len(set(first)) == 2 and all(len(r) == 16 for r in first)
     assert decode_state(table[b"u1"]).position == (0, 2)
 

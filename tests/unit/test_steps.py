@@ -13,7 +13,7 @@ from core.codebook import ItemCodebook
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
 from core.interest import InterestConfig, UserState, apply_user_events
-from streams import dead_letters, steps
+from streams import dead_letters, records, steps
 from streams.settings import Settings
 from tests.unit.grid import assert_close_on_grid
 from tests.unit.step_helpers import (
@@ -126,11 +126,11 @@ def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
     es = [event("u1", "a", 1000, "e-1"), event("u2", "b", 2000)]
     batch = messages(*es, partition=1, first_offset=10)
     done = apply(steps.parse_batch(batch, set(ITEMS)), {})
-    recs = steps.score(rec, [s.state for s in done.snapshots], CONFIG.top_k)
-    records = steps.recommendation_records(done.snapshots, recs, "v7", clock=lambda: 12.3456)
+    recs = records.score(rec, [s.state for s in done.snapshots], CONFIG.top_k)
+    out = records.recommendation_records(done.snapshots, recs, "v7", clock=lambda: 12.3456)
 
-    assert [key for key, _ in records] == [b"u1", b"u2"]
-    first, second = (orjson.loads(value) for _, value in records)
+    assert [key for key, _ in out] == [b"u1", b"u2"]
+    first, second = (orjson.loads(value) for _, value in out)
     assert first["trigger"] == {"event_id": "e-1", "partition": 1, "offset": 10}
     assert second["trigger"] == {"event_id": None, "partition": 1, "offset": 11}
     assert first["schema_version"] == second["schema_version"] == 1
@@ -151,7 +151,7 @@ def test_score_is_one_recommendation_per_state_excluding_recent_items():
         UserState(np.array([1.0, 0.5, 0.1, 0.0], np.float32), recent=("a",)),
         UserState(np.array([0.0, 0.0, 1.0, 0.2], np.float32)),
     ]
-    out = steps.score(rec, states, 2)
+    out = records.score(rec, states, 2)
     assert out[0].item_ids[0] == "b" and "a" not in out[0].item_ids
     assert out[1].item_ids[0] == "c" and len(out[1].item_ids) == 2
 
