@@ -176,6 +176,8 @@ def in_model_space(
     rebuilt from the recent items' weights (:func:`core.interest.rebase`); one of an unknown
     version (0, written before states carried it) is taken as it is unless its dimension
     differs."""
+    if state.model == model_tag and state.vector.shape[0] == dim:
+        return state
     other_space = state.model or state.vector.shape[0] != dim
     if state.count and other_space:
         state = rebase(state, item_vector, dim)

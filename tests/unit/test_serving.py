@@ -91,6 +91,7 @@ def test_a_state_from_before_states_named_their_model_is_taken_as_it_is():
     taken = steps.in_model_space(state, other_space().item_vector, 4, 77)
     np.testing.assert_array_equal(taken.vector, state.vector)
     assert taken.model == 77
+    assert steps.in_model_space(taken, other_space().item_vector, 4, 77) is taken  # already in it
     rebased = steps.in_model_space(
         UserState(**{**{f: getattr(state, f) for f in UserState.__slots__}, "model": 5}),
         other_space().item_vector, 4, 77)  # fmt: skip
