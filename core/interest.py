@@ -264,12 +264,15 @@ def apply_user_events(
             state = replace(UserState.empty(state.vector.shape[0]), position=position,
                             model=state.model)  # fmt: skip
             continue
-        if event.type == IMPRESSION:  # applied (its position and id kept), interest untouched
-            seen = state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :]
+        interest = event.type != IMPRESSION
+        if interest and config.ttl_ms is not None and state.count and (
+            event.ts - state.last_ts > config.ttl_ms
+        ):
+            state = replace(UserState.empty(state.vector.shape[0]), model=state.model)
+        seen = state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :]
+        if not interest:  # an impression: applied (its position and id kept), interest untouched
             state = replace(state, position=position, seen=seen)
             continue
-        if config.ttl_ms is not None and state.count and event.ts - state.last_ts > config.ttl_ms:
-            state = replace(UserState.empty(state.vector.shape[0]), model=state.model)
         state = apply_event(
             state,
             event,
@@ -279,9 +282,8 @@ def apply_user_events(
             config.history_len,
             position,
             config.half_life_events,
-            state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :],
+            seen,
         )
-        # decay only shrinks what was there: only the newest contribution can overflow
         if state.stored is None:  # the snap found a non-finite or unstorable array
             raise NonFiniteState(f"event at {position} makes the state non-finite")
         snapshots.append(Snapshot(event, position, state))

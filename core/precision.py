@@ -25,10 +25,9 @@ FRACTION_BITS = 14  # |int| <= 2 ** 14 <= int16's range
 SNAP_ERROR = 2.0**-FRACTION_BITS
 MIN_EXPONENT, MAX_EXPONENT = -110, 126  # smaller is stored as zeros; larger is refused
 _POWERS = {e: np.float32(2.0**e) for e in range(-126, 128)}
-# the ufuncs' own reductions: ndarray.max() and .all() add a Python wrapper per call, and these
-# run several times per event
+# the ufunc's own reduction: ndarray.max() adds a Python wrapper per call, and this runs twice
+# per event
 _largest = np.maximum.reduce
-_all = np.logical_and.reduce
 
 
 class Blocks(NamedTuple):
@@ -75,10 +74,6 @@ def from_blocks(exponent: int, integers: np.ndarray) -> np.ndarray:
     if not MIN_EXPONENT <= exponent <= MAX_EXPONENT:
         raise ValueError(f"exponent {exponent} outside {MIN_EXPONENT}..{MAX_EXPONENT}")
     return integers.astype(np.float32) * _POWERS[exponent - FRACTION_BITS]
-
-
-def all_finite(values: np.ndarray) -> bool:
-    return bool(_all(np.isfinite(values)))
 
 
 def within_snaps(actual: np.ndarray, exact: np.ndarray, snaps: int, scale: float) -> bool:

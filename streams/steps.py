@@ -236,11 +236,9 @@ def apply_users(
         key = user_id.encode()
         raw = table.get(key)
         stored = load_user_state(raw, user_id, dim, codebook, older_codebooks)
-        if model_tag and stored.model != model_tag:
-            stored = in_model_space(stored, item_vector, dim, model_tag)
-            done.rebased += stored.count > 0
-        try:
-            update = apply_user_events(stored, events, item_vector, config.interest)
+        try:  # a rebase that fails is this user's failure too, confined like the update's
+            current = in_model_space(stored, item_vector, dim, model_tag) if model_tag else stored
+            update = apply_user_events(current, events, item_vector, config.interest)
             forgotten = update.forgotten
             keep = update.applied and not forgotten  # impressions alone keep a position only
             encoded = encode_state(update.state, codebook) if keep else None
@@ -254,6 +252,7 @@ def apply_users(
             done.dead.extend((message, error) for message in unapplied)
             done.duplicates += len(events) - len(unapplied)
             continue
+        done.rebased += current is not stored and stored.count > 0
         replayed = len(events) - update.applied - update.repeated_ids
         done.duplicates += replayed
         done.repeated_ids += update.repeated_ids
