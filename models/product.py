@@ -106,11 +106,11 @@ class ProductPolicy:
             nonlocal done
             if not pending:
                 return
-            recs = rec.top_k(np.stack([s.vector for s in pending]), [s.recent for s in pending], k)
-            for rec_row in recs:
-                rows = [rec.index[i] for i in rec_row.item_ids]
-                out[done, : len(rows)] = to_stream_item[rows]
-                done += 1
+            shown = rec.top_k(np.stack([s.vector for s in pending]), [s.recent for s in pending],
+                              k).indices  # fmt: skip
+            rows = slice(done, done + len(pending))
+            out[rows, : shown.shape[1]] = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
+            done += len(pending)
             pending.clear()
 
         swaps = set(self.versions.starts)

@@ -11,6 +11,7 @@ returned carries the recent items that explain it most: decayed weight x ``<e_j,
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,9 +87,10 @@ class Recommender:
         recent: Sequence[Sequence[str]],
         k: int,
         recent_weights: Sequence[Sequence[float]] | None = None,
-    ) -> list[Recommendation]:
+    ) -> ScoredBatch:
         """interests (B, D); ``recent[b]`` are user b's recent item ids (never returned) and
-        ``recent_weights[b]`` their decayed weights, for explanations."""
+        ``recent_weights[b]`` their decayed weights, for explanations. ``out[b]`` is user b's
+        :class:`Recommendation`; the arrays themselves are what records are written from."""
         blend = self.blend
         index = self.index
         # Recent items the catalog knows, as indices: the sequence model's input and never shown.
@@ -107,54 +109,82 @@ class Recommender:
                 scores, indices = ranker.rerank(
                     interest, user, self.items, self.bias, scores, indices, k
                 )
-            because = (
-                self._explain(indices, recent, recent_weights)
-                if recent_weights is not None and blend.explain
-                else None
-            )
-        out = []
-        for row, (vals, idx) in enumerate(zip(scores.tolist(), indices.tolist())):
-            keep = [j for j, i in enumerate(idx) if i >= 0][:k]
-            out.append(
-                Recommendation(
-                    [self.item_ids[idx[j]] for j in keep],
-                    [vals[j] for j in keep],
-                    [because[row][j] for j in keep] if because else [[] for _ in keep],
-                )
-            )
-        return out
+            indices, scores = indices[:, :k], scores[:, :k]
+            if recent_weights is not None and blend.explain:
+                because, contributions = self._explain(indices, recent, recent_weights)
+            else:
+                because = np.full((*indices.shape, 0), -1, dtype=np.int64)
+                contributions = np.zeros(because.shape, dtype=np.float32)
+        return ScoredBatch(self.item_ids, indices.numpy(), scores.numpy(), because, contributions)
 
     def _explain(
         self,
         indices: torch.Tensor,
         recent: Sequence[Sequence[str]],
         recent_weights: Sequence[Sequence[float]],
-    ) -> list[list[list[tuple[str, float]]]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """For each user and recommended item, the recent items with the largest positive
-        ``weight_j * <e_j, e_i>``, a repeated item's weights summed."""
-        merged = []
-        for items, weights in zip(recent, recent_weights):
-            total: dict[str, float] = {}
-            for item, weight in zip(items, weights):
-                if item in self.index:
-                    total[item] = total.get(item, 0.0) + weight
-            merged.append(total)
-        width = max((len(m) for m in merged), default=0)
-        if width == 0:
-            return [[[] for _ in row] for row in indices.tolist()]
-        hist = torch.full((len(merged), width), 0, dtype=torch.long)
-        weights = torch.zeros(len(merged), width)
-        for row, total in enumerate(merged):
-            hist[row, : len(total)] = torch.tensor([self.index[i] for i in total])
-            weights[row, : len(total)] = torch.tensor(list(total.values()))
+        ``weight_j * <e_j, e_i>``, a repeated item's weights summed: (B, C, E) catalog indices
+        (-1: none) and their contributions, best first. The whole batch in a few array
+        operations: one Python object per recent item, none per explanation."""
+        n_items, batch = len(self.item_ids), len(recent)
+        index = self.index
+        lengths = [min(len(items), len(w)) for items, w in zip(recent, recent_weights)]
+        codes = np.fromiter((index.get(i, -1) for items, n in zip(recent, lengths)
+                             for i in items[:n]), np.int64, sum(lengths))  # fmt: skip
+        weights = np.fromiter(itertools.chain.from_iterable(
+            w[:n] for w, n in zip(recent_weights, lengths)), np.float64, sum(lengths))
+        rows = np.repeat(np.arange(batch), lengths)
+        known = codes >= 0
+        # one (user, item) key per distinct item, its weights summed in the order they came
+        keys, inverse = np.unique(rows[known] * n_items + codes[known], return_inverse=True)
+        summed = np.bincount(inverse, weights[known], len(keys)).astype(np.float32)
+        key_rows, key_items = np.divmod(keys, n_items)
+        slot = np.arange(len(keys)) - np.searchsorted(key_rows, key_rows)  # place in its row
+        width = int(slot.max()) + 1 if len(keys) else 0
+        n_explain = min(self.blend.explain, width)
+        if n_explain == 0:
+            return (np.full((*indices.shape, 0), -1, dtype=np.int64),
+                    np.zeros((*indices.shape, 0), dtype=np.float32))  # fmt: skip
+        hist = torch.zeros(batch, width, dtype=torch.long)
+        hist_weights = torch.zeros(batch, width)
+        hist[key_rows, slot] = torch.from_numpy(key_items)
+        hist_weights[key_rows, slot] = torch.from_numpy(summed)
         picked = self.items[indices.clamp(min=0)]  # (B, C, D)
-        contrib = (picked @ self.items[hist].transpose(1, 2)) * weights[:, None, :]  # (B, C, W)
-        values, order = torch.topk(contrib, min(self.blend.explain, width), dim=2)
-        names = [list(m) for m in merged]
-        return [
+        contrib = (picked @ self.items[hist].transpose(1, 2)) * hist_weights[:, None, :]
+        values, order = torch.topk(contrib, n_explain, dim=2)  # (B, C, E)
+        because = hist.gather(1, order.flatten(1)).view(order.shape)
+        because = because.masked_fill(values <= 0, -1)  # only what pulled towards the item
+        return because.numpy(), values.numpy()
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A batch's top-K as arrays, best first: row b, slot j is item ``indices[b, j]`` (-1: no
+    item left to show) with ``scores[b, j]``, explained by the recent items ``because[b, j]``
+    (catalog indices, -1: none) with their ``contributions``. Records are written straight from
+    these (streams/records.py); ``batch[b]`` is the same row as a :class:`Recommendation`."""
+
+    item_ids: Sequence[str]
+    indices: np.ndarray  # (B, K) int64
+    scores: np.ndarray  # (B, K) float32
+    because: np.ndarray  # (B, K, E) int64
+    contributions: np.ndarray  # (B, K, E) float32
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, row: int) -> Recommendation:
+        if not -len(self) <= row < len(self):
+            raise IndexError(row)
+        names = self.item_ids
+        keep = [j for j, i in enumerate(self.indices[row].tolist()) if i >= 0]
+        return Recommendation(
+            [names[i] for i in self.indices[row, keep].tolist()],
+            self.scores[row, keep].tolist(),
             [
-                [(names[b][j], round(v, 6)) for v, j in zip(vs, js) if v > 0]
-                for vs, js in zip(values[b].tolist(), order[b].tolist())
-            ]
-            for b in range(len(merged))
-        ]
+                [(names[i], round(w, 6)) for i, w in zip(ids, weights) if i >= 0]
+                for ids, weights in zip(self.because[row, keep].tolist(),
+                                        self.contributions[row, keep].tolist())
+            ],
+        )

@@ -195,7 +195,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         if done.snapshots:
             with metrics.scoring.time():
                 recs = records.score(recommender, [s.state for s in done.snapshots], config.top_k)
-            out = records.recommendation_records(done.snapshots, recs, recommender.version)
+            out = records.recommendation_records(done.snapshots, recs, recommender.version,
+                                                 writer=writer_of(recommender))
             deliveries += await send_records(producer, settings.recs_topic, out)
         for message, exc in [*parsed.dead, *done.dead]:
             deliveries.append(await dead_letter(message, exc))
@@ -209,6 +210,13 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         stats.recommendations_out += len(done.snapshots)
         stats.users_deleted += len(done.deleted)
         stats.users_expired += expired
+
+    writing: list[tuple[Recommender, records.ItemsWriter]] = []  # its item ids' JSON, made once
+
+    def writer_of(recommender: Recommender) -> records.ItemsWriter:
+        if not writing or writing[0][0] is not recommender:  # a swap: the old catalog goes
+            writing[:] = [(recommender, records.ItemsWriter(recommender.item_ids))]
+        return writing[0][1]
 
     async def dead_letter(message: steps.Message, exc: InvalidEvent) -> Awaitable[Any]:
         """The original bytes (cut to fit if too large), with why and where from in headers."""

@@ -166,11 +166,11 @@ def register_views(
             if state is None:
                 return unknown(self, user_id)
             recommender = serving.recommender
-            [rec] = score(recommender, [state], settings.top_k)
+            scored = score(recommender, [state], settings.top_k)
             return self.json(
                 {
                     "user_id": user_id,
-                    "items": record_items(rec),
+                    "items": record_items(scored, 0),
                     "model_version": recommender.version,
                     "last_event_ts": state.last_ts,
                     "position": list(state.position),
