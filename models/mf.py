@@ -22,6 +22,12 @@ class MatrixFactorization(SequenceModel):
         total = (self.items(history) * present).cumsum(dim=1)
         return total / present.cumsum(dim=1).clamp(min=1.0)
 
+    def encode_user(self, history: torch.Tensor) -> torch.Tensor:
+        """history (B, L) -> (B, D), the mean after the newest item alone: serving asks only
+        for that one, so the running sums of :meth:`encode` are skipped."""
+        present = (history != self.pad).unsqueeze(-1).float()
+        return (self.items(history) * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
+
 
 class InterestMF(SequenceModel):
     """The user is the worker's interest vector itself: the unit-norm sum of item embeddings,

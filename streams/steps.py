@@ -19,6 +19,7 @@ from core.codebook import ItemCodebook
 from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state
 from core.events import DELETE, MAX_ABS_VALUE, Event, InvalidEvent, parse_event
 from core.interest import InterestConfig, Snapshot, UserState, apply_user_events, rebase
+from core.interest_rows import StoredUpdates, apply_stored
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ def apply_users(
     codebook: ItemCodebook | None = None,
     model_tag: int = 0,
     older_codebooks: Sequence[ItemCodebook] = (),
+    batched: bool = True,
 ) -> Applied:
     """Apply each user's events to the stored state, writing it back only if something applied.
 
@@ -229,36 +231,55 @@ def apply_users(
     ``older_codebooks``. A stored vector built by another model version than ``model_tag`` is
     rebuilt in the serving model's space from its recent items first (:func:`rebase`), the
     same way on a replay, so a hot swap keeps state exactly-once.
+
+    With a ``codebook`` (the worker always has one) the states are read, updated and written in
+    whole-batch array operations (:func:`core.interest_rows.apply_stored`), the same bytes as
+    the per-user path; ``batched=False`` takes the per-user path for every user (tests).
     """
     done = Applied([], 0, 0)
-    for user_id, events in parsed.by_user.items():
+    users = list(parsed.by_user)
+    raws = []
+    for user_id in users:
         bind(parsed.last_index[user_id])
-        key = user_id.encode()
-        raw = table.get(key)
-        stored = load_user_state(raw, user_id, dim, codebook, older_codebooks)
-        try:  # a rebase that fails is this user's failure too, confined like the update's
-            current = in_model_space(stored, item_vector, dim, model_tag) if model_tag else stored
-            update = apply_user_events(current, events, item_vector, config.interest)
-            forgotten = update.forgotten
-            keep = update.applied and not forgotten  # impressions alone keep a position only
-            encoded = encode_state(update.state, codebook) if keep else None
-        except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
-            # what the stored state already holds (a replay) is applied: not a dead letter too
-            unapplied = [m for m in parsed.messages_of[user_id]
-                         if not stored.has_applied(m.partition, m.offset)]
-            log.exception("user %s: update failed; %d events dead-lettered", user_id,
-                          len(unapplied))
-            error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
-            done.dead.extend((message, error) for message in unapplied)
-            done.duplicates += len(events) - len(unapplied)
-            continue
-        done.rebased += current is not stored and stored.count > 0
+        raws.append(table.get(user_id.encode()))
+    fast = (
+        apply_stored(raws, [parsed.by_user[u] for u in users], item_vector, dim, config.interest,
+                     codebook, model_tag)  # fmt: skip
+        if batched and codebook is not None
+        else StoredUpdates({}, {}, list(range(len(users))), set())
+    )
+    for n, user_id in enumerate(users):
+        events, raw = parsed.by_user[user_id], raws[n]
+        if n in fast.updates:
+            update, encoded, rebased = fast.updates[n], fast.values.get(n), n in fast.rebased
+        else:
+            stored = load_user_state(raw, user_id, dim, codebook, older_codebooks)
+            try:  # a failing rebase is this user's failure too, confined like the update's
+                current = in_model_space(stored, item_vector, dim, model_tag) if model_tag \
+                    else stored  # fmt: skip
+                update = apply_user_events(current, events, item_vector, config.interest)
+                keep = update.applied and not update.forgotten  # impressions: a position only
+                encoded = encode_state(update.state, codebook) if keep else None
+            except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
+                # what the stored state already holds (a replay) is applied: no dead letter
+                unapplied = [m for m in parsed.messages_of[user_id]
+                             if not stored.has_applied(m.partition, m.offset)]
+                log.exception("user %s: update failed; %d events dead-lettered", user_id,
+                              len(unapplied))
+                error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
+                done.dead.extend((message, error) for message in unapplied)
+                done.duplicates += len(events) - len(unapplied)
+                continue
+            rebased = current is not stored and stored.count > 0
+        done.rebased += rebased
         replayed = len(events) - update.applied - update.repeated_ids
         done.duplicates += replayed
         done.repeated_ids += update.repeated_ids
+        key = user_id.encode()
+        bind(parsed.last_index[user_id])
         if encoded is not None:
             table[key] = encoded
-        elif forgotten:
+        elif update.forgotten:
             del table[key]  # a tombstone even for a gone entry: a replayed delete's may be lost
             done.deleted.extend([key] if raw is not None else [])
         elif replayed and raw is not None:

@@ -116,7 +116,8 @@ def alone(
         return raw  # confined: the user's events are dead letters, nothing of theirs is written
     if not update.applied:
         return raw
-    return encode_state(update.state) if update.state.count else None
+    # a forgotten user's entry goes; an impression after it keeps a position-only state
+    return None if update.forgotten else encode_state(update.state)
 
 
 def check_isolated(

@@ -37,3 +37,24 @@ def test_ranker_learns_a_feature_retrieval_ignored():
         optimizer.step()
     _, order = ranker.rerank(interest, user, items, torch.zeros(40), scores, cand, k=1)
     assert (order[:, 0] == cand.gather(1, labels[:, None])[:, 0]).float().mean() > 0.9
+
+
+def test_rerank_scores_what_the_mlp_gives_on_the_features_it_trains_on():
+    torch.manual_seed(0)
+    n_items, dim, batch, n_candidates = 30, 6, 5, 7
+    ranker = Ranker(n_items, dim, hidden=9)
+    torch.nn.init.normal_(ranker.out.weight)  # trained: not the zero start
+    ranker.item_features.normal_()
+    items, bias = torch.randn(n_items, dim), torch.randn(n_items)
+    interest = torch.nn.functional.normalize(torch.randn(batch, dim), dim=-1)
+    user = torch.randn(batch, dim)
+    candidates = torch.randint(0, n_items, (batch, n_candidates))
+    candidates[0, -2:] = -1  # empty slots stay last
+    base = torch.randn(batch, n_candidates)
+    with torch.no_grad():
+        want = ranker(ranker.features(interest, user, items, bias, candidates),
+                      base.masked_fill(candidates < 0, 0.0))  # fmt: skip
+        values, order = ranker.rerank(interest, user, items, bias, base, candidates, 4)
+    expected = want.masked_fill(candidates < 0, float("-inf")).topk(4, dim=1)
+    torch.testing.assert_close(values, expected.values, rtol=1e-5, atol=1e-5)
+    assert torch.equal(order, candidates.gather(1, expected.indices))

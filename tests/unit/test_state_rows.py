@@ -1,0 +1,144 @@
+"""The batch state path (core/state_rows.py, core/interest_rows.py) against the per-user one:
+the same hostile batches, the same stored bytes, snapshots, counts and dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.codebook import ItemCodebook
+from core.codec import decode_state, encode_state
+from core.interest import UserState, version_tag
+from core.state_rows import read_rows, write_rows
+from streams import steps
+from tests.unit.fuzz_strategies import CATALOG, CONFIGS, REC, batches, corrupt_tables
+from tests.unit.step_helpers import FaustTable
+
+TAG = version_tag("v1")
+OTHER_TAG = version_tag("v0")
+
+
+def run(batch, table: dict, config: steps.StepConfig, batched: bool) -> steps.Applied:
+    parsed = steps.parse_batch(batch, CATALOG, config.max_future_ms, config.max_abs_value)
+    return steps.apply_users(parsed, FaustTable(table), REC.item_vector, REC.dim, config,
+                             codebook=REC.codebook, model_tag=TAG, batched=batched)  # fmt: skip
+
+
+def seen_form(done: steps.Applied) -> list:
+    """What a batch's outcome says, arrays as bytes so that equal means bit for bit."""
+    return [
+        [(s.event, s.position, s.state.vector.tobytes(), s.state.recent,
+          np.float32(s.state.recent_weights).tobytes(), s.state.count, s.state.last_ts,
+          s.state.seen, s.state.position, s.state.model) for s in done.snapshots],
+        [(m.partition, m.offset, exc.reason) for m, exc in done.dead],
+        done.applied, done.duplicates, done.repeated_ids, done.deleted, done.rebased,
+    ]  # fmt: skip
+
+
+def stored_before(first, config: steps.StepConfig, initial: dict, stale: bool) -> dict:
+    """A table as an earlier batch left it; with ``stale`` its states are another model's."""
+    table = dict(initial)
+    run(first, table, config, batched=False)
+    if stale:
+        table = {k: encode_state(replace(decode_state(v, [REC.codebook]), model=OTHER_TAG),
+                                 REC.codebook) for k, v in table.items()
+                 if v[:1] == b"\x04"}  # fmt: skip
+    return table
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches(), batches(), corrupt_tables(), st.sampled_from(CONFIGS), st.booleans())
+def test_the_batch_path_stores_and_emits_bit_for_bit_what_the_per_user_path_does(
+    first, batch, initial, config, stale
+):
+    table = stored_before(first, config, initial, stale)
+    per_user, batched = dict(table), dict(table)
+    expected = seen_form(run(batch, per_user, config, batched=False))
+    assert seen_form(run(batch, batched, config, batched=True)) == expected
+    assert batched == per_user
+
+
+def states(rng: np.random.Generator, n: int) -> list[UserState]:
+    out = []
+    for u in range(n):
+        size = int(rng.integers(0, 6))
+        recent = tuple(str(rng.choice(["a", "b", "c", "d"])) for _ in range(size))
+        if u % 5 == 4 and size:
+            recent = recent[:-1] + ("not-in-the-catalog",)  # stored as its string
+        vector = (rng.normal(size=4) * 10.0 ** rng.integers(-30, 30)).astype(np.float32)
+        out.append(UserState(vector, int(rng.integers(0, 10**13)), size, recent,
+                             (int(rng.integers(0, 4)), int(rng.integers(0, 10**9))),
+                             tuple(rng.normal(size=size).astype(np.float32).tolist()),
+                             tuple(int(x) for x in rng.integers(0, 2**63, int(rng.integers(0, 4)))),
+                             TAG))  # fmt: skip
+    return out
+
+
+def test_rows_read_what_the_codec_reads_and_write_what_it_writes():
+    rng = np.random.default_rng(2)
+    values = [encode_state(s, REC.codebook) for s in states(rng, 40)]
+    other = ItemCodebook(["x", "y"])
+    raws = [*values, None, b"\xff junk", encode_state(UserState.empty(4), other),
+            encode_state(UserState.empty(8), REC.codebook), values[0][:-1]]  # fmt: skip
+    rows, left = read_rows(raws, REC.codebook, 4, room=2)
+    strings = [u for u, v in enumerate(values) if b"not-in-the-catalog" in v]
+    assert left == [*strings, 41, 42, 43, 44]  # ids as strings, junk, catalog, dim, truncated
+    readable = [u for u in range(len(values)) if u not in left]
+    assert write_rows(rows, readable, REC.codebook) == [values[u] for u in readable]
+    for u in readable:
+        want = decode_state(values[u], [REC.codebook])
+        np.testing.assert_array_equal(rows.vectors[u], want.vector)
+        assert tuple(rows.weights[u, rows.start[u]:rows.end[u]].tolist()) == want.recent_weights
+        assert (rows.recent[u], rows.position[u], rows.seen[u], rows.count[u],
+                rows.last_ts[u], rows.model[u]) == (want.recent, want.position, want.seen,
+                                                    want.count, want.last_ts, want.model)
+    assert rows.count[40] == 0 and not rows.vectors[40].any()  # None: a new user
+
+
+def busy_batch(rng: np.random.Generator, n: int, first_offset: int) -> list:
+    """Many valid events of few users: several each per batch, out of order, repeated ids,
+    ratings, skips, impressions, deletes, items the catalog lacks."""
+    from core.events import Event, encode_event
+    from tests.unit.step_helpers import Message
+
+    kinds = ["click", "view", "rating", "skip", "impression", "delete", "purchase"]
+    out = []
+    for n_ in range(n):
+        user = f"u{int(rng.integers(0, 6))}"
+        kind = str(rng.choice(kinds, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.1]))
+        item = "" if kind == "delete" else str(rng.choice(["a", "b", "c", "d", "new"]))
+        value = float(rng.integers(1, 6)) if kind == "rating" else None
+        event_id = None if rng.random() < 0.3 else f"e{int(rng.integers(0, 40))}"
+        ts = 1_000_000 + int(rng.integers(-50_000, 400_000)) * (n_ + 1) // n
+        event = Event(user, item, kind, ts, value, event_id)
+        out.append(Message(user.encode(), encode_event(event), 0, first_offset + n_, 1e7))
+    return out
+
+
+def test_the_batch_path_matches_on_busy_users_under_every_interest_setting():
+    from core.interest import InterestConfig
+
+    base = CONFIGS[0]
+    configs = [
+        base,
+        replace(base, interest=InterestConfig(half_life_ms=5_000.0, history_len=1, ttl_ms=60_000.0,
+                                              dedupe_window=3)),
+        replace(base, interest=InterestConfig(half_life_events=2.0, history_len=4)),
+        replace(base, interest=InterestConfig(half_life_ms=float("inf"), history_len=50)),
+        replace(base, emit="coalesce"),
+    ]  # fmt: skip
+    rng = np.random.default_rng(9)
+    for config in configs:
+        per_user: dict = {}
+        batched: dict = {}
+        offset = 0
+        for _ in range(6):
+            batch = busy_batch(rng, 120, offset)
+            offset += 120
+            batch = batch + batch[: int(rng.integers(0, 60))]  # part redelivered
+            want = seen_form(run(batch, per_user, config, batched=False))
+            assert seen_form(run(batch, batched, config, batched=True)) == want
+            assert batched == per_user
