@@ -120,9 +120,14 @@ def test_a_handler_that_raises_acks_nothing(monkeypatch):
 class Appending(list):
     """aiokafka's BatchBuilder as the writer uses it."""
 
+    closed = False
+
     def append(self, key=None, value=None, timestamp=None):
         super().append((key, value))
         return True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class Delivered:
@@ -135,6 +140,7 @@ class Delivered:
         return Appending()
 
     async def send_batch(self, batch: list, topic: str, partition: int) -> asyncio.Future:
+        assert batch.closed  # an open batch lingers linger_ms in aiokafka before it goes
         self.log.append(("changelog", partition, list(batch)))
         future = asyncio.get_running_loop().create_future()
         base = self.next_offset.get(partition, 0)
