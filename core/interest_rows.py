@@ -69,7 +69,7 @@ def apply_rows(
     were, for the per-user path to refuse."""
     ops: list[list[_Op]] = []
     wanted: dict[int, list[_Wanted]] = {}
-    snapshots: list[Snapshot | None] = []
+    snapshots: list = []  # a snapshot's scalars, then (once taken) the Snapshot
     updates = []
     for u, events in enumerate(events_of):
         user_ops: list[_Op] = []
@@ -84,8 +84,7 @@ def apply_rows(
                     user_snaps.append(len(snapshots))
                     wanted.setdefault(len(user_ops), []).append(
                         _Wanted(len(snapshots), u, start, end))
-                    snapshots.append(Snapshot(event, at, _scalars(
-                        rows, u, last_ts, count, recent, position, seen)))
+                    snapshots.append((event, at, last_ts, count, recent, position, seen))
                 continue
             id_hash = event_id_hash(event.event_id) if event.event_id and config.dedupe_window \
                 else None  # fmt: skip
@@ -130,8 +129,7 @@ def apply_rows(
             position = at
             user_snaps.append(len(snapshots))
             wanted.setdefault(len(user_ops), []).append(_Wanted(len(snapshots), u, start, end))
-            snapshots.append(Snapshot(event, at, _scalars(
-                rows, u, last_ts, count, recent, position, seen)))
+            snapshots.append((event, at, last_ts, count, recent, position, seen))
         ops.append(user_ops)
         updates.append((user_snaps, applied, repeated, forgotten))
         rows.last_ts[u], rows.count[u], rows.recent[u] = last_ts, count, recent
@@ -148,14 +146,9 @@ def apply_rows(
     ], failed
 
 
-def _scalars(rows: StateRows, u: int, last_ts: int, count: int, recent: tuple[str, ...],
-             position: Position, seen: tuple[int, ...]) -> UserState:  # fmt: skip
-    """A snapshot's state; vector and weights are filled in by :func:`_take`."""
-    return UserState(rows.vectors[0], last_ts, count, recent, position, (), seen, rows.model[u])
-
-
 def _take(rows: StateRows, wanted: list[_Wanted], snapshots: list, failed: set[int]) -> None:
-    """Fill the wanted snapshots' vector and weights from the rows as they are now."""
+    """Make the wanted snapshots (until now the event and the state's scalars as the plan saw
+    them) with the vector and weights the rows hold now."""
     wanted = [w for w in wanted if w.user not in failed]
     if not wanted:
         return
@@ -163,11 +156,10 @@ def _take(rows: StateRows, wanted: list[_Wanted], snapshots: list, failed: set[i
     vectors = rows.vectors[users]
     weights = rows.weights[users].tolist()
     for n, w in enumerate(wanted):
-        old = snapshots[w.index]
-        state = old.state
-        snapshots[w.index] = Snapshot(old.event, old.position, UserState(
-            vectors[n], state.last_ts, state.count, state.recent, state.position,
-            tuple(weights[n][w.start:w.end]), state.seen, state.model))  # fmt: skip
+        event, at, last_ts, count, recent, position, seen = snapshots[w.index]
+        snapshots[w.index] = Snapshot(event, at, UserState(
+            vectors[n], last_ts, count, recent, position, tuple(weights[n][w.start:w.end]),
+            seen, rows.model[w.user]))  # fmt: skip
 
 
 def _apply_round(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
