@@ -126,3 +126,32 @@ def recent_examples(
     targets = np.full((sum(len(t) for t in last), max_len), pad, dtype=np.int64)
     targets[:, -1] = np.concatenate(last)
     return torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(targets)
+
+
+def replayed_examples(
+    data: Interactions, n_recent: int, n_replay: int, max_len: int, pad: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n_replay`` next-item examples drawn at random (seeded) from those whose target is
+    *older* than the newest ``n_recent`` events: what an update replays beside
+    :func:`recent_examples`, so it does not forget what only older events taught. Same shapes."""
+    times = np.concatenate(data.times) if len(data) else np.zeros(0, dtype=np.int64)
+    since = np.sort(times)[-n_recent] if 0 < n_recent <= len(times) else np.iinfo(np.int64).max
+    older = [np.flatnonzero(seq_times < since) for seq_times in data.times]
+    older = [at[at > 0] for at in older]
+    counts = np.array([len(at) for at in older])
+    total = int(counts.sum())
+    empty = torch.zeros((0, max_len), dtype=torch.int64)
+    if total == 0 or n_replay <= 0:
+        return empty, empty
+    picked = np.sort(np.random.default_rng(seed).choice(total, min(n_replay, total),
+                                                        replace=False))  # fmt: skip
+    user_of = np.searchsorted(np.cumsum(counts), picked, side="right")
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    inputs = np.full((len(picked), max_len), pad, dtype=np.int64)
+    targets = np.full((len(picked), max_len), pad, dtype=np.int64)
+    for row, (user, n) in enumerate(zip(user_of, picked - first[user_of])):
+        seq, t = data.items[user], older[user][n]
+        context = seq[max(0, t - max_len) : t]
+        inputs[row, max_len - len(context) :] = context
+        targets[row, -1] = seq[t]
+    return torch.from_numpy(inputs), torch.from_numpy(targets)

@@ -25,7 +25,9 @@ from core.interest import InterestConfig
 from models.artifact import load_model, save_artifact
 from models.base import SequenceModel
 from models.blend import Blend
-from models.data import Interactions, interactions, recent_examples, training_windows
+from models.data import (
+    Interactions, interactions, recent_examples, replayed_examples, training_windows,
+)
 from models.evaluation import HeldOut, held_out_metrics, leave_one_out, metrics_at
 from models.ranker_training import fit_ranker, reranked_ranks
 from models.registry import model_kind
@@ -48,6 +50,7 @@ class TrainConfig:
     ann_min_items: int = 100_000  # catalogs this large also get an HNSW index
     recent_events: int = 10_000  # an update trains on the targets among the newest this many
     update_passes: int = 1  # passes of an update over those
+    replay_examples: int = 0  # plus this many older examples drawn at random (no forgetting)
 
 
 def train_epoch(
@@ -186,7 +189,8 @@ def update(
     """A new version continuing from the artifact at ``previous``: its weights carried over
     (item rows matched by item id, new items initialised fresh), then ``config.update_passes``
     passes over the newest ``config.recent_events`` positives of ``events`` (the whole log so
-    far, for their users' context). No early stopping and no ranker: an update is seconds where
+    far, for their users' context), with ``config.replay_examples`` older examples drawn at
+    random among them so the update does not forget. No early stopping and no ranker: an update is seconds where
     a retrain is minutes, so versions can follow the stream. Save to ``out``, return (version,
     metrics)."""
     old, old_ids, old_config = load_model(previous)
@@ -197,6 +201,10 @@ def update(
     torch.manual_seed(config.seed)
     model = warm_started(old, old_ids, data.item_ids).to(config.device)
     inputs, targets = recent_examples(data, config.recent_events, model.max_len, model.pad)
+    replayed, replayed_targets = replayed_examples(
+        data, config.recent_events, config.replay_examples, model.max_len, model.pad,
+        config.seed + len(data))  # fmt: skip
+    inputs, targets = torch.cat([inputs, replayed]), torch.cat([targets, replayed_targets])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed + len(data))
     losses = [
@@ -207,6 +215,7 @@ def update(
     metrics = {
         "warm_start_from": old_config["version"],
         "examples": len(inputs),
+        "replayed_examples": len(replayed),
         "losses": losses,
         "train_seconds": round(time.perf_counter() - started, 2),
         "n_users": len(data.users),

@@ -115,3 +115,19 @@ def start_scripted_worker(settings: Settings, script: str, log: Path) -> subproc
         env={**child_env(settings, os.environ), "PYTHONUNBUFFERED": "1"},
         stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+def assert_each_event_applied_once(web_port: int, events: list[Event]) -> None:
+    """Wait until every user's stored event count (read through the worker at ``web_port``,
+    which routes to the user's owner) reaches their number of events, then require it equal:
+    no event lost, none applied twice."""
+    from streams.cluster import fetch_json, wait_for
+
+    expected = {u: sum(e.user_id == u for e in events) for u in {e.user_id for e in events}}
+
+    def count(user: str) -> int:
+        return fetch_json(f"http://127.0.0.1:{web_port}/users/{user}/interest")["count"]
+
+    wait_for(lambda: all(count(u) >= n for u, n in expected.items()), 120,
+             "every user at its event count", interval=0.5)
+    assert {u: count(u) for u in expected} == expected, "events applied twice or lost"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import cluster, demo, evaluate, events, promote, train
+from streams.cli import cluster, demo, evaluate, events, promote, train, trainer
 
 app = typer.Typer(
     help="Real-time recommendations on Kafka: events -> decayed interest -> Torch top-K.",
@@ -30,6 +30,7 @@ for command in (
     events.produce,
     events.tail,
     train.train,
+    trainer.trainer,
     demo.demo,
 ):
     app.command()(command)

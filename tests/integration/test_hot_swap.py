@@ -19,11 +19,11 @@ from core.generator import GeneratorConfig, generate
 from models.artifact import read_config
 from models.train import TrainConfig, train
 from streams.broker import free_port
-from streams.cluster import child_env, fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.cluster import child_env, wait_for, wait_until_ready, worker_stats
 from streams.model_updates import announce, announcement_of
 from streams.producer import produce_events
 from streams.settings import Settings
-from tests.helpers import consume, event_messages
+from tests.helpers import assert_each_event_applied_once, consume, event_messages
 
 pytestmark = pytest.mark.integration
 
@@ -86,14 +86,7 @@ def test_an_announced_version_serves_on_both_workers_and_a_corrupt_one_is_refuse
     rolled_back_ms = time.time() * 1000
     producer.join(120)
 
-    expected = {u: sum(e.user_id == u for e in events) for u in {e.user_id for e in events}}
-
-    def count(user: str) -> int:
-        return fetch_json(f"http://127.0.0.1:{first.web_port}/users/{user}/interest")["count"]
-
-    wait_for(lambda: all(count(u) >= n for u, n in expected.items()), 120,
-             "every user at its event count", interval=0.5)
-    assert {u: count(u) for u in expected} == expected, "events applied twice or lost"
+    assert_each_event_applied_once(first.web_port, events)
     assert sum(worker_stats(p)["model_swaps"] for p in ports) == 4
     assert sum(worker_stats(p)["rebased"] for p in ports) > 0
 

@@ -85,7 +85,7 @@ def test_image_entrypoint_cmd_and_healthcheck_are_cli_commands():
 
 def test_compose_commands_flags_and_env_exist():
     services = streamrec_services()
-    assert {"topics", "trainer", "worker"} <= set(services)
+    assert {"topics", "train", "trainer", "worker"} <= set(services)
     for name, service in services.items():
         check_command(service["command"])
         unknown = {k for k in service["environment"] if k.startswith("STREAMREC_")} - SETTINGS_ENV
@@ -113,7 +113,7 @@ def test_compose_runs_kraft_kafka_scales_workers_and_scrapes_them():
     assert sd["port"] == int(worker["environment"]["STREAMREC_WEB_PORT"])
 
 
-@pytest.mark.parametrize("service", ["topics", "trainer", "worker"])
+@pytest.mark.parametrize("service", ["topics", "train", "trainer", "worker"])
 def test_every_streamrec_service_reaches_the_compose_broker(service):
     env = streamrec_services()[service]["environment"]
     assert env["STREAMREC_BOOTSTRAP"] == "kafka:9092"

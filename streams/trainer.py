@@ -1,0 +1,136 @@
+"""The lifelong trainer (``streamrec trainer``): the model keeps learning while the workers serve.
+
+It reads the events topic in its own consumer group, into a replay buffer (the newest events and
+a uniform sample of older ones, :class:`models.replay.ReplayBuffer`). Every ``every_events``
+new events, or ``every_s`` seconds if any came, it continues the version it last announced with
+the warm-start update the evaluator measures (:func:`models.train.update`): the new events'
+examples in their users' context, plus ``replay`` examples drawn from the older ones so the
+update does not forget. The new artifact goes to ``root/<version>`` (a directory the workers
+read too: the compose file's ``models`` volume) and is announced on the model-updates topic
+with its parent; the workers check it and swap to it between micro-batches
+(streams/model_updates.py). The group's offsets are committed after each announcement, so a
+restarted trainer goes on from the events its last version has not learned yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+
+from core.events import InvalidEvent, parse_event
+from models.artifact import read_config
+from models.replay import ReplayBuffer
+from models.train import TrainConfig, update
+from streams.model_updates import Announcement, announce, announcement_of
+from streams.security import kafka_python_kwargs
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """When the trainer updates and what it keeps."""
+
+    root: Path  # where versions are written: root/<version>
+    every_events: int = 1_000
+    every_s: float = 60.0
+    window: int = 100_000  # newest events kept
+    reservoir: int = 20_000  # older events kept, a uniform sample
+    replay: int = 5_000  # older examples replayed per update
+    passes: int = 1
+
+
+class Trainer:
+    """Continues the model at ``start`` from the events topic; see the module docstring."""
+
+    def __init__(self, settings: Settings, config: TrainerConfig, start: Path) -> None:
+        self.settings, self.config = settings, config
+        self.current = start
+        self.version = read_config(start)["version"]
+        self.kind = read_config(start)["kind"]
+        self.buffer = ReplayBuffer(config.window, config.reservoir)
+        self.new_positives = 0  # new events an update learns from (weight > 0)
+        self.invalid = 0  # records that are no event (the workers dead-letter them)
+        self.announced: list[Announcement] = []
+        self.last_update = time.monotonic()
+
+    def take(self, values: list[bytes | None]) -> None:
+        """Add a poll's record values to the buffer."""
+        events = []
+        for value in values:
+            try:
+                events.append(parse_event(value, self.settings.max_abs_value))
+            except InvalidEvent:
+                self.invalid += 1
+        self.buffer.extend(events)
+        self.new_positives += sum(self.settings.interest.weight(e) > 0 for e in events)
+
+    def due(self) -> bool:
+        waited = time.monotonic() - self.last_update >= self.config.every_s
+        new = self.buffer.new_since_update
+        return new >= self.config.every_events or (new > 0 and waited)
+
+    def update(self) -> Announcement | None:
+        """One version: trained, written, announced; None if the new events teach nothing yet
+        (no user with an earlier event to learn a next item from), kept for the next try."""
+        self.last_update = time.monotonic()
+        staging = self.config.root / f".staging-{uuid.uuid4().hex[:8]}"
+        train = TrainConfig(model=self.kind, recent_events=max(1, self.new_positives),
+                            replay_examples=self.config.replay,
+                            update_passes=self.config.passes)  # fmt: skip
+        try:
+            version, metrics = update(self.current, self.buffer.events(), self.settings.interest,
+                                      train, staging)  # fmt: skip
+        except ValueError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            log.info("no update yet: %s", exc)
+            return None
+        final = self.config.root / version
+        if final.exists():  # the same version again: the same bytes
+            shutil.rmtree(staging)
+        else:
+            staging.rename(final)
+        announcement = announcement_of(final, parent=self.version)
+        announce(self.settings, announcement)
+        log.info("announced %s (from %s): %d examples, %d replayed, %.1f s", version,
+                 self.version, metrics["examples"], metrics["replayed_examples"],
+                 metrics["train_seconds"])  # fmt: skip
+        self.current, self.version = final, version
+        self.buffer.updated()
+        self.new_positives = 0
+        self.announced.append(announcement)
+        return announcement
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume, update when due, commit what each announced version learned; until
+        ``stop``."""
+        self.config.root.mkdir(parents=True, exist_ok=True)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=f"{self.settings.app_id}-trainer",  # for its committed offsets only
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **kafka_python_kwargs(self.settings),
+        )
+        # every partition assigned by hand: one trainer reads them all, and it starts at once
+        # (a group join waits out the broker's rebalance delay first)
+        topic = self.settings.events_topic
+        consumer.topics()  # fetches the cluster's metadata
+        partitions = consumer.partitions_for_topic(topic) or range(self.settings.partitions)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        try:
+            while not stop.is_set():
+                polled = consumer.poll(timeout_ms=200)
+                self.take([r.value for batch in polled.values() for r in batch])
+                if self.due() and self.update() is not None:
+                    consumer.commit()
+        finally:
+            consumer.close()
