@@ -107,6 +107,9 @@ def evaluate_command(
         ),
     ] = False,
     recent_events: RecentEvents = 10_000,
+    replay: Annotated[int, typer.Option(
+        min=0, help="With --warm-start: each update also replays N older examples drawn at "
+        "random, as `streamrec trainer --replay` does (0 = none).")] = 0,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
     dim: Dim = 64,
@@ -151,6 +154,8 @@ def evaluate_command(
     chosen = _chosen_policies(policy)
     if through_kafka and not {"interest", "product"} & set(chosen):
         raise typer.BadParameter("--through-kafka needs the interest or product policy")
+    if replay and not warm_start:
+        raise typer.BadParameter("--replay is part of a --warm-start update")
     if warm_start and (not retrain_every or artifact is not None):
         raise typer.BadParameter("--warm-start updates trained versions: give --retrain-every N "
                                  "and no --artifact")
@@ -167,7 +172,7 @@ def evaluate_command(
     torch.set_num_threads(threads)
     config = TrainConfig(
         model=model, dim=dim, epochs=epochs, patience=patience, seed=seed,
-        recent_events=recent_events,
+        recent_events=recent_events, replay_examples=replay,
     )
     # model versions and the Kafka check's state live in a directory removed at the end
     with user_errors(), tempfile.TemporaryDirectory(prefix="streamrec-evaluate-") as tmp:
