@@ -109,23 +109,42 @@ def starting_model(settings: Settings, configured: Recommender) -> Recommender:
 class Follower(threading.Thread):
     """Reads the model-updates topic from its start, for as long as the worker runs."""
 
-    def __init__(self, settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop):
+    def __init__(self, settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop,
+                 retry_s: float = 5.0) -> None:  # fmt: skip
         super().__init__(name="model-updates", daemon=True)
         self.settings = settings
         self.serving = serving
         self.loop = loop
+        self.retry_s = retry_s
         self.stopping = threading.Event()
+        self.connect_failures = 0
+
+    def connected(self) -> KafkaConsumer | None:
+        """A consumer at the topic's start, once the broker answers (None if stopped first):
+        a worker that starts before its broker, or loses it for a while, follows when it is
+        back instead of never again."""
+        while not self.stopping.is_set():
+            try:
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
+                    group_id=None, bootstrap_timeout_ms=max(1_000, int(self.retry_s * 1000)),
+                    **kafka_python_kwargs(self.settings))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
+                self.connect_failures += 1
+                log.warning("model-updates: no broker yet (%s); retrying in %.0f s", exc,
+                            self.retry_s)  # fmt: skip
+                self.stopping.wait(self.retry_s)
+                continue
+            partition = TopicPartition(self.settings.model_updates_topic, 0)
+            consumer.assign([partition])
+            consumer.seek_to_beginning(partition)
+            return consumer
+        return None
 
     def run(self) -> None:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            **kafka_python_kwargs(self.settings),
-        )
-        partition = TopicPartition(self.settings.model_updates_topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
+        consumer = self.connected()
+        if consumer is None:
+            return
         try:
             while not self.stopping.is_set():
                 records = [r for batch in consumer.poll(timeout_ms=200).values() for r in batch]
