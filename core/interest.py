@@ -209,13 +209,15 @@ class Snapshot:
 class UserUpdate(NamedTuple):
     """One user's events applied: the new state, a snapshot per event that gets a record, how
     many events changed the state, how many were skipped as a repeated ``event_id``, and
-    whether the last applied event was a ``delete`` (the user's entry is to go)."""
+    whether the last applied event was a ``delete`` (the user's entry is to go), and where
+    the repeated ones were."""
 
     state: UserState
     snapshots: list[Snapshot]
     applied: int
     repeated_ids: int = 0
     forgotten: bool = False
+    repeated_at: tuple[tuple[int, int], ...] = ()  # positions of the repeated-id events
 
 
 def version_tag(version: str) -> int:
@@ -249,6 +251,7 @@ def apply_user_events(
     snapshots = []
     applied = repeated = 0
     forgotten = False
+    repeated_at = []
     for event, position in events:
         if state.has_applied(*position):
             if event.type != IMPRESSION:
@@ -257,6 +260,7 @@ def apply_user_events(
         id_hash = event_id_hash(event.event_id) if event.event_id and config.dedupe_window else None
         if id_hash is not None and id_hash in state.seen:
             repeated += 1
+            repeated_at.append(position)
             continue
         applied += 1
         forgotten = event.type == DELETE
@@ -287,4 +291,4 @@ def apply_user_events(
         if state.stored is None:  # the snap found a non-finite or unstorable array
             raise NonFiniteState(f"event at {position} makes the state non-finite")
         snapshots.append(Snapshot(event, position, state))
-    return UserUpdate(state, snapshots, applied, repeated, forgotten)
+    return UserUpdate(state, snapshots, applied, repeated, forgotten, tuple(repeated_at))

@@ -31,6 +31,7 @@ class RowUpdate(NamedTuple):
     applied: int
     repeated_ids: int
     forgotten: bool
+    repeated_at: tuple[Position, ...]
 
 
 class _Op(NamedTuple):
@@ -76,6 +77,7 @@ def apply_rows(
         user_snaps: list[int] = []
         applied = repeated = 0
         forgotten = False
+        repeated_at = []
         last_ts, count, recent = rows.last_ts[u], rows.count[u], rows.recent[u]
         position, seen, start, end = rows.position[u], rows.seen[u], rows.start[u], rows.end[u]
         for event, at in events:
@@ -90,6 +92,7 @@ def apply_rows(
                 else None  # fmt: skip
             if id_hash is not None and id_hash in seen:
                 repeated += 1
+                repeated_at.append(at)
                 continue
             applied += 1
             forgotten = event.type == DELETE
@@ -131,7 +134,7 @@ def apply_rows(
             wanted.setdefault(len(user_ops), []).append(_Wanted(len(snapshots), u, start, end))
             snapshots.append((event, at, last_ts, count, recent, position, seen))
         ops.append(user_ops)
-        updates.append((user_snaps, applied, repeated, forgotten))
+        updates.append((user_snaps, applied, repeated, forgotten, tuple(repeated_at)))
         rows.last_ts[u], rows.count[u], rows.recent[u] = last_ts, count, recent
         rows.position[u], rows.seen[u], rows.start[u], rows.end[u] = position, seen, start, end
 
@@ -141,8 +144,8 @@ def apply_rows(
         _apply_round([o[version - 1] for o in ops if len(o) >= version], rows, failed)
         _take(rows, wanted.get(version, []), snapshots, failed)
     return [
-        RowUpdate([snapshots[i] for i in snaps], applied, repeated, forgotten)  # type: ignore
-        for snaps, applied, repeated, forgotten in updates
+        RowUpdate([snapshots[i] for i in snaps], applied, repeated, forgotten, repeated_at)
+        for snaps, applied, repeated, forgotten, repeated_at in updates
     ], failed
 
 

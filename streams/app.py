@@ -24,16 +24,16 @@ import faust
 
 from core.events import InvalidEvent
 from models.scoring import Recommender
-from streams import compat, dead_letters, records, security, steps
+from streams import compat, dead_letters, item_agent, records, security, steps
 from streams.batch_state import BatchedUsers
-from streams.broker import USER_TABLE
+from streams.broker import ITEM_TABLE, USER_TABLE
 from streams.metrics import PipelineStats
 from streams.model_updates import Follower
 from streams.publish import send_records
 from streams.retention import COMPACT_EVERY_S, Retention
 from streams.serving import Serving
 from streams.settings import Settings
-from streams.views import register_views, worker_metrics
+from streams.views import register_item_view, register_views, worker_metrics
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,34 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         except Exception as exc:  # noqa: BLE001 - what apply_users could not confine
             stop_without_commit(exc)
 
-    compat.install_batch_plane(app, settings.events_topic, take)
+    handlers = {settings.events_topic: take}
+    if settings.item_stats:
+        items = app.Table(ITEM_TABLE, partitions=settings.partitions, key_type=bytes,
+                          value_type=bytes, options={"driver": "rocksdict"})  # fmt: skip
+        half_life_ms = settings.popularity_half_life_s * 1000.0
+
+        @app.agent(app.topic(settings.item_events_topic, key_serializer="raw",
+                             value_serializer="raw", partitions=settings.partitions))
+        async def count_items(stream: faust.StreamT) -> None:
+            """Subscribes the app to the by-item topic, which the batch plane takes whole."""
+            async for event in stream.events():
+                stop_without_commit(RuntimeError(f"{event.message.offset} bypassed the plane"))
+
+        async def take_items(fetched: Mapping[Any, Sequence[Any]]) -> None:
+            try:
+                done = await item_agent.process_batch(
+                    [Fetched(r.key, r.value, r.partition, r.offset, r.timestamp / 1000.0, r.topic)
+                     for records in fetched.values() for r in records],
+                    items, compat.kafka_producer(app.producer), config.interest, half_life_ms,
+                    dead_letter)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a table or broker failure
+                stop_without_commit(exc)
+            stats.item_events_applied += done.applied
+            stats.item_events_duplicates += done.duplicates
+
+        handlers[settings.item_events_topic] = take_items
+        register_item_view(app, items, settings)
+    compat.install_batch_plane(app, handlers)
 
     async def process(batch: Sequence[Fetched]) -> None:
         """One fetch. Faust acks it when this returns, so it returns only once every event is
@@ -198,6 +225,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             out = records.recommendation_records(done.snapshots, recs, recommender.version,
                                                  writer=writer_of(recommender))
             deliveries += await send_records(producer, settings.recs_topic, out)
+        if settings.item_stats:  # the item statistics count what the users' states did
+            deliveries += await send_records(producer, settings.item_events_topic,
+                                             item_agent.item_event_records(done.item_events))
         for message, exc in [*parsed.dead, *done.dead]:
             deliveries.append(await dead_letter(message, exc))
             stats.dead_lettered[exc.reason] += 1

@@ -23,6 +23,7 @@ from streams.settings import Settings
 # directory is named after it, so renaming it orphans every user's state. Declared here, not in
 # streams.app, so topic admin does not import Faust and Torch.
 USER_TABLE = "user-interest"
+ITEM_TABLE = "item-stats"
 
 
 class BrokerError(RuntimeError):
@@ -88,13 +89,17 @@ def admin(
 def topic_partitions(settings: Settings) -> dict[str, int]:
     """Every topic the pipeline uses and its partition count (all co-partitioned by user, but
     the model announcements: one partition, every worker reads all of it)."""
-    return {
+    topics = {
         settings.events_topic: settings.partitions,
         settings.recs_topic: settings.partitions,
         settings.dlq_topic: settings.partitions,
         f"{settings.app_id}-{USER_TABLE}-changelog": settings.partitions,
         settings.model_updates_topic: 1,
     }
+    if settings.item_stats:  # partitioned by item, the item table's changelog with them
+        topics[settings.item_events_topic] = settings.partitions
+        topics[f"{settings.app_id}-{ITEM_TABLE}-changelog"] = settings.partitions
+    return topics
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -104,6 +109,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     retention = settings.dlq_retention
     return {
         f"{settings.app_id}-{USER_TABLE}-changelog": {"cleanup.policy": "compact"},
+        f"{settings.app_id}-{ITEM_TABLE}-changelog": {"cleanup.policy": "compact"},
         settings.model_updates_topic: {"cleanup.policy": "compact"},
         settings.dlq_topic: {
             "retention.ms": "-1" if retention is None or math.isinf(retention)

@@ -42,8 +42,9 @@ store; :func:`compact_partition` compacts and reopens one (the TTL, streams/rete
 
 5. The batch plane. Faust hands a stream one message at a time (a ``wait_first`` with four tasks,
 the conductor, a channel queue, an ``Event`` and an ack per message: ~0.2 ms of CPU each).
-:func:`install_batch_plane` gives the app a consumer whose fetches of the events topic go whole
-to one handler, while every other topic (changelog recovery, standbys) keeps Faust's path. After
+:func:`install_batch_plane` gives the app a consumer whose fetches of the events topic (and of
+the events keyed by item, for the item statistics) go whole to one handler each, while every
+other topic (changelog recovery, standbys) keeps Faust's path. After
 the handler returns, the fetch's offsets go into Faust's own acked-offset bookkeeping, so Faust's
 commits decide what is committed, as for any stream; records below the read offset are dropped
 and offset gaps recorded as Faust's drain loop does. A running batch holds a lock that revocation
@@ -167,10 +168,11 @@ def compact_partition(table: faust.Table, partition: int) -> bool:
 BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]]], Awaitable[None]]
 
 
-def install_batch_plane(app: faust.App, topic: str, handle: BatchHandler) -> None:
-    """From now on ``app``'s consumer hands every fetch of ``topic``'s active partitions to
-    ``handle`` (aiokafka's records, by partition) and acks them once it returns; call before
-    the app's consumer is created (before the worker starts)."""
+def install_batch_plane(app: faust.App, handlers: Mapping[str, BatchHandler]) -> None:
+    """From now on ``app``'s consumer hands every fetch of a topic of ``handlers`` (its active
+    partitions' aiokafka records, by partition) to that topic's handler, one batch at a time,
+    and acks them once it returns; call before the app's consumer is created (before the worker
+    starts)."""
     base = app.transport.Consumer
 
     class BatchConsumer(base):  # type: ignore[misc, valid-type]
@@ -183,12 +185,16 @@ def install_batch_plane(app: faust.App, topic: str, handle: BatchHandler) -> Non
 
         async def _wait_next_records(self, timeout: float) -> Any:
             records, active = await super()._wait_next_records(timeout)
-            mine = {tp: records.pop(tp) for tp in [tp for tp in records or () if tp.topic == topic]}
-            if mine:
-                await self._run_batch(mine, active)
+            for topic, handle in handlers.items():
+                mine = {tp: records.pop(tp) for tp in [tp for tp in records or ()
+                                                       if tp.topic == topic]}  # fmt: skip
+                if mine:
+                    await self._run_batch(handle, mine, active)
             return records, active
 
-        async def _run_batch(self, fetched: dict[TP, Any], active: Container[TP] | None) -> None:
+        async def _run_batch(
+            self, handle: BatchHandler, fetched: dict[TP, Any], active: Container[TP] | None
+        ) -> None:
             generation = self.app.consumer_generation_id
             async with self._running():
                 if (not self.flow_active or self.should_stop
@@ -211,7 +217,7 @@ def install_batch_plane(app: faust.App, topic: str, handle: BatchHandler) -> Non
 
         async def on_partitions_revoked(self, revoked: set[TP]) -> None:
             async with self._running():  # a running batch ends (and is acked) first
-                await self.force_commit({tp for tp in revoked if tp.topic == topic})
+                await self.force_commit({tp for tp in revoked if tp.topic in handlers})
                 await super().on_partitions_revoked(revoked)
 
     app.transport.Consumer = BatchConsumer

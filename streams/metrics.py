@@ -39,6 +39,8 @@ class PipelineStats:
     rebased: int = 0  # users whose vector was rebuilt in a newly served model's space
     model_swaps: int = 0  # announced versions now served
     models_refused: int = 0  # announced versions refused (corrupt, mismatched, failed canary)
+    item_events_applied: int = 0  # events counted into the item statistics
+    item_events_duplicates: int = 0  # by-item records counted before (a replay, sent again)
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
 
@@ -56,6 +58,8 @@ class PipelineStats:
             "rebased": self.rebased,
             "model_swaps": self.model_swaps,
             "models_refused": self.models_refused,
+            "item_events_applied": self.item_events_applied,
+            "item_events_duplicates": self.item_events_duplicates,
             "dead_lettered": dict(self.dead_lettered),
         }
 

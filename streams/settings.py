@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker (SSL)")
     ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
     ssl_keyfile: Path | None = Field(None, description="Client key (mutual TLS)")
+    item_stats: bool = Field(
+        True,
+        description="Keep per-item statistics (impressions, positives, decayed popularity, "
+        "first seen, Beta posterior) from the events repartitioned by item; GET /items/ID/stats",
+    )
+    popularity_half_life_s: float = Field(
+        86400.0, gt=0, description="Half-life of an item's decayed popularity, event time (s)"
+    )
     batch_size: int = Field(
         500, ge=1, description="Max events per batch (one fetch of the events topic)"
     )
@@ -199,6 +207,11 @@ class Settings(BaseSettings):
     @property
     def dlq_topic(self) -> str:
         return f"{self.events_topic}.dlq"
+
+    @property
+    def item_events_topic(self) -> str:
+        """The events again, keyed (so partitioned) by item, for the item statistics."""
+        return f"{self.events_topic}.by-item"
 
     @property
     def canonical_url(self) -> str:

@@ -146,6 +146,10 @@ class Applied:
     repeated_ids: int = 0
     deleted: list[bytes] = field(default_factory=list)
     rebased: int = 0  # users whose vector was rebuilt in the serving model's space
+    # what the item statistics count, in log order: every event applied now or before (a
+    # replay: its first pass may not have reached them), but deletes, repeated ids and dead
+    # letters
+    item_events: list[tuple[Event, Position]] = field(default_factory=list)
 
 
 def load_user_state(
@@ -285,6 +289,12 @@ def apply_users(
         elif replayed and raw is not None:
             table[key] = raw  # the changelog may lack it: a crash after the local write
         done.applied += update.applied
+        repeated_at = set(update.repeated_at)
+        done.item_events.extend((e, at) for e, at in events
+                                if e.type != DELETE and at not in repeated_at)  # fmt: skip
         snapshots = update.snapshots
         done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
+    # back in log order (they were grouped by user): the item side skips any event at or
+    # below the highest offset it counted from that partition
+    done.item_events.sort(key=lambda entry: entry[1])
     return done

@@ -216,3 +216,26 @@ def register_views(
     @protected
     async def metrics_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
+
+
+def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -> None:
+    """GET /items/ID/stats: the item's statistics (streams/item_agent.py), on whichever worker
+    holds the item's partition (the request is routed there), its popularity as of the newest
+    event time the item has seen."""
+    from core.item_stats import decode_item_stats
+    from streams.item_agent import stats_view
+
+    protected = token_required(settings.api_token)
+    half_life_ms = settings.popularity_half_life_s * 1000.0
+
+    @app.page("/items/{item_id}/stats")
+    class ItemStatsView(faust.web.View):
+        @protected
+        @app.table_route(table=items, match_info="item_id")
+        async def get(self, request: faust.web.Request, item_id: str) -> faust.web.Response:
+            raw = items.get(item_id.encode())
+            if raw is None:
+                return self.json({"error": f"no statistics for item {item_id}"}, status=404)
+            stats = decode_item_stats(raw)
+            return self.json({"item_id": item_id, **stats_view(stats, stats.last_ts,
+                                                                half_life_ms)})  # fmt: skip

@@ -71,7 +71,7 @@ def run_fetch(monkeypatch, fetched: dict, flow_active: bool = True) -> tuple[lis
     async def handle(batch):
         handled.append({tp: [r.offset for r in rs] for tp, rs in batch.items()})
 
-    compat.install_batch_plane(app, EVENTS, handle)
+    compat.install_batch_plane(app, {EVENTS: handle})
     consumer = app.consumer
     consumer.flow_active = flow_active
     base = type(consumer).__mro__[1]
@@ -105,7 +105,7 @@ def test_a_handler_that_raises_acks_nothing(monkeypatch):
     async def handle(batch):
         raise ConnectionError("the output cannot be written")
 
-    compat.install_batch_plane(app, EVENTS, handle)
+    compat.install_batch_plane(app, {EVENTS: handle})
     consumer = app.consumer
 
     async def fetch(self, timeout):

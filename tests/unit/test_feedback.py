@@ -77,3 +77,24 @@ def test_an_impression_stores_its_position_alone_for_a_new_user_and_keeps_an_exi
     apply(steps.parse_batch(messages(shown("old", "b", 1), first_offset=1), set(ITEMS)), table)
     stored = decode_state(table[b"old"])
     assert (stored.count, stored.recent, stored.position) == (1, ("a",), (0, 1))
+
+
+def test_the_item_statistics_see_replays_but_not_repeated_ids_deletes_or_dead_letters():
+    from core.events import Event
+
+    table: dict = {}
+    gone = Event("u2", "", "delete", 5)
+    batch = messages(event("u1", "a", 0, "e1"), shown("u1", "b", 1), event("u1", "c", 2, "e1"),
+                     event("u2", "d", 3), gone)  # fmt: skip
+    done = apply(steps.parse_batch(batch, set(ITEMS)), table)
+    assert [(e.item_id, at) for e, at in done.item_events] == [
+        ("a", (0, 0)), ("b", (0, 1)), ("d", (0, 3))]  # "c" repeats e1; the delete is no item's
+    replay = apply(steps.parse_batch(batch[:2], set(ITEMS)), table)
+    assert replay.applied == 0
+    assert [at for _, at in replay.item_events] == [(0, 0), (0, 1)]  # sent again: deduped there
+
+
+def test_the_item_statistics_get_the_events_in_log_order_not_grouped_by_user():
+    batch = messages(event("u1", "a", 0), event("u2", "a", 1), event("u1", "a", 2))
+    done = apply(steps.parse_batch(batch, set(ITEMS)), {})
+    assert [at for _, at in done.item_events] == [(0, 0), (0, 1), (0, 2)]

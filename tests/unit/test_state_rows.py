@@ -35,6 +35,7 @@ def seen_form(done: steps.Applied) -> list:
           s.state.seen, s.state.position, s.state.model) for s in done.snapshots],
         [(m.partition, m.offset, exc.reason) for m, exc in done.dead],
         done.applied, done.duplicates, done.repeated_ids, done.deleted, done.rebased,
+        done.item_events,
     ]  # fmt: skip
 
 

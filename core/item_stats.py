@@ -1,0 +1,99 @@
+"""Per-item statistics, kept by the item agent from the events repartitioned by item.
+
+What exploration, cold start and the trending fallback read of an item: how often it was shown
+(``impression`` events) and chosen (events of positive weight), its popularity decayed in event
+time (the sum of positive weights, each halved every ``half_life_ms``, lazily as in
+core/interest.py, so arrival order does not matter), when it was first and last seen, and the
+Beta posterior of its positive rate: Beta(1 + positives, 1 + max(0, impressions - positives))
+from a uniform prior, each impression a trial and each positive a success (positives without an
+impression, found by search or browsing, add successes and no failures).
+
+Exactly once: every event carries its position on the events topic, and the state keeps the
+highest applied offset of each events partition, so an event sent again (a worker's replay after
+a crash, or the item agent's own) is skipped. The state is a small fixed binary value.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+from core.codec_legacy import CorruptState
+from core.events import IMPRESSION
+
+ITEM_STATS_VERSION = 1
+_HEAD = struct.Struct("<BIIdqqH")  # version, impressions, positives, popularity, last, first, n
+_SOURCE = struct.Struct("<iq")  # events partition, highest applied offset
+
+
+@dataclass(frozen=True)
+class ItemStats:
+    impressions: int = 0
+    positives: int = 0
+    popularity: float = 0.0  # decayed sum of positive weights at ``last_ts``
+    last_ts: int = 0  # ms, newest event time seen
+    first_ts: int = -1  # ms, oldest event time seen (-1: none yet)
+    applied: Mapping[int, int] = field(default_factory=dict)  # partition -> highest offset
+
+    @property
+    def alpha(self) -> int:
+        return 1 + self.positives
+
+    @property
+    def beta(self) -> int:
+        return 1 + max(0, self.impressions - self.positives)
+
+    def popularity_at(self, ts: int, half_life_ms: float) -> float:
+        """The decayed popularity at event time ``ts`` (not before ``last_ts``)."""
+        return self.popularity * 2.0 ** (-max(0, ts - self.last_ts) / half_life_ms)
+
+
+def apply_item_events(
+    stats: ItemStats,
+    events: Iterable[tuple[str, int, float, tuple[int, int]]],
+    half_life_ms: float,
+) -> tuple[ItemStats, int]:
+    """Apply ``(type, ts, weight, (partition, offset))`` in order; returns the new stats and
+    how many were applied (the rest were applied before)."""
+    applied = dict(stats.applied)
+    done = 0
+    for kind, ts, weight, (partition, offset) in events:
+        if offset <= applied.get(partition, -1):
+            continue
+        applied[partition] = offset
+        done += 1
+        first = ts if stats.first_ts < 0 else min(stats.first_ts, ts)
+        positive = kind != IMPRESSION and weight > 0
+        if ts >= stats.last_ts:  # the popularity moves to the newest time seen, decayed
+            popularity, last = stats.popularity_at(ts, half_life_ms), ts
+            added = weight
+        else:  # older than what is held: added already decayed
+            popularity, last = stats.popularity, stats.last_ts
+            added = weight * 2.0 ** (-(stats.last_ts - ts) / half_life_ms)
+        stats = replace(
+            stats,
+            impressions=stats.impressions + (kind == IMPRESSION),
+            positives=stats.positives + positive,
+            popularity=popularity + (added if positive else 0.0),
+            last_ts=last,
+            first_ts=first,
+        )
+    return replace(stats, applied=applied), done
+
+
+def encode_item_stats(stats: ItemStats) -> bytes:
+    parts = [_HEAD.pack(ITEM_STATS_VERSION, stats.impressions, stats.positives, stats.popularity,
+                        stats.last_ts, stats.first_ts, len(stats.applied))]  # fmt: skip
+    parts += [_SOURCE.pack(p, o) for p, o in sorted(stats.applied.items())]
+    return b"".join(parts)
+
+
+def decode_item_stats(data: bytes) -> ItemStats:
+    if len(data) < _HEAD.size or data[0] != ITEM_STATS_VERSION:
+        raise CorruptState(f"not item stats ({len(data)} bytes)")
+    _, impressions, positives, popularity, last_ts, first_ts, n = _HEAD.unpack_from(data)
+    if len(data) != _HEAD.size + n * _SOURCE.size:
+        raise CorruptState("truncated item stats")
+    applied = dict(_SOURCE.unpack_from(data, _HEAD.size + i * _SOURCE.size) for i in range(n))
+    return ItemStats(impressions, positives, popularity, last_ts, first_ts, applied)

@@ -1,0 +1,33 @@
+"""The item agent's steps without a broker: records in, statistics out, bad records refused."""
+
+from __future__ import annotations
+
+import logging
+
+from core.events import Event
+from core.interest import InterestConfig
+from core.item_stats import decode_item_stats
+from streams.item_agent import apply_items, item_event_records, parse_item_records
+from tests.unit.step_helpers import Message
+
+
+def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
+    events = [(Event("u1", "a", "click", 10), (0, 4)), (Event("u2", "a", "impression", 20), (1, 2)),
+              (Event("u1", "b", "rating", 30, 5.0), (0, 5))]  # fmt: skip
+    records = item_event_records(events)
+    assert [key for key, _ in records] == [b"a", b"a", b"b"]
+    messages = [Message(k, v, 3, n) for n, (k, v) in enumerate(records)]
+    messages.append(Message(b"a", b"{not json", 3, 9))
+    by_item, last, dead = parse_item_records(messages, InterestConfig())
+    assert [m.offset for m, _ in dead] == [9] and dead[0][1].reason == "bad_item_event"
+    assert last == {"a": 1, "b": 2}
+    table = {b"b": b"\xff corrupt"}
+    with caplog.at_level(logging.ERROR, logger="streams.item_agent"):
+        done = apply_items(by_item, table, 86_400_000.0)
+    assert "unreadable statistics" in caplog.text
+    assert (done.applied, done.duplicates) == (3, 0)
+    a, b = decode_item_stats(table[b"a"]), decode_item_stats(table[b"b"])
+    assert (a.impressions, a.positives, a.applied) == (1, 1, {0: 4, 1: 2})
+    assert (b.positives, b.popularity) == (1, 2.0)  # a 5-star rating: 1 x (5 - 3)
+    again = apply_items(by_item, table, 86_400_000.0)
+    assert (again.applied, again.duplicates) == (0, 3)
