@@ -49,6 +49,7 @@ bench: install $(PEER)/.installed
 	$(BIN)/python bench/fetch_wait.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/state_size.py
+	$(BIN)/python bench/freshness.py
 	$(BIN)/python bench/ready_time.py --runs 1 --state-users 1000000
 	$(BIN)/python bench/backlog.py
 	$(BIN)/python bench/failover.py

@@ -30,6 +30,8 @@ SECTIONS = [
      "bench/scoring.py"),
     ("ann", "Exact vs ANN (HNSW) top-K", "bench/ann.py"),
     ("state_size", "State: bytes per user, table read and write rates", "bench/state_size.py"),
+    ("freshness", "Model freshness: an announced version serving on every worker",
+     "bench/freshness.py"),
     ("ready_time", "Worker ready time, fresh and restart", "bench/ready_time.py"),
     ("backlog", "Backlog on the embedded broker against the consumer fetch wait",
      "bench/backlog.py"),

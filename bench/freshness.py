@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from core.generator import GeneratorConfig, generate
 from core.report import write_report
@@ -31,7 +31,6 @@ from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
 from streams.cluster import start_worker, wait_for, wait_until_ready, worker_stats
 from streams.model_updates import announce, announcement_of
-from streams.producer import produce_events
 from core.events import encode_event
 from streams.settings import Settings
 
@@ -63,6 +62,20 @@ class FirstRecords(threading.Thread):
                     version = value["model_version"]
                     if value["emitted_at"] / 1000 >= self.since.get(version, float("inf")):
                         self.first.setdefault(version, now)
+
+
+def send_until(settings: Settings, messages: list, rate: float, stop: threading.Event) -> None:
+    """``messages`` at ``rate``/s, in a loop, until ``stop``."""
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+    started, n = time.time(), 0
+    while not stop.is_set():
+        key, value = messages[n % len(messages)]
+        producer.send(settings.events_topic, key=key, value=value)
+        n += 1
+        delay = started + n / rate - time.time()
+        if delay > 0:
+            stop.wait(delay)  # pacing the offered load
+    producer.close()
 
 
 def percentiles(values: list[float]) -> dict:
@@ -105,7 +118,9 @@ def main() -> None:
         records.start()
         events = generate(GeneratorConfig(n_users=300, n_items=500, events_per_user=200, seed=4))
         messages = [(e.user_id.encode(), encode_event(e)) for e in events]
-        threading.Thread(target=produce_events, args=(base, messages, 200.0), daemon=True).start()
+        sending = threading.Event()
+        sender = threading.Thread(target=send_until, args=(base, messages, 200.0, sending))
+        sender.start()
         serving_s, first_record_s = [], []
         ports = [one.web_port for one in workers]
         for swap in range(args.swaps):
@@ -122,6 +137,8 @@ def main() -> None:
             first_record_s.append(records.first[version] - announced)
             time.sleep(1.0)  # pacing the swaps, not synchronisation
         records.stopping.set()
+        sending.set()
+        sender.join(30)
         rows = [
             {"measure": "announcement -> serving on every worker", "workers": args.workers,
              "swaps": args.swaps, **percentiles(serving_s)},

@@ -59,6 +59,8 @@ RUNS = [
     Run("pipeline, a record per event", "pipeline", env={"emit": "every"}),
     Run("pipeline, ranker and explanations off", "pipeline",
         env={"emit": "every", "rerank_candidates": "0"}),
+    Run("pipeline, item statistics off", "pipeline",
+        env={"emit": "every", "item_stats": "false"}),
     Run("pipeline, ranker on, 3 explanations per item", "pipeline",
         env={"emit": "every", "explain": "3"}),
     Run("pipeline, a record per user per batch", "pipeline", env={"emit": "coalesce"}),
