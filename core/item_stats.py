@@ -10,7 +10,9 @@ impression, found by search or browsing, add successes and no failures).
 
 Exactly once: every event carries its position on the events topic, and the state keeps the
 highest applied offset of each events partition, so an event sent again (a worker's replay after
-a crash, or the item agent's own) is skipped. The state is a small fixed binary value.
+a crash, or the item agent's own) is skipped; and, like a user's state, the last 32 event ids,
+so a producer retry that a replay sends (the user path skipped it the first time, but a replay
+cannot tell it from the event it repeats) is skipped too. A small binary value.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from core.codec_legacy import CorruptState
 from core.events import IMPRESSION
 
 ITEM_STATS_VERSION = 1
-_HEAD = struct.Struct("<BIIdqqH")  # version, impressions, positives, popularity, last, first, n
+# version, impressions, positives, popularity, last, first, sources, seen ids
+_HEAD = struct.Struct("<BQQdqqHH")
 _SOURCE = struct.Struct("<iq")  # events partition, highest applied offset
+SEEN_IDS = 32  # the item's last event-id hashes: a producer retry replayed is still one event
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ItemStats:
     last_ts: int = 0  # ms, newest event time seen
     first_ts: int = -1  # ms, oldest event time seen (-1: none yet)
     applied: Mapping[int, int] = field(default_factory=dict)  # partition -> highest offset
+    seen: tuple[int, ...] = ()  # the last SEEN_IDS event-id hashes counted, oldest first
 
     @property
     def alpha(self) -> int:
@@ -51,17 +56,23 @@ class ItemStats:
 
 def apply_item_events(
     stats: ItemStats,
-    events: Iterable[tuple[str, int, float, tuple[int, int]]],
+    events: Iterable[tuple[str, int, float, tuple[int, int], int | None]],
     half_life_ms: float,
 ) -> tuple[ItemStats, int]:
-    """Apply ``(type, ts, weight, (partition, offset))`` in order; returns the new stats and
-    how many were applied (the rest were applied before)."""
+    """Apply ``(type, ts, weight, (partition, offset), event-id hash or None)`` in order;
+    returns the new stats and how many were applied (the rest were counted before: at or below
+    their partition's highest counted offset, or repeating a recent event id)."""
     applied = dict(stats.applied)
+    seen = stats.seen
     done = 0
-    for kind, ts, weight, (partition, offset) in events:
+    for kind, ts, weight, (partition, offset), id_hash in events:
         if offset <= applied.get(partition, -1):
             continue
         applied[partition] = offset
+        if id_hash is not None:
+            if id_hash in seen:  # a producer retry of an event counted (the user path skips
+                continue  # it, but after a crash its replay cannot tell it from the first)
+            seen = (seen + (id_hash,))[-SEEN_IDS:]
         done += 1
         first = ts if stats.first_ts < 0 else min(stats.first_ts, ts)
         positive = kind != IMPRESSION and weight > 0
@@ -79,21 +90,23 @@ def apply_item_events(
             last_ts=last,
             first_ts=first,
         )
-    return replace(stats, applied=applied), done
+    return replace(stats, applied=applied, seen=seen), done
 
 
 def encode_item_stats(stats: ItemStats) -> bytes:
     parts = [_HEAD.pack(ITEM_STATS_VERSION, stats.impressions, stats.positives, stats.popularity,
-                        stats.last_ts, stats.first_ts, len(stats.applied))]  # fmt: skip
+                        stats.last_ts, stats.first_ts, len(stats.applied), len(stats.seen))]
     parts += [_SOURCE.pack(p, o) for p, o in sorted(stats.applied.items())]
+    parts.append(struct.pack(f"<{len(stats.seen)}Q", *stats.seen))
     return b"".join(parts)
 
 
 def decode_item_stats(data: bytes) -> ItemStats:
     if len(data) < _HEAD.size or data[0] != ITEM_STATS_VERSION:
         raise CorruptState(f"not item stats ({len(data)} bytes)")
-    _, impressions, positives, popularity, last_ts, first_ts, n = _HEAD.unpack_from(data)
-    if len(data) != _HEAD.size + n * _SOURCE.size:
+    _, impressions, positives, popularity, last_ts, first_ts, n, n_seen = _HEAD.unpack_from(data)
+    if len(data) != _HEAD.size + n * _SOURCE.size + 8 * n_seen:
         raise CorruptState("truncated item stats")
     applied = dict(_SOURCE.unpack_from(data, _HEAD.size + i * _SOURCE.size) for i in range(n))
-    return ItemStats(impressions, positives, popularity, last_ts, first_ts, applied)
+    seen = struct.unpack_from(f"<{n_seen}Q", data, _HEAD.size + n * _SOURCE.size)
+    return ItemStats(impressions, positives, popularity, last_ts, first_ts, applied, seen)

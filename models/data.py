@@ -135,7 +135,8 @@ def replayed_examples(
     *older* than the newest ``n_recent`` events: what an update replays beside
     :func:`recent_examples`, so it does not forget what only older events taught. Same shapes."""
     times = np.concatenate(data.times) if len(data) else np.zeros(0, dtype=np.int64)
-    since = np.sort(times)[-n_recent] if 0 < n_recent <= len(times) else np.iinfo(np.int64).max
+    # the same cut as recent_examples: with n_recent >= every event, all are recent, none older
+    since = np.sort(times)[-n_recent] if 0 < n_recent <= len(times) else np.iinfo(np.int64).min
     older = [np.flatnonzero(seq_times < since) for seq_times in data.times]
     older = [at[at > 0] for at in older]
     counts = np.array([len(at) for at in older])

@@ -48,6 +48,12 @@ class ReplayBuffer:
         if slot < self.reservoir_size:
             self.reservoir[slot] = event
 
+    def forget(self, user_id: str) -> None:
+        """Drop every event of ``user_id`` (a delete request: nothing of theirs is learned
+        from again)."""
+        self.window = deque(e for e in self.window if e.user_id != user_id)
+        self.reservoir = [e for e in self.reservoir if e.user_id != user_id]
+
     def updated(self) -> None:
         """An update has learned from everything in the buffer so far."""
         self.new_since_update = 0

@@ -21,7 +21,7 @@ import orjson
 
 from core.codec_legacy import CorruptState
 from core.events import Event, InvalidEvent
-from core.interest import InterestConfig
+from core.interest import InterestConfig, event_id_hash
 from core.item_stats import ItemStats, apply_item_events, decode_item_stats, encode_item_stats
 from streams import compat
 from streams.batch_state import BatchedUsers
@@ -35,7 +35,8 @@ def item_event_records(events: Sequence[tuple[Event, Position]]) -> list[tuple[b
     return [
         (event.item_id.encode(), orjson.dumps(
             {"i": event.item_id, "t": event.type, "ts": event.ts, "v": event.value,
-             "p": at[0], "o": at[1]}))  # fmt: skip
+             "p": at[0], "o": at[1],
+             "h": event_id_hash(event.event_id) if event.event_id else None}))  # fmt: skip
         for event, at in events
     ]
 
@@ -51,17 +52,26 @@ class ItemsApplied:
 
 def parse_item_records(
     messages: Sequence[Message], interest: InterestConfig
-) -> tuple[dict[str, list[tuple[str, int, float, Position]]], dict[str, int], list]:
-    """Each item's ``(type, ts, weight, position)`` in order, the batch index of each item's
-    last record (to bind its partition), and the records that are not ours (dead letters)."""
-    by_item: dict[str, list[tuple[str, int, float, Position]]] = {}
+) -> tuple[dict[str, list[tuple[str, int, float, Position, int | None]]], dict[str, int],
+           list]:
+    """Each item's ``(type, ts, weight, position, event-id hash)`` in order, the batch index of
+    each item's last record (to bind its partition), and the records that are not ours (dead
+    letters)."""
+    by_item: dict[str, list[tuple[str, int, float, Position, int | None]]] = {}
     last: dict[str, int] = {}
     dead = []
     for index, message in enumerate(messages):
         try:
             obj = orjson.loads(message.value)
-            event = Event("", obj["i"], obj["t"], int(obj["ts"]), obj["v"])
-            entry = (event.type, event.ts, interest.weight(event), (int(obj["p"]), int(obj["o"])))
+            item, kind, ts, value = obj["i"], obj["t"], obj["ts"], obj["v"]
+            at, id_hash = (obj["p"], obj["o"]), obj["h"]
+            if not (isinstance(item, str) and isinstance(kind, str) and _int(ts, 63)
+                    and _int(at[0], 31) and _int(at[1], 63)
+                    and (id_hash is None or _int(id_hash, 64))
+                    and (value is None or isinstance(value, (int, float)))):  # fmt: skip
+                raise ValueError("a field of the wrong type or range")
+            event = Event("", item, kind, ts, value)
+            entry = (kind, ts, interest.weight(event), at, id_hash)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             dead.append((message, InvalidEvent("bad_item_event", f"{type(exc).__name__}: {exc}")))
             continue
@@ -70,8 +80,13 @@ def parse_item_records(
     return by_item, last, dead
 
 
+def _int(value: object, bits: int) -> bool:
+    """A non-negative whole number below ``2 ** bits`` (what the item state stores)."""
+    return type(value) is int and 0 <= value < 2**bits
+
+
 def apply_items(
-    by_item: dict[str, list[tuple[str, int, float, Position]]],
+    by_item: dict[str, list[tuple[str, int, float, Position, int | None]]],
     table: StateTable,
     half_life_ms: float,
     bind=lambda item: None,

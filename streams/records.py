@@ -87,8 +87,19 @@ def _numbers(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def record_items(rec: ScoredBatch, row: int = 0) -> list[dict[str, Any]]:
-    """The ``items`` of row ``row``'s record (what the recommendations view shows)."""
-    return orjson.loads(ItemsWriter(rec.item_ids).write(rec)[row])
+    """The ``items`` of row ``row``'s record (what the recommendations view shows), written by
+    a writer over just the items it names, not the whole catalog."""
+    named = np.unique(np.concatenate([rec.indices[row].ravel(), rec.because[row].ravel()]))
+    named = named[named >= 0]
+    local = {int(i): n for n, i in enumerate(named.tolist())}
+
+    def remap(indices: np.ndarray) -> np.ndarray:
+        return np.vectorize(lambda i: local.get(int(i), -1), otypes=[np.int64])(indices)
+
+    one = ScoredBatch([rec.item_ids[i] for i in named.tolist()], remap(rec.indices[row : row + 1]),
+                      rec.scores[row : row + 1], remap(rec.because[row : row + 1]),
+                      rec.contributions[row : row + 1])  # fmt: skip
+    return orjson.loads(ItemsWriter(one.item_ids).write(one)[0])
 
 
 def rec_id(user_id: str, partition: int, offset: int) -> str:

@@ -246,12 +246,13 @@ def apply_users(
     for user_id in users:
         bind(parsed.last_index[user_id])
         raws.append(table.get(user_id.encode()))
-    fast = (
-        apply_stored(raws, [parsed.by_user[u] for u in users], item_vector, dim, config.interest,
-                     codebook, model_tag)  # fmt: skip
-        if batched and codebook is not None
-        else StoredUpdates({}, {}, list(range(len(users))), set())
-    )
+    fast = StoredUpdates({}, {}, list(range(len(users))), set())  # all per user
+    if batched and codebook is not None:
+        try:
+            fast = apply_stored(raws, [parsed.by_user[u] for u in users], item_vector, dim,
+                                config.interest, codebook, model_tag)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the per-user path confines what is one user's
+            log.exception("batch state path failed; this batch goes user by user")
     for n, user_id in enumerate(users):
         events, raw = parsed.by_user[user_id], raws[n]
         if n in fast.updates:

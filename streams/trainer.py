@@ -1,7 +1,9 @@
 """The lifelong trainer (``streamrec trainer``): the model keeps learning while the workers serve.
 
 It reads the events topic in its own consumer group, into a replay buffer (the newest events and
-a uniform sample of older ones, :class:`models.replay.ReplayBuffer`). Every ``every_events``
+a uniform sample of older ones, :class:`models.replay.ReplayBuffer`): the events the workers
+apply, by their own check (what they dead-letter is left out), and a user's delete request
+drops all of that user's events from the buffer. Every ``every_events``
 new events, or ``every_s`` seconds if any came, it continues the version it last announced with
 the warm-start update the evaluator measures (:func:`models.train.update`): the new events'
 examples in their users' context, plus ``replay`` examples drawn from the older ones so the
@@ -22,17 +24,32 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
+from typing import NamedTuple
 
-from core.events import InvalidEvent, parse_event
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from core.events import DELETE, InvalidEvent
 from models.artifact import read_config
 from models.replay import ReplayBuffer
 from models.train import TrainConfig, update
 from streams.model_updates import Announcement, announce, announcement_of
 from streams.security import kafka_python_kwargs
 from streams.settings import Settings
+from streams.steps import parse_event_message
 
 log = logging.getLogger(__name__)
+
+
+class Polled(NamedTuple):
+    """A polled record as the workers' check reads a message (seconds, as Faust has it)."""
+
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+    timestamp: float
+    topic: str
 
 
 @dataclass(frozen=True)
@@ -61,22 +78,33 @@ class Trainer:
         self.invalid = 0  # records that are no event (the workers dead-letter them)
         self.announced: list[Announcement] = []
         self.last_update = time.monotonic()
+        self.next_due = config.every_events  # new events that make an update due
 
-    def take(self, values: list[bytes | None]) -> None:
-        """Add a poll's record values to the buffer."""
+    def take(self, records: list[ConsumerRecord]) -> None:
+        """Add a poll's events to the buffer: what the workers apply (what they dead-letter is
+        left out, by the same check); a delete request drops the user's events from it."""
         events = []
-        for value in values:
+        limits = (self.settings.max_future_skew_s * 1000.0, self.settings.max_abs_value)
+        for r in records:
+            message = Polled(r.key, r.value, r.partition, r.offset, r.timestamp / 1000.0, r.topic)
             try:
-                events.append(parse_event(value, self.settings.max_abs_value))
+                event = parse_event_message(message, *limits)
             except InvalidEvent:
                 self.invalid += 1
+                continue
+            if event.type == DELETE:
+                self.buffer.extend(events)
+                events = []
+                self.buffer.forget(event.user_id)
+                continue
+            events.append(event)
         self.buffer.extend(events)
         self.new_positives += sum(self.settings.interest.weight(e) > 0 for e in events)
 
     def due(self) -> bool:
         waited = time.monotonic() - self.last_update >= self.config.every_s
         new = self.buffer.new_since_update
-        return new >= self.config.every_events or (new > 0 and waited)
+        return new >= self.next_due or (new > 0 and waited)
 
     def update(self) -> Announcement | None:
         """One version: trained, written, announced; None if the new events teach nothing yet
@@ -91,6 +119,8 @@ class Trainer:
                                       train, staging)  # fmt: skip
         except ValueError as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            # try again after as many new events (or every_s), not at every poll
+            self.next_due = self.buffer.new_since_update + self.config.every_events
             log.info("no update yet: %s", exc)
             return None
         final = self.config.root / version
@@ -106,6 +136,7 @@ class Trainer:
         self.current, self.version = final, version
         self.buffer.updated()
         self.new_positives = 0
+        self.next_due = self.config.every_events
         self.announced.append(announcement)
         return announcement
 
@@ -129,7 +160,7 @@ class Trainer:
         try:
             while not stop.is_set():
                 polled = consumer.poll(timeout_ms=200)
-                self.take([r.value for batch in polled.values() for r in batch])
+                self.take([r for batch in polled.values() for r in batch])
                 if self.due() and self.update() is not None:
                     consumer.commit()
         finally:

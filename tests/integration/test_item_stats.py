@@ -44,7 +44,7 @@ def test_each_items_statistics_count_its_events_once_on_either_worker(settings, 
     for item in sorted({e.item_id for e in unique}):
         mine = [e for e in unique if e.item_id == item]
         want, _ = apply_item_events(ItemStats(), [
-            (e.type, e.ts, first.interest.weight(e), (0, n)) for n, e in enumerate(mine)
+            (e.type, e.ts, first.interest.weight(e), (0, n), None) for n, e in enumerate(mine)
         ], half_life_ms)  # fmt: skip
         for port in ports:  # routed to the owner from either worker
             got = fetch_json(f"http://127.0.0.1:{port}/items/{item}/stats")

@@ -31,3 +31,27 @@ def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
     assert (b.positives, b.popularity) == (1, 2.0)  # a 5-star rating: 1 x (5 - 3)
     again = apply_items(by_item, table, 86_400_000.0)
     assert (again.applied, again.duplicates) == (0, 3)
+
+
+def test_a_producer_retry_replayed_after_a_crash_is_still_counted_once():
+    from streams import steps
+    from tests.unit.step_helpers import ITEMS, apply, messages
+
+    retry = [Event("u1", "a", "click", 10, None, "x"), Event("u1", "a", "click", 10, None, "x"),
+             Event("u2", "a", "click", 12, None, "y"), Event("u1", "a", "click", 13, None, "z")]
+    # u1's last event is after the retry, so after the crash u1's stored position is past it and
+    # the replay cannot tell the retry (offset 11) from an applied event
+    batch = messages(*retry, first_offset=10)
+    users: dict = {}
+    items: dict = {}
+
+    def to_items(done, delivered: int | None = None) -> None:
+        records = item_event_records(done.item_events)[:delivered]
+        by_item, _, _ = parse_item_records([Message(k, v) for k, v in records], InterestConfig())
+        apply_items(by_item, items, 86_400_000.0)
+
+    to_items(apply(steps.parse_batch(batch, set(ITEMS)), users), delivered=1)  # then a crash
+    replay = apply(steps.parse_batch(batch, set(ITEMS)), users)  # the batch read again
+    assert [at for _, at in replay.item_events] == [(0, 10), (0, 11), (0, 12), (0, 13)]
+    to_items(replay)
+    assert decode_item_stats(items[b"a"]).positives == 3  # x, y and z once each

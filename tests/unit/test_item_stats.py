@@ -16,9 +16,9 @@ H = 1000.0
 
 
 def test_counts_popularity_and_the_posterior():
-    events = [("impression", 100, 0.0, (0, 1)), ("click", 100, 2.0, (0, 2)),
-              ("impression", 200, 0.0, (1, 7)), ("skip", 300, -1.0, (1, 8)),
-              ("click", 1100, 2.0, (0, 3))]  # fmt: skip
+    events = [("impression", 100, 0.0, (0, 1), None), ("click", 100, 2.0, (0, 2), 5),
+              ("impression", 200, 0.0, (1, 7), None), ("skip", 300, -1.0, (1, 8), 6),
+              ("click", 1100, 2.0, (0, 3), None)]  # fmt: skip
     stats, applied = apply_item_events(ItemStats(), events, H)
     assert applied == 5
     assert (stats.impressions, stats.positives, stats.first_ts, stats.last_ts) == (2, 2, 100, 1100)
@@ -28,10 +28,12 @@ def test_counts_popularity_and_the_posterior():
 
 
 def test_an_event_sent_again_is_not_counted_again():
-    events = [("click", 100, 2.0, (0, 5)), ("impression", 120, 0.0, (3, 9))]
+    events = [("click", 100, 2.0, (0, 5), 77), ("impression", 120, 0.0, (3, 9), None)]
     once, _ = apply_item_events(ItemStats(), events, H)
-    twice, applied = apply_item_events(once, [*events, ("click", 90, 1.0, (0, 4))], H)
-    assert applied == 0 and twice == once  # offset 4 is below partition 0's applied 5 too
+    twice, applied = apply_item_events(once, [*events, ("click", 90, 1.0, (0, 4), None)], H)
+    assert applied == 0 and twice.positives == once.positives  # offset 4 is below 5 too
+    retried, applied = apply_item_events(once, [("click", 100, 2.0, (0, 6), 77)], H)
+    assert applied == 0 and retried.positives == 1  # a later copy of event id 77
 
 
 @settings(max_examples=100, deadline=None)
@@ -39,7 +41,7 @@ def test_an_event_sent_again_is_not_counted_again():
                           st.integers(0, 10_000)), max_size=30), st.randoms())
 def test_popularity_does_not_depend_on_arrival_order(spec, rng):
     weight = {"click": 2.0, "impression": 0.0, "skip": -1.0}
-    events = [(kind, ts, weight[kind], (n % 3, n)) for n, (kind, ts) in enumerate(spec)]
+    events = [(kind, ts, weight[kind], (n % 3, n), n) for n, (kind, ts) in enumerate(spec)]
     shuffled = list(events)
     rng.shuffle(shuffled)
     # a shuffle across partitions keeps each partition's offsets in order (Kafka's guarantee)

@@ -92,3 +92,14 @@ def test_a_user_who_has_seen_almost_everything_gets_the_items_left():
     [(_, value)] = records.recommendation_records(
         [Snapshot(Event("u", "x", "click", 1), (0, 0), state)], scored, "v9")
     assert sorted(i["item_id"] for i in orjson.loads(value)["items"]) == rec.item_ids[:2]
+
+
+def test_the_views_items_are_the_records_items():
+    rng = np.random.default_rng(8)
+    rec = random_recommender(3)
+    states = random_states(rec, 5, rng)
+    scored = records.score(rec, states, 6)
+    snapshots = [Snapshot(Event(f"u{n}", "x", "click", 1), (0, n), s) for n, s in enumerate(states)]
+    out = records.recommendation_records(snapshots, scored, rec.version)
+    for row, (_, value) in enumerate(out):
+        assert records.record_items(scored, row) == orjson.loads(value)["items"]

@@ -43,6 +43,13 @@ def test_the_reservoir_is_a_uniform_sample_of_everything_that_left_the_window():
     assert counts.min() > 140 and counts.max() < 265, counts
 
 
+def test_a_forgotten_user_leaves_nothing_in_the_buffer():
+    buffer = ReplayBuffer(window=10, reservoir=20, seed=1)
+    buffer.extend(clicks(60))
+    buffer.forget("u3")
+    assert buffer.events() and all(e.user_id != "u3" for e in buffer.events())
+
+
 def test_a_buffer_refuses_sizes_it_cannot_hold():
     with pytest.raises(ValueError):
         ReplayBuffer(window=0, reservoir=5)
@@ -64,3 +71,9 @@ def test_replayed_examples_are_older_than_the_recent_ones_and_seeded():
     assert not recent & {(tuple(i.tolist()), int(t[-1])) for i, t in zip(inputs, targets)}
     everything = replayed_examples(data, 50, 10**6, max_len, pad, seed=0)[0]
     assert len(everything) == len(data) - len(data.users) - len(recent_inputs)
+
+
+def test_nothing_is_replayed_when_every_event_is_recent():
+    data = interactions(clicks(30), keep=lambda e: True, weight=lambda e: 1.0)
+    inputs, _ = replayed_examples(data, 10**6, 100, 5, data.n_items)
+    assert len(inputs) == 0  # recent_examples already trains on every one of them
