@@ -18,7 +18,7 @@ cannot tell it from the event it repeats) is skipped too. A small binary value.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from core.codec_legacy import CorruptState
@@ -64,6 +64,8 @@ def apply_item_events(
     their partition's highest counted offset, or repeating a recent event id)."""
     applied = dict(stats.applied)
     seen = stats.seen
+    impressions, positives, popularity = stats.impressions, stats.positives, stats.popularity
+    last, first = stats.last_ts, stats.first_ts
     done = 0
     for kind, ts, weight, (partition, offset), id_hash in events:
         if offset <= applied.get(partition, -1):
@@ -74,23 +76,18 @@ def apply_item_events(
                 continue  # it, but after a crash its replay cannot tell it from the first)
             seen = (seen + (id_hash,))[-SEEN_IDS:]
         done += 1
-        first = ts if stats.first_ts < 0 else min(stats.first_ts, ts)
+        first = ts if first < 0 else min(first, ts)
         positive = kind != IMPRESSION and weight > 0
-        if ts >= stats.last_ts:  # the popularity moves to the newest time seen, decayed
-            popularity, last = stats.popularity_at(ts, half_life_ms), ts
-            added = weight
+        if ts >= last:  # the popularity moves to the newest time seen, decayed
+            popularity *= 2.0 ** (-(ts - last) / half_life_ms)
+            last, added = ts, weight
         else:  # older than what is held: added already decayed
-            popularity, last = stats.popularity, stats.last_ts
-            added = weight * 2.0 ** (-(stats.last_ts - ts) / half_life_ms)
-        stats = replace(
-            stats,
-            impressions=stats.impressions + (kind == IMPRESSION),
-            positives=stats.positives + positive,
-            popularity=popularity + (added if positive else 0.0),
-            last_ts=last,
-            first_ts=first,
-        )
-    return replace(stats, applied=applied, seen=seen), done
+            added = weight * 2.0 ** (-(last - ts) / half_life_ms)
+        impressions += kind == IMPRESSION
+        positives += positive
+        popularity += added if positive else 0.0
+    # one new state for the whole fold, not one per event (this runs once per event)
+    return ItemStats(impressions, positives, popularity, last, first, applied, seen), done
 
 
 def encode_item_stats(stats: ItemStats) -> bytes:
