@@ -1,0 +1,93 @@
+"""Where a micro-batch's time goes, in-process: parse, apply to state, score, build records.
+
+    .venv/bin/python bench/stages.py [--events 30000] [--per-user] [--threads 2]
+
+The worker's own step functions (streams/steps.py, streams/records.py) on the throughput
+benchmark's catalog and events (bench/throughput.py), in batches of 500, with a dict for the
+user table: no broker, no Faust, so the figures are our code's alone. ``--per-user`` takes the
+per-user state path instead of the batch one (the bytes are the same). Writes
+bench/results/stages.{json,md}: µs per event of each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from core.events import encode_event
+from core.generator import generate
+from core.report import write_report
+from models.artifact import load_recommender
+from models.train import TrainConfig, train
+from streams import records, steps
+from streams.app import Fetched, settle_gc
+from streams.settings import Settings
+from throughput import CATALOG  # bench/ is on sys.path when run as a script
+
+
+class Table(dict):
+    def get(self, key: bytes) -> bytes | None:  # the StateTable protocol on a dict
+        return dict.get(self, key)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--per-user", action="store_true", help="the per-user state path")
+    parser.add_argument("--threads", type=int, default=2, help="Torch threads (the worker: 1)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = Settings()
+    generated = generate(CATALOG)
+    model = Path(tempfile.mkdtemp(prefix="stages-")) / "model"
+    train(generated[: len(generated) // 2], settings.interest, settings.blend,
+          TrainConfig(model="mf", dim=64, epochs=3), model, show_progress=False)  # fmt: skip
+    rec = load_recommender(model, settings.blend)
+    config = steps.StepConfig.of(settings)
+    events = (generated[len(generated) // 2:] * 2)[: args.events]
+    messages = [Fetched(e.user_id.encode(), encode_event(e), 0, n, e.ts / 1000.0 + 1, "events")
+                for n, e in enumerate(events)]  # fmt: skip
+    writer = records.ItemsWriter(rec.item_ids)
+    table = Table()
+    settle_gc()
+    spent = dict.fromkeys(("parse", "apply", "score", "records"), 0.0)
+    for start in range(0, len(messages), args.batch):
+        batch = messages[start : start + args.batch]
+        began = time.perf_counter()
+        parsed = steps.parse_batch(batch, rec.index, config.max_future_ms, config.max_abs_value)
+        parsed_at = time.perf_counter()
+        done = steps.apply_users(parsed, table, rec.item_vector, rec.dim, config,
+                                 codebook=rec.codebook, model_tag=rec.tag,
+                                 batched=not args.per_user)  # fmt: skip
+        applied_at = time.perf_counter()
+        scored = records.score(rec, [s.state for s in done.snapshots], config.top_k)
+        scored_at = time.perf_counter()
+        records.recommendation_records(done.snapshots, scored, rec.version, writer=writer)
+        spent["parse"] += parsed_at - began
+        spent["apply"] += applied_at - parsed_at
+        spent["score"] += scored_at - applied_at
+        spent["records"] += time.perf_counter() - scored_at
+    row = {"state path": "per user" if args.per_user else "batch", "events": len(messages),
+           "threads": args.threads,
+           **{f"{k}_us": round(v / len(messages) * 1e6, 1) for k, v in spent.items()},
+           "total_us": round(sum(spent.values()) / len(messages) * 1e6, 1)}  # fmt: skip
+    write_report(args.out, "stages", [row], {
+        "state path": lambda r: r["state path"],
+        "events": lambda r: f"{r['events']:,}",
+        "torch threads": lambda r: str(r["threads"]),
+        "parse µs/event": lambda r: f"{r['parse_us']:.1f}",
+        "apply µs/event": lambda r: f"{r['apply_us']:.1f}",
+        "score µs/event": lambda r: f"{r['score_us']:.1f}",
+        "records µs/event": lambda r: f"{r['records_us']:.1f}",
+        "total µs/event": lambda r: f"{r['total_us']:.1f}",
+    })
+
+
+if __name__ == "__main__":
+    main()
