@@ -24,7 +24,8 @@ from core.report import write_report
 from models.artifact import load_recommender
 from models.train import TrainConfig, train
 from streams import records, steps
-from streams.app import Fetched, settle_gc
+from streams.app import settle_gc
+from streams.steps import Fetched
 from streams.settings import Settings
 from throughput import CATALOG  # bench/ is on sys.path when run as a script
 

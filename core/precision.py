@@ -24,7 +24,9 @@ FRACTION_BITS = 14  # |int| <= 2 ** 14 <= int16's range
 # 2 ** -14 of the largest magnitude (that is above 2 ** (exponent - 1)).
 SNAP_ERROR = 2.0**-FRACTION_BITS
 MIN_EXPONENT, MAX_EXPONENT = -110, 126  # smaller is stored as zeros; larger is refused
-_POWERS = {e: np.float32(2.0**e) for e in range(-126, 128)}
+# 2 ** e as float32 for e in -126..127, indexed by e + 126 (a batch's rows take theirs at once)
+POWERS = np.array([2.0**e for e in range(-126, 128)], dtype=np.float32)
+_POWERS = {e: POWERS[e + 126] for e in range(-126, 128)}
 # the ufunc's own reduction: ndarray.max() adds a Python wrapper per call, and this runs twice
 # per event
 _largest = np.maximum.reduce

@@ -21,15 +21,13 @@ import numpy as np
 from core.codebook import ItemCodebook
 from core.codec import CODEC_VERSION
 from core.interest import NO_POSITION
-from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT
+from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT, POWERS
 
 # the codec's header, with the vector's exponent that follows it
 _HEAD = struct.Struct("<BIIHqIiqHBh")
 _EXPONENT = struct.Struct("<h")
 _COUNT = struct.Struct("<H")
 _CODE_FORMAT = {1: "B", 2: "H", 4: "I"}
-# 2 ** e as float32 for e in -126..127, indexed by e + 126 (what core.precision multiplies by)
-POWERS = np.array([2.0**e for e in range(-126, 128)], dtype=np.float32)
 
 
 def power(exponents: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import gc
 import logging
 import os
 import sys
-from typing import Any, Awaitable, Mapping, NamedTuple, NoReturn, Sequence
+from typing import Any, Awaitable, Mapping, NoReturn, Sequence
 
 import faust
 
@@ -103,17 +103,6 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
     )
 
 
-class Fetched(NamedTuple):
-    """An aiokafka record as the steps read a message (:class:`streams.steps.Message`)."""
-
-    key: bytes | None
-    value: bytes
-    partition: int
-    offset: int
-    timestamp: float  # seconds, as Faust's messages have it
-    topic: str
-
-
 def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     """Build the Faust app for ``settings`` serving ``recommender``."""
     app = new_faust_app(settings, store="rocksdb://")
@@ -151,8 +140,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     async def take(fetched: Mapping[Any, Sequence[Any]]) -> None:
         try:
             await process([
-                Fetched(r.key, r.value, r.partition, r.offset, r.timestamp / 1000.0, r.topic)
-                for records in fetched.values() for r in records
+                steps.Fetched.of(r) for records in fetched.values() for r in records
             ])
         except Exception as exc:  # noqa: BLE001 - what apply_users could not confine
             stop_without_commit(exc)
@@ -173,8 +161,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         async def take_items(fetched: Mapping[Any, Sequence[Any]]) -> None:
             try:
                 done = await item_agent.process_batch(
-                    [Fetched(r.key, r.value, r.partition, r.offset, r.timestamp / 1000.0, r.topic)
-                     for records in fetched.values() for r in records],
+                    [steps.Fetched.of(r) for records in fetched.values() for r in records],
                     items, compat.kafka_producer(app.producer), config.interest, half_life_ms,
                     dead_letter)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - a table or broker failure
@@ -186,7 +173,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         register_item_view(app, items, settings)
     compat.install_batch_plane(app, handlers)
 
-    async def process(batch: Sequence[Fetched]) -> None:
+    async def process(batch: Sequence[steps.Fetched]) -> None:
         """One fetch. Faust acks it when this returns, so it returns only once every event is
         applied, its state on the changelog and in RocksDB, and its record or its dead letter
         on the broker."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Callable, Container, Literal, Protocol, Sequence
+from typing import Any, Callable, Container, Literal, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -65,6 +65,23 @@ class Message(Protocol):
     def timestamp(self) -> float: ...
     @property
     def topic(self) -> str: ...
+
+
+class Fetched(NamedTuple):
+    """A Kafka client's record as the steps read a message (a :class:`Message`)."""
+
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+    timestamp: float  # seconds, as Faust's messages have it
+    topic: str
+
+    @classmethod
+    def of(cls, record: Any) -> Fetched:
+        """From an aiokafka or kafka-python record (their timestamps are in ms)."""
+        return cls(record.key, record.value, record.partition, record.offset,
+                   record.timestamp / 1000.0, record.topic)  # fmt: skip
 
 
 @dataclass

@@ -24,8 +24,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from typing import NamedTuple
-
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
@@ -36,20 +34,9 @@ from models.train import TrainConfig, update
 from streams.model_updates import Announcement, announce, announcement_of
 from streams.security import kafka_python_kwargs
 from streams.settings import Settings
-from streams.steps import parse_event_message
+from streams.steps import Fetched, parse_event_message
 
 log = logging.getLogger(__name__)
-
-
-class Polled(NamedTuple):
-    """A polled record as the workers' check reads a message (seconds, as Faust has it)."""
-
-    key: bytes | None
-    value: bytes
-    partition: int
-    offset: int
-    timestamp: float
-    topic: str
 
 
 @dataclass(frozen=True)
@@ -71,8 +58,8 @@ class Trainer:
     def __init__(self, settings: Settings, config: TrainerConfig, start: Path) -> None:
         self.settings, self.config = settings, config
         self.current = start
-        self.version = read_config(start)["version"]
-        self.kind = read_config(start)["kind"]
+        started = read_config(start)
+        self.version, self.kind = started["version"], started["kind"]
         self.buffer = ReplayBuffer(config.window, config.reservoir)
         self.new_positives = 0  # new events an update learns from (weight > 0)
         self.invalid = 0  # records that are no event (the workers dead-letter them)
@@ -85,10 +72,9 @@ class Trainer:
         left out, by the same check); a delete request drops the user's events from it."""
         events = []
         limits = (self.settings.max_future_skew_s * 1000.0, self.settings.max_abs_value)
-        for r in records:
-            message = Polled(r.key, r.value, r.partition, r.offset, r.timestamp / 1000.0, r.topic)
+        for record in records:
             try:
-                event = parse_event_message(message, *limits)
+                event = parse_event_message(Fetched.of(record), *limits)
             except InvalidEvent:
                 self.invalid += 1
                 continue
