@@ -25,7 +25,7 @@ EVENT_TYPES = ("view", "click", "cart", "purchase", "rating", "skip", "impressio
 DELETE = "delete"  # forget the user: their state goes, and their seen event ids with it
 IMPRESSION = "impression"  # an item was shown: feedback for the item, not the user's interest
 _MAX_ID_BYTES = 255  # the state codec stores an id's UTF-8 length in one byte
-_MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
+MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
 # Default bound on |value|: 1e39 is finite in float64 but inf in the float32 state, and 1e30 is
 # finite there yet swamps every other event of the user. Ratings and scores live far below.
 MAX_ABS_VALUE = 1e6
@@ -56,7 +56,7 @@ def parse_ts(raw: object) -> int:
         raise InvalidEvent("bad_ts", "ts must be epoch ms or ISO-8601, got a boolean")
     if isinstance(raw, (int, float)):
         # range first: isfinite() overflows on an int too large for a float
-        if not 0 <= raw < _MAX_TS_MS or not math.isfinite(raw):
+        if not 0 <= raw < MAX_TS_MS or not math.isfinite(raw):
             raise InvalidEvent("bad_ts", f"ts {str(raw)[:32]!r} is not epoch milliseconds")
         return int(raw)
     if isinstance(raw, str):

@@ -163,7 +163,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 done = await item_agent.process_batch(
                     [steps.Fetched.of(r) for records in fetched.values() for r in records],
                     items, compat.kafka_producer(app.producer), config.interest, half_life_ms,
-                    dead_letter)  # fmt: skip
+                    dead_letter, config.max_abs_value)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - a table or broker failure
                 stop_without_commit(exc)
             stats.item_events_applied += done.applied

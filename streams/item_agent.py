@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import orjson
 
 from core.codec_legacy import CorruptState
-from core.events import Event, InvalidEvent
+from core.events import MAX_ABS_VALUE, MAX_TS_MS, Event, InvalidEvent
 from core.interest import InterestConfig, event_id_hash
 from core.item_stats import ItemStats, apply_item_events, decode_item_stats, encode_item_stats
 from streams import compat
@@ -51,7 +51,7 @@ class ItemsApplied:
 
 
 def parse_item_records(
-    messages: Sequence[Message], interest: InterestConfig
+    messages: Sequence[Message], interest: InterestConfig, max_abs_value: float = MAX_ABS_VALUE
 ) -> tuple[dict[str, list[tuple[str, int, float, Position, int | None]]], dict[str, int],
            list]:
     """Each item's ``(type, ts, weight, position, event-id hash)`` in order, the batch index of
@@ -65,10 +65,13 @@ def parse_item_records(
             obj = orjson.loads(message.value)
             item, kind, ts, value = obj["i"], obj["t"], obj["ts"], obj["v"]
             at, id_hash = (obj["p"], obj["o"]), obj["h"]
+            # within what the user path lets through (core/events.py), so nothing a record
+            # says can make a statistic non-finite
             if not (isinstance(item, str) and isinstance(kind, str) and _int(ts, 63)
-                    and _int(at[0], 31) and _int(at[1], 63)
+                    and ts < MAX_TS_MS and _int(at[0], 31) and _int(at[1], 63)
                     and (id_hash is None or _int(id_hash, 64))
-                    and (value is None or isinstance(value, (int, float)))):  # fmt: skip
+                    and (value is None or (isinstance(value, (int, float))
+                                           and abs(value) <= max_abs_value))):  # fmt: skip
                 raise ValueError("a field of the wrong type or range")
             event = Event("", item, kind, ts, value)
             entry = (kind, ts, interest.weight(event), at, id_hash)
@@ -132,11 +135,12 @@ async def process_batch(
     interest: InterestConfig,
     half_life_ms: float,
     dead_letter: Callable[[Message, InvalidEvent], Awaitable[Any]],
+    max_abs_value: float = MAX_ABS_VALUE,
 ) -> ItemsApplied:
     """One fetch of the by-item topic, as the user path's ``process`` does one of events: its
     statistics on the changelog and in RocksDB, and bad records dead-lettered, before it
     returns (and Faust acks it)."""
-    by_item, last, dead = parse_item_records(batch, interest)
+    by_item, last, dead = parse_item_records(batch, interest, max_abs_value)
     keys: dict[int, list[bytes]] = {}
     for item, index in last.items():
         keys.setdefault(batch[index].partition, []).append(item.encode())

@@ -55,3 +55,17 @@ def test_a_producer_retry_replayed_after_a_crash_is_still_counted_once():
     assert [at for _, at in replay.item_events] == [(0, 10), (0, 11), (0, 12), (0, 13)]
     to_items(replay)
     assert decode_item_stats(items[b"a"]).positives == 3  # x, y and z once each
+
+
+def test_a_by_item_record_out_of_the_events_bounds_is_a_dead_letter():
+    import orjson
+
+    def written(**fields) -> Message:
+        record = {"i": "a", "t": "rating", "ts": 10, "v": 5.0, "p": 0, "o": 1, "h": None, **fields}
+        return Message(b"a", orjson.dumps(record))
+
+    bad = [written(v=1e300), written(v=-1e7),
+           written(ts=10**15), written(p=-1), written(t=7)]  # fmt: skip
+    by_item, _, dead = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6)
+    assert len(dead) == len(bad) and all(exc.reason == "bad_item_event" for _, exc in dead)
+    assert len(by_item["a"]) == 1
