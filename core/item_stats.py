@@ -13,6 +13,10 @@ highest applied offset of each events partition, so an event sent again (a worke
 a crash, or the item agent's own) is skipped; and, like a user's state, the last 32 event ids,
 so a producer retry that a replay sends (the user path skipped it the first time, but a replay
 cannot tell it from the event it repeats) is skipped too. A small binary value.
+
+With online item learning (models/item_learning.py) the value also holds the item's learned
+vector, the model version it is in and how many updates made it, so a vector moves exactly once
+per event by the same rules (version 2 of the value; version 1, without a vector, still reads).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Iterable, Mapping
 from core.codec_legacy import CorruptState
 from core.events import IMPRESSION
 
-ITEM_STATS_VERSION = 1
+ITEM_STATS_VERSION = 2
 # version, impressions, positives, popularity, last, first, sources, seen ids
 _HEAD = struct.Struct("<BQQdqqHH")
+_VECTOR_HEAD = struct.Struct("<IIH")  # model tag, updates, dimension (0: no vector)
 _SOURCE = struct.Struct("<iq")  # events partition, highest applied offset
 SEEN_IDS = 32  # the item's last event-id hashes: a producer retry replayed is still one event
 
@@ -40,6 +45,9 @@ class ItemStats:
     first_ts: int = -1  # ms, oldest event time seen (-1: none yet)
     applied: Mapping[int, int] = field(default_factory=dict)  # partition -> highest offset
     seen: tuple[int, ...] = ()  # the last SEEN_IDS event-id hashes counted, oldest first
+    vector: bytes = b""  # learned online: float32 little-endian (empty: none learned)
+    vector_model: int = 0  # version tag of the model whose space the vector is in
+    vector_updates: int = 0  # the online steps that made it in that model's space
 
     @property
     def alpha(self) -> int:
@@ -58,16 +66,18 @@ def apply_item_events(
     stats: ItemStats,
     events: Iterable[tuple[str, int, float, tuple[int, int], int | None]],
     half_life_ms: float,
-) -> tuple[ItemStats, int]:
+) -> tuple[ItemStats, list[tuple[str, int, float, tuple[int, int], int | None]]]:
     """Apply ``(type, ts, weight, (partition, offset), event-id hash or None)`` in order;
-    returns the new stats and how many were applied (the rest were counted before: at or below
-    their partition's highest counted offset, or repeating a recent event id)."""
+    returns the new stats and the events applied (the rest were counted before: at or below
+    their partition's highest counted offset, or repeating a recent event id). The vector is
+    kept as it is: the caller steps it for the applied events."""
     applied = dict(stats.applied)
     seen = stats.seen
     impressions, positives, popularity = stats.impressions, stats.positives, stats.popularity
     last, first = stats.last_ts, stats.first_ts
-    done = 0
-    for kind, ts, weight, (partition, offset), id_hash in events:
+    done = []
+    for entry in events:
+        kind, ts, weight, (partition, offset), id_hash = entry
         if offset <= applied.get(partition, -1):
             continue
         applied[partition] = offset
@@ -75,7 +85,7 @@ def apply_item_events(
             if id_hash in seen:  # a producer retry of an event counted (the user path skips
                 continue  # it, but after a crash its replay cannot tell it from the first)
             seen = (seen + (id_hash,))[-SEEN_IDS:]
-        done += 1
+        done.append(entry)
         first = ts if first < 0 else min(first, ts)
         positive = kind != IMPRESSION and weight > 0
         if ts >= last:  # the popularity moves to the newest time seen, decayed
@@ -87,7 +97,8 @@ def apply_item_events(
         positives += positive
         popularity += added if positive else 0.0
     # one new state for the whole fold, not one per event (this runs once per event)
-    return ItemStats(impressions, positives, popularity, last, first, applied, seen), done
+    return ItemStats(impressions, positives, popularity, last, first, applied, seen,
+                     stats.vector, stats.vector_model, stats.vector_updates), done
 
 
 def encode_item_stats(stats: ItemStats) -> bytes:
@@ -95,15 +106,42 @@ def encode_item_stats(stats: ItemStats) -> bytes:
                         stats.last_ts, stats.first_ts, len(stats.applied), len(stats.seen))]
     parts += [_SOURCE.pack(p, o) for p, o in sorted(stats.applied.items())]
     parts.append(struct.pack(f"<{len(stats.seen)}Q", *stats.seen))
+    parts.append(_VECTOR_HEAD.pack(stats.vector_model, stats.vector_updates,
+                                   len(stats.vector) // 4))  # fmt: skip
+    parts.append(stats.vector)
     return b"".join(parts)
 
 
 def decode_item_stats(data: bytes) -> ItemStats:
-    if len(data) < _HEAD.size or data[0] != ITEM_STATS_VERSION:
+    if len(data) < _HEAD.size or data[0] not in (1, ITEM_STATS_VERSION):
         raise CorruptState(f"not item stats ({len(data)} bytes)")
-    _, impressions, positives, popularity, last_ts, first_ts, n, n_seen = _HEAD.unpack_from(data)
-    if len(data) != _HEAD.size + n * _SOURCE.size + 8 * n_seen:
+    version, impressions, positives, popularity, last_ts, first_ts, n, n_seen = \
+        _HEAD.unpack_from(data)  # fmt: skip
+    end = _HEAD.size + n * _SOURCE.size + 8 * n_seen
+    model = updates = dim = 0
+    if version == ITEM_STATS_VERSION:  # version 1 has no vector
+        if len(data) < end + _VECTOR_HEAD.size:
+            raise CorruptState("truncated item stats")
+        model, updates, dim = _VECTOR_HEAD.unpack_from(data, end)
+        end += _VECTOR_HEAD.size
+    if len(data) != end + 4 * dim:
         raise CorruptState("truncated item stats")
     applied = dict(_SOURCE.unpack_from(data, _HEAD.size + i * _SOURCE.size) for i in range(n))
     seen = struct.unpack_from(f"<{n_seen}Q", data, _HEAD.size + n * _SOURCE.size)
-    return ItemStats(impressions, positives, popularity, last_ts, first_ts, applied, seen)
+    return ItemStats(impressions, positives, popularity, last_ts, first_ts, applied, seen,
+                     bytes(data[end:]), model, updates)
+
+
+def encode_item_vector(model: int, updates: int, vector: bytes) -> bytes:
+    """A learned vector as ``<events>.item-vectors`` carries it: model tag, updates, float32s."""
+    return _VECTOR_HEAD.pack(model, updates, len(vector) // 4) + vector
+
+
+def decode_item_vector(data: bytes) -> tuple[int, int, bytes]:
+    """(model tag, updates, float32 little-endian bytes), or CorruptState."""
+    if len(data) < _VECTOR_HEAD.size:
+        raise CorruptState(f"not an item vector ({len(data)} bytes)")
+    model, updates, dim = _VECTOR_HEAD.unpack_from(data)
+    if len(data) != _VECTOR_HEAD.size + 4 * dim:
+        raise CorruptState("truncated item vector")
+    return model, updates, bytes(data[_VECTOR_HEAD.size :])

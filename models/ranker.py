@@ -37,6 +37,17 @@ class Ranker(nn.Module):
     def init_args(self) -> dict[str, int]:
         return {"n_items": self.n_items, "dim": self.dim, "hidden": self.hidden_size}
 
+    def with_new_items(self, count: int) -> Ranker:
+        """This ranker, sharing its layers, over ``count`` more items appended to the catalog
+        (learned online, models/item_learning.py): no training popularity for them."""
+        grown = Ranker.__new__(Ranker)
+        nn.Module.__init__(grown)
+        grown.n_items, grown.dim, grown.hidden_size = self.n_items + count, self.dim, self.hidden_size
+        grown.register_buffer("item_features", torch.cat(
+            [self.item_features, self.item_features.new_zeros(count, 2)]))
+        grown.hidden, grown.out = self.hidden, self.out
+        return grown.eval()
+
     def forward(self, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         """x (B, C, 2D + 4), retrieval scores base (B, C) -> scores (B, C)."""
         return base + self.out(F.relu(self.hidden(x))).squeeze(-1)

@@ -11,9 +11,10 @@ returned carries the recent items that explain it most: decayed weight x ``<e_j,
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -58,6 +59,7 @@ class Recommender:
             self.bias = model.item_biases().detach().float().clone()  # (N,)
         self.search = index or ExactIndex(self.items, self.bias)
         self._vectors = self.items.numpy()  # numpy view for the per-event update
+        self.n_model = len(self.item_ids)  # the artifact's items: what the sequence model knows
 
     @property
     def kind(self) -> str:
@@ -67,9 +69,42 @@ class Recommender:
     def dim(self) -> int:
         return self._vectors.shape[1]
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """(N, D) float32 item vectors, row i for ``item_ids[i]`` (read only)."""
+        return self._vectors
+
     def item_vector(self, item_id: str) -> np.ndarray | None:
         index = self.index.get(item_id)
         return None if index is None else self._vectors[index]
+
+    def with_item_vectors(self, vectors: Mapping[str, np.ndarray]) -> Recommender:
+        """This model with ``vectors`` (D,) in place of its items' (online item learning,
+        models/item_learning.py). An id the catalog lacks is appended, with the catalog's median
+        bias and no training popularity for the ranker. The sequence encoder keeps the
+        artifact's embeddings, and an ANN index keeps the vectors it was built with (exact
+        search sees the new ones). A copy of the (N, D) matrix: cheap next to a batch."""
+        new = copy.copy(self)
+        fresh = [item for item in vectors if item not in self.index]
+        if fresh:
+            new.item_ids = self.item_ids + fresh
+            new.index = {**self.index,
+                         **{item: len(self.item_ids) + n for n, item in enumerate(fresh)}}  # fmt: skip
+            items = torch.cat([self.items, torch.zeros(len(fresh), self.dim)])
+            median = self.bias[: self.n_model].median() if self.n_model else torch.tensor(0.0)
+            new.bias = torch.cat([self.bias, median.expand(len(fresh))])
+            if self.ranker is not None:
+                new.ranker = self.ranker.with_new_items(len(fresh))
+        else:
+            items = self.items.clone()
+        if vectors:
+            rows = torch.tensor([new.index[item] for item in vectors])
+            items[rows] = torch.from_numpy(np.stack([np.asarray(v, np.float32)
+                                                     for v in vectors.values()]))  # fmt: skip
+        new.items, new._vectors = items, items.numpy()
+        if isinstance(self.search, ExactIndex):
+            new.search = ExactIndex(items, new.bias)
+        return new
 
     def _history(self, known: Sequence[Sequence[int]]) -> torch.Tensor:
         """Catalog indices of each user's recent items -> (B, L), left-padded."""
@@ -101,7 +136,10 @@ class Recommender:
             user = None
             ranker = self.ranker if blend.rerank_candidates else None  # 0 candidates: off
             if blend.sequence_weight or ranker is not None:
-                user = self.model.encode_user(self._history(known))  # (B, D)
+                n_model = self.n_model  # items learned online are not the sequence model's
+                seen = known if len(self.item_ids) == n_model else \
+                    [[i for i in row if i < n_model] for row in known]  # fmt: skip
+                user = self.model.encode_user(self._history(seen))  # (B, D)
                 query = query + blend.sequence_weight * user
             n_candidates = max(k, blend.rerank_candidates) if ranker is not None else k
             scores, indices = self.search.search(query, n_candidates, known)  # (B, C)

@@ -28,12 +28,19 @@ from streams import compat, dead_letters, item_agent, records, security, steps
 from streams.batch_state import BatchedUsers
 from streams.broker import ITEM_TABLE, USER_TABLE
 from streams.metrics import PipelineStats
+from models.item_learning import OnlineItems
+from streams.item_vectors import VectorFollower
 from streams.model_updates import Follower
 from streams.publish import send_records
 from streams.retention import COMPACT_EVERY_S, Retention
 from streams.serving import Serving
 from streams.settings import Settings
-from streams.views import register_item_view, register_views, worker_metrics
+from streams.views import (
+    register_item_vector_view,
+    register_item_view,
+    register_views,
+    worker_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +170,28 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                 done = await item_agent.process_batch(
                     [steps.Fetched.of(r) for records in fetched.values() for r in records],
                     items, compat.kafka_producer(app.producer), config.interest, half_life_ms,
-                    dead_letter, config.max_abs_value)  # fmt: skip
+                    dead_letter, config.max_abs_value, learner_of(serving.artifact),
+                    settings.item_vectors_topic)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - a table or broker failure
                 stop_without_commit(exc)
             stats.item_events_applied += done.applied
             stats.item_events_duplicates += done.duplicates
+            stats.item_vectors_learned += len(done.vectors)
+
+        learners: list[tuple[Recommender, OnlineItems]] = []  # for the served artifact
+
+        def learner_of(artifact: Recommender) -> OnlineItems | None:
+            if not settings.item_learning:
+                return None
+            if not learners or learners[0][0] is not artifact:
+                learners[:] = [(artifact, OnlineItems(artifact.vectors, artifact.index,
+                                                      artifact.tag, settings.item_learning_config))]
+            return learners[0][1]
 
         handlers[settings.item_events_topic] = take_items
         register_item_view(app, items, settings)
+        if settings.item_learning:
+            register_item_vector_view(app, serving, settings)
     compat.install_batch_plane(app, handlers)
 
     async def process(batch: Sequence[steps.Fetched]) -> None:
@@ -213,8 +234,10 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                                                  writer=writer_of(recommender))
             deliveries += await send_records(producer, settings.recs_topic, out)
         if settings.item_stats:  # the item statistics count what the users' states did
-            deliveries += await send_records(producer, settings.item_events_topic,
-                                             item_agent.item_event_records(done.item_events))
+            interests = done.interests if settings.item_learning else None
+            deliveries += await send_records(
+                producer, settings.item_events_topic,
+                item_agent.item_event_records(done.item_events, interests))  # fmt: skip
         for message, exc in [*parsed.dead, *done.dead]:
             deliveries.append(await dead_letter(message, exc))
             stats.dead_lettered[exc.reason] += 1
@@ -228,11 +251,11 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         stats.users_deleted += len(done.deleted)
         stats.users_expired += expired
 
-    writing: list[tuple[Recommender, records.ItemsWriter]] = []  # its item ids' JSON, made once
+    writing: list[tuple[list[str], records.ItemsWriter]] = []  # its item ids' JSON, made once
 
     def writer_of(recommender: Recommender) -> records.ItemsWriter:
-        if not writing or writing[0][0] is not recommender:  # a swap: the old catalog goes
-            writing[:] = [(recommender, records.ItemsWriter(recommender.item_ids))]
+        if not writing or writing[0][0] is not recommender.item_ids:  # another catalog
+            writing[:] = [(recommender.item_ids, records.ItemsWriter(recommender.item_ids))]
         return writing[0][1]
 
     async def dead_letter(message: steps.Message, exc: InvalidEvent) -> Awaitable[Any]:
@@ -258,6 +281,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         """Serve each model version announced on the model-updates topic (a thread of its own:
         loading and checking an artifact must not hold up the batches)."""
         Follower(settings, serving, asyncio.get_running_loop()).start()
+        if settings.item_learning:
+            VectorFollower(settings, serving, asyncio.get_running_loop()).start()
 
     register_views(app, users, settings, serving, stats, metrics)
     return app

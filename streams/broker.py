@@ -99,6 +99,8 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     if settings.item_stats:  # partitioned by item, the item table's changelog with them
         topics[settings.item_events_topic] = settings.partitions
         topics[f"{settings.app_id}-{ITEM_TABLE}-changelog"] = settings.partitions
+    if settings.item_learning:
+        topics[settings.item_vectors_topic] = settings.partitions
     return topics
 
 
@@ -111,6 +113,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         f"{settings.app_id}-{USER_TABLE}-changelog": {"cleanup.policy": "compact"},
         f"{settings.app_id}-{ITEM_TABLE}-changelog": {"cleanup.policy": "compact"},
         settings.model_updates_topic: {"cleanup.policy": "compact"},
+        settings.item_vectors_topic: {"cleanup.policy": "compact"},  # each item's newest
         settings.dlq_topic: {
             "retention.ms": "-1" if retention is None or math.isinf(retention)
             else str(int(retention * 1000))

@@ -8,21 +8,37 @@ fetches of that topic through the batch plane, as the user path does, and keeps
 written to the changelog and then to RocksDB in one batch (streams/batch_state.py). Each event
 carries its position on the events topic, which makes the counts exactly-once however often it
 is sent. Plain functions over plain values, so the rules are tested without a broker.
+
+With online item learning on (``STREAMREC_ITEM_LEARNING``), a record of an engagement also
+carries the user's unit interest after their batch, and the agent moves the item's vector by
+:class:`models.item_learning.OnlineItems` for each event it counts, keeps the vector in the same
+value (so it moves exactly once per event) and sends it to ``<events topic>.item-vectors``,
+which every worker follows (streams/item_vectors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable, Mapping, NamedTuple, Sequence
 
+import numpy as np
 import orjson
 
 from core.codec_legacy import CorruptState
-from core.events import MAX_ABS_VALUE, MAX_TS_MS, Event, InvalidEvent
+from core.events import IMPRESSION, MAX_ABS_VALUE, MAX_TS_MS, Event, InvalidEvent
 from core.interest import InterestConfig, event_id_hash
-from core.item_stats import ItemStats, apply_item_events, decode_item_stats, encode_item_stats
+from core.item_stats import (
+    ItemStats,
+    apply_item_events,
+    decode_item_stats,
+    encode_item_stats,
+    encode_item_vector,
+)
+from models.item_learning import OnlineItems
+from streams.publish import send_records
 from streams import compat
 from streams.batch_state import BatchedUsers
 from streams.steps import Message, Position, StateTable
@@ -30,15 +46,23 @@ from streams.steps import Message, Position, StateTable
 log = logging.getLogger(__name__)
 
 
-def item_event_records(events: Sequence[tuple[Event, Position]]) -> list[tuple[bytes, bytes]]:
-    """``(item id, value)`` records of the by-item topic for the user path's events."""
-    return [
-        (event.item_id.encode(), orjson.dumps(
-            {"i": event.item_id, "t": event.type, "ts": event.ts, "v": event.value,
-             "p": at[0], "o": at[1],
-             "h": event_id_hash(event.event_id) if event.event_id else None}))  # fmt: skip
-        for event, at in events
-    ]
+def item_event_records(
+    events: Sequence[tuple[Event, Position]],
+    interests: Mapping[str, np.ndarray] | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """``(item id, value)`` records of the by-item topic for the user path's events; with
+    ``interests`` (user id -> interest after the batch: online item learning) an event that is
+    not an impression carries its user's, unit length, as base64 float16 under ``"u"``."""
+    out = []
+    for event, at in events:
+        record = {"i": event.item_id, "t": event.type, "ts": event.ts, "v": event.value,
+                  "p": at[0], "o": at[1],
+                  "h": event_id_hash(event.event_id) if event.event_id else None}  # fmt: skip
+        user = interests.get(event.user_id) if interests and event.type != IMPRESSION else None
+        if user is not None and (norm := float(np.linalg.norm(user))) > 0 and np.isfinite(norm):
+            record["u"] = base64.b64encode((user / norm).astype("<f2").tobytes()).decode()
+        out.append((event.item_id.encode(), orjson.dumps(record)))
+    return out
 
 
 @dataclass
@@ -48,18 +72,33 @@ class ItemsApplied:
     applied: int = 0
     duplicates: int = 0
     dead: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
+    # item id -> its learned vector record (model tag, updates, vector), to send to every worker
+    vectors: dict[str, bytes] = field(default_factory=dict)
+
+
+class ItemRecords(NamedTuple):
+    """A by-item fetch parsed: each item's ``(type, ts, weight, position, event-id hash)`` in
+    order, the batch index of each item's last record (to bind its partition), the records
+    that are not ours (dead letters), and the users' unit interests by event position."""
+
+    by_item: dict[str, list[tuple[str, int, float, Position, int | None]]]
+    last: dict[str, int]
+    dead: list[tuple[Message, InvalidEvent]]
+    interests: dict[Position, np.ndarray]
 
 
 def parse_item_records(
-    messages: Sequence[Message], interest: InterestConfig, max_abs_value: float = MAX_ABS_VALUE
-) -> tuple[dict[str, list[tuple[str, int, float, Position, int | None]]], dict[str, int],
-           list]:
-    """Each item's ``(type, ts, weight, position, event-id hash)`` in order, the batch index of
-    each item's last record (to bind its partition), and the records that are not ours (dead
-    letters)."""
+    messages: Sequence[Message],
+    interest: InterestConfig,
+    max_abs_value: float = MAX_ABS_VALUE,
+    dim: int | None = None,
+) -> ItemRecords:
+    """The records parsed; an interest (``"u"``) is read only with ``dim`` (item learning on)
+    and must be ``dim`` finite float16 numbers of about unit length."""
     by_item: dict[str, list[tuple[str, int, float, Position, int | None]]] = {}
     last: dict[str, int] = {}
     dead = []
+    interests: dict[Position, np.ndarray] = {}
     for index, message in enumerate(messages):
         try:
             obj = orjson.loads(message.value)
@@ -74,13 +113,28 @@ def parse_item_records(
                                            and abs(value) <= max_abs_value))):  # fmt: skip
                 raise ValueError("a field of the wrong type or range")
             event = Event("", item, kind, ts, value)
-            entry = (kind, ts, interest.weight(event), at, id_hash)
+            entry = (kind, ts, interest.weight(event), (at[0], at[1]), id_hash)
+            if dim is not None and obj.get("u") is not None:
+                interests[entry[3]] = _unit_interest(obj["u"], dim)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             dead.append((message, InvalidEvent("bad_item_event", f"{type(exc).__name__}: {exc}")))
             continue
         by_item.setdefault(event.item_id, []).append(entry)
         last[event.item_id] = index
-    return by_item, last, dead
+    return ItemRecords(by_item, last, dead, interests)
+
+
+def _unit_interest(text: object, dim: int) -> np.ndarray:
+    """``"u"`` read back, or ValueError: a vector of another size, not finite or not unit."""
+    if not isinstance(text, str):
+        raise ValueError("an interest that is not base64 text")
+    vector = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f2")
+    if vector.shape != (dim,):
+        raise ValueError(f"an interest of {vector.size} numbers, not {dim}")
+    vector = vector.astype(np.float32)
+    if not (np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1.0) < 0.01):
+        raise ValueError("an interest that is not a finite unit vector")
+    return vector
 
 
 def _int(value: object, bits: int) -> bool:
@@ -93,9 +147,14 @@ def apply_items(
     table: StateTable,
     half_life_ms: float,
     bind=lambda item: None,
+    learner: OnlineItems | None = None,
+    interests: Mapping[Position, np.ndarray] | None = None,
 ) -> ItemsApplied:
     """Each item's events onto its stored statistics (a corrupt value starts afresh, logged);
-    an item is written back only if an event counted."""
+    an item is written back only if an event counted. With a ``learner`` each counted event
+    that ``interests`` has a user for moves the item's vector, and every item with a vector in
+    the learner's space that had such an event in the batch (counted now or before: its record
+    may not have reached the workers) is in ``vectors``."""
     done = ItemsApplied()
     for item, events in by_item.items():
         bind(item)
@@ -108,11 +167,29 @@ def apply_items(
             except CorruptState:
                 log.exception("item %s: unreadable statistics, starting afresh", item)
         stats, applied = apply_item_events(stats, events, half_life_ms)
-        done.applied += applied
-        done.duplicates += len(events) - applied
+        done.applied += len(applied)
+        done.duplicates += len(events) - len(applied)
+        if learner is not None and interests:
+            stats = _learned(item, stats, applied, events, learner, interests, done)
         if applied:
             table[key] = encode_item_stats(stats)
     return done
+
+
+def _learned(item: str, stats: ItemStats, applied: list, events: list, learner: OnlineItems,
+             interests: Mapping[Position, np.ndarray], done: ItemsApplied) -> ItemStats:  # fmt: skip
+    """``stats`` with the vector moved by the applied engagements; records the vector to send."""
+    engaged = [(e[3], interests[e[3]]) for e in applied if e[2] > 0 and e[3] in interests]
+    if engaged:
+        vector, updates = learner.learn(
+            item, learner.start(item, stats.vector, stats.vector_model, stats.vector_updates),
+            engaged)  # fmt: skip
+        stats = replace(stats, vector=vector.astype("<f4").tobytes(), vector_model=learner.tag,
+                        vector_updates=updates)  # fmt: skip
+    if stats.vector and any(e[2] > 0 and e[3] in interests for e in events):
+        done.vectors[item] = encode_item_vector(stats.vector_model, stats.vector_updates,
+                                                stats.vector)  # fmt: skip
+    return stats
 
 
 def stats_view(stats: ItemStats, now_ts: int, half_life_ms: float) -> dict:
@@ -136,20 +213,27 @@ async def process_batch(
     half_life_ms: float,
     dead_letter: Callable[[Message, InvalidEvent], Awaitable[Any]],
     max_abs_value: float = MAX_ABS_VALUE,
+    learner: OnlineItems | None = None,
+    vectors_topic: str | None = None,
 ) -> ItemsApplied:
     """One fetch of the by-item topic, as the user path's ``process`` does one of events: its
-    statistics on the changelog and in RocksDB, and bad records dead-lettered, before it
-    returns (and Faust acks it)."""
-    by_item, last, dead = parse_item_records(batch, interest, max_abs_value)
+    statistics on the changelog and in RocksDB, the learned vectors on ``vectors_topic``, and
+    bad records dead-lettered, before it returns (and Faust acks it)."""
+    by_item, last, dead, interests = parse_item_records(
+        batch, interest, max_abs_value, learner.dim if learner is not None else None)
     keys: dict[int, list[bytes]] = {}
     for item, index in last.items():
         keys.setdefault(batch[index].partition, []).append(item.encode())
     state = BatchedUsers(lambda partition: compat.rocksdb_partition(items, partition), keys)
     done = apply_items(by_item, state, half_life_ms,
-                       bind=lambda item: state.bind(batch[last[item]].partition))  # fmt: skip
+                       bind=lambda item: state.bind(batch[last[item]].partition),
+                       learner=learner, interests=interests)  # fmt: skip
     done.dead += dead
     changelog = await state.send_changelog(producer, items.changelog_topic.get_topic_name())
     deliveries = [sent.delivery for sent in changelog]
+    if done.vectors and vectors_topic:
+        deliveries += await send_records(
+            producer, vectors_topic, [(k.encode(), v) for k, v in done.vectors.items()])
     for message, exc in done.dead:
         deliveries.append(await dead_letter(message, exc))
     await asyncio.gather(*deliveries)

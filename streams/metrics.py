@@ -41,6 +41,9 @@ class PipelineStats:
     models_refused: int = 0  # announced versions refused (corrupt, mismatched, failed canary)
     item_events_applied: int = 0  # events counted into the item statistics
     item_events_duplicates: int = 0  # by-item records counted before (a replay, sent again)
+    item_vectors_learned: int = 0  # vectors this worker's item agent moved and sent
+    item_vectors_applied: int = 0  # learned item vectors now scored with (from every worker)
+    item_vectors_refused: int = 0  # unreadable, or of another dimension or model space
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
 
@@ -60,6 +63,9 @@ class PipelineStats:
             "models_refused": self.models_refused,
             "item_events_applied": self.item_events_applied,
             "item_events_duplicates": self.item_events_duplicates,
+            "item_vectors_learned": self.item_vectors_learned,
+            "item_vectors_applied": self.item_vectors_applied,
+            "item_vectors_refused": self.item_vectors_refused,
             "dead_lettered": dict(self.dead_lettered),
         }
 
@@ -118,6 +124,12 @@ class WorkerMetrics(Collector):
             ("users_rebased", stats.rebased, "User vectors rebuilt in a newly served model"),
             ("model_swaps", stats.model_swaps, "Announced model versions now served"),
             ("models_refused", stats.models_refused, "Announced model versions refused"),
+            ("item_vectors_learned", stats.item_vectors_learned,
+             "Item vectors moved online by this worker's item agent"),
+            ("item_vectors_applied", stats.item_vectors_applied,
+             "Online item vectors taken into scoring"),
+            ("item_vectors_refused", stats.item_vectors_refused,
+             "Online item vectors refused (unreadable, other dimension or model)"),
         ):
             yield CounterMetricFamily(f"streamrec_{name}", doc, value=value)
         dead = CounterMetricFamily(

@@ -8,6 +8,10 @@ and a canary scoring; only a model that passes all three is offered to :meth:`Se
 States built in the old model's space are rebased when their user is next touched
 (:func:`streams.steps.in_model_space`), reading their recent items with the old catalog, which
 the holder keeps.
+
+With online item learning, vectors the item agents learned (streams/item_vectors.py) are laid
+over the artifact's between micro-batches too (:meth:`Serving.learn`): a catalog item's only
+while it is in the served model's space, a new item's across versions.
 """
 
 from __future__ import annotations
@@ -38,23 +42,61 @@ class Active(NamedTuple):
     older_codebooks: tuple[ItemCodebook, ...]
 
 
+class Learned(NamedTuple):
+    """An item vector learned online: the model version (tag) whose space it is in, the steps
+    that made it, and the vector."""
+
+    model: int
+    updates: int
+    vector: np.ndarray
+
+
 class Serving:
     """The worker's current model, the catalogs of the ones before it, and what was refused."""
 
     def __init__(self, recommender: Recommender, stats: PipelineStats | None = None) -> None:
         self.active = Active(recommender, ())
+        self.artifact = recommender  # the served model as loaded, before any learned vector
         self.stats = stats or PipelineStats()
         self.last_refusal: str | None = None
+        self.learned: dict[str, Learned] = {}  # item id -> the newest learned vector taken
 
     @property
     def recommender(self) -> Recommender:
         return self.active.recommender
 
+    def learn(self, vectors: dict[str, Learned]) -> None:
+        """Score with these learned item vectors from the next batch on (on the event loop).
+        One of another dimension is refused; one in another model's space is kept for when
+        that model serves only if the item is new (the artifact has no vector for it)."""
+        dim, tag = self.artifact.dim, self.artifact.tag
+        usable = {}
+        for item, learned in vectors.items():
+            if learned.vector.shape != (dim,) or not np.isfinite(learned.vector).all():
+                self.stats.item_vectors_refused += 1
+                continue
+            if learned.model != tag and item in self.artifact.index:
+                self.stats.item_vectors_refused += 1  # the trainer's version supersedes it
+                continue
+            self.learned[item] = learned
+            usable[item] = learned.vector
+        if usable:
+            recommender, older = self.active
+            self.active = Active(recommender.with_item_vectors(usable), older)
+            self.stats.item_vectors_applied += len(usable)
+
     def swap(self, recommender: Recommender) -> None:
-        """Serve ``recommender`` from the next batch on; runs on the event loop."""
+        """Serve ``recommender`` from the next batch on; runs on the event loop. Learned
+        vectors of new items carry over (a version is a warm start of the one before); a
+        catalog item's start again from the new artifact's."""
         old = self.active.recommender
         kept = [c for c in (old.codebook, *self.active.older_codebooks)
                 if c.fingerprint != recommender.codebook.fingerprint]  # fmt: skip
+        self.artifact = recommender
+        self.learned = {i: v for i, v in self.learned.items() if i not in recommender.index}
+        if self.learned:
+            recommender = recommender.with_item_vectors(
+                {i: v.vector for i, v in self.learned.items()})  # fmt: skip
         self.active = Active(recommender, tuple({c.fingerprint: c for c in kept}.values()))
         self.stats.model_swaps += 1
         log.warning("now serving model %s (%s), was %s", recommender.version, recommender.kind,

@@ -13,12 +13,13 @@ import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.durations import parse_duration
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
 from models.blend import Blend
+from models.item_learning import ItemLearning
 
 
 class Settings(BaseSettings):
@@ -120,6 +121,18 @@ class Settings(BaseSettings):
         description="Keep per-item statistics (impressions, positives, decayed popularity, "
         "first seen, Beta posterior) from the events repartitioned by item; GET /items/ID/stats",
     )
+    item_learning: bool = Field(
+        False,
+        description="Learn item vectors online from positive events (needs item_stats): a new "
+        "item is recommendable from its first engagements; scoring then depends on when an "
+        "update arrived, so a replay no longer reproduces the records exactly",
+    )
+    item_learning_rate: float = Field(
+        1.0, gt=0, le=100, description="Online item step size (models/item_learning.py)"
+    )
+    item_negatives: int = Field(
+        8, ge=1, le=1000, description="Sampled negative items per online item step"
+    )
     popularity_half_life_s: float = Field(
         86400.0, gt=0, description="Half-life of an item's decayed popularity, event time (s)"
     )
@@ -178,6 +191,12 @@ class Settings(BaseSettings):
             raise ValueError(f"event weights must be finite numbers: {bad}")
         return weights
 
+    @model_validator(mode="after")
+    def _learning_needs_item_stats(self) -> Settings:
+        if self.item_learning and not self.item_stats:
+            raise ValueError("item_learning needs item_stats: the item agent learns the vectors")
+        return self
+
     @field_validator("user_ttl", "dlq_retention", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
@@ -212,6 +231,15 @@ class Settings(BaseSettings):
     def item_events_topic(self) -> str:
         """The events again, keyed (so partitioned) by item, for the item statistics."""
         return f"{self.events_topic}.by-item"
+
+    @property
+    def item_vectors_topic(self) -> str:
+        """Item vectors learned online, keyed by item (compacted), which every worker follows."""
+        return f"{self.events_topic}.item-vectors"
+
+    @property
+    def item_learning_config(self) -> ItemLearning:
+        return ItemLearning(rate=self.item_learning_rate, negatives=self.item_negatives)
 
     @property
     def canonical_url(self) -> str:

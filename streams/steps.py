@@ -167,6 +167,9 @@ class Applied:
     # replay: its first pass may not have reached them), but deletes, repeated ids and dead
     # letters
     item_events: list[tuple[Event, Position]] = field(default_factory=list)
+    # each user's interest after the batch (not for one forgotten): what online item learning
+    # moves the items they engaged with towards
+    interests: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def load_user_state(
@@ -311,6 +314,8 @@ def apply_users(
         done.item_events.extend((e, at) for e, at in events
                                 if e.type != DELETE and at not in repeated_at)  # fmt: skip
         snapshots = update.snapshots
+        if snapshots and not update.forgotten:
+            done.interests[user_id] = snapshots[-1].state.vector
         done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
     # back in log order (they were grouped by user): the item side skips any event at or
     # below the highest offset it counted from that partition

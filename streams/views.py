@@ -239,3 +239,23 @@ def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -
             stats = decode_item_stats(raw)
             return self.json({"item_id": item_id, **stats_view(stats, stats.last_ts,
                                                                 half_life_ms)})  # fmt: skip
+
+
+def register_item_vector_view(app: faust.App, serving: Serving, settings: Settings) -> None:
+    """GET /items/ID/vector: the learned vector this worker scores the item with (online item
+    learning, streams/item_vectors.py), answered locally: every worker has every item's."""
+    protected = token_required(settings.api_token)
+
+    @app.page("/items/{item_id}/vector")
+    class ItemVectorView(faust.web.View):
+        @protected
+        async def get(self, request: faust.web.Request, item_id: str) -> faust.web.Response:
+            learned = serving.learned.get(item_id)
+            if learned is None:
+                return self.json({"error": f"no learned vector for item {item_id}"}, status=404)
+            return self.json({
+                "item_id": item_id, "updates": learned.updates, "model_tag": learned.model,
+                "norm": float(np.linalg.norm(learned.vector)),
+                "in_artifact": item_id in serving.artifact.index,
+                "serving": serving.recommender.item_vector(item_id) is not None,
+            })  # fmt: skip

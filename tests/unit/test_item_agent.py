@@ -18,7 +18,7 @@ def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
     assert [key for key, _ in records] == [b"a", b"a", b"b"]
     messages = [Message(k, v, 3, n) for n, (k, v) in enumerate(records)]
     messages.append(Message(b"a", b"{not json", 3, 9))
-    by_item, last, dead = parse_item_records(messages, InterestConfig())
+    by_item, last, dead, _ = parse_item_records(messages, InterestConfig())
     assert [m.offset for m, _ in dead] == [9] and dead[0][1].reason == "bad_item_event"
     assert last == {"a": 1, "b": 2}
     table = {b"b": b"\xff corrupt"}
@@ -47,7 +47,7 @@ def test_a_producer_retry_replayed_after_a_crash_is_still_counted_once():
 
     def to_items(done, delivered: int | None = None) -> None:
         records = item_event_records(done.item_events)[:delivered]
-        by_item, _, _ = parse_item_records([Message(k, v) for k, v in records], InterestConfig())
+        by_item, _, _, _ = parse_item_records([Message(k, v) for k, v in records], InterestConfig())
         apply_items(by_item, items, 86_400_000.0)
 
     to_items(apply(steps.parse_batch(batch, set(ITEMS)), users), delivered=1)  # then a crash
@@ -66,6 +66,6 @@ def test_a_by_item_record_out_of_the_events_bounds_is_a_dead_letter():
 
     bad = [written(v=1e300), written(v=-1e7),
            written(ts=10**15), written(p=-1), written(t=7)]  # fmt: skip
-    by_item, _, dead = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6)
+    by_item, _, dead, _ = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6)
     assert len(dead) == len(bad) and all(exc.reason == "bad_item_event" for _, exc in dead)
     assert len(by_item["a"]) == 1

@@ -1,0 +1,128 @@
+"""Online item learning: each positive event moves its item's vector, so a new item is
+recommendable from its first engagements instead of at the next retrain.
+
+The step is BPR's on the one item engaged. For the engaging user's unit interest ``u`` (the
+worker's decayed interest vector after the micro-batch, where scoring puts its query), the
+engaged item's vector ``v`` and ``S`` sampled catalog items ``n_j``::
+
+    g = mean_j (1 - sigmoid(<u, v> - <u, n_j>))       # how far v still ranks below them
+    v <- clip(v + rate_t * g * u, max_norm)            # rate_t = rate / sqrt(1 + t / t0)
+
+Only the engaged item moves: the negatives live in other partitions of the item agent and their
+own positives move them. ``t`` counts the item's updates; a catalog item starts at ``t0 = prior``
+(its vector was trained on that much evidence already) and a new item at 0 from the zero
+vector, so it moves fast at first and settles. The norm never exceeds the catalog's largest
+(``max_norm``), which bounds how far any run of updates can push an item past the ones the
+model trained. Negatives are drawn from a generator seeded by the event's position, so a replay
+draws the same ones: the same events give the same vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ItemLearning:
+    """How items learn online; see the module docstring for the step."""
+
+    rate: float = 1.0
+    negatives: int = 8
+    prior_updates: float = 50.0  # a catalog item's vector counts as this many updates already
+    settle_updates: float = 4.0  # t0: the rate halves by t = 3 t0
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"the item learning rate must be positive, got {self.rate}")
+        if self.negatives < 1:
+            raise ValueError(f"at least one negative is needed, got {self.negatives}")
+        if not (self.prior_updates >= 0 and self.settle_updates > 0):
+            raise ValueError("prior_updates must be >= 0 and settle_updates > 0")
+
+    def rate_at(self, updates: int, known: bool) -> float:
+        t = updates + (self.prior_updates if known else 0.0)
+        return self.rate / math.sqrt(1.0 + t / self.settle_updates)
+
+
+def negatives_for(position: tuple[int, int], n_items: int, count: int) -> np.ndarray:
+    """``count`` catalog indices drawn for the event at ``position`` (the same every time)."""
+    partition, offset = position
+    rng = np.random.default_rng((partition & 0xFFFFFFFF, offset & 0xFFFFFFFFFFFFFFFF))
+    return rng.integers(0, n_items, size=count)
+
+
+def item_step(
+    vector: np.ndarray,
+    user: np.ndarray,
+    negatives: np.ndarray,
+    rate: float,
+    max_norm: float,
+) -> np.ndarray:
+    """One BPR step of the engaged item's ``vector`` (D,) toward the unit ``user`` (D,) against
+    ``negatives`` (S, D); returns the new float32 vector. A user vector that is zero or not
+    finite changes nothing (it says nothing about the item)."""
+    norm = float(np.linalg.norm(user))
+    if not (norm > 0 and math.isfinite(norm)):
+        return vector.astype(np.float32, copy=True)
+    u = user.astype(np.float64) / norm
+    margins = float(u @ vector) - negatives.astype(np.float64) @ u  # (S,)
+    pull = float(np.mean(1.0 - 1.0 / (1.0 + np.exp(-np.clip(margins, -30.0, 30.0)))))
+    moved = vector.astype(np.float64) + rate * pull * u
+    length = float(np.linalg.norm(moved))
+    if length > max_norm:
+        moved *= max_norm / length
+    return moved.astype(np.float32)
+
+
+class OnlineItems:
+    """The item agent's learner for one serving model: where an item's vector starts and how
+    its engagements move it. The worker's item agent and the evaluator both call :meth:`learn`,
+    so the evaluator measures the product's rule.
+
+    ``catalog`` (N, D) is the artifact's item vectors and ``index`` its ids; ``tag`` is the
+    model version's tag (core.interest.version_tag). A stored vector is continued if it is in
+    this model's space, or if the item is not in this catalog (a new item keeps what it learned
+    across versions: the next version is a warm start of this one); a catalog item's vector
+    from another version starts again from the new artifact's.
+    """
+
+    def __init__(self, catalog: np.ndarray, index: dict[str, int], tag: int,
+                 config: ItemLearning = ItemLearning()) -> None:  # fmt: skip
+        self.catalog = np.ascontiguousarray(catalog, dtype=np.float32)
+        self.index = index
+        self.tag = tag
+        self.config = config
+        norms = np.linalg.norm(self.catalog, axis=1)
+        self.max_norm = float(norms.max()) if len(norms) else 1.0
+        self.dim = self.catalog.shape[1]
+
+    def start(self, item_id: str, vector: bytes, model: int, updates: int) -> tuple[np.ndarray, int]:
+        """The vector the item's next step starts from, and its updates so far."""
+        known = self.index.get(item_id)
+        if len(vector) == 4 * self.dim and (model == self.tag or known is None):
+            stored = np.frombuffer(vector, dtype="<f4").astype(np.float32)
+            if np.isfinite(stored).all():
+                return stored, updates
+        if known is not None:
+            return self.catalog[known].copy(), 0
+        return np.zeros(self.dim, dtype=np.float32), 0
+
+    def learn(
+        self,
+        item_id: str,
+        start: tuple[np.ndarray, int],
+        engagements: list[tuple[tuple[int, int], np.ndarray]],
+    ) -> tuple[np.ndarray, int]:
+        """``start`` moved by each ``(position, user interest)`` in order: (vector, updates)."""
+        vector, updates = start
+        known = item_id in self.index
+        n = len(self.catalog)
+        for position, user in engagements:
+            negatives = self.catalog[negatives_for(position, n, self.config.negatives)]
+            vector = item_step(vector, user, negatives, self.config.rate_at(updates, known),
+                               self.max_norm)  # fmt: skip
+            updates += 1
+        return vector, updates

@@ -1,0 +1,101 @@
+"""Every worker follows ``<events topic>.item-vectors``: the item vectors learned online.
+
+The item agents (streams/item_agent.py) each own the items of their by-item partitions and send
+an item's vector there each time its engagements move it, keyed by item id; the topic is
+compacted, so it holds each item's newest vector. Every worker reads all of it with no consumer
+group (each needs every item), from its start at launch, then as it comes, and hands what it
+read to the event loop, where :meth:`streams.serving.Serving.learn` lays it over the served
+model between micro-batches. A thread of its own, as the model-updates follower: reading must
+not hold up the batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import numpy as np
+from kafka import KafkaConsumer, TopicPartition
+
+from core.codec_legacy import CorruptState
+from core.item_stats import decode_item_vector
+from streams.security import kafka_python_kwargs
+from streams.serving import Learned, Serving
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50  # how long a poll waits for records: the follower's share of an update's delay
+
+
+def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
+    """The newest readable vector per item of ``records``, and how many were unreadable."""
+    vectors: dict[str, Learned] = {}
+    bad = 0
+    for record in records:
+        if record.value is None:
+            continue  # a tombstone: the item keeps what it has
+        try:
+            model, updates, raw = decode_item_vector(record.value)
+            item = record.key.decode()
+        except (CorruptState, AttributeError, UnicodeDecodeError):
+            bad += 1
+            continue
+        vectors[item] = Learned(model, updates, np.frombuffer(raw, "<f4").astype(np.float32))
+    return vectors, bad
+
+
+class VectorFollower(threading.Thread):
+    """Reads the item-vectors topic from its start, for as long as the worker runs."""
+
+    def __init__(self, settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop,
+                 retry_s: float = 5.0) -> None:  # fmt: skip
+        super().__init__(name="item-vectors", daemon=True)
+        self.settings = settings
+        self.serving = serving
+        self.loop = loop
+        self.retry_s = retry_s
+        self.stopping = threading.Event()
+
+    def connected(self) -> KafkaConsumer | None:
+        """A consumer at the start of every partition, once the broker answers."""
+        topic = self.settings.item_vectors_topic
+        while not self.stopping.is_set():
+            try:
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
+                    group_id=None, fetch_max_wait_ms=POLL_MS,
+                    bootstrap_timeout_ms=max(1_000, int(self.retry_s * 1000)),
+                    **kafka_python_kwargs(self.settings))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
+                log.warning("item-vectors: no broker yet (%s); retrying in %.0f s", exc,
+                            self.retry_s)  # fmt: skip
+                self.stopping.wait(self.retry_s)
+                continue
+            partitions = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            return consumer
+        return None
+
+    def run(self) -> None:
+        consumer = self.connected()
+        if consumer is None:
+            return
+        try:
+            while not self.stopping.is_set():
+                polled = consumer.poll(timeout_ms=POLL_MS)
+                vectors, bad = read_vectors([r for batch in polled.values() for r in batch])
+                if bad:
+                    log.warning("item-vectors: %d unreadable records skipped", bad)
+                    self.loop.call_soon_threadsafe(self._refused, bad)
+                if vectors:
+                    self.loop.call_soon_threadsafe(self.serving.learn, vectors)
+        except Exception:  # noqa: BLE001 - the worker keeps scoring with what it has
+            log.exception("item-vectors follower stopped; the vectors learned so far stay")
+        finally:
+            consumer.close()
+
+    def _refused(self, count: int) -> None:
+        self.serving.stats.item_vectors_refused += count

@@ -1,0 +1,168 @@
+"""Online item learning: the step's bounds, where a vector starts, exactly once through the item
+agent, and a new item the artifact never saw becoming a recommendation for its own cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from core.events import Event
+from core.generator import GeneratorConfig, generate
+from core.interest import InterestConfig, UserState, apply_user_events
+from core.item_stats import decode_item_stats, decode_item_vector
+from models.artifact import load_recommender
+from models.item_learning import ItemLearning, OnlineItems, item_step, negatives_for
+from streams.item_agent import apply_items, item_event_records, parse_item_records
+from tests.unit.step_helpers import Message
+
+AXES = np.eye(4, dtype=np.float32)
+
+
+def test_a_step_moves_towards_the_user_and_never_past_the_largest_norm():
+    user = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+    moved = item_step(np.zeros(4, np.float32), user, AXES[[0, 2]], rate=1.0, max_norm=2.0)
+    assert moved[1] > 0 and np.allclose(moved[[0, 2, 3]], 0.0)
+    far = item_step(moved, user * 5, AXES[[0, 2]], rate=100.0, max_norm=2.0)
+    assert np.linalg.norm(far) == pytest.approx(2.0)
+    for nothing in (np.zeros(4, np.float32), np.full(4, np.nan, np.float32)):
+        assert np.array_equal(item_step(moved, nothing, AXES[[0]], 1.0, 2.0), moved)
+    # an item already far above its negatives hardly moves: the BPR pull is spent
+    settled = item_step(user * 2, user, AXES[[0, 2]], rate=1.0, max_norm=10.0)
+    assert np.linalg.norm(settled - user * 2) < 0.15
+    assert ItemLearning(rate=1.0).rate_at(0, known=True) < ItemLearning(rate=1.0).rate_at(0, False)
+
+
+def test_negatives_are_the_same_for_the_same_event():
+    assert np.array_equal(negatives_for((1, 7), 100, 8), negatives_for((1, 7), 100, 8))
+    assert not np.array_equal(negatives_for((1, 7), 100, 8), negatives_for((1, 8), 100, 8))
+
+
+def test_where_a_vector_starts():
+    learner = OnlineItems(AXES, {"a": 0, "b": 1, "c": 2, "d": 3}, tag=9)
+    mine = np.array([0.5, 0.5, 0, 0], "<f4").tobytes()
+    assert np.array_equal(learner.start("a", mine, 9, 3)[0], np.frombuffer(mine, "<f4"))
+    assert learner.start("a", mine, 9, 3)[1] == 3  # this model's: continued
+    assert np.array_equal(learner.start("a", mine, 8, 3)[0], AXES[0])  # another model's: anew
+    assert learner.start("new", mine, 8, 3)[1] == 3  # a new item keeps what it learned
+    assert not learner.start("new", b"\x00" * 8, 9, 3)[0].any()  # another dimension: zero
+    nan = np.full(4, np.nan, "<f4").tobytes()
+    assert not learner.start("new", nan, 9, 3)[0].any()
+
+
+def _records(events, interests) -> list[Message]:
+    return [Message(k, v, 0, n) for n, (k, v) in enumerate(item_event_records(events, interests))]
+
+
+def test_the_agent_moves_a_vector_once_per_event_and_sends_it_again_on_a_replay():
+    learner = OnlineItems(AXES, {"a": 0, "b": 1, "c": 2, "d": 3}, tag=9)
+    events = [(Event("u1", "new", "click", 10), (0, 4)), (Event("u2", "new", "view", 11), (1, 2)),
+              (Event("u1", "new", "impression", 12), (0, 5))]  # fmt: skip
+    interests = {"u1": np.array([0, 3.0, 0, 0], np.float32), "u2": np.array([0, 0, 2.0, 0])}
+    messages = _records(events, interests)
+    assert "u" not in orjson.loads(messages[2].value)  # an impression carries no interest
+    parsed = parse_item_records(messages, InterestConfig(), dim=4)
+    table: dict = {}
+    done = apply_items(parsed.by_item, table, 1000.0, learner=learner, interests=parsed.interests)
+    stats = decode_item_stats(table[b"new"])
+    vector = np.frombuffer(stats.vector, "<f4")
+    assert stats.vector_updates == 2 and stats.vector_model == 9
+    assert vector[1] > 0 and vector[2] > 0 and vector[0] == vector[3] == 0
+    assert decode_item_vector(done.vectors["new"]) == (9, 2, stats.vector)
+    again = apply_items(parsed.by_item, table, 1000.0, learner=learner, interests=parsed.interests)
+    assert decode_item_stats(table[b"new"]) == stats  # nothing moved twice
+    assert again.vectors == done.vectors  # but sent again: the first send may not have landed
+
+
+@pytest.mark.parametrize("bad", ["not base64!", "AAAA", None])
+def test_an_interest_a_record_cannot_hold_is_a_dead_letter(bad):
+    record = orjson.loads(_records([(Event("u1", "a", "click", 10), (0, 1))],
+                                   {"u1": np.ones(4, np.float32)})[0].value)  # fmt: skip
+    nan = np.full(4, np.nan, "<f2").tobytes()
+    record["u"] = bad if bad is not None else __import__("base64").b64encode(nan).decode()
+    parsed = parse_item_records([Message(b"a", orjson.dumps(record))], InterestConfig(), dim=4)
+    assert len(parsed.dead) == 1 and not parsed.by_item
+
+
+def test_a_new_item_is_recommended_to_its_cluster_after_a_few_engagements(model_path: Path):
+    """Generated users of known topics (item i is in topic i % 10): a new item engaged by 15
+    users of topic 3 is in the top 10 of most other topic-3 users, and of few others."""
+    rec = load_recommender(model_path)
+    interest = InterestConfig()
+    states: dict[str, UserState] = {}
+    for n, e in enumerate(generate(GeneratorConfig(n_users=300, n_items=200,
+                                                   events_per_user=30, seed=7))):  # fmt: skip
+        state = states.get(e.user_id) or UserState.empty(rec.dim)
+        states[e.user_id] = apply_user_events(state, [(e, (0, n))], rec.item_vector,
+                                              interest).state  # fmt: skip
+    topic = {u: np.bincount([int(i[1:]) % 10 for i in s.recent[-10:]], minlength=10).argmax()
+             for u, s in states.items()}  # fmt: skip
+    cluster = [u for u in states if topic[u] == 3]
+    others = [u for u in states if topic[u] != 3]
+    learner = OnlineItems(rec.vectors, rec.index, rec.tag)
+    vector, updates = learner.learn("new", learner.start("new", b"", 0, 0),
+                                    [((0, n), states[u].vector) for n, u in enumerate(cluster[:15])])
+    served = rec.with_item_vectors({"new": vector})
+    assert served.item_vector("new") is not None and rec.item_vector("new") is None
+
+    def share(users: list[str]) -> float:
+        out = served.top_k(np.stack([states[u].vector for u in users]),
+                           [states[u].recent for u in users], 10).indices  # fmt: skip
+        return float((out == served.index["new"]).any(axis=1).mean())
+
+    assert share(cluster[15:]) >= 0.6 and share(others) <= 0.25, (share(cluster[15:]), share(others))
+    # a user who engaged with it is not shown it again
+    shown = served.top_k(states[cluster[0]].vector[None], [(*states[cluster[0]].recent, "new")], 10)
+    assert served.index["new"] not in shown.indices[0]
+
+
+def test_serving_lays_learned_vectors_over_the_model_and_keeps_new_items_across_a_swap():
+    from streams.serving import Learned, Serving
+    from tests.unit.step_helpers import recommender
+
+    serving = Serving(recommender())
+    tag = serving.artifact.tag
+    toward_b = np.array([0, 2.0, 0, 0], np.float32)
+    serving.learn({"new": Learned(tag, 3, toward_b), "a": Learned(tag, 1, AXES[3]),
+                   "old": Learned(tag + 1, 1, AXES[2]),  # a new item: any model's space
+                   "b": Learned(tag + 1, 1, AXES[2]),  # a catalog item of another model: no
+                   "c": Learned(tag, 1, np.ones(3, np.float32))})  # another dimension: no
+    served = serving.recommender
+    assert served.version == serving.artifact.version and served is not serving.artifact
+    assert np.array_equal(served.item_vector("new"), toward_b)
+    assert np.array_equal(served.item_vector("a"), AXES[3])
+    assert np.array_equal(served.item_vector("b"), AXES[1])
+    assert serving.stats.item_vectors_refused == 2 and serving.stats.item_vectors_applied == 3
+    [rec] = served.top_k(AXES[1][None], [["b"]], 2)  # a user of item b is offered the new one
+    assert rec.item_ids[0] == "new"
+    serving.swap(recommender())  # a new version: catalog items start again, new ones stay
+    assert np.array_equal(serving.recommender.item_vector("a"), AXES[0])
+    assert np.array_equal(serving.recommender.item_vector("new"), toward_b)
+    assert set(serving.learned) == {"new", "old"}
+
+
+def test_a_grown_catalog_scores_through_the_ranker_and_explains_with_the_new_items(model_path):
+    rec = load_recommender(model_path)
+    assert rec.ranker is not None
+    grown = rec.with_item_vectors({"new": rec.vectors[5] * 1.2, "i7": rec.vectors[8]})
+    assert grown.ranker.item_features.shape[0] == len(rec.item_ids) + 1
+    assert len(rec.item_ids) == rec.ranker.item_features.shape[0]  # the original is untouched
+    out = grown.top_k(grown.vectors[[5]], [["i5", "new"]], 10, [[1.0, 1.0]])
+    assert np.isfinite(out.scores).all() and grown.index["new"] not in out.indices[0]
+    out = grown.top_k(grown.vectors[[5]], [["i5"]], len(grown.item_ids) - 1, [[1.0]])
+    assert grown.index["new"] in out.indices[0]
+
+
+def test_vectors_read_from_the_topic_skip_what_is_unreadable():
+    from types import SimpleNamespace
+
+    from core.item_stats import encode_item_vector
+    from streams.item_vectors import read_vectors
+
+    good = encode_item_vector(9, 2, np.ones(4, "<f4").tobytes())
+    records = [SimpleNamespace(key=b"x", value=good), SimpleNamespace(key=b"y", value=b"\x01"),
+               SimpleNamespace(key=b"x", value=None), SimpleNamespace(key=None, value=good)]
+    vectors, bad = read_vectors(records)
+    assert list(vectors) == ["x"] and vectors["x"].updates == 2 and bad == 2
