@@ -1,14 +1,17 @@
 """Model freshness through the broker: from a version's announcement to it serving on every
-worker, and to the first record scored with it, while events flow.
+worker, and to the first record scored with it; and from a positive event to its item's learned
+vector scoring on every worker; while events flow.
 
-    .venv/bin/python bench/freshness.py [--swaps 20] [--workers 2]
+    .venv/bin/python bench/freshness.py [--swaps 20] [--probes 20] [--workers 2]
 
 Two small MF artifacts are announced in turn on the model-updates topic (as the lifelong trainer
 and `streamrec models promote` do) while a producer sends 200 events/s to N workers. "Serving"
 is when every worker's /stats/ names the version (polled every 10 ms), "first record" when the
-recommendations topic carries a record scored with it. Writes bench/results/freshness.{json,md}
-(p50, p99 and max over the swaps). The item-update half of freshness (a positive event to its
-item vector scoring on every worker) needs the online item updates, which are not built yet.
+recommendations topic carries a record scored with it. The workers learn item vectors online
+(STREAMREC_ITEM_LEARNING): each probe is a click on an item no artifact has, sent by a user of
+the flow; "item vector scoring" is when every worker's GET /items/ID/vector says it serves it
+(polled every 10 ms; the next micro-batch scores with it). Writes
+bench/results/freshness.{json,md} (p50, p99 and max over the swaps and the probes).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from core.report import write_report
 from models.artifact import read_config
 from models.train import TrainConfig, train
 from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import start_worker, wait_for, wait_until_ready, worker_stats
+from streams.cluster import fetch_json, start_worker, wait_for, wait_until_ready, worker_stats
 from streams.model_updates import announce, announcement_of
-from core.events import encode_event
+from core.events import Event, encode_event
 from streams.settings import Settings
 
 
@@ -84,9 +87,35 @@ def percentiles(values: list[float]) -> dict:
             "p99_ms": round(float(np.percentile(ms, 99)), 1), "max_ms": round(float(ms.max()), 1)}
 
 
+def probe_items(settings: Settings, ports: list[int], probes: int, after_ts: int) -> list[float]:
+    """Seconds from sending each probe click (on an item new to the catalog) to every worker
+    serving its learned vector."""
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=0)
+    out = []
+    for n in range(probes):
+        item, user = f"probe-{uuid.uuid4().hex[:8]}", f"u{n % 300}"
+        event = Event(user, item, "click", after_ts + 1000 * (n + 1), None, f"probe-{item}")
+        sent = time.time()
+        producer.send(settings.events_topic, key=user.encode(), value=encode_event(event)).get(10)
+        wait_for(lambda: all(serves(p, item) for p in ports), 30, f"{item} on every worker",
+                 interval=0.01)  # fmt: skip
+        out.append(time.time() - sent)
+        time.sleep(0.5)  # pacing the probes, not synchronisation
+    producer.close()
+    return out
+
+
+def serves(port: int, item: str) -> bool:
+    try:
+        return bool(fetch_json(f"http://127.0.0.1:{port}/items/{item}/vector", timeout=1)["serving"])
+    except OSError:  # 404 until the vector is taken
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--swaps", type=int, default=20)
+    parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -105,7 +134,8 @@ def main() -> None:
         tag = uuid.uuid4().hex[:8]
         base = Settings(bootstrap=bootstrap, app_id=f"fresh-{tag}", events_topic=f"events-{tag}",
                         recs_topic=f"recs-{tag}", model_updates_topic=f"updates-{tag}",
-                        partitions=args.workers, model_path=work / "a", fetch_max_wait_ms=10)  # fmt: skip
+                        partitions=args.workers, model_path=work / "a", fetch_max_wait_ms=10,
+                        item_learning=True)  # fmt: skip
         ensure_topics(base)
         workers = [base.model_copy(update={"web_port": free_port(),
                                            "state_dir": work / f"state-{n}"})
@@ -136,6 +166,7 @@ def main() -> None:
                      f"a record of {version}", interval=0.01)  # fmt: skip
             first_record_s.append(records.first[version] - announced)
             time.sleep(1.0)  # pacing the swaps, not synchronisation
+        item_s = probe_items(base, ports, args.probes, max(e.ts for e in events))
         records.stopping.set()
         sending.set()
         sender.join(30)
@@ -144,6 +175,8 @@ def main() -> None:
              "swaps": args.swaps, **percentiles(serving_s)},
             {"measure": "announcement -> first record scored with it", "workers": args.workers,
              "swaps": args.swaps, **percentiles(first_record_s)},
+            {"measure": "positive event -> its item vector scoring on every worker",
+             "workers": args.workers, "swaps": args.probes, **percentiles(item_s)},
         ]  # fmt: skip
     finally:
         for process in reversed(processes):
@@ -151,7 +184,7 @@ def main() -> None:
     write_report(args.out, "freshness", rows, {
         "measure": lambda r: r["measure"],
         "workers": lambda r: str(r["workers"]),
-        "swaps": lambda r: str(r["swaps"]),
+        "swaps / probes": lambda r: str(r["swaps"]),
         "p50 ms": lambda r: f"{r['p50_ms']:.1f}",
         "p99 ms": lambda r: f"{r['p99_ms']:.1f}",
         "max ms": lambda r: f"{r['max_ms']:.1f}",

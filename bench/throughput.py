@@ -61,6 +61,8 @@ RUNS = [
         env={"emit": "every", "rerank_candidates": "0"}),
     Run("pipeline, item statistics off", "pipeline",
         env={"emit": "every", "item_stats": "false"}),
+    Run("pipeline, online item learning on", "pipeline",
+        env={"emit": "every", "item_learning": "true"}),
     Run("pipeline, ranker on, 3 explanations per item", "pipeline",
         env={"emit": "every", "explain": "3"}),
     Run("pipeline, a record per user per batch", "pipeline", env={"emit": "coalesce"}),

@@ -4,7 +4,10 @@
 :func:`core.interest.apply_user_events` and ranks with :meth:`Recommender.top_k`, so the list
 tested before event n is exactly the record the worker emitted after the user's previous event
 (streams/replay_check.py proves it through a broker). :class:`ModelVersions` is the model the
-product serves at each point of the stream, as a trainer would publish it.
+product serves at each point of the stream, as a trainer would publish it. With ``items`` set,
+each positive event also moves its item's vector by the worker's online item learning
+(:class:`models.item_learning.OnlineItems`, the item agent's own code), taken into scoring at
+the next batch boundary as a worker takes it between micro-batches.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from core.durations import format_duration, parse_duration
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events, rebase
 from models.artifact import load_recommender
+from models.item_learning import ItemLearning, OnlineItems
 from models.blend import Blend
 from models.scoring import Recommender
 from models.stream import Stream
@@ -72,8 +76,12 @@ class ProductPolicy:
         blend: Blend,
         sequence: bool = True,
         batch: int = 1024,
+        items: ItemLearning | None = None,
     ) -> None:
+        """``items``: learn item vectors online (then a batch of ``batch`` is also how long an
+        update waits to be scored with: the workers' micro-batches are far shorter)."""
         self.name = name
+        self.items = items
         self.versions = versions
         self.interest = interest
         self.blend = replace(blend, explain=0)
@@ -101,10 +109,24 @@ class ProductPolicy:
         out = np.full((int(stream.tested.sum()), k), -1, dtype=np.int64)
         done = 0
         rec = to_stream_item = None
+        learner: OnlineItems | None = None
+        learned: dict[str, tuple[bytes, int, int]] = {}  # item -> vector, model tag, updates
+        moved: dict[str, np.ndarray] = {}  # learned since the last batch boundary
+
+        def take_learned() -> None:
+            """Score with what items learned, from here on (a worker's batch boundary)."""
+            nonlocal rec, to_stream_item
+            if moved:
+                rec = rec.with_item_vectors(moved)
+                moved.clear()
+                to_stream_item = np.array(
+                    [stream_index.get(i, -1) for i in rec.item_ids], dtype=np.int64
+                )
 
         def flush() -> None:
             nonlocal done
             if not pending:
+                take_learned()
                 return
             shown = rec.top_k(np.stack([s.vector for s in pending]), [s.recent for s in pending],
                               k).indices  # fmt: skip
@@ -112,15 +134,21 @@ class ProductPolicy:
             out[rows, : shown.shape[1]] = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
             done += len(pending)
             pending.clear()
+            take_learned()
 
         swaps = set(self.versions.starts)
         for n, event in enumerate(stream.events):
             if n in swaps:
                 flush()
                 rec = self.serving(n)
+                if self.items is not None:  # what serving.swap keeps: the new items' vectors
+                    learner = OnlineItems(rec.vectors, rec.index, rec.tag, self.items)
+                    moved.update({i: np.frombuffer(v, "<f4") for i, (v, _, _) in learned.items()
+                                  if i not in rec.index})  # fmt: skip
                 to_stream_item = np.array(
                     [stream_index.get(i, -1) for i in rec.item_ids], dtype=np.int64
                 )
+                take_learned()
                 states = {u: rebase(s, rec.item_vector, rec.dim) for u, s in states.items()}
             # before the first version (warm-up) states keep recent items and weights, no vector
             state = states.get(event.user_id) or UserState.empty(rec.dim if rec else 1)
@@ -128,9 +156,15 @@ class ProductPolicy:
                 pending.append(state)
                 if len(pending) == self.batch:
                     flush()
-            states[event.user_id] = apply_user_events(
+            states[event.user_id] = state = apply_user_events(
                 state, [(event, (0, n))], rec.item_vector if rec else _no_vector, self.interest
             ).state
+            if learner is not None and self.interest.weight(event) > 0:
+                item = event.item_id
+                start = learner.start(item, *learned.get(item, (b"", 0, 0)))
+                vector, updates = learner.learn(item, start, [((0, n), state.vector)])
+                learned[item] = (vector.astype("<f4").tobytes(), learner.tag, updates)
+                moved[item] = vector
         flush()
         return out
 
@@ -179,9 +213,11 @@ def product_policies(
     blend: Blend,
     half_lives: Sequence[HalfLife],
     kind: str,
+    items: ItemLearning | None = None,
 ) -> list[ProductPolicy]:
     """The interest vector alone at each half-life (h = inf is the no-decay baseline), and the
-    full product (interest + sequence model + ranker) at each one that forgets."""
+    full product (interest + sequence model + ranker) at each one that forgets; with ``items``
+    each one again with online item learning, scored in batches of 64 events."""
     policies = [
         ProductPolicy(
             f"interest h={h.label}", versions, h.applied_to(interest), blend, sequence=False
@@ -193,6 +229,9 @@ def product_policies(
         for h in half_lives
         if h.forgets
     ]
+    if items is not None:
+        policies = [q for p in policies for q in (p, ProductPolicy(
+            f"{p.name} + online items", versions, p.interest, blend, p.sequence, 64, items))]
     return policies
 
 

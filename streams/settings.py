@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     item_negatives: int = Field(
         8, ge=1, le=1000, description="Sampled negative items per online item step"
     )
+    item_prior_updates: float = Field(
+        50.0, ge=0, description="Online updates a catalog item's trained vector counts as "
+        "(the larger, the slower it moves; a new item starts at 0)",
+    )
     popularity_half_life_s: float = Field(
         86400.0, gt=0, description="Half-life of an item's decayed popularity, event time (s)"
     )
@@ -239,7 +243,8 @@ class Settings(BaseSettings):
 
     @property
     def item_learning_config(self) -> ItemLearning:
-        return ItemLearning(rate=self.item_learning_rate, negatives=self.item_negatives)
+        return ItemLearning(rate=self.item_learning_rate, negatives=self.item_negatives,
+                            prior_updates=self.item_prior_updates)
 
     @property
     def canonical_url(self) -> str:

@@ -110,6 +110,9 @@ def evaluate_command(
     replay: Annotated[int, typer.Option(
         min=0, help="With --warm-start: each update also replays N older examples drawn at "
         "random, as `streamrec trainer --replay` does (0 = none).")] = 0,
+    item_learning: Annotated[bool, typer.Option(
+        help="Also run each product policy with online item learning, as workers with "
+        "STREAMREC_ITEM_LEARNING do (STREAMREC_ITEM_LEARNING_RATE, STREAMREC_ITEM_NEGATIVES).")] = False,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
     dim: Dim = 64,
@@ -185,7 +188,8 @@ def evaluate_command(
                 stream, artifact, settings, config, workdir, warm_start, retrain_every
             )
             kind = model if artifact is None else "model"
-            policies += _product_policies(chosen, versions, settings, half_lives, kind)
+            policies += _product_policies(chosen, versions, settings, half_lives, kind,
+                                          item_learning)
         rows = _run(stream, policies, k, windows)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)
@@ -258,12 +262,15 @@ def _product_policies(
     settings: Settings,
     half_lives: Sequence[HalfLife],
     kind: str,
+    item_learning: bool = False,
 ) -> list[ProductPolicy]:
     """``interest`` picks the interest vector alone at each half-life, ``product`` its blends
-    with the model."""
+    with the model; each also with online item learning if asked."""
     from models.product import product_policies
 
-    every = product_policies(versions, settings.interest, settings.blend, half_lives, kind)
+    items = settings.item_learning_config if item_learning else None
+    every = product_policies(versions, settings.interest, settings.blend, half_lives, kind,
+                             items)  # fmt: skip
     return [
         p for p in every
         if ("interest" if p.name.startswith("interest h=") else "product") in chosen

@@ -166,3 +166,36 @@ def test_vectors_read_from_the_topic_skip_what_is_unreadable():
                SimpleNamespace(key=b"x", value=None), SimpleNamespace(key=None, value=good)]
     vectors, bad = read_vectors(records)
     assert list(vectors) == ["x"] and vectors["x"].updates == 2 and bad == 2
+
+
+def test_the_evaluator_learns_items_as_the_workers_do_and_shows_a_new_one(model_path):
+    """The prequential product with online items: a new item clicked by 15 users of topic 3
+    enters the later lists of other topic-3 users; without item learning it never does (the
+    artifact lacks it), and no list shows it before it was clicked."""
+    from models.blend import Blend
+    from models.product import ModelVersions, ProductPolicy
+    from models.stream import Stream
+
+    events = generate(GeneratorConfig(n_users=300, n_items=200, events_per_user=30, seed=7))
+    recent: dict[str, list[int]] = {}
+    for e in events:
+        recent.setdefault(e.user_id, []).append(int(e.item_id[1:]) % 10)
+    cluster = sorted(u for u, t in recent.items() if np.bincount(t[-10:]).argmax() == 3)
+    end = max(e.ts for e in events)
+    later = [Event(u, NEW_ITEM, "click", end + 1000 * n) for n, u in enumerate(cluster[:15])]
+    later += [Event(u, "i53", "click", end + 10**6 + n) for n, u in enumerate(cluster[15:])]
+    stream = Stream.of([*events, *later], 0.3)
+    rec = load_recommender(model_path)
+    versions = ModelVersions(lambda _: rec, stream)
+    interest = InterestConfig()
+    frozen = ProductPolicy("frozen", versions, interest, Blend(), batch=8).run(stream, 10)
+    online = ProductPolicy("online", versions, interest, Blend(), batch=8,
+                           items=ItemLearning()).run(stream, 10)  # fmt: skip
+    new = stream.item_ids.index(NEW_ITEM)
+    n_asked = len(cluster) - 15
+    assert not (frozen == new).any()
+    assert (online[-n_asked:] == new).any(axis=1).mean() >= 0.4
+    assert not (online[: -n_asked - 15] == new).any()  # nothing shown before it was clicked
+
+
+NEW_ITEM = "brand-new"
