@@ -102,13 +102,17 @@ def apply_item_events(
 
 
 def encode_item_stats(stats: ItemStats) -> bytes:
-    parts = [_HEAD.pack(ITEM_STATS_VERSION, stats.impressions, stats.positives, stats.popularity,
+    """Version 1 when there is no vector (what a worker without item learning writes, and
+    reads back after a downgrade), version 2 with one."""
+    version = ITEM_STATS_VERSION if stats.vector else 1
+    parts = [_HEAD.pack(version, stats.impressions, stats.positives, stats.popularity,
                         stats.last_ts, stats.first_ts, len(stats.applied), len(stats.seen))]
     parts += [_SOURCE.pack(p, o) for p, o in sorted(stats.applied.items())]
     parts.append(struct.pack(f"<{len(stats.seen)}Q", *stats.seen))
-    parts.append(_VECTOR_HEAD.pack(stats.vector_model, stats.vector_updates,
-                                   len(stats.vector) // 4))  # fmt: skip
-    parts.append(stats.vector)
+    if stats.vector:
+        parts.append(_VECTOR_HEAD.pack(stats.vector_model, stats.vector_updates,
+                                       len(stats.vector) // 4))  # fmt: skip
+        parts.append(stats.vector)
     return b"".join(parts)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Collection, NamedTuple
 
 import numpy as np
 
@@ -90,23 +91,46 @@ def item_step(
     return moved
 
 
+class Learned(NamedTuple):
+    """An item vector learned online: the model version (tag) whose space it is in, the steps
+    that made it, and the vector."""
+
+    model: int
+    updates: int
+    vector: np.ndarray
+
+
+def fits(item_id: str, learned: Learned, index: Collection[str], dim: int, tag: int,
+         lineage: Collection[int]) -> bool:  # fmt: skip
+    """Whether a model (its catalog ``index``, ``dim`` and ``tag``) scores with ``learned``: a
+    catalog item's vector only in that model's own space (the model was trained on the events
+    that made it), a new item's also in an ancestor's (``lineage``: the versions it was warm-
+    started from, which share its space closely enough to continue)."""
+    if learned.vector.shape != (dim,):
+        return False
+    return learned.model == tag if item_id in index else (learned.model == tag
+                                                           or learned.model in lineage)
+
+
 class OnlineItems:
     """The item agent's learner for one serving model: where an item's vector starts and how
-    its engagements move it. The worker's item agent and the evaluator both call :meth:`learn`,
-    so the evaluator measures the product's rule.
+    its engagements move it. The worker's item agent and the evaluator both call :meth:`learn`:
+    the same rule, fed by a worker with the float16 unit interest after the user's micro-batch
+    and by the evaluator with the interest right after the event (one event per batch).
 
     ``catalog`` (N, D) is the artifact's item vectors and ``index`` its ids; ``tag`` is the
-    model version's tag (core.interest.version_tag). A stored vector is continued if it is in
-    this model's space, or if the item is not in this catalog (a new item keeps what it learned
-    across versions: the next version is a warm start of this one); a catalog item's vector
-    from another version starts again from the new artifact's.
+    model version's tag (core.interest.version_tag) and ``lineage`` the tags of the versions it
+    was warm-started from. A stored vector is continued if :func:`fits` says so; else a catalog
+    item starts again from the artifact's vector and a new one from zero.
     """
 
     def __init__(self, catalog: np.ndarray, index: dict[str, int], tag: int,
-                 config: ItemLearning = ItemLearning()) -> None:  # fmt: skip
+                 config: ItemLearning = ItemLearning(),
+                 lineage: Collection[int] = ()) -> None:  # fmt: skip
         self.catalog = np.ascontiguousarray(catalog, dtype=np.float32)
         self.index = index
         self.tag = tag
+        self.lineage = frozenset(lineage)
         self.config = config
         norms = np.linalg.norm(self.catalog, axis=1)
         self.max_norm = float(norms.max()) if len(norms) else 1.0
@@ -115,10 +139,10 @@ class OnlineItems:
     def start(self, item_id: str, vector: bytes, model: int, updates: int) -> tuple[np.ndarray, int]:
         """The vector the item's next step starts from, and its updates so far."""
         known = self.index.get(item_id)
-        if len(vector) == 4 * self.dim and (model == self.tag or known is None):
-            stored = np.frombuffer(vector, dtype="<f4").astype(np.float32)
-            if math.isfinite(float(stored @ stored)):  # bounded by max_norm when we wrote it
-                return stored, updates
+        stored = np.frombuffer(vector, dtype="<f4") if len(vector) % 4 == 0 else np.empty(0)
+        if fits(item_id, Learned(model, updates, stored), self.index, self.dim, self.tag,
+                self.lineage) and math.isfinite(float(stored @ stored)):  # fmt: skip
+            return stored.astype(np.float32), updates
         if known is not None:
             return self.catalog[known].copy(), 0
         return np.zeros(self.dim, dtype=np.float32), 0

@@ -42,9 +42,13 @@ class ModelVersions:
         stream: Stream,
         retrain_every: int | None = None,
         first: int | None = None,
+        warm_started: bool = False,
     ) -> None:
-        """``first``: where the first version starts serving; default the end of warm-up."""
+        """``first``: where the first version starts serving; default the end of warm-up.
+        ``warm_started``: each version continues the one before (online item learning then
+        carries new items' vectors over, as a worker does for an announcement's parent)."""
         self.fit = fit
+        self.warm_started = warm_started
         start = int(np.argmax(stream.tested)) if first is None else first
         step = retrain_every or len(stream.events)
         self.starts = list(range(start, len(stream.events), step))
@@ -110,6 +114,7 @@ class ProductPolicy:
         done = 0
         rec = to_stream_item = None
         learner: OnlineItems | None = None
+        lineage: frozenset[int] = frozenset()  # the tags new items' vectors carry over from
         learned: dict[str, tuple[bytes, int, int]] = {}  # item -> vector, model tag, updates
         moved: dict[str, np.ndarray] = {}  # learned since the last batch boundary
 
@@ -142,9 +147,11 @@ class ProductPolicy:
                 flush()
                 rec = self.serving(n)
                 if self.items is not None:  # what serving.swap keeps: the new items' vectors
-                    learner = OnlineItems(rec.vectors, rec.index, rec.tag, self.items)
-                    moved.update({i: np.frombuffer(v, "<f4") for i, (v, _, _) in learned.items()
-                                  if i not in rec.index})  # fmt: skip
+                    lineage = lineage | {learner.tag} if learner and self.versions.warm_started \
+                        else frozenset()  # fmt: skip
+                    learner = OnlineItems(rec.vectors, rec.index, rec.tag, self.items, lineage)
+                    moved.update({i: np.frombuffer(v, "<f4") for i, (v, m, _) in learned.items()
+                                  if i not in rec.index and m in lineage})  # fmt: skip
                 to_stream_item = np.array(
                     [stream_index.get(i, -1) for i in rec.item_ids], dtype=np.int64
                 )

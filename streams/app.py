@@ -184,8 +184,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             if not settings.item_learning:
                 return None
             if not learners or learners[0][0] is not artifact:
-                learners[:] = [(artifact, OnlineItems(artifact.vectors, artifact.index,
-                                                      artifact.tag, settings.item_learning_config))]
+                learners[:] = [(artifact, OnlineItems(
+                    artifact.vectors, artifact.index, artifact.tag, settings.item_learning_config,
+                    serving.lineage))]  # fmt: skip
             return learners[0][1]
 
         handlers[settings.item_events_topic] = take_items
@@ -237,7 +238,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             interests = done.interests if settings.item_learning else None
             deliveries += await send_records(
                 producer, settings.item_events_topic,
-                item_agent.item_event_records(done.item_events, interests))  # fmt: skip
+                item_agent.item_event_records(done.item_events, interests,
+                                              recommender.tag))  # fmt: skip
         for message, exc in [*parsed.dead, *done.dead]:
             deliveries.append(await dead_letter(message, exc))
             stats.dead_lettered[exc.reason] += 1

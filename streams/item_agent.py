@@ -49,10 +49,12 @@ log = logging.getLogger(__name__)
 def item_event_records(
     events: Sequence[tuple[Event, Position]],
     interests: Mapping[str, np.ndarray] | None = None,
+    model_tag: int = 0,
 ) -> list[tuple[bytes, bytes]]:
     """``(item id, value)`` records of the by-item topic for the user path's events; with
     ``interests`` (user id -> interest after the batch: online item learning) an event that is
-    not an impression carries its user's, unit length, as base64 float16 under ``"u"``."""
+    not an impression carries its user's, unit length, as base64 float16 under ``"u"``, and the
+    tag of the model whose space it is in under ``"m"``."""
     out = []
     for event, at in events:
         record = {"i": event.item_id, "t": event.type, "ts": event.ts, "v": event.value,
@@ -61,6 +63,7 @@ def item_event_records(
         user = interests.get(event.user_id) if interests and event.type != IMPRESSION else None
         if user is not None and (norm := float(np.linalg.norm(user))) > 0 and np.isfinite(norm):
             record["u"] = base64.b64encode((user / norm).astype("<f2").tobytes()).decode()
+            record["m"] = model_tag
         out.append((event.item_id.encode(), orjson.dumps(record)))
     return out
 
@@ -91,10 +94,12 @@ def parse_item_records(
     messages: Sequence[Message],
     interest: InterestConfig,
     max_abs_value: float = MAX_ABS_VALUE,
-    dim: int | None = None,
+    space: tuple[int, int] | None = None,
 ) -> ItemRecords:
-    """The records parsed; an interest (``"u"``) is read only with ``dim`` (item learning on)
-    and must be ``dim`` finite float16 numbers of about unit length."""
+    """The records parsed. An interest (``"u"``) is read only with ``space``, the learner's
+    (dimension, model tag), and only if its ``"m"`` is that tag (a user path on another
+    version wrote it: the event still counts, with no step); then it must be that many finite
+    float16 numbers of about unit length."""
     by_item: dict[str, list[tuple[str, int, float, Position, int | None]]] = {}
     last: dict[str, int] = {}
     dead = []
@@ -114,8 +119,11 @@ def parse_item_records(
                 raise ValueError("a field of the wrong type or range")
             event = Event("", item, kind, ts, value)
             entry = (kind, ts, interest.weight(event), (at[0], at[1]), id_hash)
-            if dim is not None and obj.get("u") is not None:
-                interests[entry[3]] = _unit_interest(obj["u"], dim)
+            if space is not None and obj.get("u") is not None:
+                if not _int(obj.get("m"), 32):
+                    raise ValueError("an interest without its model tag")
+                if obj["m"] == space[1]:
+                    interests[entry[3]] = _unit_interest(obj["u"], space[0])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             dead.append((message, InvalidEvent("bad_item_event", f"{type(exc).__name__}: {exc}")))
             continue
@@ -220,7 +228,7 @@ async def process_batch(
     statistics on the changelog and in RocksDB, the learned vectors on ``vectors_topic``, and
     bad records dead-lettered, before it returns (and Faust acks it)."""
     by_item, last, dead, interests = parse_item_records(
-        batch, interest, max_abs_value, learner.dim if learner is not None else None)
+        batch, interest, max_abs_value, (learner.dim, learner.tag) if learner else None)
     keys: dict[int, list[bytes]] = {}
     for item, index in last.items():
         keys.setdefault(batch[index].partition, []).append(item.encode())

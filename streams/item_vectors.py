@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
@@ -21,12 +22,14 @@ from kafka import KafkaConsumer, TopicPartition
 from core.codec_legacy import CorruptState
 from core.item_stats import decode_item_vector
 from streams.security import kafka_python_kwargs
-from streams.serving import Learned, Serving
+from models.item_learning import Learned
+from streams.serving import Serving
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 50  # how long a poll waits for records: the follower's share of an update's delay
+HAND_OVER_S = 0.1  # at most this often the vectors read go to the loop (each is an O(N D) copy)
 
 
 def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
@@ -80,22 +83,37 @@ class VectorFollower(threading.Thread):
         return None
 
     def run(self) -> None:
-        consumer = self.connected()
-        if consumer is None:
-            return
-        try:
-            while not self.stopping.is_set():
-                polled = consumer.poll(timeout_ms=POLL_MS)
-                vectors, bad = read_vectors([r for batch in polled.values() for r in batch])
-                if bad:
-                    log.warning("item-vectors: %d unreadable records skipped", bad)
-                    self.loop.call_soon_threadsafe(self._refused, bad)
-                if vectors:
-                    self.loop.call_soon_threadsafe(self.serving.learn, vectors)
-        except Exception:  # noqa: BLE001 - the worker keeps scoring with what it has
-            log.exception("item-vectors follower stopped; the vectors learned so far stay")
-        finally:
-            consumer.close()
+        """Read and hand over until stopped; a failure (the broker gone a while, a bug) is
+        logged and the topic read again from its start, so no vector stays unknown."""
+        while not self.stopping.is_set():
+            consumer = self.connected()
+            if consumer is None:
+                return
+            try:
+                self.follow(consumer)
+            except Exception:  # noqa: BLE001 - the worker keeps scoring with what it has
+                log.exception("item-vectors follower failed; reading again in %.0f s",
+                              self.retry_s)  # fmt: skip
+                self.stopping.wait(self.retry_s)
+            finally:
+                consumer.close()
+
+    def follow(self, consumer: KafkaConsumer) -> None:
+        """Poll, and hand what was read to the loop when a poll comes back empty or
+        ``HAND_OVER_S`` passed since the last hand-over (a start-up read of the whole topic
+        goes over in a few large pieces, not one per fetch)."""
+        pending: dict[str, Learned] = {}
+        handed = time.monotonic()
+        while not self.stopping.is_set():
+            polled = consumer.poll(timeout_ms=POLL_MS)
+            vectors, bad = read_vectors([r for batch in polled.values() for r in batch])
+            if bad:
+                log.warning("item-vectors: %d unreadable records skipped", bad)
+                self.loop.call_soon_threadsafe(self._refused, bad)
+            pending.update(vectors)
+            if pending and (not vectors or time.monotonic() - handed >= HAND_OVER_S):
+                self.loop.call_soon_threadsafe(self.serving.learn, pending)
+                pending, handed = {}, time.monotonic()
 
     def _refused(self, count: int) -> None:
         self.serving.stats.item_vectors_refused += count

@@ -169,4 +169,4 @@ class Follower(threading.Thread):
         except ModelRefused as exc:
             self.loop.call_soon_threadsafe(self.serving.refuse, announcement.version, str(exc))
             return
-        self.loop.call_soon_threadsafe(self.serving.swap, recommender)
+        self.loop.call_soon_threadsafe(self.serving.swap, recommender, announcement.parent)

@@ -10,13 +10,15 @@ States built in the old model's space are rebased when their user is next touche
 the holder keeps.
 
 With online item learning, vectors the item agents learned (streams/item_vectors.py) are laid
-over the artifact's between micro-batches too (:meth:`Serving.learn`): a catalog item's only
-while it is in the served model's space, a new item's across versions.
+over the artifact's between micro-batches too (:meth:`Serving.learn`), by
+:func:`models.item_learning.fits`: a catalog item's only in the served model's space, a new
+item's also in the space of a version it was warm-started from (an announcement's parent).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,10 +27,13 @@ import numpy as np
 from core.codebook import ItemCodebook
 from models.artifact import ArtifactError, load_recommender
 from models.blend import Blend
+from models.item_learning import Learned, fits
 from models.scoring import Recommender
 from streams.metrics import PipelineStats
 
 log = logging.getLogger(__name__)
+
+MAX_NORM_FACTOR = 1.5  # a learned vector may be this much longer than the artifact's longest
 
 
 class ModelRefused(ValueError):
@@ -42,62 +47,66 @@ class Active(NamedTuple):
     older_codebooks: tuple[ItemCodebook, ...]
 
 
-class Learned(NamedTuple):
-    """An item vector learned online: the model version (tag) whose space it is in, the steps
-    that made it, and the vector."""
-
-    model: int
-    updates: int
-    vector: np.ndarray
-
-
 class Serving:
     """The worker's current model, the catalogs of the ones before it, and what was refused."""
 
     def __init__(self, recommender: Recommender, stats: PipelineStats | None = None) -> None:
         self.active = Active(recommender, ())
         self.artifact = recommender  # the served model as loaded, before any learned vector
+        self.lineage: frozenset[int] = frozenset()  # tags of the versions it was warm-started from
         self.stats = stats or PipelineStats()
         self.last_refusal: str | None = None
-        self.learned: dict[str, Learned] = {}  # item id -> the newest learned vector taken
+        self.learned: dict[str, Learned] = {}  # item id -> the newest learned vector heard of
+        self.bound = longest_vector(recommender)
 
     @property
     def recommender(self) -> Recommender:
         return self.active.recommender
 
+    def _fits(self, item: str, learned: Learned, artifact: Recommender,
+              lineage: frozenset[int]) -> bool:  # fmt: skip
+        return fits(item, learned, artifact.index, artifact.dim, artifact.tag, lineage)
+
     def learn(self, vectors: dict[str, Learned]) -> None:
         """Score with these learned item vectors from the next batch on (on the event loop).
-        One of another dimension is refused; one in another model's space is kept for when
-        that model serves only if the item is new (the artifact has no vector for it)."""
-        dim, tag = self.artifact.dim, self.artifact.tag
-        usable = {}
+        Every readable one is kept, for a later version it fits; refused (and counted) are one
+        that is not finite or longer than the catalog's longest vector allows
+        (``MAX_NORM_FACTOR`` x, as the learner clips to it), and one older than the vector held
+        for the item in the same model (fewer updates: a stale owner's)."""
+        bound = MAX_NORM_FACTOR * self.bound
+        take = {}
         for item, learned in vectors.items():
-            if learned.vector.shape != (dim,) or not np.isfinite(learned.vector).all():
+            norm = float(np.linalg.norm(learned.vector))
+            held = self.learned.get(item)
+            if not (math.isfinite(norm) and norm <= bound) or (
+                held is not None and held.model == learned.model
+                and learned.updates < held.updates):  # fmt: skip
                 self.stats.item_vectors_refused += 1
                 continue
-            if learned.model != tag and item in self.artifact.index:
-                self.stats.item_vectors_refused += 1  # the trainer's version supersedes it
-                continue
             self.learned[item] = learned
-            usable[item] = learned.vector
-        if usable:
+            if self._fits(item, learned, self.artifact, self.lineage):
+                take[item] = learned.vector
+        if take:
             recommender, older = self.active
-            self.active = Active(recommender.with_item_vectors(usable), older)
-            self.stats.item_vectors_applied += len(usable)
+            self.active = Active(recommender.with_item_vectors(take), older)
+            self.stats.item_vectors_applied += len(take)
 
-    def swap(self, recommender: Recommender) -> None:
+    def swap(self, recommender: Recommender, parent: str | None = None) -> None:
         """Serve ``recommender`` from the next batch on; runs on the event loop. Learned
-        vectors of new items carry over (a version is a warm start of the one before); a
-        catalog item's start again from the new artifact's."""
+        vectors that fit it are laid over it: a new item's carry over when the announcement
+        names the version served now as its ``parent`` (a warm start); a catalog item's wait
+        for vectors learned in the new model's space."""
         old = self.active.recommender
         kept = [c for c in (old.codebook, *self.active.older_codebooks)
                 if c.fingerprint != recommender.codebook.fingerprint]  # fmt: skip
-        self.artifact = recommender
-        self.learned = {i: v for i, v in self.learned.items() if i not in recommender.index}
-        if self.learned:
-            recommender = recommender.with_item_vectors(
-                {i: v.vector for i, v in self.learned.items()})  # fmt: skip
-        self.active = Active(recommender, tuple({c.fingerprint: c for c in kept}.values()))
+        lineage = frozenset({self.artifact.tag, *self.lineage}) \
+            if parent is not None and parent == self.artifact.version else frozenset()  # fmt: skip
+        overlay = {i: v.vector for i, v in self.learned.items()
+                   if self._fits(i, v, recommender, lineage)}  # fmt: skip
+        served = recommender.with_item_vectors(overlay) if overlay else recommender
+        self.artifact, self.lineage = recommender, lineage
+        self.bound = longest_vector(recommender)
+        self.active = Active(served, tuple({c.fingerprint: c for c in kept}.values()))
         self.stats.model_swaps += 1
         log.warning("now serving model %s (%s), was %s", recommender.version, recommender.kind,
                     old.version)  # fmt: skip
@@ -107,6 +116,11 @@ class Serving:
         self.last_refusal = f"{version}: {reason}"
         log.error("refused model %s, still serving %s: %s", version, self.recommender.version,
                   reason)  # fmt: skip
+
+
+def longest_vector(recommender: Recommender) -> float:
+    vectors = recommender.vectors
+    return float(np.linalg.norm(vectors, axis=1).max()) if len(vectors) else 0.0
 
 
 def load_checked(path: Path, version: str, blend: Blend) -> Recommender:

@@ -257,5 +257,6 @@ def register_item_vector_view(app: faust.App, serving: Serving, settings: Settin
                 "item_id": item_id, "updates": learned.updates, "model_tag": learned.model,
                 "norm": float(np.linalg.norm(learned.vector)),
                 "in_artifact": item_id in serving.artifact.index,
-                "serving": serving.recommender.item_vector(item_id) is not None,
+                "serving": bool(np.array_equal(serving.recommender.item_vector(item_id),
+                                               learned.vector)),  # this one, not the artifact's
             })  # fmt: skip

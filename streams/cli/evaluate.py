@@ -253,7 +253,7 @@ def _model_versions(
         fit = trainer(
             settings.interest, settings.blend, config, workdir, console.is_terminal, warm_start
         )
-    return ModelVersions(fit, stream, retrain_every or None)
+    return ModelVersions(fit, stream, retrain_every or None, warm_started=warm_start)
 
 
 def _product_policies(

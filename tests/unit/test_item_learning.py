@@ -46,14 +46,17 @@ def test_where_a_vector_starts():
     assert np.array_equal(learner.start("a", mine, 9, 3)[0], np.frombuffer(mine, "<f4"))
     assert learner.start("a", mine, 9, 3)[1] == 3  # this model's: continued
     assert np.array_equal(learner.start("a", mine, 8, 3)[0], AXES[0])  # another model's: anew
-    assert learner.start("new", mine, 8, 3)[1] == 3  # a new item keeps what it learned
+    assert learner.start("new", mine, 8, 3)[1] == 0  # a new item of an unrelated model: anew
+    heir = OnlineItems(AXES, learner.index, tag=9, lineage={8})
+    assert heir.start("new", mine, 8, 3)[1] == 3  # of the version it was warm-started from
     assert not learner.start("new", b"\x00" * 8, 9, 3)[0].any()  # another dimension: zero
     nan = np.full(4, np.nan, "<f4").tobytes()
     assert not learner.start("new", nan, 9, 3)[0].any()
 
 
-def _records(events, interests) -> list[Message]:
-    return [Message(k, v, 0, n) for n, (k, v) in enumerate(item_event_records(events, interests))]
+def _records(events, interests, model_tag: int = 9) -> list[Message]:
+    return [Message(k, v, 0, n)
+            for n, (k, v) in enumerate(item_event_records(events, interests, model_tag))]
 
 
 def test_the_agent_moves_a_vector_once_per_event_and_sends_it_again_on_a_replay():
@@ -63,7 +66,7 @@ def test_the_agent_moves_a_vector_once_per_event_and_sends_it_again_on_a_replay(
     interests = {"u1": np.array([0, 3.0, 0, 0], np.float32), "u2": np.array([0, 0, 2.0, 0])}
     messages = _records(events, interests)
     assert "u" not in orjson.loads(messages[2].value)  # an impression carries no interest
-    parsed = parse_item_records(messages, InterestConfig(), dim=4)
+    parsed = parse_item_records(messages, InterestConfig(), space=(4, 9))
     table: dict = {}
     done = apply_items(parsed.by_item, table, 1000.0, learner=learner, interests=parsed.interests)
     stats = decode_item_stats(table[b"new"])
@@ -82,7 +85,8 @@ def test_an_interest_a_record_cannot_hold_is_a_dead_letter(bad):
                                    {"u1": np.ones(4, np.float32)})[0].value)  # fmt: skip
     nan = np.full(4, np.nan, "<f2").tobytes()
     record["u"] = bad if bad is not None else __import__("base64").b64encode(nan).decode()
-    parsed = parse_item_records([Message(b"a", orjson.dumps(record))], InterestConfig(), dim=4)
+    parsed = parse_item_records([Message(b"a", orjson.dumps(record))], InterestConfig(),
+                                space=(4, 9))  # fmt: skip
     assert len(parsed.dead) == 1 and not parsed.by_item
 
 
@@ -118,29 +122,91 @@ def test_a_new_item_is_recommended_to_its_cluster_after_a_few_engagements(model_
     assert served.index["new"] not in shown.indices[0]
 
 
-def test_serving_lays_learned_vectors_over_the_model_and_keeps_new_items_across_a_swap():
-    from streams.serving import Learned, Serving
+def test_serving_lays_learned_vectors_over_the_model_by_their_space():
+    from models.item_learning import Learned
+    from streams.serving import Serving
     from tests.unit.step_helpers import recommender
 
-    serving = Serving(recommender())
-    tag = serving.artifact.tag
-    toward_b = np.array([0, 2.0, 0, 0], np.float32)
+    v1 = recommender()
+    serving = Serving(v1)
+    tag = v1.tag
+    toward_b = np.array([0, 1.0, 0, 0], np.float32)
     serving.learn({"new": Learned(tag, 3, toward_b), "a": Learned(tag, 1, AXES[3]),
-                   "old": Learned(tag + 1, 1, AXES[2]),  # a new item: any model's space
-                   "b": Learned(tag + 1, 1, AXES[2]),  # a catalog item of another model: no
-                   "c": Learned(tag, 1, np.ones(3, np.float32))})  # another dimension: no
+                   "b": Learned(tag + 1, 1, AXES[2]),  # a catalog item in another space: kept
+                   "c": Learned(tag, 1, np.full(3, 0.5, np.float32)),  # another dimension: kept
+                   "huge": Learned(tag, 1, AXES[0] * 100),  # far past the catalog's norms
+                   "nan": Learned(tag, 1, np.full(4, np.nan, np.float32))})  # fmt: skip
     served = serving.recommender
-    assert served.version == serving.artifact.version and served is not serving.artifact
+    assert served.version == v1.version and served is not v1
     assert np.array_equal(served.item_vector("new"), toward_b)
     assert np.array_equal(served.item_vector("a"), AXES[3])
-    assert np.array_equal(served.item_vector("b"), AXES[1])
-    assert serving.stats.item_vectors_refused == 2 and serving.stats.item_vectors_applied == 3
+    assert np.array_equal(served.item_vector("b"), AXES[1])  # not in this model's space
+    assert served.item_vector("huge") is None and "nan" not in serving.learned
+    assert serving.stats.item_vectors_refused == 2 and serving.stats.item_vectors_applied == 2
     [rec] = served.top_k(AXES[1][None], [["b"]], 2)  # a user of item b is offered the new one
     assert rec.item_ids[0] == "new"
-    serving.swap(recommender())  # a new version: catalog items start again, new ones stay
-    assert np.array_equal(serving.recommender.item_vector("a"), AXES[0])
-    assert np.array_equal(serving.recommender.item_vector("new"), toward_b)
-    assert set(serving.learned) == {"new", "old"}
+    serving.learn({"a": Learned(tag, 0, AXES[2])})  # fewer updates than held: a stale owner's
+    assert np.array_equal(serving.recommender.item_vector("a"), AXES[3])
+
+
+def _other_version(dim: int = 4):
+    import torch
+
+    from models.blend import Blend
+    from models.mf import MatrixFactorization
+    from models.scoring import Recommender
+    from tests.unit.step_helpers import ITEMS
+
+    model = MatrixFactorization(n_items=len(ITEMS), dim=dim, max_len=5)
+    with torch.no_grad():
+        model.items.weight[: len(ITEMS)] = torch.eye(len(ITEMS), dim)
+    return Recommender(model, ITEMS, f"v2-{dim}", Blend())
+
+
+def test_a_swap_keeps_new_items_only_from_its_parent_and_waits_for_its_own_vectors():
+    from models.item_learning import Learned
+    from streams.serving import Serving
+    from tests.unit.step_helpers import recommender
+
+    v1, v2 = recommender(), _other_version()
+    serving = Serving(v1)
+    serving.learn({"new": Learned(v1.tag, 3, AXES[1]), "a": Learned(v1.tag, 2, AXES[3])})
+    serving.learn({"a": Learned(v2.tag, 1, AXES[2])})  # learned under v2 before this worker swaps
+    assert np.array_equal(serving.recommender.item_vector("a"), AXES[3])
+    serving.swap(v2, parent=v1.version)  # a warm start of v1
+    assert np.array_equal(serving.recommender.item_vector("new"), AXES[1])
+    assert np.array_equal(serving.recommender.item_vector("a"), AXES[2])  # v2's own, kept
+    assert serving.lineage == {v1.tag}
+    serving.learn({"new": Learned(v2.tag, 4, AXES[2])})
+    serving.swap(v1)  # a rollback (no parent): v2's learning does not fit v1
+    assert serving.recommender.item_vector("new") is None and serving.lineage == set()
+    assert np.array_equal(serving.recommender.item_vector("a"), AXES[0])  # the newest was v2's
+    wide = _other_version(dim=8)
+    serving.swap(wide, parent=v1.version)  # another dimension: nothing of v1's fits, no crash
+    assert serving.recommender.version == wide.version and serving.stats.model_swaps == 3
+    assert serving.recommender.item_vector("new") is None
+
+
+def test_an_interest_from_another_model_counts_the_event_without_a_step():
+    learner = OnlineItems(AXES, {"a": 0, "b": 1, "c": 2, "d": 3}, tag=9)
+    events = [(Event("u1", "new", "click", 10), (0, 4))]
+    interests = {"u1": np.array([0, 3.0, 0, 0], np.float32)}
+    for written_by, wide in ((8, False), (8, True)):  # the user path on another version
+        user = np.ones(8, np.float32) if wide else interests["u1"]
+        messages = _records(events, {"u1": user}, model_tag=written_by)
+        parsed = parse_item_records(messages, InterestConfig(), space=(4, 9))
+        assert not parsed.dead and not parsed.interests and parsed.by_item["new"]
+        table: dict = {}
+        done = apply_items(parsed.by_item, table, 1000.0, learner=learner,
+                           interests=parsed.interests)  # fmt: skip
+        assert done.applied == 1 and not decode_item_stats(table[b"new"]).vector
+    same_tag_wrong_size = _records(events, {"u1": np.ones(8, np.float32)}, model_tag=9)
+    assert len(parse_item_records(same_tag_wrong_size, InterestConfig(), space=(4, 9)).dead) == 1
+    untagged = orjson.loads(same_tag_wrong_size[0].value)
+    del untagged["m"]
+    parsed = parse_item_records([Message(b"new", orjson.dumps(untagged))], InterestConfig(),
+                                space=(4, 9))  # fmt: skip
+    assert len(parsed.dead) == 1
 
 
 def test_a_grown_catalog_scores_through_the_ranker_and_explains_with_the_new_items(model_path):
