@@ -1,0 +1,119 @@
+"""Exploration in the scoring path: which of a list's slots try items the model does not rank
+first, and with what probability each item lands in its slot (its propensity, for off-policy
+evaluation of other policies on the logs).
+
+The model ranks the user's unseen candidates; the list is its top K. Only the last ``budget``
+slots (default 1 of 10) explore, so at most that many items of a list are not the model's:
+
+- ``greedy``: the model's top K, every propensity 1.
+- ``epsilon``: each exploring slot independently keeps the model's item with probability
+  1 - epsilon, or shows an item drawn uniformly (without repeats) from the ``pool`` candidates
+  ranked after the top K. Exact propensities: 1 - epsilon for a kept item; epsilon / |pool| for a
+  drawn one (each draw is uniform over the pool, whatever the other slots drew).
+- ``ucb``: the exploring slots take, from the model's items for them and the pool, the highest
+  upper confidence bounds on the positive rate, ``mean + c sqrt(ln(1 + N) / (1 + n))`` (n the
+  item's impressions, N the sum over the candidates); deterministic, propensity 1.
+- ``thompson``: the same candidates, ranked by a draw from each one's Beta posterior. The
+  propensities are *estimated* by the policy's own sampling: the share of ``samples`` further
+  draws that put the item in its slot (the draw shown included, so never 0).
+
+Random draws come from a generator seeded by the record's ``rec_id``, so a replay of the log
+reproduces every list exactly. Pure numpy over catalog indices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+POLICIES = ("greedy", "epsilon", "ucb", "thompson")
+
+
+@dataclass(frozen=True)
+class Exploration:
+    policy: str = "greedy"
+    budget: int = 1  # slots of a list that may explore (the last ones)
+    epsilon: float = 0.1
+    ucb_c: float = 1.0
+    pool: int = 100  # candidates after the model's top K that exploring slots draw from
+    samples: int = 100  # Thompson: draws behind each estimated propensity
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"exploration policy {self.policy!r}: one of {', '.join(POLICIES)}")
+        if self.budget < 0 or self.pool < 1 or self.samples < 1:
+            raise ValueError("budget must be >= 0, pool and samples >= 1")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+
+    def candidates(self, k: int) -> int:
+        """How many of the model's ranked candidates a list of ``k`` needs."""
+        return k if self.policy == "greedy" or self.budget == 0 else k + self.pool
+
+
+class Slate(NamedTuple):
+    """One list: catalog indices (-1: empty slot), each one's propensity, and whether it was
+    explored (not the model's own pick for that slot)."""
+
+    items: np.ndarray  # (K,) int64
+    propensity: np.ndarray  # (K,) float64
+    explored: np.ndarray  # (K,) bool
+
+
+def seed_of(rec_id: str) -> int:
+    """The generator seed for a record: its 64-bit id (hex)."""
+    return int(rec_id, 16)
+
+
+def explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
+            beta: np.ndarray, seed: int) -> Slate:  # fmt: skip
+    """The list of ``k`` from ``ranked`` (C,), the model's unseen candidates best first (-1
+    padded), with ``alpha``/``beta`` (C,) their Beta posteriors (impressions = alpha + beta - 2)."""
+    valid = ranked[ranked >= 0]
+    items = np.full(k, -1, dtype=np.int64)
+    top = valid[:k]
+    items[: len(top)] = top
+    propensity = np.ones(k)
+    explored = np.zeros(k, dtype=bool)
+    budget = min(config.budget, len(top))
+    if config.policy == "greedy" or budget == 0:
+        return Slate(items, propensity, explored)
+    first = len(top) - budget  # the exploring slots: first .. len(top) - 1
+    rng = np.random.default_rng(seed)
+    if config.policy == "epsilon":
+        pool = valid[k : k + config.pool]
+        drawn = rng.permutation(len(pool))
+        used = 0
+        for slot in range(first, len(top)):
+            if used == len(pool):
+                continue  # nothing left to draw: the model's item, surely
+            if rng.random() < config.epsilon:
+                items[slot] = pool[drawn[used]]
+                propensity[slot] = config.epsilon / len(pool)
+                explored[slot] = True
+                used += 1
+            else:
+                propensity[slot] = 1.0 - config.epsilon
+        return Slate(items, propensity, explored)
+    # ucb and thompson choose the exploring slots among the model's picks for them and the pool
+    options = np.flatnonzero(ranked >= 0)[first : k + config.pool]
+    a, b = alpha[options].astype(np.float64), beta[options].astype(np.float64)
+    if config.policy == "ucb":
+        shown = a + b - 2.0
+        bound = a / (a + b) + config.ucb_c * np.sqrt(math.log1p(shown.sum()) / (1.0 + shown))
+        order = np.argsort(-bound, kind="stable")[:budget]
+    else:
+        order = np.argsort(-rng.beta(a, b), kind="stable")[:budget]
+        again = -rng.beta(a, b, size=(config.samples, len(options)))
+        if budget == 1:  # the common case: the best of each draw, no sort
+            again = again.argmin(axis=1)[:, None]
+        else:
+            again = np.argsort(again, axis=1, kind="stable")[:, :budget]
+        hits = (again == order[None, :]).sum(axis=0)  # per slot: draws putting that item there
+        propensity[first : first + budget] = (hits + 1) / (config.samples + 1)
+    items[first : first + budget] = ranked[options[order]]
+    explored[first : first + budget] = ~np.isin(items[first : first + budget], top)
+    return Slate(items, propensity, explored)
