@@ -24,6 +24,7 @@ from core.durations import format_duration, parse_duration
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events, rebase
 from models.artifact import load_recommender
+from models.exploration import Exploration, explore
 from models.item_learning import ItemLearning, OnlineItems
 from models.blend import Blend
 from models.scoring import Recommender
@@ -81,11 +82,16 @@ class ProductPolicy:
         sequence: bool = True,
         batch: int = 1024,
         items: ItemLearning | None = None,
+        exploration: Exploration | None = None,
     ) -> None:
         """``items``: learn item vectors online (then a batch of ``batch`` is also how long an
-        update waits to be scored with: the workers' micro-batches are far shorter)."""
+        update waits to be scored with: the workers' micro-batches are far shorter).
+        ``exploration``: lists made by :func:`models.exploration.explore` from the model's
+        ranking, each list an impression of its items and the tested event a positive for its
+        item if shown (the Beta posteriors the bandits read), seeded per tested event."""
         self.name = name
         self.items = items
+        self.exploration = exploration
         self.versions = versions
         self.interest = interest
         self.blend = replace(blend, explain=0)
@@ -110,6 +116,9 @@ class ProductPolicy:
         stream_index = {item: n for n, item in enumerate(stream.item_ids)}
         states: dict[str, UserState] = {}
         pending: list[UserState] = []
+        pending_items: list[int] = []  # the stream index of each pending test's item
+        impressions = np.zeros(len(stream.item_ids) + 1)  # the last: items not in the stream
+        positives = np.zeros(len(stream.item_ids) + 1)
         out = np.full((int(stream.tested.sum()), k), -1, dtype=np.int64)
         done = 0
         rec = to_stream_item = None
@@ -133,12 +142,21 @@ class ProductPolicy:
             if not pending:
                 take_learned()
                 return
+            wanted = self.exploration.candidates(k) if self.exploration else k
             shown = rec.top_k(np.stack([s.vector for s in pending]), [s.recent for s in pending],
-                              k).indices  # fmt: skip
-            rows = slice(done, done + len(pending))
-            out[rows, : shown.shape[1]] = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
+                              wanted).indices  # fmt: skip
+            if self.exploration:  # an item the stream lacks still takes its slot
+                outside = len(stream.item_ids)
+                mapped = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
+                mapped = np.where((shown >= 0) & (mapped < 0), outside, mapped)
+                shown = self._explored(mapped, k, done, pending_items, impressions, positives)
+                shown[shown == outside] = -1
+            else:
+                shown = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
+            out[done : done + len(pending), : shown.shape[1]] = shown
             done += len(pending)
             pending.clear()
+            pending_items.clear()
             take_learned()
 
         swaps = set(self.versions.starts)
@@ -161,6 +179,7 @@ class ProductPolicy:
             state = states.get(event.user_id) or UserState.empty(rec.dim if rec else 1)
             if stream.tested[n]:
                 pending.append(state)
+                pending_items.append(stream_index[event.item_id])
                 if len(pending) == self.batch:
                     flush()
             states[event.user_id] = state = apply_user_events(
@@ -173,6 +192,24 @@ class ProductPolicy:
                 learned[item] = (vector.astype("<f4").tobytes(), learner.tag, updates)
                 moved[item] = vector
         flush()
+        return out
+
+
+    def _explored(self, ranked: np.ndarray, k: int, first: int, targets: list[int],
+                  impressions: np.ndarray, positives: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Each row's list by the exploration policy (stream indices), counting impressions and
+        positives as they are shown."""
+        config = self.exploration
+        out = np.full((len(ranked), k), -1, dtype=np.int64)
+        for row, candidates in enumerate(ranked):
+            at = candidates.clip(0)
+            alpha = 1.0 + positives[at]
+            beta = 1.0 + np.maximum(0.0, impressions - positives)[at]
+            items = explore(candidates, k, config, alpha, beta, seed=first + row).items
+            out[row] = items
+            shown = items[items >= 0]
+            impressions[shown] += 1
+            positives[targets[row]] += targets[row] in shown
         return out
 
 
@@ -221,6 +258,7 @@ def product_policies(
     half_lives: Sequence[HalfLife],
     kind: str,
     items: ItemLearning | None = None,
+    explorations: Sequence[Exploration] = (),
 ) -> list[ProductPolicy]:
     """The interest vector alone at each half-life (h = inf is the no-decay baseline), and the
     full product (interest + sequence model + ranker) at each one that forgets; with ``items``
@@ -239,6 +277,9 @@ def product_policies(
     if items is not None:
         policies = [q for p in policies for q in (p, ProductPolicy(
             f"{p.name} + online items", versions, p.interest, blend, p.sequence, 64, items))]
+    policies = [q for p in policies for q in (p, *(ProductPolicy(
+        f"{p.name} + {c.policy} (explore {c.budget})", versions, p.interest, blend, p.sequence,
+        64, p.items, c) for c in explorations))]  # fmt: skip
     return policies
 
 

@@ -143,10 +143,13 @@ class Recommender:
                 query = query + blend.sequence_weight * user
             n_candidates = max(k, blend.rerank_candidates) if ranker is not None else k
             scores, indices = self.search.search(query, n_candidates, known)  # (B, C)
-            if ranker is not None:
-                scores, indices = ranker.rerank(
-                    interest, user, self.items, self.bias, scores, indices, k
-                )
+            if ranker is not None:  # re-ranks its candidates; any asked for past them follow
+                head = blend.rerank_candidates  # in retrieval order, so a longer list (an
+                ranked = ranker.rerank(  # exploration pool) starts with the same top k
+                    interest, user, self.items, self.bias, scores[:, :head], indices[:, :head],
+                    min(k, head))  # fmt: skip
+                scores = torch.cat([ranked[0], scores[:, head:k]], dim=1)
+                indices = torch.cat([ranked[1], indices[:, head:k]], dim=1)
             indices, scores = indices[:, :k], scores[:, :k]
             if recent_weights is not None and blend.explain:
                 because, contributions = self._explain(indices, recent, recent_weights)

@@ -113,6 +113,10 @@ def evaluate_command(
     item_learning: Annotated[bool, typer.Option(
         help="Also run each product policy with online item learning, as workers with "
         "STREAMREC_ITEM_LEARNING do (STREAMREC_ITEM_LEARNING_RATE, STREAMREC_ITEM_NEGATIVES).")] = False,
+    explore: Annotated[Optional[list[str]], typer.Option(
+        help="Also run each product policy exploring with this policy (repeat): epsilon, ucb, "
+        "thompson (models/exploration.py), over --explore-budget of the K slots.")] = None,
+    explore_budget: Annotated[int, typer.Option(min=1, help="Slots that may explore.")] = 1,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
     dim: Dim = 64,
@@ -189,7 +193,7 @@ def evaluate_command(
             )
             kind = model if artifact is None else "model"
             policies += _product_policies(chosen, versions, settings, half_lives, kind,
-                                          item_learning)
+                                          item_learning, explore or [], explore_budget)
         rows = _run(stream, policies, k, windows)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)
@@ -263,14 +267,21 @@ def _product_policies(
     half_lives: Sequence[HalfLife],
     kind: str,
     item_learning: bool = False,
+    explore: Sequence[str] = (),
+    explore_budget: int = 1,
 ) -> list[ProductPolicy]:
     """``interest`` picks the interest vector alone at each half-life, ``product`` its blends
-    with the model; each also with online item learning if asked."""
+    with the model; each also with online item learning and each exploration policy asked."""
+    from models.exploration import Exploration
     from models.product import product_policies
 
     items = settings.item_learning_config if item_learning else None
+    try:
+        explorations = [Exploration(name, explore_budget) for name in explore]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     every = product_policies(versions, settings.interest, settings.blend, half_lives, kind,
-                             items)  # fmt: skip
+                             items, explorations)  # fmt: skip
     return [
         p for p in every
         if ("interest" if p.name.startswith("interest h=") else "product") in chosen

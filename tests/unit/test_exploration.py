@@ -90,3 +90,24 @@ def test_the_off_policy_check_recovers_a_target_rate_in_a_small_world():
     for target in (0.0, 0.6):
         check = epsilon_ips(result.log, config, target, 10)
         assert check["ips"] == pytest.approx(check["true"], rel=0.1), check
+
+
+def test_the_evaluator_explores_only_the_budgeted_slot(model_path):
+    from core.generator import GeneratorConfig, generate
+    from core.interest import InterestConfig
+    from models.artifact import load_recommender
+    from models.blend import Blend
+    from models.product import ModelVersions, ProductPolicy
+    from models.stream import Stream
+
+    stream = Stream.of(generate(GeneratorConfig(n_users=40, n_items=200, events_per_user=15)), 0.3)
+    versions = ModelVersions(lambda _: load_recommender(model_path), stream)
+    interest = InterestConfig(history_len=10)
+    greedy = ProductPolicy("g", versions, interest, Blend(), batch=64).run(stream, 10)
+    always = Exploration("epsilon", budget=1, epsilon=1.0, pool=20)
+    explored = ProductPolicy("e", versions, interest, Blend(), batch=64,
+                             exploration=always).run(stream, 10)  # fmt: skip
+    assert (explored[:, :9] == greedy[:, :9]).all()
+    drawn = explored[:, 9]  # -1: a drawn item the stream does not have
+    assert (drawn >= 0).mean() > 0.5
+    assert not any(drawn[r] in greedy[r] for r in range(len(greedy)) if drawn[r] >= 0)
