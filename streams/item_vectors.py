@@ -17,11 +17,11 @@ import threading
 import time
 
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from core.codec_legacy import CorruptState
 from core.item_stats import decode_item_vector
-from streams.security import kafka_python_kwargs
+from streams.model_updates import consumer_at_start
 from models.item_learning import Learned
 from streams.serving import Serving
 from streams.settings import Settings
@@ -63,24 +63,9 @@ class VectorFollower(threading.Thread):
 
     def connected(self) -> KafkaConsumer | None:
         """A consumer at the start of every partition, once the broker answers."""
-        topic = self.settings.item_vectors_topic
-        while not self.stopping.is_set():
-            try:
-                consumer = KafkaConsumer(
-                    bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
-                    group_id=None, fetch_max_wait_ms=POLL_MS,
-                    bootstrap_timeout_ms=max(1_000, int(self.retry_s * 1000)),
-                    **kafka_python_kwargs(self.settings))  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
-                log.warning("item-vectors: no broker yet (%s); retrying in %.0f s", exc,
-                            self.retry_s)  # fmt: skip
-                self.stopping.wait(self.retry_s)
-                continue
-            partitions = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            return consumer
-        return None
+        return consumer_at_start(self.settings, self.settings.item_vectors_topic,
+                                 self.settings.partitions, self.stopping, self.retry_s,
+                                 fetch_max_wait_ms=POLL_MS)  # fmt: skip
 
     def run(self) -> None:
         """Read and hand over until stopped; a failure (the broker gone a while, a bug) is

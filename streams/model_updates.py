@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import BaseModel, ValidationError
@@ -106,6 +106,30 @@ def starting_model(settings: Settings, configured: Recommender) -> Recommender:
         return configured
 
 
+def consumer_at_start(settings: Settings, topic: str, partitions: int, stopping: threading.Event,
+                      retry_s: float, on_failure: Callable[[], None] = lambda: None,
+                      **options: Any) -> KafkaConsumer | None:  # fmt: skip
+    """A consumer of every partition of ``topic`` from its start, with no group, once the broker
+    answers (None if ``stopping`` is set first): a worker that starts before its broker, or
+    loses it for a while, follows when it is back instead of never again."""
+    while not stopping.is_set():
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None,
+                bootstrap_timeout_ms=max(1_000, int(retry_s * 1000)),
+                **kafka_python_kwargs(settings), **options)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
+            on_failure()
+            log.warning("%s: no broker yet (%s); retrying in %.0f s", topic, exc, retry_s)
+            stopping.wait(retry_s)
+            continue
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        return consumer
+    return None
+
+
 class Follower(threading.Thread):
     """Reads the model-updates topic from its start, for as long as the worker runs."""
 
@@ -120,26 +144,12 @@ class Follower(threading.Thread):
         self.connect_failures = 0
 
     def connected(self) -> KafkaConsumer | None:
-        """A consumer at the topic's start, once the broker answers (None if stopped first):
-        a worker that starts before its broker, or loses it for a while, follows when it is
-        back instead of never again."""
-        while not self.stopping.is_set():
-            try:
-                consumer = KafkaConsumer(
-                    bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
-                    group_id=None, bootstrap_timeout_ms=max(1_000, int(self.retry_s * 1000)),
-                    **kafka_python_kwargs(self.settings))  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
-                self.connect_failures += 1
-                log.warning("model-updates: no broker yet (%s); retrying in %.0f s", exc,
-                            self.retry_s)  # fmt: skip
-                self.stopping.wait(self.retry_s)
-                continue
-            partition = TopicPartition(self.settings.model_updates_topic, 0)
-            consumer.assign([partition])
-            consumer.seek_to_beginning(partition)
-            return consumer
-        return None
+        """A consumer at the topic's start, once the broker answers (None if stopped first)."""
+        return consumer_at_start(self.settings, self.settings.model_updates_topic, 1,
+                                 self.stopping, self.retry_s, self._failed)  # fmt: skip
+
+    def _failed(self) -> None:
+        self.connect_failures += 1
 
     def run(self) -> None:
         consumer = self.connected()
