@@ -117,3 +117,22 @@ def explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
     items[first : first + budget] = ranked[options[order]]
     explored[first : first + budget] = ~np.isin(items[first : first + budget], top)
     return Slate(items, propensity, explored)
+
+
+def explore_rows(ranked: np.ndarray, k: int, config: Exploration, first_seed: int,
+                 targets: list[int], impressions: np.ndarray,
+                 positives: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Each row's list of ``k`` from ``ranked`` (B, C), row b seeded ``first_seed + b``, its
+    Beta posteriors read from ``impressions``/``positives`` (updated in place as each list is
+    shown: an impression per item, a positive for ``targets[b]`` if shown). (B, k) indices."""
+    out = np.full((len(ranked), k), -1, dtype=np.int64)
+    for row, candidates in enumerate(ranked):
+        at = candidates.clip(0)
+        alpha = 1.0 + positives[at]
+        beta = 1.0 + np.maximum(0.0, impressions - positives)[at]
+        items = explore(candidates, k, config, alpha, beta, seed=first_seed + row).items
+        out[row] = items
+        shown = items[items >= 0]
+        impressions[shown] += 1
+        positives[targets[row]] += targets[row] in shown
+    return out

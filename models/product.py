@@ -24,7 +24,7 @@ from core.durations import format_duration, parse_duration
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events, rebase
 from models.artifact import load_recommender
-from models.exploration import Exploration, explore
+from models.exploration import Exploration, explore_rows
 from models.item_learning import ItemLearning, OnlineItems
 from models.blend import Blend
 from models.scoring import Recommender
@@ -149,7 +149,8 @@ class ProductPolicy:
                 outside = len(stream.item_ids)
                 mapped = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
                 mapped = np.where((shown >= 0) & (mapped < 0), outside, mapped)
-                shown = self._explored(mapped, k, done, pending_items, impressions, positives)
+                shown = explore_rows(mapped, k, self.exploration, done, pending_items,
+                                     impressions, positives)  # fmt: skip
                 shown[shown == outside] = -1
             else:
                 shown = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
@@ -192,24 +193,6 @@ class ProductPolicy:
                 learned[item] = (vector.astype("<f4").tobytes(), learner.tag, updates)
                 moved[item] = vector
         flush()
-        return out
-
-
-    def _explored(self, ranked: np.ndarray, k: int, first: int, targets: list[int],
-                  impressions: np.ndarray, positives: np.ndarray) -> np.ndarray:  # fmt: skip
-        """Each row's list by the exploration policy (stream indices), counting impressions and
-        positives as they are shown."""
-        config = self.exploration
-        out = np.full((len(ranked), k), -1, dtype=np.int64)
-        for row, candidates in enumerate(ranked):
-            at = candidates.clip(0)
-            alpha = 1.0 + positives[at]
-            beta = 1.0 + np.maximum(0.0, impressions - positives)[at]
-            items = explore(candidates, k, config, alpha, beta, seed=first + row).items
-            out[row] = items
-            shown = items[items >= 0]
-            impressions[shown] += 1
-            positives[targets[row]] += targets[row] in shown
         return out
 
 
