@@ -34,7 +34,7 @@ offline-eval: install
 bench-ann: install
 	$(BIN)/python bench/ann.py
 
-# Every performance benchmark, then docs/benchmarks.md from their tables (about 50 minutes from a clean clone on
+# Every performance benchmark, then docs/benchmarks.md from their tables (about 90 minutes from a clean clone on
 # 2 cores). The peer (Quix Streams) needs its own venv: it pins an older pydantic.
 PEER := .venv-peer
 $(PEER)/.installed: bench/peer-requirements.txt
