@@ -1,12 +1,14 @@
 """Where a micro-batch's time goes, in-process: parse, apply to state, score, build records.
 
-    .venv/bin/python bench/stages.py [--events 30000] [--per-user] [--threads 2]
+    .venv/bin/python bench/stages.py [--events 30000] [--per-user] [--threads 2] [--lists]
 
 The worker's own step functions (streams/steps.py, streams/records.py) on the throughput
 benchmark's catalog and events (bench/throughput.py), in batches of 500, with a dict for the
 user table: no broker, no Faust, so the figures are our code's alone. ``--per-user`` takes the
-per-user state path instead of the batch one (the bytes are the same). Writes
-bench/results/stages.{json,md}: µs per event of each stage.
+per-user state path instead of the batch one (the bytes are the same). ``--lists`` also runs
+the lists of models/slates.py the way a worker makes them with exploration (epsilon, UCB,
+Thompson, 1 of 10 slots) and MMR diversity, each over the same batches, the item statistics of
+the events known. Writes bench/results/stages.{json,md}: µs per event of each stage.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import torch
 
 from core.events import encode_event
 from core.generator import generate
+from core.item_stats import ItemStats
 from core.report import write_report
 from models.artifact import load_recommender
+from models.exploration import Exploration
+from models.item_board import ItemBoard
+from models.slates import ListRules
 from models.train import TrainConfig, train
 from streams import records, steps
 from streams.app import settle_gc
@@ -41,6 +47,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--per-user", action="store_true", help="the per-user state path")
     parser.add_argument("--threads", type=int, default=2, help="Torch threads (the worker: 1)")
+    parser.add_argument("--lists", action="store_true", help="also exploring and MMR lists")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -55,8 +62,37 @@ def main() -> None:
     messages = [Fetched(e.user_id.encode(), encode_event(e), 0, n, e.ts / 1000.0 + 1, "events")
                 for n, e in enumerate(events)]  # fmt: skip
     writer = records.ItemsWriter(rec.item_ids)
-    table = Table()
+    board = ItemBoard(settings.popularity_half_life_s * 1000.0)
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e.item_id] = counts.get(e.item_id, 0) + 1
+    board.update({i: ItemStats(impressions=5 * n, positives=n, popularity=float(n))
+                  for i, n in counts.items()})  # fmt: skip
+    configs = {"greedy (the default)": ListRules()}
+    if args.lists:
+        configs |= {f"{name}, 1 of 10 slots": ListRules(Exploration(name)) for name in
+                    ("epsilon", "ucb", "thompson")}  # fmt: skip
+        configs["MMR, lambda 0.7"] = ListRules(mmr_lambda=0.7)
     settle_gc()
+    rows = [run_lists(name, rules, board, messages, rec, config, writer, args)
+            for name, rules in configs.items()]  # fmt: skip
+    write_report(args.out, "stages", rows, {
+        "lists": lambda r: r["lists"],
+        "state path": lambda r: r["state path"],
+        "events": lambda r: f"{r['events']:,}",
+        "torch threads": lambda r: str(r["threads"]),
+        "parse µs/event": lambda r: f"{r['parse_us']:.1f}",
+        "apply µs/event": lambda r: f"{r['apply_us']:.1f}",
+        "score µs/event": lambda r: f"{r['score_us']:.1f}",
+        "records µs/event": lambda r: f"{r['records_us']:.1f}",
+        "total µs/event": lambda r: f"{r['total_us']:.1f}",
+    })
+
+
+def run_lists(name: str, rules: ListRules, board: ItemBoard, messages: list, rec, config,
+              writer: records.ItemsWriter, args: argparse.Namespace) -> dict:  # fmt: skip
+    """One pass over the events with a fresh user table, the lists made by ``rules``."""
+    table = Table()
     spent = dict.fromkeys(("parse", "apply", "score", "records"), 0.0)
     for start in range(0, len(messages), args.batch):
         batch = messages[start : start + args.batch]
@@ -67,27 +103,19 @@ def main() -> None:
                                  codebook=rec.codebook, model_tag=rec.tag,
                                  batched=not args.per_user)  # fmt: skip
         applied_at = time.perf_counter()
-        scored = records.score(rec, [s.state for s in done.snapshots], config.top_k)
+        ids = records.record_ids(done.snapshots)
+        scored = records.serve(rec, done.snapshots, config.top_k, rules, board, ids)
         scored_at = time.perf_counter()
-        records.recommendation_records(done.snapshots, scored, rec.version, writer=writer)
+        records.recommendation_records(done.snapshots, scored, rec.version, writer=writer,
+                                       ids=ids, exploration=rules.exploration)  # fmt: skip
         spent["parse"] += parsed_at - began
         spent["apply"] += applied_at - parsed_at
         spent["score"] += scored_at - applied_at
         spent["records"] += time.perf_counter() - scored_at
-    row = {"state path": "per user" if args.per_user else "batch", "events": len(messages),
-           "threads": args.threads,
-           **{f"{k}_us": round(v / len(messages) * 1e6, 1) for k, v in spent.items()},
-           "total_us": round(sum(spent.values()) / len(messages) * 1e6, 1)}  # fmt: skip
-    write_report(args.out, "stages", [row], {
-        "state path": lambda r: r["state path"],
-        "events": lambda r: f"{r['events']:,}",
-        "torch threads": lambda r: str(r["threads"]),
-        "parse µs/event": lambda r: f"{r['parse_us']:.1f}",
-        "apply µs/event": lambda r: f"{r['apply_us']:.1f}",
-        "score µs/event": lambda r: f"{r['score_us']:.1f}",
-        "records µs/event": lambda r: f"{r['records_us']:.1f}",
-        "total µs/event": lambda r: f"{r['total_us']:.1f}",
-    })
+    return {"lists": name, "state path": "per user" if args.per_user else "batch",
+            "events": len(messages), "threads": args.threads,
+            **{f"{k}_us": round(v / len(messages) * 1e6, 1) for k, v in spent.items()},
+            "total_us": round(sum(spent.values()) / len(messages) * 1e6, 1)}  # fmt: skip
 
 
 if __name__ == "__main__":

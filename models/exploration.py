@@ -9,7 +9,9 @@ slots (default 1 of 10) explore, so at most that many items of a list are not th
 - ``epsilon``: each exploring slot independently keeps the model's item with probability
   1 - epsilon, or shows an item drawn uniformly (without repeats) from the ``pool`` candidates
   ranked after the top K. Exact propensities: 1 - epsilon for a kept item; epsilon / |pool| for a
-  drawn one (each draw is uniform over the pool, whatever the other slots drew).
+  drawn one (each draw is uniform over the pool, whatever the other slots drew). New items
+  first: when the item statistics are known and some of the pool has had fewer than
+  ``new_items`` impressions, the draws are from those alone (the same rule, a smaller pool).
 - ``ucb``: the exploring slots take, from the model's items for them and the pool, the highest
   upper confidence bounds on the positive rate, ``mean + c sqrt(ln(1 + N) / (1 + n))`` (n the
   item's impressions, N the sum over the candidates); deterministic, propensity 1.
@@ -17,7 +19,8 @@ slots (default 1 of 10) explore, so at most that many items of a list are not th
   propensities are *estimated* by the policy's own sampling: the share of ``samples`` further
   draws that put the item in its slot (the draw shown included, so never 0).
 
-Random draws come from a generator seeded by the record's ``rec_id``, so a replay of the log
+An explored item with fewer than ``new_items`` impressions is marked ``new`` (UCB's bound and
+Thompson's wide posterior already favour it). Random draws come from a generator seeded by the record's ``rec_id``, so a replay of the log
 reproduces every list exactly. Pure numpy over catalog indices.
 """
 
@@ -40,12 +43,13 @@ class Exploration:
     ucb_c: float = 1.0
     pool: int = 100  # candidates after the model's top K that exploring slots draw from
     samples: int = 100  # Thompson: draws behind each estimated propensity
+    new_items: int = 20  # impressions below which an item is new (explored first by epsilon)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"exploration policy {self.policy!r}: one of {', '.join(POLICIES)}")
-        if self.budget < 0 or self.pool < 1 or self.samples < 1:
-            raise ValueError("budget must be >= 0, pool and samples >= 1")
+        if self.budget < 0 or self.pool < 1 or self.samples < 1 or self.new_items < 0:
+            raise ValueError("budget and new_items must be >= 0, pool and samples >= 1")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
 
@@ -55,12 +59,13 @@ class Exploration:
 
 
 class Slate(NamedTuple):
-    """One list: catalog indices (-1: empty slot), each one's propensity, and whether it was
-    explored (not the model's own pick for that slot)."""
+    """One list: catalog indices (-1: empty slot), each one's propensity, whether it was
+    explored (not the model's own pick for that slot), and whether it was new to the users."""
 
     items: np.ndarray  # (K,) int64
     propensity: np.ndarray  # (K,) float64
     explored: np.ndarray  # (K,) bool
+    new: np.ndarray  # (K,) bool: explored, with fewer than ``new_items`` impressions
 
 
 def seed_of(rec_id: str) -> int:
@@ -69,9 +74,26 @@ def seed_of(rec_id: str) -> int:
 
 
 def explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
-            beta: np.ndarray, seed: int) -> Slate:  # fmt: skip
+            beta: np.ndarray, seed: int, shown: np.ndarray | None = None) -> Slate:  # fmt: skip
     """The list of ``k`` from ``ranked`` (C,), the model's unseen candidates best first (-1
-    padded), with ``alpha``/``beta`` (C,) their Beta posteriors (impressions = alpha + beta - 2)."""
+    padded), with ``alpha``/``beta`` (C,) their Beta posteriors and ``shown`` (C,) their
+    impressions (None: unknown, so no item counts as new)."""
+    slate = _explore(ranked, k, config, alpha, beta, seed, shown)
+    if shown is None or not config.new_items:
+        return slate
+    impressions = np.zeros(len(slate.items))
+    impressions[slate.items >= 0] = shown[_positions(ranked, slate.items[slate.items >= 0])]
+    return slate._replace(new=slate.explored & (impressions < config.new_items))
+
+
+def _positions(ranked: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Where each of ``items`` is in ``ranked`` (each is there once)."""
+    order = np.argsort(ranked, kind="stable")
+    return order[np.searchsorted(ranked, items, sorter=order)]
+
+
+def _explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
+             beta: np.ndarray, seed: int, shown: np.ndarray | None) -> Slate:  # fmt: skip
     valid = ranked[ranked >= 0]
     items = np.full(k, -1, dtype=np.int64)
     top = valid[:k]
@@ -80,11 +102,14 @@ def explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
     explored = np.zeros(k, dtype=bool)
     budget = min(config.budget, len(top))
     if config.policy == "greedy" or budget == 0:
-        return Slate(items, propensity, explored)
+        return Slate(items, propensity, explored, np.zeros(k, dtype=bool))
     first = len(top) - budget  # the exploring slots: first .. len(top) - 1
     rng = np.random.default_rng(seed)
     if config.policy == "epsilon":
         pool = valid[k : k + config.pool]
+        if shown is not None and config.new_items:
+            fresh = shown[ranked >= 0][k : k + config.pool] < config.new_items
+            pool = pool[fresh] if fresh.any() else pool
         drawn = rng.permutation(len(pool))
         used = 0
         for slot in range(first, len(top)):
@@ -97,7 +122,7 @@ def explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
                 used += 1
             else:
                 propensity[slot] = 1.0 - config.epsilon
-        return Slate(items, propensity, explored)
+        return Slate(items, propensity, explored, np.zeros(k, dtype=bool))
     # ucb and thompson choose the exploring slots among the model's picks for them and the pool
     options = np.flatnonzero(ranked >= 0)[first : k + config.pool]
     a, b = alpha[options].astype(np.float64), beta[options].astype(np.float64)
@@ -116,7 +141,7 @@ def explore(ranked: np.ndarray, k: int, config: Exploration, alpha: np.ndarray,
         propensity[first : first + budget] = (hits + 1) / (config.samples + 1)
     items[first : first + budget] = ranked[options[order]]
     explored[first : first + budget] = ~np.isin(items[first : first + budget], top)
-    return Slate(items, propensity, explored)
+    return Slate(items, propensity, explored, np.zeros(k, dtype=bool))
 
 
 def explore_rows(ranked: np.ndarray, k: int, config: Exploration, first_seed: int,
@@ -130,7 +155,7 @@ def explore_rows(ranked: np.ndarray, k: int, config: Exploration, first_seed: in
         at = candidates.clip(0)
         alpha = 1.0 + positives[at]
         beta = 1.0 + np.maximum(0.0, impressions - positives)[at]
-        items = explore(candidates, k, config, alpha, beta, seed=first_seed + row).items
+        items = explore(candidates, k, config, alpha, beta, first_seed + row, impressions[at]).items
         out[row] = items
         shown = items[items >= 0]
         impressions[shown] += 1

@@ -9,13 +9,17 @@ baselines (models/baselines.py) and the product (models/product.py) alike.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from models.baselines import ItemKNN, OnlineMF, Popularity, StreamingPolicy
+from models.diversity import intra_list_diversity
 from models.evaluation import gains_at
 from models.stream import Stream
+
+if TYPE_CHECKING:
+    from models.scoring import Recommender
 
 
 class Policy(Protocol):
@@ -61,8 +65,11 @@ def run_prequential(
     k: int = 10,
     windows: int = 10,
     on_policy: Callable[[str], None] | None = None,
+    item_vectors: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """One result row per policy: overall metrics, per-window metrics, and evaluator speed."""
+    """One result row per policy: overall metrics, per-window metrics, and evaluator speed;
+    with ``item_vectors`` (one per stream item: a fixed reference space, the same for every
+    policy) also the lists' intra-list diversity (models/diversity.py)."""
     targets = stream.items[stream.tested]
     test_ts = stream.ts[stream.tested]
     popularity_rank = _popularity_rank(stream.items, len(stream.item_ids))
@@ -84,6 +91,8 @@ def run_prequential(
                 **{name: float(v.mean()) for name, v in gains.items()},
                 "coverage": len(np.unique(shown)) / len(stream.item_ids),
                 "novelty": float(popularity_rank[shown].mean()) if len(shown) else 0.0,
+                "diversity": float("nan") if item_vectors is None
+                else intra_list_diversity(lists, item_vectors),
                 "tested": len(targets),
                 "events": len(stream.events),
                 "seconds": round(seconds, 2),  # model training excluded
@@ -117,3 +126,14 @@ def _popularity_rank(items: np.ndarray, n_items: int) -> np.ndarray:
     rank = np.empty(n_items, dtype=float)
     rank[np.argsort(-counts, kind="stable")] = np.arange(1, n_items + 1)
     return rank
+
+
+def reference_vectors(recommender: Recommender, item_ids: Sequence[str]) -> np.ndarray:
+    """``recommender``'s vector of each of ``item_ids`` (zero for one it lacks): the space the
+    evaluator measures every policy's diversity in."""
+    out = np.zeros((len(item_ids), recommender.dim), dtype=np.float32)
+    for row, item in enumerate(item_ids):
+        vector = recommender.item_vector(item)
+        if vector is not None:
+            out[row] = vector
+    return out

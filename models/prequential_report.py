@@ -24,6 +24,8 @@ def write_results(rows: list[dict[str, Any]], out: Path, title: str, k: int = 10
             f"MRR@{k}": lambda r: f"{r[f'mrr@{k}']:.4f}",
             "coverage": lambda r: f"{r['coverage']:.3f}",
             "novelty (mean pop. rank)": lambda r: f"{r['novelty']:.0f}",
+            "ILD": lambda r: "-" if r.get("diversity") is None or r["diversity"] != r["diversity"]
+            else f"{r['diversity']:.3f}",
             "tested": lambda r: f"{r['tested']:,}",
             "events/s": lambda r: f"{r['events_per_s']:,}",
         },

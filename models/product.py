@@ -12,19 +12,19 @@ the next batch boundary as a worker takes it between micro-batches.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from core.durations import format_duration, parse_duration
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events, rebase
 from models.artifact import load_recommender
 from models.exploration import Exploration, explore_rows
+from models.half_life import HalfLife
+from models.slates import ListRules, candidates
 from models.item_learning import ItemLearning, OnlineItems
 from models.blend import Blend
 from models.scoring import Recommender
@@ -83,13 +83,16 @@ class ProductPolicy:
         batch: int = 1024,
         items: ItemLearning | None = None,
         exploration: Exploration | None = None,
+        mmr_lambda: float = 1.0,
     ) -> None:
         """``items``: learn item vectors online (then a batch of ``batch`` is also how long an
         update waits to be scored with: the workers' micro-batches are far shorter).
         ``exploration``: lists made by :func:`models.exploration.explore` from the model's
         ranking, each list an impression of its items and the tested event a positive for its
-        item if shown (the Beta posteriors the bandits read), seeded per tested event."""
+        item if shown (the Beta posteriors the bandits read), seeded per tested event.
+        ``mmr_lambda`` < 1: the model's first candidates re-ranked by MMR (models/slates.py)."""
         self.name = name
+        self.rules = ListRules(exploration or Exploration(), -1, mmr_lambda)
         self.items = items
         self.exploration = exploration
         self.versions = versions
@@ -142,9 +145,8 @@ class ProductPolicy:
             if not pending:
                 take_learned()
                 return
-            wanted = self.exploration.candidates(k) if self.exploration else k
-            shown = rec.top_k(np.stack([s.vector for s in pending]), [s.recent for s in pending],
-                              wanted).indices  # fmt: skip
+            shown = candidates(rec, np.stack([s.vector for s in pending]),
+                               [s.recent for s in pending], k, self.rules)[0]  # fmt: skip
             if self.exploration:  # an item the stream lacks still takes its slot
                 outside = len(stream.item_ids)
                 mapped = np.where(shown >= 0, to_stream_item[shown.clip(0)], -1)
@@ -200,40 +202,6 @@ def _no_vector(item_id: str) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class HalfLife:
-    """A decay setting to sweep: event-time seconds, or a count of the user's own events."""
-
-    seconds: float = math.inf
-    events: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> HalfLife:
-        """``20ev`` is 20 of the user's own events; anything else a duration (``6h``, ``inf``).
-        Raises ValueError saying what is wrong."""
-        text = text.strip().lower()
-        if not text.endswith("ev"):
-            return cls(seconds=parse_duration(text))
-        try:
-            events = float(text[:-2])
-        except ValueError:
-            raise ValueError(f"{text!r} is not a count of events like 20ev") from None
-        if not events > 0:
-            raise ValueError(f"a half-life must be positive, got {text!r}")
-        return cls(events=events)
-
-    @property
-    def label(self) -> str:
-        return f"{self.events:g}ev" if self.events is not None else format_duration(self.seconds)
-
-    @property
-    def forgets(self) -> bool:
-        return self.events is not None or math.isfinite(self.seconds)
-
-    def applied_to(self, interest: InterestConfig) -> InterestConfig:
-        return replace(interest, half_life_ms=self.seconds * 1000.0, half_life_events=self.events)
-
-
 def product_policies(
     versions: ModelVersions,
     interest: InterestConfig,
@@ -242,10 +210,12 @@ def product_policies(
     kind: str,
     items: ItemLearning | None = None,
     explorations: Sequence[Exploration] = (),
+    diversities: Sequence[float] = (),
 ) -> list[ProductPolicy]:
     """The interest vector alone at each half-life (h = inf is the no-decay baseline), and the
     full product (interest + sequence model + ranker) at each one that forgets; with ``items``
-    each one again with online item learning, scored in batches of 64 events."""
+    each one again with online item learning, scored in batches of 64 events; then each of those
+    with each exploration policy, and with its lists re-ranked by MMR at each of ``diversities``."""
     policies = [
         ProductPolicy(
             f"interest h={h.label}", versions, h.applied_to(interest), blend, sequence=False
@@ -263,6 +233,9 @@ def product_policies(
     policies = [q for p in policies for q in (p, *(ProductPolicy(
         f"{p.name} + {c.policy} (explore {c.budget})", versions, p.interest, blend, p.sequence,
         64, p.items, c) for c in explorations))]  # fmt: skip
+    policies += [ProductPolicy(f"{p.name} + MMR λ={lam:g}", versions, p.interest, blend,
+                               p.sequence, 64, p.items, None, lam)
+                 for p in policies if p.exploration is None for lam in diversities]  # fmt: skip
     return policies
 
 

@@ -152,13 +152,13 @@ class Recommender:
                 indices = torch.cat([ranked[1], indices[:, head:k]], dim=1)
             indices, scores = indices[:, :k], scores[:, :k]
             if recent_weights is not None and blend.explain:
-                because, contributions = self._explain(indices, recent, recent_weights)
+                because, contributions = self.explain(indices, recent, recent_weights)
             else:
                 because = np.full((*indices.shape, 0), -1, dtype=np.int64)
                 contributions = np.zeros(because.shape, dtype=np.float32)
         return ScoredBatch(self.item_ids, indices.numpy(), scores.numpy(), because, contributions)
 
-    def _explain(
+    def explain(
         self,
         indices: torch.Tensor,
         recent: Sequence[Sequence[str]],
@@ -211,6 +211,10 @@ class ScoredBatch:
     scores: np.ndarray  # (B, K) float32
     because: np.ndarray  # (B, K, E) int64
     contributions: np.ndarray  # (B, K, E) float32
+    # what models/slates.py chose: each slot's propensity and source (SOURCES); None: the
+    # model's own list, every propensity 1
+    propensity: np.ndarray | None = None  # (B, K) float64
+    source: np.ndarray | None = None  # (B, K) int8
 
     def __len__(self) -> int:
         return self.indices.shape[0]

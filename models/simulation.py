@@ -25,6 +25,7 @@ import torch
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events
 from models.blend import Blend
+from models.diversity import intra_list_diversity
 from models.exploration import Exploration, Slate, explore
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
@@ -145,12 +146,13 @@ def simulate(world: World, policy: str, exploration: Exploration, steps: int, k:
             if policy == "random":
                 seen = {rec.index[i] for i in chosen[row].recent}
                 pick = picker.permutation([i for i in range(world.items) if i not in seen])[:k]
-                slates.append(Slate(pick, np.ones(k), np.ones(k, dtype=bool)))
+                slates.append(Slate(pick, np.ones(k), np.ones(k, dtype=bool), np.zeros(k, dtype=bool)))
             else:
                 slates.append(explore(ranked[row], k, config, 1 + positives[ranked[row]],
                                       1 + np.maximum(0, impressions - positives)[ranked[row]],
                                       seed=(world.seed << 40) ^ (start + row)))  # fmt: skip
         items = np.stack([s.items for s in slates])
+        diversity.append(items)
         p = truth.click_probability(users, items)
         clicked = draws.random(p.shape) < p
         best = _oracle(truth, users, [s.recent for s in chosen], rec, k)
@@ -162,7 +164,6 @@ def simulate(world: World, policy: str, exploration: Exploration, steps: int, k:
             np.add.at(positives, items[row][clicked[row]], 1)
             shown_ever[shown] = True
             coverage.append(shown_ever.mean())
-            diversity.append(_intra_list(vectors[shown]))
             events = [(Event(str(user), rec.item_ids[i], "click", start + row), (0, start + row))
                       for i in items[row][clicked[row]].tolist()]  # fmt: skip
             if events:
@@ -174,7 +175,7 @@ def simulate(world: World, policy: str, exploration: Exploration, steps: int, k:
         if progress is not None:
             progress(n)
     return Result(policy, np.array(clicks), np.array(regret), np.array(coverage),
-                  float(np.mean(diversity)), log)  # fmt: skip
+                  intra_list_diversity(np.concatenate(diversity), vectors), log)  # fmt: skip
 
 
 def _first_states(truth: Truth, rec: Recommender, interest: InterestConfig) -> list[UserState]:
@@ -201,14 +202,6 @@ def _oracle(truth: Truth, users: np.ndarray, recent: list, rec: Recommender, k: 
     for row, items in enumerate(recent):
         p[row, [rec.index[i] for i in items]] = 0.0
     return -np.sort(-p, axis=1)[:, :k].sum(axis=1)
-
-
-def _intra_list(vectors: np.ndarray) -> float:
-    if len(vectors) < 2:
-        return 0.0
-    sim = vectors @ vectors.T
-    n = len(vectors)
-    return float(1.0 - (sim.sum() - n) / (n * (n - 1)))
 
 
 def _record(log: Log, truth: Truth, users, slates, clicked, p, ranked, k, config) -> None:

@@ -29,7 +29,8 @@ from streams.batch_state import BatchedUsers
 from streams.broker import ITEM_TABLE, USER_TABLE
 from streams.metrics import PipelineStats
 from models.item_learning import OnlineItems
-from streams.item_vectors import VectorFollower
+from models.item_board import ItemBoard
+from streams.item_followers import stats_follower, vector_follower
 from streams.model_updates import Follower
 from streams.publish import send_records
 from streams.retention import COMPACT_EVERY_S, Retention
@@ -128,6 +129,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         options={"driver": "rocksdict"},
     )
     config = steps.StepConfig.of(settings)
+    rules = settings.list_rules  # exploration and cold start (models/slates.py)
+    board = ItemBoard(settings.popularity_half_life_s * 1000.0) if settings.item_stats else None
     stats = PipelineStats()
     serving = Serving(recommender, stats)  # swapped between batches by the model follower
     metrics = worker_metrics(app, users, settings.events_topic, serving, stats)
@@ -228,12 +231,16 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         producer = compat.kafka_producer(app.producer)
         changelog = await state.send_changelog(producer, users.changelog_topic.get_topic_name())
         deliveries = [sent.delivery for sent in changelog]
+        explored = trending = 0  # slots of this batch's records that explored; trending lists
         if done.snapshots:
+            ids = records.record_ids(done.snapshots)  # each list's draws are seeded by its id
             with metrics.scoring.time():
-                recs = records.score(recommender, [s.state for s in done.snapshots], config.top_k)
+                recs = records.serve(recommender, done.snapshots, config.top_k, rules, board, ids)
             out = records.recommendation_records(done.snapshots, recs, recommender.version,
-                                                 writer=writer_of(recommender))
+                                                 writer=writer_of(recommender), ids=ids,
+                                                 exploration=rules.exploration)  # fmt: skip
             deliveries += await send_records(producer, settings.recs_topic, out)
+            explored, trending = records.sources_shown(recs)
         if settings.item_stats:  # the item statistics count what the users' states did
             interests = done.interests if settings.item_learning else None
             deliveries += await send_records(
@@ -250,6 +257,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         # caller sees (applied == events in, a user expired) is already true in the table.
         stats.applied += done.applied
         stats.recommendations_out += len(done.snapshots)
+        stats.items_explored += explored
+        stats.trending_lists += trending
         stats.users_deleted += len(done.deleted)
         stats.users_expired += expired
 
@@ -282,9 +291,13 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     async def follow_model_updates() -> None:
         """Serve each model version announced on the model-updates topic (a thread of its own:
         loading and checking an artifact must not hold up the batches)."""
-        Follower(settings, serving, asyncio.get_running_loop()).start()
+        loop = asyncio.get_running_loop()
+        Follower(settings, serving, loop).start()
         if settings.item_learning:
-            VectorFollower(settings, serving, asyncio.get_running_loop()).start()
+            vector_follower(settings, serving, loop).start()
+        if board is not None:  # every item's statistics, from the item table's changelog
+            stats_follower(settings, board, stats, items.changelog_topic.get_topic_name(),
+                           loop).start()  # fmt: skip
 
     register_views(app, users, settings, serving, stats, metrics)
     return app

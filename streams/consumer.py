@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Iterator
+from typing import Any, Iterator
 
 import orjson
 from kafka import KafkaConsumer
@@ -16,12 +16,12 @@ from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
 
-def recommendation_records(
-    settings: Settings, from_beginning: bool, idle_timeout: float | None
-) -> Iterator[dict]:
-    """Decoded records until ``idle_timeout`` seconds pass without one (None: forever)."""
+def topic_messages(settings: Settings, topic: str, from_beginning: bool,
+                   idle_timeout: float | None) -> Iterator[Any]:
+    """``topic``'s messages (kafka-python's records) until ``idle_timeout`` seconds pass
+    without one (None: forever); no consumer group, nothing committed."""
     consumer = KafkaConsumer(
-        settings.recs_topic,
+        topic,
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
@@ -30,10 +30,17 @@ def recommendation_records(
         **kafka_python_kwargs(settings),
     )
     try:
-        for message in consumer:
-            yield orjson.loads(message.value)
+        yield from consumer
     finally:
         consumer.close()
+
+
+def recommendation_records(
+    settings: Settings, from_beginning: bool, idle_timeout: float | None
+) -> Iterator[dict]:
+    """Decoded records until ``idle_timeout`` seconds pass without one (None: forever)."""
+    for message in topic_messages(settings, settings.recs_topic, from_beginning, idle_timeout):
+        yield orjson.loads(message.value)
 
 
 def render(latest: OrderedDict[str, dict], received: int, rows: int = 15) -> Table:

@@ -1,12 +1,15 @@
-"""Every worker follows ``<events topic>.item-vectors``: the item vectors learned online.
+"""Every worker follows two compacted topics keyed by item: ``<events topic>.item-vectors``,
+the item vectors learned online, and the item table's changelog, every item's statistics (what
+exploration and the trending fallback read: models/item_board.py).
 
 The item agents (streams/item_agent.py) each own the items of their by-item partitions and send
 an item's vector there each time its engagements move it, keyed by item id; the topic is
 compacted, so it holds each item's newest vector. Every worker reads all of it with no consumer
 group (each needs every item), from its start at launch, then as it comes, and hands what it
 read to the event loop, where :meth:`streams.serving.Serving.learn` lays it over the served
-model between micro-batches. A thread of its own, as the model-updates follower: reading must
-not hold up the batches.
+model between micro-batches; the statistics go to the worker's :class:`ItemBoard` the same way.
+A thread of its own per topic, as the model-updates follower: reading must not hold up the
+batches.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import asyncio
 import logging
 import threading
 import time
+from typing import Callable, Mapping
 
 import numpy as np
 from kafka import KafkaConsumer
 
 from core.codec_legacy import CorruptState
-from core.item_stats import decode_item_vector
+from core.item_stats import ItemStats, decode_item_stats, decode_item_vector
 from streams.model_updates import consumer_at_start
+from models.item_board import ItemBoard
 from models.item_learning import Learned
+from streams.metrics import PipelineStats
 from streams.serving import Serving
 from streams.settings import Settings
 
@@ -49,27 +55,49 @@ def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
     return vectors, bad
 
 
-class VectorFollower(threading.Thread):
-    """Reads the item-vectors topic from its start, for as long as the worker runs."""
+def read_stats(records: list) -> tuple[dict[str, ItemStats], int]:
+    """The newest readable statistics per item of ``records``, and how many were unreadable."""
+    stats: dict[str, ItemStats] = {}
+    bad = 0
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            stats[record.key.decode()] = decode_item_stats(record.value)
+        except (CorruptState, AttributeError, UnicodeDecodeError):
+            bad += 1
+    return stats, bad
 
-    def __init__(self, settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop,
-                 retry_s: float = 5.0) -> None:  # fmt: skip
-        super().__init__(name="item-vectors", daemon=True)
+
+Reader = Callable[[list], tuple[Mapping[str, object], int]]
+
+
+class ItemFollower(threading.Thread):
+    """Reads a compacted topic keyed by item from its start, for as long as the worker runs,
+    and hands what ``read`` made of it to ``take`` on the event loop (``on_bad``: how many
+    records were unreadable)."""
+
+    def __init__(self, settings: Settings, topic: str, read: Reader,
+                 take: Callable[[dict], None], on_bad: Callable[[int], None],
+                 loop: asyncio.AbstractEventLoop, retry_s: float = 5.0) -> None:  # fmt: skip
+        super().__init__(name=f"follow {topic}", daemon=True)
         self.settings = settings
-        self.serving = serving
+        self.topic = topic
+        self.read = read
+        self.take = take
+        self.on_bad = on_bad
         self.loop = loop
         self.retry_s = retry_s
         self.stopping = threading.Event()
 
     def connected(self) -> KafkaConsumer | None:
         """A consumer at the start of every partition, once the broker answers."""
-        return consumer_at_start(self.settings, self.settings.item_vectors_topic,
-                                 self.settings.partitions, self.stopping, self.retry_s,
-                                 fetch_max_wait_ms=POLL_MS)  # fmt: skip
+        return consumer_at_start(self.settings, self.topic, self.settings.partitions,
+                                 self.stopping, self.retry_s, fetch_max_wait_ms=POLL_MS)  # fmt: skip
 
     def run(self) -> None:
         """Read and hand over until stopped; a failure (the broker gone a while, a bug) is
-        logged and the topic read again from its start, so no vector stays unknown."""
+        logged and the topic read again from its start, so no item stays unknown."""
         while not self.stopping.is_set():
             consumer = self.connected()
             if consumer is None:
@@ -77,7 +105,7 @@ class VectorFollower(threading.Thread):
             try:
                 self.follow(consumer)
             except Exception:  # noqa: BLE001 - the worker keeps scoring with what it has
-                log.exception("item-vectors follower failed; reading again in %.0f s",
+                log.exception("%s follower failed; reading again in %.0f s", self.topic,
                               self.retry_s)  # fmt: skip
                 self.stopping.wait(self.retry_s)
             finally:
@@ -87,18 +115,36 @@ class VectorFollower(threading.Thread):
         """Poll, and hand what was read to the loop when a poll comes back empty or
         ``HAND_OVER_S`` passed since the last hand-over (a start-up read of the whole topic
         goes over in a few large pieces, not one per fetch)."""
-        pending: dict[str, Learned] = {}
+        pending: dict = {}
         handed = time.monotonic()
         while not self.stopping.is_set():
             polled = consumer.poll(timeout_ms=POLL_MS)
-            vectors, bad = read_vectors([r for batch in polled.values() for r in batch])
+            read, bad = self.read([r for batch in polled.values() for r in batch])
             if bad:
-                log.warning("item-vectors: %d unreadable records skipped", bad)
-                self.loop.call_soon_threadsafe(self._refused, bad)
-            pending.update(vectors)
-            if pending and (not vectors or time.monotonic() - handed >= HAND_OVER_S):
-                self.loop.call_soon_threadsafe(self.serving.learn, pending)
+                log.warning("%s: %d unreadable records skipped", self.topic, bad)
+                self.loop.call_soon_threadsafe(self.on_bad, bad)
+            pending.update(read)
+            if pending and (not read or time.monotonic() - handed >= HAND_OVER_S):
+                self.loop.call_soon_threadsafe(self.take, pending)
                 pending, handed = {}, time.monotonic()
 
-    def _refused(self, count: int) -> None:
-        self.serving.stats.item_vectors_refused += count
+
+def vector_follower(settings: Settings, serving: Serving,
+                    loop: asyncio.AbstractEventLoop) -> ItemFollower:  # fmt: skip
+    """The follower of the learned item vectors, laid over the served model."""
+    def refused(count: int) -> None:
+        serving.stats.item_vectors_refused += count
+
+    return ItemFollower(settings, settings.item_vectors_topic, read_vectors, serving.learn,
+                        refused, loop)  # fmt: skip
+
+
+def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, topic: str,
+                   loop: asyncio.AbstractEventLoop) -> ItemFollower:  # fmt: skip
+    """The follower of the item statistics (the item table's changelog ``topic``), laid on
+    the worker's ``board``; ``stats.items_known`` counts the items it knows."""
+    def take(read: dict[str, ItemStats]) -> None:
+        board.update(read)
+        stats.items_known = len(board)
+
+    return ItemFollower(settings, topic, read_stats, take, lambda count: None, loop)

@@ -44,6 +44,9 @@ class PipelineStats:
     item_vectors_learned: int = 0  # vectors this worker's item agent moved and sent
     item_vectors_applied: int = 0  # learned item vectors now scored with (from every worker)
     item_vectors_refused: int = 0  # unreadable, or of another dimension or model space
+    items_explored: int = 0  # slots of records that showed an explored item (source explore/new)
+    trending_lists: int = 0  # records of cold users that got the trending fallback
+    items_known: int = 0  # items whose statistics this worker has read (exploration, trending)
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
 
@@ -66,6 +69,9 @@ class PipelineStats:
             "item_vectors_learned": self.item_vectors_learned,
             "item_vectors_applied": self.item_vectors_applied,
             "item_vectors_refused": self.item_vectors_refused,
+            "items_explored": self.items_explored,
+            "trending_lists": self.trending_lists,
+            "items_known": self.items_known,
             "dead_lettered": dict(self.dead_lettered),
         }
 
@@ -130,6 +136,8 @@ class WorkerMetrics(Collector):
              "Online item vectors taken into scoring"),
             ("item_vectors_refused", stats.item_vectors_refused,
              "Online item vectors refused (unreadable, other dimension or model)"),
+            ("items_explored", stats.items_explored, "Record slots showing an explored item"),
+            ("trending_lists", stats.trending_lists, "Records of cold users given trending items"),
         ):
             yield CounterMetricFamily(f"streamrec_{name}", doc, value=value)
         dead = CounterMetricFamily(

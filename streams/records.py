@@ -15,6 +15,9 @@ import orjson
 
 from core.interest import Snapshot, UserState
 from models.scoring import Recommender, ScoredBatch
+from models.exploration import Exploration, seed_of
+from models.item_board import ItemBoard
+from models.slates import EXPLORE, NEW, SOURCES, TRENDING, ListRules, serve_lists
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -27,6 +30,14 @@ def score(recommender: Recommender, states: Sequence[UserState], k: int) -> Scor
         k,
         [s.recent_weights for s in states],
     )
+
+
+def serve(recommender: Recommender, snapshots: Sequence[Snapshot], k: int, rules: ListRules,
+          board: ItemBoard | None, ids: Sequence[str]) -> ScoredBatch:  # fmt: skip
+    """The batch's lists as ``rules`` choose them (models/slates.py), each row's draws seeded
+    by its record's id ``ids[b]``, so a replay of the log reproduces them."""
+    return serve_lists(recommender, [s.state for s in snapshots], k, rules, board,
+                       [seed_of(i) for i in ids], [s.event.ts for s in snapshots])  # fmt: skip
 
 
 class ItemsWriter:
@@ -46,6 +57,9 @@ class ItemsWriter:
         # (no item) -> b"", so an empty slot writes nothing
         self.first = np.array([b'{"item_id":' + i for i in ids] + [b""], dtype=object)
         self.later = np.array([b',{"item_id":' + i for i in ids] + [b""], dtype=object)
+        self.sources = np.array([b',"explored":%s,"source":"%s"' % (
+            b"true" if n in (EXPLORE, NEW) else b"false", name.encode())
+            for n, name in enumerate(SOURCES)] + [b""], dtype=object)  # fmt: skip
 
     def write(self, scored: ScoredBatch) -> list[bytes]:
         """Each row's ``items`` array as JSON."""
@@ -55,19 +69,24 @@ class ItemsWriter:
             return []
         shown = items >= 0
         explained = (because >= 0) & shown[..., None]
-        pieces = np.empty((rows, slots, 5 + 4 * n_explain), dtype=object)
+        propensity = np.ones(items.shape) if scored.propensity is None else scored.propensity
+        source = np.zeros(items.shape, np.intp) if scored.source is None else scored.source
+        pieces = np.empty((rows, slots, 8 + 4 * n_explain), dtype=object)
         pieces[:, :1, 0] = self.first[items[:, :1]]
         pieces[:, 1:, 0] = self.later[items[:, 1:]]
         pieces[..., 1] = _when(shown, b',"score":')
         pieces[..., 2] = _numbers(scored.scores, shown)
-        pieces[..., 3] = _when(shown, b',"because":[')
+        pieces[..., 3] = _when(shown, b',"propensity":')
+        pieces[..., 4] = _numbers(propensity, shown)
+        pieces[..., 5] = self.sources[np.where(shown, source, -1)]
+        pieces[..., 6] = _when(shown, b',"because":[')
         weights = _numbers(scored.contributions, explained)
         for n in range(n_explain):
             reason = np.where(explained[..., n], because[..., n], -1)
-            pieces[..., 4 + 4 * n] = (self.later if n else self.first)[reason]
-            pieces[..., 5 + 4 * n] = _when(explained[..., n], b',"weight":')
-            pieces[..., 6 + 4 * n] = weights[..., n]
-            pieces[..., 7 + 4 * n] = _when(explained[..., n], b"}")
+            pieces[..., 7 + 4 * n] = (self.later if n else self.first)[reason]
+            pieces[..., 8 + 4 * n] = _when(explained[..., n], b',"weight":')
+            pieces[..., 9 + 4 * n] = weights[..., n]
+            pieces[..., 10 + 4 * n] = _when(explained[..., n], b"}")
         pieces[..., -1] = _when(shown, b"]}")
         return [b"[" + b"".join(row) + b"]" for row in pieces.reshape(rows, -1).tolist()]
 
@@ -98,7 +117,9 @@ def record_items(rec: ScoredBatch, row: int = 0) -> list[dict[str, Any]]:
 
     one = ScoredBatch([rec.item_ids[i] for i in named.tolist()], remap(rec.indices[row : row + 1]),
                       rec.scores[row : row + 1], remap(rec.because[row : row + 1]),
-                      rec.contributions[row : row + 1])  # fmt: skip
+                      rec.contributions[row : row + 1],
+                      None if rec.propensity is None else rec.propensity[row : row + 1],
+                      None if rec.source is None else rec.source[row : row + 1])  # fmt: skip
     return orjson.loads(ItemsWriter(one.item_ids).write(one)[0])
 
 
@@ -110,29 +131,59 @@ def rec_id(user_id: str, partition: int, offset: int) -> str:
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
+def sources_shown(scored: ScoredBatch) -> tuple[int, int]:
+    """How many slots of the batch show an explored item, and how many rows trend."""
+    if scored.source is None:
+        return 0, 0
+    explored = np.isin(scored.source[scored.indices >= 0], (EXPLORE, NEW)).sum()
+    return int(explored), int((scored.source == TRENDING).any(axis=1).sum())
+
+
+def policy_of(exploration: Exploration | None) -> dict[str, Any]:
+    """What a record says of the policy that chose it: its name and budget (greedy: 0, no slot
+    explores), and epsilon's rate (what off-policy evaluation needs: models/off_policy.py)."""
+    if exploration is None or exploration.policy == "greedy":
+        return {"policy": "greedy", "budget": 0}
+    said: dict[str, Any] = {"policy": exploration.policy, "budget": exploration.budget}
+    if exploration.policy == "epsilon":
+        said["epsilon"] = exploration.epsilon
+    return said
+
+
+def record_ids(snapshots: Sequence[Snapshot]) -> list[str]:
+    """Each snapshot's record id (:func:`rec_id`)."""
+    return [rec_id(s.event.user_id, *s.position) for s in snapshots]
+
+
 def recommendation_records(
     snapshots: Sequence[Snapshot],
     scored: ScoredBatch,
     model_version: str,
     clock: Callable[[], float] = time.time,
     writer: ItemsWriter | None = None,
+    ids: Sequence[str] | None = None,
+    exploration: Exploration | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """``(key, value)`` records (schema v1, see README) for the recommendations topic, keyed by
-    user like the input; ``writer`` is the serving catalog's, kept across batches."""
+    user like the input; ``writer`` is the serving catalog's, kept across batches; ``ids`` the
+    records' :func:`rec_id` if already made; ``exploration`` the policy that chose the lists."""
     items = (writer or ItemsWriter(scored.item_ids)).write(scored)
+    ids = ids or record_ids(snapshots)
+    policy = orjson.Fragment(orjson.dumps(policy_of(exploration)))
     out = []
-    for snapshot, items_json in zip(snapshots, items):
+    for snapshot, items_json, id_ in zip(snapshots, items, ids):
         event = snapshot.event
         partition, offset = snapshot.position
         value = orjson.dumps(
             {
-                "rec_id": rec_id(event.user_id, partition, offset),
+                "rec_id": id_,
                 "user_id": event.user_id,
                 "items": orjson.Fragment(items_json),
                 "model_version": model_version,
                 "event_ts": event.ts,
                 "emitted_at": int(clock() * 1000),
                 "trigger": {"event_id": event.event_id, "partition": partition, "offset": offset},
+                "exploration": policy,
                 "schema_version": RECORD_SCHEMA_VERSION,
             }
         )

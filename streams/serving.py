@@ -9,7 +9,7 @@ States built in the old model's space are rebased when their user is next touche
 (:func:`streams.steps.in_model_space`), reading their recent items with the old catalog, which
 the holder keeps.
 
-With online item learning, vectors the item agents learned (streams/item_vectors.py) are laid
+With online item learning, vectors the item agents learned (streams/item_followers.py) are laid
 over the artifact's between micro-batches too (:meth:`Serving.learn`), by
 :func:`models.item_learning.fits`: a catalog item's only in the served model's space, a new
 item's also in the space of a version it was warm-started from (an announcement's parent).

@@ -19,7 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from core.durations import parse_duration
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
 from models.blend import Blend
+from models.exploration import POLICIES, Exploration
 from models.item_learning import ItemLearning
+from models.slates import ListRules
 
 
 class Settings(BaseSettings):
@@ -137,6 +139,32 @@ class Settings(BaseSettings):
         50.0, ge=0, description="Online updates a catalog item's trained vector counts as "
         "(the larger, the slower it moves; a new item starts at 0)",
     )
+    explore: Literal[POLICIES] = Field(  # type: ignore[valid-type]
+        "greedy", description="How a list explores (models/exploration.py): greedy (the "
+        "model's top K), epsilon, ucb or thompson; every item of a record says its propensity",
+    )
+    explore_budget: int = Field(
+        1, ge=0, le=1000, description="At most this many slots of a list explore (the last ones)"
+    )
+    explore_epsilon: float = Field(
+        0.1, ge=0, le=1, description="epsilon: the chance each exploring slot shows a drawn item"
+    )
+    explore_pool: int = Field(
+        100, ge=1, le=10_000, description="Candidates after the top K an exploring slot draws from"
+    )
+    explore_new_items: int = Field(
+        20, ge=0, description="An item with fewer impressions is new: explored first by epsilon, "
+        "its source 'new' (needs item_stats)",
+    )
+    cold_start_events: int = Field(
+        0, ge=-1, description="A user whose state holds at most this many events, or no "
+        "interest yet, gets the trending items (decayed popularity, needs item_stats); -1: off",
+    )
+    mmr_lambda: float = Field(
+        1.0, ge=0, le=1, description="Diversity: relevance's weight against similarity to the "
+        "items above when the model's candidates are re-ranked by MMR (1 = off, the model's order)",
+    )
+    mmr_candidates: int = Field(50, ge=1, le=10_000, description="Candidates MMR chooses from")
     popularity_half_life_s: float = Field(
         86400.0, gt=0, description="Half-life of an item's decayed popularity, event time (s)"
     )
@@ -214,6 +242,12 @@ class Settings(BaseSettings):
         return Blend(
             self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain
         )
+
+    @property
+    def list_rules(self) -> ListRules:
+        return ListRules(Exploration(self.explore, self.explore_budget, self.explore_epsilon,
+                                     pool=self.explore_pool, new_items=self.explore_new_items),
+                         self.cold_start_events, self.mmr_lambda, self.mmr_candidates)  # fmt: skip
 
     @property
     def interest(self) -> InterestConfig:

@@ -24,14 +24,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from core.events import DELETE, InvalidEvent
-from models.artifact import read_config
+from models.artifact import load_recommender, read_config
+from models.promotion import GateConfig
 from models.replay import ReplayBuffer
 from models.train import TrainConfig, update
 from streams.model_updates import Announcement, announce, announcement_of
+from streams.promotion_gate import GateLog, GateMetrics
 from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 from streams.steps import Fetched, parse_event_message
@@ -50,6 +53,7 @@ class TrainerConfig:
     reservoir: int = 20_000  # older events kept, a uniform sample
     replay: int = 5_000  # older examples replayed per update
     passes: int = 1
+    gate: GateConfig | None = None  # judge each version on the logged lists before announcing
 
 
 class Trainer:
@@ -64,6 +68,10 @@ class Trainer:
         self.new_positives = 0  # new events an update learns from (weight > 0)
         self.invalid = 0  # records that are no event (the workers dead-letter them)
         self.announced: list[Announcement] = []
+        self.held: list[tuple[str, str]] = []  # versions the gate held back, and why
+        self.metrics = GateMetrics()
+        self.gate = GateLog(settings, load_recommender(start), config.gate) if config.gate \
+            else None  # fmt: skip
         self.last_update = time.monotonic()
         self.next_due = config.every_events  # new events that make an update due
 
@@ -72,12 +80,14 @@ class Trainer:
         left out, by the same check); a delete request drops the user's events from it."""
         events = []
         limits = (self.settings.max_future_skew_s * 1000.0, self.settings.max_abs_value)
+        positioned = []
         for record in records:
             try:
                 event = parse_event_message(Fetched.of(record), *limits)
             except InvalidEvent:
                 self.invalid += 1
                 continue
+            positioned.append((event, (record.partition, record.offset)))
             if event.type == DELETE:
                 self.buffer.extend(events)
                 events = []
@@ -86,6 +96,8 @@ class Trainer:
             events.append(event)
         self.buffer.extend(events)
         self.new_positives += sum(self.settings.interest.weight(e) > 0 for e in events)
+        if self.gate is not None:
+            self.gate.take_events(positioned)
 
     def due(self) -> bool:
         waited = time.monotonic() - self.last_update >= self.config.every_s
@@ -114,6 +126,9 @@ class Trainer:
             shutil.rmtree(staging)
         else:
             staging.rename(final)
+        if self.gate is not None and not self.passes_gate(final, version):
+            self.next_due = self.buffer.new_since_update + self.config.every_events
+            return None
         announcement = announcement_of(final, parent=self.version)
         announce(self.settings, announcement)
         log.info("announced %s (from %s): %d examples, %d replayed, %.1f s", version,
@@ -124,7 +139,28 @@ class Trainer:
         self.new_positives = 0
         self.next_due = self.config.every_events
         self.announced.append(announcement)
+        self.metrics.announced.inc()
         return announcement
+
+    def passes_gate(self, path: Path, version: str) -> bool:
+        """Whether the gate lets the version at ``path`` serve; if not, it is held back (kept
+        in ROOT, not announced: the next update continues the serving version, on these events
+        and the ones after them), the reason logged and counted."""
+        candidate = load_recommender(path)
+        decision = self.gate.judge(candidate)
+        self.metrics.snips.labels(self.version).set(
+            decision.estimates.get("serving_snips", float("nan")))
+        self.metrics.snips.labels(version).set(
+            decision.estimates.get("candidate_snips", float("nan")))
+        if not decision.promote:
+            log.warning("held back %s (serving %s): %s: %s", version, self.version,
+                        decision.reason, decision.detail)  # fmt: skip
+            self.held.append((version, decision.reason))
+            self.metrics.held.labels(decision.reason).inc()
+            return False
+        log.info("gate passed %s: %s", version, decision.detail)
+        self.gate.serve(candidate)
+        return True
 
     def run(self, stop: threading.Event) -> None:
         """Consume, update when due, commit what each announced version learned; until
@@ -143,11 +179,36 @@ class Trainer:
         consumer.topics()  # fetches the cluster's metadata
         partitions = consumer.partitions_for_topic(topic) or range(self.settings.partitions)
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        logs = self.logged_records() if self.gate is not None else None
         try:
             while not stop.is_set():
                 polled = consumer.poll(timeout_ms=200)
                 self.take([r for batch in polled.values() for r in batch])
+                if logs is not None:
+                    self.gate.take_records(readable(logs.poll(timeout_ms=0)))
                 if self.due() and self.update() is not None:
                     consumer.commit()
         finally:
             consumer.close()
+            if logs is not None:
+                logs.close()
+
+    def logged_records(self) -> KafkaConsumer:
+        """A consumer of the recommendations topic from now on (no group): the lists the gate
+        judges on are the ones logged while the trainer runs."""
+        return KafkaConsumer(self.settings.recs_topic, bootstrap_servers=self.settings.bootstrap,
+                             auto_offset_reset="latest", enable_auto_commit=False,
+                             **kafka_python_kwargs(self.settings))  # fmt: skip
+
+
+def readable(polled: dict) -> list[dict]:
+    """The records of a poll of the recommendations topic that are JSON objects."""
+    out = []
+    for record in (r for batch in polled.values() for r in batch):
+        try:
+            value = orjson.loads(record.value)
+        except (orjson.JSONDecodeError, TypeError):
+            continue
+        if isinstance(value, dict) and isinstance(value.get("items"), list):
+            out.append(value)
+    return out

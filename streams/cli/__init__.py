@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import cluster, demo, evaluate, events, promote, simulate, train, trainer
+from streams.cli import cluster, demo, evaluate, events, ope, promote, simulate, train, trainer
 
 app = typer.Typer(
     help="Real-time recommendations on Kafka: events -> decayed interest -> Torch top-K.",
@@ -36,6 +36,7 @@ for command in (
     app.command()(command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("simulate")(simulate.simulate_command)
+app.command("ope")(ope.ope_command)
 train.models_app.command("promote")(promote.models_promote)
 app.add_typer(train.models_app, name="models")
 

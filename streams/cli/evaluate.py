@@ -1,14 +1,13 @@
 """``streamrec evaluate``: prequential (test-then-train) evaluation of the product and baselines.
 
-The command reads and checks its options; the steps it runs are the small functions below it.
-About 300 lines because Typer declares the options (over 30) in the command's signature.
+The command reads and checks its options; the steps it runs are streams/cli/evaluate_steps.py's.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -32,12 +31,7 @@ from streams.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from core.generator import GeneratorConfig
     from models.prequential import Policy
-    from models.product import HalfLife, ModelVersions, ProductPolicy
-    from models.stream import Stream
-    from models.train import TrainConfig
-    from streams.settings import Settings
 
 # Kept here, not imported from models/: the help text needs them, and --help must not load Torch.
 POLICIES = ("popularity", "trending", "item-knn", "online-mf", "interest", "product")
@@ -117,6 +111,10 @@ def evaluate_command(
         help="Also run each product policy exploring with this policy (repeat): epsilon, ucb, "
         "thompson (models/exploration.py), over --explore-budget of the K slots.")] = None,
     explore_budget: Annotated[int, typer.Option(min=1, help="Slots that may explore.")] = 1,
+    mmr: Annotated[Optional[list[float]], typer.Option(
+        min=0, max=1, help="Also run each product policy with its lists re-ranked by MMR at this "
+        "lambda (repeat; models/diversity.py). Every row reports intra-list diversity (ILD) "
+        "in the first model version's item space.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per training.")] = 30,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience.")] = 3,
     dim: Dim = 64,
@@ -155,10 +153,14 @@ def evaluate_command(
     from core.durations import parse_duration
     from models.prequential import baselines
     from models.prequential_report import write_results
-    from models.product import HalfLife
+    from models.half_life import HalfLife
     from models.train import TrainConfig
 
-    chosen = _chosen_policies(policy)
+    from streams.cli.evaluate_steps import (
+        check_kafka_path, chosen_policies, model_versions, product_policies_chosen, run_policies,
+        stream_of)
+
+    chosen = chosen_policies(policy, POLICIES)
     if through_kafka and not {"interest", "product"} & set(chosen):
         raise typer.BadParameter("--through-kafka needs the interest or product policy")
     if replay and not warm_start:
@@ -184,17 +186,18 @@ def evaluate_command(
     # model versions and the Kafka check's state live in a directory removed at the end
     with user_errors(), tempfile.TemporaryDirectory(prefix="streamrec-evaluate-") as tmp:
         workdir = Path(tmp)
-        stream = _stream(data, fmt, generator, min_rating, warmup)
+        stream = stream_of(data, fmt, generator, min_rating, warmup)
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         versions = None
         if {"interest", "product"} & set(chosen):
-            versions = _model_versions(
+            versions = model_versions(
                 stream, artifact, settings, config, workdir, warm_start, retrain_every
             )
             kind = model if artifact is None else "model"
-            policies += _product_policies(chosen, versions, settings, half_lives, kind,
-                                          item_learning, explore or [], explore_budget)
-        rows = _run(stream, policies, k, windows)
+            policies += product_policies_chosen(chosen, versions, settings, half_lives, kind,
+                                                item_learning, explore or [], explore_budget,
+                                                mmr or [])  # fmt: skip
+        rows = run_policies(stream, policies, k, windows, versions)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)
         if versions is not None:
@@ -203,128 +206,6 @@ def evaluate_command(
             )
         console.print(f"wrote {out}/prequential.json, .md and {plot}")
         if through_kafka and versions is not None:
-            _check_through_kafka(
+            check_kafka_path(
                 stream, versions, artifact, workdir, settings, through_kafka, out, bootstrap
             )
-
-
-def _chosen_policies(named: list[str] | None) -> list[str]:
-    """The --policy names given (all by default), each one a known policy."""
-    chosen = named or list(POLICIES)
-    unknown = sorted(set(chosen) - set(POLICIES))
-    if unknown:
-        raise typer.BadParameter(f"unknown policy {unknown}; choose from {', '.join(POLICIES)}")
-    return chosen
-
-
-def _stream(
-    data: Path | None,
-    fmt: str | None,
-    generator: GeneratorConfig | None,
-    min_rating: float | None,
-    warmup: float,
-) -> Stream:
-    """The positive-only, time-ordered stream every policy replays, and a line describing it."""
-    from core.sources import load_events
-    from models.stream import Stream, positives
-
-    stream = Stream.of(positives(load_events(data, fmt, generator), min_rating), warmup)
-    console.print(
-        f"{len(stream.events):,} events, {stream.n_users:,} users, "
-        f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "
-        f"{warmup:.0%} warm-up"
-    )
-    return stream
-
-
-def _model_versions(
-    stream: Stream,
-    artifact: Path | None,
-    settings: Settings,
-    config: TrainConfig,
-    workdir: Path,
-    warm_start: bool,
-    retrain_every: int,
-) -> ModelVersions:
-    """The model the product serves along the stream: the given artifact, or versions trained
-    on the events so far (from scratch, or warm-started from the version before)."""
-    from models.artifact import load_recommender
-    from models.product import ModelVersions, trainer
-
-    if artifact is not None:
-        fit = lambda _events: load_recommender(artifact)  # noqa: E731
-    else:
-        fit = trainer(
-            settings.interest, settings.blend, config, workdir, console.is_terminal, warm_start
-        )
-    return ModelVersions(fit, stream, retrain_every or None, warm_started=warm_start)
-
-
-def _product_policies(
-    chosen: Sequence[str],
-    versions: ModelVersions,
-    settings: Settings,
-    half_lives: Sequence[HalfLife],
-    kind: str,
-    item_learning: bool = False,
-    explore: Sequence[str] = (),
-    explore_budget: int = 1,
-) -> list[ProductPolicy]:
-    """``interest`` picks the interest vector alone at each half-life, ``product`` its blends
-    with the model; each also with online item learning and each exploration policy asked."""
-    from models.exploration import Exploration
-    from models.product import product_policies
-
-    items = settings.item_learning_config if item_learning else None
-    try:
-        explorations = [Exploration(name, explore_budget) for name in explore]
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    every = product_policies(versions, settings.interest, settings.blend, half_lives, kind,
-                             items, explorations)  # fmt: skip
-    return [
-        p for p in every
-        if ("interest" if p.name.startswith("interest h=") else "product") in chosen
-    ]
-
-
-def _run(stream: Stream, policies: Sequence[Policy], k: int, windows: int) -> list[dict]:
-    """The result rows, saying which policy runs as it starts (a sweep takes minutes)."""
-    from models.prequential import run_prequential
-
-    started = iter(range(1, len(policies) + 1))
-    announce = lambda name: console.print(f"[{next(started)}/{len(policies)}] {name}")  # noqa: E731
-    return run_prequential(stream, policies, k, windows, on_policy=announce)
-
-
-def _check_through_kafka(
-    stream: Stream,
-    versions: ModelVersions,
-    artifact: Path | None,
-    workdir: Path,
-    settings: Settings,
-    n: int,
-    out: Path,
-    bootstrap: str | None,
-) -> None:
-    """Replay the first ``n`` events through a broker and worker; exit 1 unless every record
-    equals the library path's."""
-    import json
-
-    from models.product import version_dir
-    from streams.replay_check import check_through_kafka
-
-    model_path = artifact or version_dir(workdir, versions.starts[0])
-    versions.at(versions.starts[0])  # trained already when a product policy ran
-    events = stream.events[:n]
-    console.print(f"through Kafka: {len(events):,} events, one worker serving {model_path}")
-    result = check_through_kafka(events, settings, model_path, workdir / "kafka-check", bootstrap)
-    report = vars(result) | {"passed": result.passed}
-    (out / "prequential_kafka_check.json").write_text(json.dumps(report, indent=2))
-    console.print(
-        f"through Kafka: {result.records:,} records for {result.events:,} events; "
-        f"{result.identical:,} of {result.compared:,} equal the evaluator's lists"
-        + ("" if result.passed else f"; differing: {result.differing}")
-    )
-    if not result.passed:
-        raise typer.Exit(1)

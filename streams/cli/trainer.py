@@ -31,14 +31,28 @@ def trainer(
     replay: Annotated[int, typer.Option(
         min=0, help="Older examples replayed in each update, so it does not forget.",
     )] = 5_000,
+    gate: Annotated[bool, typer.Option(
+        help="Announce a version only when the promotion gate passes it: its self-normalised "
+        "IPS on the lists an epsilon-greedy worker logged (STREAMREC_EXPLORE=epsilon) and "
+        "their feedback is, at 95%, no more than --gate-margin worse than the serving "
+        "version's; held-back versions stay in ROOT, unannounced.")] = False,
+    gate_min_lists: Annotated[int, typer.Option(
+        min=1, help="Logged lists (with a known context) the gate needs to judge.")] = 500,
+    gate_margin: Annotated[float, typer.Option(
+        min=0, max=1, help="How much worse (relative) still counts as not worse.")] = 0.05,
+    metrics_port: Annotated[int, typer.Option(
+        min=0, max=65535, help="Serve Prometheus metrics (versions announced, held back and "
+        "why, the gate's estimates) on this port; 0 = off.")] = 0,
     threads: TorchThreads = 1,
 ) -> None:
     """Keep the model learning: read the events topic into a replay buffer, continue the served
     version every EVERY-EVENTS events (or EVERY-S seconds), write each version to ROOT and
     announce it on the model-updates topic for every worker to check and serve. It starts from
-    the newest announced version, or MODEL-PATH if none is announced; Ctrl-C stops it."""
+    the newest announced version, or MODEL-PATH if none is announced; Ctrl-C stops it.
+    With --gate each version must first pass the promotion gate (models/promotion.py)."""
     import torch
 
+    from models.promotion import GateConfig
     from streams.broker import ensure_topics
     from streams.model_updates import newest_announcement
     from streams.trainer import Trainer, TrainerConfig
@@ -50,8 +64,14 @@ def trainer(
         announced = newest_announcement(settings)
         start = Path(announced.path) if announced and Path(announced.path).exists() \
             else settings.model_path  # fmt: skip
-        config = TrainerConfig(root, every_events, every_s, window, reservoir, replay)
+        config = TrainerConfig(root, every_events, every_s, window, reservoir, replay,
+                               gate=GateConfig(min_lists=gate_min_lists, margin=gate_margin)
+                               if gate else None)  # fmt: skip
         running = Trainer(settings, config, start)
+        if metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, registry=running.metrics.registry)
     console.print(f"trainer: continuing {running.version} from {start}; versions go to {root}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -59,5 +79,5 @@ def trainer(
         running.run(stop)
     except KeyboardInterrupt:
         pass
-    console.print(f"trainer: {len(running.announced)} versions announced; serving "
-                  f"{running.version}")  # fmt: skip
+    console.print(f"trainer: {len(running.announced)} versions announced, "
+                  f"{len(running.held)} held back by the gate; serving {running.version}")

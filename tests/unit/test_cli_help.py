@@ -12,7 +12,7 @@ from streams.settings import Settings
 
 COMMANDS = (
     "broker", "topics", "worker", "health", "up", "produce", "tail", "train", "models", "demo",
-    "evaluate", "trainer", "simulate",
+    "evaluate", "trainer", "simulate", "ope",
 )
 
 

@@ -111,3 +111,19 @@ def test_the_evaluator_explores_only_the_budgeted_slot(model_path):
     drawn = explored[:, 9]  # -1: a drawn item the stream does not have
     assert (drawn >= 0).mean() > 0.5
     assert not any(drawn[r] in greedy[r] for r in range(len(greedy)) if drawn[r] >= 0)
+
+
+def test_epsilon_draws_new_items_first_and_marks_them_new():
+    config = Exploration("epsilon", 1, epsilon=1.0, pool=20, new_items=5)
+    alpha, beta = posteriors()
+    shown = np.full(40, 100.0)
+    shown[[25, 28, 35]] = [0, 4, 0]  # two of the pool (items 10 to 29) are new; 35 is past it
+    drawn = Counter()
+    for seed in range(200):
+        slate = explore(RANKED, K, config, alpha, beta, seed, shown)
+        drawn[int(slate.items[-1])] += 1
+        assert slate.new[-1] and slate.explored[-1] and slate.propensity[-1] == 0.5
+    assert set(drawn) == {25, 28}
+    shown[:] = 100.0  # none new: the whole pool, nothing marked new
+    slate = explore(RANKED, K, config, alpha, beta, 3, shown)
+    assert slate.explored[-1] and not slate.new.any() and slate.propensity[-1] == 1 / 20

@@ -13,7 +13,8 @@ from core.interest import InterestConfig, UserState, apply_user_events, rebase
 from models.artifact import load_recommender
 from models.blend import Blend
 from models.prequential import _gains
-from models.product import HalfLife, ModelVersions, ProductPolicy
+from models.half_life import HalfLife
+from models.product import ModelVersions, ProductPolicy
 from models.stream import Stream, positives
 from tests.unit.grid import assert_close_on_grid
 

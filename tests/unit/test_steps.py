@@ -139,11 +139,15 @@ def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
     assert first["emitted_at"] == 12345
     assert list(first) == [
         "rec_id", "user_id", "items", "model_version", "event_ts", "emitted_at", "trigger",
-        "schema_version",
+        "exploration", "schema_version",
     ]  # fmt: skip
+    assert first["exploration"] == {"policy": "greedy", "budget": 0}
     assert [item["item_id"] for item in first["items"]] == recs[0].item_ids
     assert len(first["items"]) == 2 and "a" not in recs[0].item_ids  # seen items never return
-    assert first["items"][0].keys() == {"item_id", "score", "because"}
+    assert first["items"][0].keys() == {"item_id", "score", "propensity", "explored", "source",
+                                        "because"}  # fmt: skip
+    assert {(i["propensity"], i["explored"], i["source"]) for i in first["items"]} == {
+        (1.0, False, "model")}
 
 
 def test_score_is_one_recommendation_per_state_excluding_recent_items():

@@ -1,0 +1,43 @@
+"""The decay settings the evaluator sweeps (``streamrec evaluate --half-life``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from core.durations import format_duration, parse_duration
+from core.interest import InterestConfig
+
+
+@dataclass(frozen=True)
+class HalfLife:
+    """A decay setting to sweep: event-time seconds, or a count of the user's own events."""
+
+    seconds: float = math.inf
+    events: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HalfLife:
+        """``20ev`` is 20 of the user's own events; anything else a duration (``6h``, ``inf``).
+        Raises ValueError saying what is wrong."""
+        text = text.strip().lower()
+        if not text.endswith("ev"):
+            return cls(seconds=parse_duration(text))
+        try:
+            events = float(text[:-2])
+        except ValueError:
+            raise ValueError(f"{text!r} is not a count of events like 20ev") from None
+        if not events > 0:
+            raise ValueError(f"a half-life must be positive, got {text!r}")
+        return cls(events=events)
+
+    @property
+    def label(self) -> str:
+        return f"{self.events:g}ev" if self.events is not None else format_duration(self.seconds)
+
+    @property
+    def forgets(self) -> bool:
+        return self.events is not None or math.isfinite(self.seconds)
+
+    def applied_to(self, interest: InterestConfig) -> InterestConfig:
+        return replace(interest, half_life_ms=self.seconds * 1000.0, half_life_events=self.events)

@@ -1,0 +1,148 @@
+"""The steps ``streamrec evaluate`` runs (streams/cli/evaluate.py reads and checks the options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import typer
+
+from streams.cli.options import console
+
+if TYPE_CHECKING:
+    from core.generator import GeneratorConfig
+    from models.half_life import HalfLife
+    from models.prequential import Policy
+    from models.product import ModelVersions, ProductPolicy
+    from models.stream import Stream
+    from models.train import TrainConfig
+    from streams.settings import Settings
+
+
+def chosen_policies(named: list[str] | None, known: Sequence[str]) -> list[str]:
+    """The --policy names given (all by default), each one a known policy."""
+    chosen = named or list(known)
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise typer.BadParameter(f"unknown policy {unknown}; choose from {', '.join(known)}")
+    return chosen
+
+
+def stream_of(
+    data: Path | None,
+    fmt: str | None,
+    generator: GeneratorConfig | None,
+    min_rating: float | None,
+    warmup: float,
+) -> Stream:
+    """The positive-only, time-ordered stream every policy replays, and a line describing it."""
+    from core.sources import load_events
+    from models.stream import Stream, positives
+
+    stream = Stream.of(positives(load_events(data, fmt, generator), min_rating), warmup)
+    console.print(
+        f"{len(stream.events):,} events, {stream.n_users:,} users, "
+        f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "
+        f"{warmup:.0%} warm-up"
+    )
+    return stream
+
+
+def model_versions(
+    stream: Stream,
+    artifact: Path | None,
+    settings: Settings,
+    config: TrainConfig,
+    workdir: Path,
+    warm_start: bool,
+    retrain_every: int,
+) -> ModelVersions:
+    """The model the product serves along the stream: the given artifact, or versions trained
+    on the events so far (from scratch, or warm-started from the version before)."""
+    from models.artifact import load_recommender
+    from models.product import ModelVersions, trainer
+
+    if artifact is not None:
+        fit = lambda _events: load_recommender(artifact)  # noqa: E731
+    else:
+        fit = trainer(
+            settings.interest, settings.blend, config, workdir, console.is_terminal, warm_start
+        )
+    return ModelVersions(fit, stream, retrain_every or None, warm_started=warm_start)
+
+
+def product_policies_chosen(
+    chosen: Sequence[str],
+    versions: ModelVersions,
+    settings: Settings,
+    half_lives: Sequence[HalfLife],
+    kind: str,
+    item_learning: bool = False,
+    explore: Sequence[str] = (),
+    explore_budget: int = 1,
+    mmr: Sequence[float] = (),
+) -> list[ProductPolicy]:
+    """``interest`` picks the interest vector alone at each half-life, ``product`` its blends
+    with the model; each also with online item learning, each exploration policy asked and
+    each MMR lambda."""
+    from models.exploration import Exploration
+    from models.product import product_policies
+
+    items = settings.item_learning_config if item_learning else None
+    try:
+        explorations = [Exploration(name, explore_budget) for name in explore]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    every = product_policies(versions, settings.interest, settings.blend, half_lives, kind,
+                             items, explorations, mmr)  # fmt: skip
+    return [
+        p for p in every
+        if ("interest" if p.name.startswith("interest h=") else "product") in chosen
+    ]
+
+
+def run_policies(stream: Stream, policies: Sequence[Policy], k: int, windows: int,
+                 versions: ModelVersions | None) -> list[dict]:  # fmt: skip
+    """The result rows, saying which policy runs as it starts (a sweep takes minutes); the
+    lists' diversity is measured in the first model version's item space, when there is one."""
+    from models.prequential import reference_vectors, run_prequential
+
+    space = None
+    if versions is not None:
+        space = reference_vectors(versions.at(versions.starts[0]), stream.item_ids)
+    started = iter(range(1, len(policies) + 1))
+    announce = lambda name: console.print(f"[{next(started)}/{len(policies)}] {name}")  # noqa: E731
+    return run_prequential(stream, policies, k, windows, on_policy=announce, item_vectors=space)
+
+
+def check_kafka_path(
+    stream: Stream,
+    versions: ModelVersions,
+    artifact: Path | None,
+    workdir: Path,
+    settings: Settings,
+    n: int,
+    out: Path,
+    bootstrap: str | None,
+) -> None:
+    """Replay the first ``n`` events through a broker and worker; exit 1 unless every record
+    equals the library path's."""
+    import json
+
+    from models.product import version_dir
+    from streams.replay_check import check_through_kafka
+
+    model_path = artifact or version_dir(workdir, versions.starts[0])
+    versions.at(versions.starts[0])  # trained already when a product policy ran
+    events = stream.events[:n]
+    console.print(f"through Kafka: {len(events):,} events, one worker serving {model_path}")
+    result = check_through_kafka(events, settings, model_path, workdir / "kafka-check", bootstrap)
+    report = vars(result) | {"passed": result.passed}
+    (out / "prequential_kafka_check.json").write_text(json.dumps(report, indent=2))
+    console.print(
+        f"through Kafka: {result.records:,} records for {result.events:,} events; "
+        f"{result.identical:,} of {result.compared:,} equal the evaluator's lists"
+        + ("" if result.passed else f"; differing: {result.differing}")
+    )
+    if not result.passed:
+        raise typer.Exit(1)
