@@ -136,6 +136,15 @@ def decode_item_stats(data: bytes) -> ItemStats:
                      bytes(data[end:]), model, updates)
 
 
+def decode_item_counts(data: bytes) -> tuple[int, int, float, int]:
+    """Only the counts at the head of a value: impressions, positives, popularity and its time
+    (what a worker's item board keeps of every item, read without the rest)."""
+    if len(data) < _HEAD.size or data[0] not in (1, ITEM_STATS_VERSION):
+        raise CorruptState(f"not item stats ({len(data)} bytes)")
+    _, impressions, positives, popularity, last_ts, _, _, _ = _HEAD.unpack_from(data)
+    return impressions, positives, popularity, last_ts
+
+
 def encode_item_vector(model: int, updates: int, vector: bytes) -> bytes:
     """A learned vector as ``<events>.item-vectors`` carries it: model tag, updates, float32s."""
     return _VECTOR_HEAD.pack(model, updates, len(vector) // 4) + vector

@@ -41,10 +41,12 @@ class ItemBoard:
     def __len__(self) -> int:
         return len(self.stats)
 
-    def update(self, stats: Mapping[str, ItemStats]) -> None:
-        """Take newer statistics (what the follower read since its last hand-over); the arrays
-        of the catalog in use are updated in place, row by row."""
-        rows = {item: (one.impressions, one.positives, one.popularity, one.last_ts)
+    def update(self, stats: Mapping[str, ItemStats | Row]) -> None:
+        """Take newer statistics (what the follower read since its last hand-over: each item's
+        :class:`ItemStats`, or just its counts, :data:`Row`); the arrays of the catalog in use
+        are updated in place, row by row."""
+        rows = {item: one if isinstance(one, tuple) else
+                (one.impressions, one.positives, one.popularity, one.last_ts)
                 for item, one in stats.items()}  # fmt: skip
         self.stats.update(rows)
         if self._arrays is not None:

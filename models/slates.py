@@ -14,7 +14,7 @@ Cold start: a user whose state holds at most ``cold_start_events`` events, or wh
 still zero (only impressions, or items the model has no vector for), gets the items of highest
 decayed popularity from the item statistics (the trending fallback) instead of a ranking by a
 zero or one-event vector; the model's items fill any slots trending leaves. ``cold_start_events
-= -1`` turns this off.
+= -1`` (the default) turns this off.
 """
 
 from __future__ import annotations
@@ -38,13 +38,20 @@ MODEL, EXPLORE, TRENDING, NEW = range(len(SOURCES))
 @dataclass(frozen=True)
 class ListRules:
     exploration: Exploration = field(default_factory=Exploration)
-    cold_start_events: int = 0  # at most this many events: trending (-1: never)
+    cold_start_events: int = -1  # at most this many events: trending (-1: never)
     mmr_lambda: float = 1.0  # relevance's weight against similarity (1: the model's order)
     mmr_candidates: int = 50  # the model's candidates MMR chooses from
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mmr_lambda <= 1.0 or self.mmr_candidates < 1:
             raise ValueError("mmr_lambda must be in [0, 1] and mmr_candidates >= 1")
+
+    @property
+    def reads_item_stats(self) -> bool:
+        """Whether these lists read the item statistics (a worker follows them only then)."""
+        e = self.exploration
+        return self.cold_start_events >= 0 or e.policy in ("ucb", "thompson") or (
+            e.policy == "epsilon" and e.new_items > 0)
 
     def is_cold(self, state: UserState) -> bool:
         return self.cold_start_events >= 0 and (
@@ -128,5 +135,8 @@ def candidates(recommender: Recommender, vectors: np.ndarray, recent: Sequence[S
 
 def _scores_of(items: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """The model's score of each of ``items`` (0 for -1 or an item not among ``candidates``)."""
-    where = {int(item): float(score) for item, score in zip(candidates.tolist(), scores.tolist())}
-    return np.array([where.get(int(i), 0.0) for i in items.tolist()], dtype=np.float32)
+    order = np.argsort(candidates, kind="stable")
+    at = np.searchsorted(candidates, items, sorter=order).clip(0, len(candidates) - 1)
+    found = order[at]
+    hit = (items >= 0) & (candidates[found] == items)
+    return np.where(hit, scores[found], 0.0).astype(np.float32)

@@ -130,7 +130,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     )
     config = steps.StepConfig.of(settings)
     rules = settings.list_rules  # exploration and cold start (models/slates.py)
-    board = ItemBoard(settings.popularity_half_life_s * 1000.0) if settings.item_stats else None
+    board = ItemBoard(settings.popularity_half_life_s * 1000.0) \
+        if settings.item_stats and rules.reads_item_stats else None  # fmt: skip
     stats = PipelineStats()
     serving = Serving(recommender, stats)  # swapped between batches by the model follower
     metrics = worker_metrics(app, users, settings.events_topic, serving, stats)

@@ -24,7 +24,7 @@ import numpy as np
 from kafka import KafkaConsumer
 
 from core.codec_legacy import CorruptState
-from core.item_stats import ItemStats, decode_item_stats, decode_item_vector
+from core.item_stats import decode_item_counts, decode_item_vector
 from streams.model_updates import consumer_at_start
 from models.item_board import ItemBoard
 from models.item_learning import Learned
@@ -55,15 +55,16 @@ def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
     return vectors, bad
 
 
-def read_stats(records: list) -> tuple[dict[str, ItemStats], int]:
-    """The newest readable statistics per item of ``records``, and how many were unreadable."""
-    stats: dict[str, ItemStats] = {}
+def read_stats(records: list) -> tuple[dict[str, tuple[int, int, float, int]], int]:
+    """The newest readable counts per item of ``records`` (the head of each value, all a
+    worker's board keeps), and how many were unreadable."""
+    stats: dict[str, tuple[int, int, float, int]] = {}
     bad = 0
     for record in records:
         if record.value is None:
             continue
         try:
-            stats[record.key.decode()] = decode_item_stats(record.value)
+            stats[record.key.decode()] = decode_item_counts(record.value)
         except (CorruptState, AttributeError, UnicodeDecodeError):
             bad += 1
     return stats, bad
@@ -92,8 +93,11 @@ class ItemFollower(threading.Thread):
 
     def connected(self) -> KafkaConsumer | None:
         """A consumer at the start of every partition, once the broker answers."""
+        # no CRC check: kafka-python's is pure Python, on the worker's CPU (the broker checked
+        # the batch when it was produced); a damaged value fails to decode and is counted
         return consumer_at_start(self.settings, self.topic, self.settings.partitions,
-                                 self.stopping, self.retry_s, fetch_max_wait_ms=POLL_MS)  # fmt: skip
+                                 self.stopping, self.retry_s, fetch_max_wait_ms=POLL_MS,
+                                 check_crcs=False)  # fmt: skip
 
     def run(self) -> None:
         """Read and hand over until stopped; a failure (the broker gone a while, a bug) is
@@ -143,7 +147,7 @@ def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, t
                    loop: asyncio.AbstractEventLoop) -> ItemFollower:  # fmt: skip
     """The follower of the item statistics (the item table's changelog ``topic``), laid on
     the worker's ``board``; ``stats.items_known`` counts the items it knows."""
-    def take(read: dict[str, ItemStats]) -> None:
+    def take(read: dict[str, tuple[int, int, float, int]]) -> None:
         board.update(read)
         stats.items_known = len(board)
 

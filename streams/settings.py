@@ -157,8 +157,10 @@ class Settings(BaseSettings):
         "its source 'new' (needs item_stats)",
     )
     cold_start_events: int = Field(
-        0, ge=-1, description="A user whose state holds at most this many events, or no "
-        "interest yet, gets the trending items (decayed popularity, needs item_stats); -1: off",
+        -1, ge=-1, description="A user whose state holds at most this many events, or no "
+        "interest yet, gets the trending items (decayed popularity, needs item_stats); 0: only "
+        "those with no interest yet; -1: off (the worker then follows no item statistics "
+        "unless its exploration reads them)",
     )
     mmr_lambda: float = Field(
         1.0, ge=0, le=1, description="Diversity: relevance's weight against similarity to the "
