@@ -5,6 +5,8 @@ list showed."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ MODEL_P = np.array([0.30, 0.25, 0.20, 0.35, 0.30])  # the model's item's click c
 EXPLORED_P = 0.02  # an explored item's
 
 
+@lru_cache(maxsize=4)  # both targets read the same 40,000 lists (the last test copies its own)
 def synthetic_logs(n: int, seed: int = 1) -> tuple[list[dict], dict[str, set[str]]]:
     """``n`` epsilon-greedy records, and which of their items were clicked."""
     rng = np.random.default_rng(seed)
@@ -91,7 +94,7 @@ def test_feedback_counts_only_for_positive_events_on_items_the_list_showed():
 
 
 def test_logs_that_never_explored_cannot_estimate_another_epsilon():
-    records, positives = synthetic_logs(10)
+    records, positives = synthetic_logs.__wrapped__(10)  # changed below: not the cached one
     for record in records:
         record["exploration"]["epsilon"] = 0.0
         for item in record["items"]:

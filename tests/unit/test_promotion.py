@@ -5,6 +5,8 @@ logs never explored) is held back saying so."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from models.off_policy import LoggedList
@@ -13,6 +15,7 @@ from models.promotion import GateConfig, compare, decide
 K, EPS, POOL = 5, 0.3, 20
 
 
+@lru_cache(maxsize=4)  # read only: two tests share the 30,000-list world
 def world(n: int, seed: int = 2):
     """``n`` contexts, each with 25 candidate items (the model's 5, then a pool of 20) and each
     item's click chance, and an epsilon-greedy logger's lists and their clicks."""
