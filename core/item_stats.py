@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from core.codec_legacy import CorruptState
 from core.events import IMPRESSION
 
@@ -60,6 +62,11 @@ class ItemStats:
     def popularity_at(self, ts: int, half_life_ms: float) -> float:
         """The decayed popularity at event time ``ts`` (not before ``last_ts``)."""
         return self.popularity * 2.0 ** (-max(0, ts - self.last_ts) / half_life_ms)
+
+
+def beta_posterior(impressions: np.ndarray, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:attr:`ItemStats.alpha` and :attr:`ItemStats.beta` over arrays of counts."""
+    return 1.0 + positives, 1.0 + np.maximum(0.0, impressions - positives)
 
 
 def apply_item_events(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
 
@@ -27,7 +28,7 @@ def mmr(indices: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k: int,
         return indices, scores
     rows, width = indices.shape
     valid = indices >= 0
-    unit = _unit(vectors[indices.clip(0)].astype(np.float64))  # (B, C, D)
+    unit = unit_rows(vectors[indices.clip(0)].astype(np.float64))  # (B, C, D)
     similar = unit @ unit.transpose(0, 2, 1)  # (B, C, C)
     rel = np.where(valid, scores, np.inf).astype(np.float64)
     low = rel.min(axis=1, keepdims=True)
@@ -55,7 +56,7 @@ def intra_list_diversity(lists: np.ndarray, vectors: np.ndarray, chunk: int = 40
     """Mean over lists (T, K) of item indices (-1: empty) of the mean pairwise cosine distance
     ``1 - cos`` between their items in ``vectors`` (N, D); lists of fewer than 2 items, and
     items with a zero vector, are left out."""
-    unit = _unit(vectors.astype(np.float64))
+    unit = unit_rows(vectors.astype(np.float64))
     known = np.linalg.norm(vectors, axis=1) > 0
     total, counted = 0.0, 0
     for start in range(0, len(lists), chunk):

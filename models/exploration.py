@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from core.item_stats import beta_posterior
+
 POLICIES = ("greedy", "epsilon", "ucb", "thompson")
 
 
@@ -153,8 +155,7 @@ def explore_rows(ranked: np.ndarray, k: int, config: Exploration, first_seed: in
     out = np.full((len(ranked), k), -1, dtype=np.int64)
     for row, candidates in enumerate(ranked):
         at = candidates.clip(0)
-        alpha = 1.0 + positives[at]
-        beta = 1.0 + np.maximum(0.0, impressions - positives)[at]
+        alpha, beta = beta_posterior(impressions[at], positives[at])
         items = explore(candidates, k, config, alpha, beta, first_seed + row, impressions[at]).items
         out[row] = items
         shown = items[items >= 0]

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from core.item_stats import ItemStats
+from core.item_stats import ItemStats, beta_posterior
 
 
 FIELDS = ("impressions", "positives", "popularity", "last_ts")
@@ -73,7 +73,7 @@ class ItemBoard:
         """Each catalog item's Beta(alpha, beta) and impressions (N,), as ItemStats defines them."""
         arrays = self.arrays(item_ids)
         shown, chosen = arrays["impressions"], arrays["positives"]
-        return 1.0 + chosen, 1.0 + np.maximum(0.0, shown - chosen), shown
+        return (*beta_posterior(shown, chosen), shown)
 
     def trending(self, item_ids: Sequence[str], ts: float, k: int,
                  exclude: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip

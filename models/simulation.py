@@ -25,7 +25,8 @@ import torch
 from core.events import Event
 from core.interest import InterestConfig, UserState, apply_user_events
 from models.blend import Blend
-from models.diversity import intra_list_diversity
+from core.item_stats import beta_posterior
+from models.diversity import intra_list_diversity, unit_rows
 from models.exploration import Exploration, Slate, explore
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
@@ -59,10 +60,10 @@ class Truth:
     @classmethod
     def draw(cls, world: World) -> Truth:
         rng = np.random.default_rng(world.seed)
-        topics = _unit(rng.normal(size=(world.topics, world.dim)))
-        items = _unit(topics[np.arange(world.items) % world.topics]
+        topics = unit_rows(rng.normal(size=(world.topics, world.dim)))
+        items = unit_rows(topics[np.arange(world.items) % world.topics]
                       + 0.3 * rng.normal(size=(world.items, world.dim)))  # fmt: skip
-        users = _unit(topics[rng.integers(world.topics, size=world.users)]
+        users = unit_rows(topics[rng.integers(world.topics, size=world.users)]
                       + 0.5 * rng.normal(size=(world.users, world.dim)))  # fmt: skip
         return cls(world, items, rng.normal(0.0, world.quality_sd, world.items), users, rng)
 
@@ -75,7 +76,7 @@ class Truth:
 
     def drift(self, users: np.ndarray) -> None:
         moved = self.users[users] + self.world.drift * self.rng.normal(size=(len(users), self.world.dim))
-        self.users[users] = _unit(moved)
+        self.users[users] = unit_rows(moved)
 
 
 def model_of(truth: Truth, seed: int = 1) -> Recommender:
@@ -88,10 +89,6 @@ def model_of(truth: Truth, seed: int = 1) -> Recommender:
         model.items.weight[: w.items] = torch.from_numpy(noisy.astype(np.float32))
     blend = Blend(interest_weight=1.0, sequence_weight=0.0, rerank_candidates=0, explain=0)
     return Recommender(model, [f"i{i}" for i in range(w.items)], "simulated", blend)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 @dataclass
@@ -130,7 +127,7 @@ def simulate(world: World, policy: str, exploration: Exploration, steps: int, k:
     positives = np.zeros(world.items)
     draws = np.random.default_rng(world.seed + 1)  # user draws and clicks: shared by policies
     picker = np.random.default_rng(world.seed + 2)  # the random policy's own
-    vectors = _unit(rec.vectors)
+    vectors = unit_rows(rec.vectors)
     clicks, regret, coverage, diversity = [], [], [], []
     shown_ever = np.zeros(world.items, dtype=bool)
     log = Log() if keep_log else None
@@ -146,10 +143,12 @@ def simulate(world: World, policy: str, exploration: Exploration, steps: int, k:
             if policy == "random":
                 seen = {rec.index[i] for i in chosen[row].recent}
                 pick = picker.permutation([i for i in range(world.items) if i not in seen])[:k]
-                slates.append(Slate(pick, np.ones(k), np.ones(k, dtype=bool), np.zeros(k, dtype=bool)))
+                slates.append(Slate(pick, np.ones(k), np.ones(k, dtype=bool),
+                                    np.zeros(k, dtype=bool)))  # fmt: skip
             else:
-                slates.append(explore(ranked[row], k, config, 1 + positives[ranked[row]],
-                                      1 + np.maximum(0, impressions - positives)[ranked[row]],
+                at = ranked[row]
+                alpha, beta = beta_posterior(impressions[at], positives[at])
+                slates.append(explore(at, k, config, alpha, beta,
                                       seed=(world.seed << 40) ^ (start + row)))  # fmt: skip
         items = np.stack([s.items for s in slates])
         diversity.append(items)

@@ -67,7 +67,8 @@ def serve_lists(recommender: Recommender, states: Sequence[UserState], k: int, r
     recent = [s.recent for s in states]
     weights = [s.recent_weights for s in states]
     has_board = board is not None and len(board) > 0
-    cold = [has_board and rules.is_cold(s) for s in states]
+    cold = [rules.is_cold(s) for s in states] if has_board and rules.cold_start_events >= 0 \
+        else [False] * len(states)  # fmt: skip
     wanted = rules.exploration.candidates(k)
     if wanted == k and not any(cold) and rules.mmr_lambda >= 1.0:
         return recommender.top_k(vectors, recent, k, weights)  # the model's own lists

@@ -87,15 +87,14 @@ class GateLog:
         """The logged epsilon-greedy lists among recommendation ``records``."""
         lists, _ = logged_lists(records, self.settings.top_k)
         for rec, logged in lists.items():
-            self._keep(self.logged, rec, logged)
+            for gone in self._keep(self.logged, rec, logged):
+                self.positives.pop(gone, None)  # the list's feedback goes with it
 
-    def _keep(self, kept: OrderedDict, key: str, value: object) -> None:
+    def _keep(self, kept: OrderedDict, key: str, value: object) -> list[str]:
+        """Keep ``key`` newest in ``kept``; returns the oldest keys dropped past the bound."""
         kept[key] = value
         kept.move_to_end(key)
-        while len(kept) > self.keep:
-            gone, _ = kept.popitem(last=False)
-            if kept is self.logged:
-                self.positives.pop(gone, None)
+        return [kept.popitem(last=False)[0] for _ in range(len(kept) - self.keep)]
 
     def judge(self, candidate: Recommender) -> Decision:
         """The gate's decision on ``candidate`` against the serving version."""
