@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/streamrec demo
 
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 tests
 
 unit: install
 	$(BIN)/pytest -q tests/unit
