@@ -5,8 +5,8 @@
 
 Each DIR is a `streamrec evaluate --out` directory of the same data and policy, run with that
 ``--retrain-every`` (``frozen``: the warm-up's model throughout). Prints a markdown table and
-writes the plot (Monolith's freshness table, on our data and our update) and its figures as JSON
-beside it. Runs made with ``--item-learning`` also hold "<policy> + online items" (every event
+writes the plot (Monolith's freshness table, on our data and our update), with its figures as
+JSON and the table beside it (core.report). Runs made with ``--item-learning`` also hold "<policy> + online items" (every event
 moves its item's vector between versions): that is the second column and line.
 
 ``RECIPE:INTERVAL=DIR`` names the update recipe of a run (default "window 10,000": each update
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import matplotlib
+
+from core.report import write_report
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -50,6 +52,8 @@ def split(spec: str) -> tuple[str, str, str]:
     """``[RECIPE:]INTERVAL=VALUE`` -> (recipe, interval, value)."""
     key, value = spec.split("=", 1)
     recipe, _, interval = key.rpartition(":")
+    if interval != "frozen" and not interval.isdigit():
+        raise ValueError(f"{spec}: the interval is a number of events or 'frozen', not {interval!r}")
     return recipe or DEFAULT_RECIPE, interval, value
 
 
@@ -70,19 +74,25 @@ def from_figures(spec: str) -> Point:
     return Point(recipe, interval, *values, *([None, None] if len(values) == 3 else []), True)
 
 
-def table(points: list[Point]) -> str:
-    lines = ["| recipe | update every | NDCG@10 | HR@10 | last window NDCG@10 "
-             "| + online items NDCG@10 | + online items last window |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for p in points:
-        every = "frozen" if p.interval == "frozen" else f"{int(p.interval):,} events"
-        items = " | " if p.items_ndcg is None else f"{p.items_ndcg:.4f} | {p.items_last:.4f}"
-        recipe = "" if p.interval == "frozen" else p.recipe
-        lines.append(f"| {recipe} | {every}{'*' * p.published} | {p.ndcg:.4f} | {p.hr:.4f} "
-                     f"| {p.last:.4f} | {items} |")  # fmt: skip
+def cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def write_table(points: list[Point], out: Path) -> None:
+    """The points as ``out``'s stem .json and .md beside the plot (core.report's format)."""
+    rows = [p._asdict() for p in points]
+    write_report(out.parent, out.stem, rows, {
+        "update every": lambda r: ("frozen" if r["interval"] == "frozen" else
+                                   f"{int(r['interval']):,} events, {r['recipe']}")
+                                  + "*" * r["published"],
+        "NDCG@10": lambda r: cell(r["ndcg"]),
+        "HR@10": lambda r: cell(r["hr"]),
+        "last window NDCG@10": lambda r: cell(r["last"]),
+        "+ online items NDCG@10": lambda r: cell(r["items_ndcg"]),
+        "+ online items last window": lambda r: cell(r["items_last"]),
+    })  # fmt: skip
     if any(p.published for p in points):
-        lines.append("\n\\* from figures already published (`--point`), not a run directory here")
-    return "\n".join(lines)
+        print("\n\\* from figures already published (`--point`), not a run directory here")
 
 
 def plot(points: list[Point], policy: str, title: str, out: Path) -> None:
@@ -126,11 +136,9 @@ def main() -> None:
     except (ValueError, KeyError, OSError) as error:
         parser.error(str(error))
     points.sort(key=lambda p: (p.order, p.recipe))
-    print(table(points))
+    write_table(points, args.out)
     plot(points, args.policy, args.title, args.out)
-    args.out.with_suffix(".json").write_text(
-        json.dumps([p._asdict() for p in points], indent=2) + "\n")  # fmt: skip
-    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    print(f"wrote {args.out} and its .json and .md")
 
 
 if __name__ == "__main__":
