@@ -28,9 +28,10 @@ from pathlib import Path
 from core.generator import GeneratorConfig, generate
 from core.report import write_report
 from models.train import TrainConfig, train
-from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import start_worker, wait_until_ready, worker_stats
-from streams.producer import produce_events, to_message
+from streams.kafka_edge.topics import admin, ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import start_worker, wait_until_ready, worker_stats
+from streams.tools.producer import produce_events, to_message
 from streams.settings import Settings
 
 SAMPLE_S = 1.0

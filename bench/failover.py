@@ -32,9 +32,10 @@ from core.generator import GeneratorConfig, generate
 from core.interest import UserState
 from core.report import write_report
 from models.train import TrainConfig, train
-from streams.broker import USER_TABLE, admin, ensure_topics, free_port, start_embedded_broker
-from streams.broker import stop_process
-from streams.cluster import fetch_json, start_worker, wait_for, wait_until_all_assigned
+from streams.kafka_edge.topics import USER_TABLE, admin, ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker
+from streams.tools.broker import stop_process
+from streams.tools.cluster import fetch_json, start_worker, wait_for, wait_until_all_assigned
 from streams.settings import Settings
 
 SAMPLE = 20  # users of the dead worker's partitions the survivor must answer

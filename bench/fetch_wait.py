@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fetch_wait.py [--messages 200] [--bootstrap H:P]
 
-Why STREAMREC_FETCH_MAX_WAIT_MS exists (streams/compat.py): Faust fixes the wait at 1500 ms, and a
+Why STREAMREC_FETCH_MAX_WAIT_MS exists (streams/kafka_edge/compat.py): Faust fixes the wait at 1500 ms, and a
 broker that holds a fetch until the wait is over, rather than until data arrives, adds that to
 every hop. One producer sends a message every 10 ms (send_and_wait); one consumer reads them;
 latency is the consumer's wall clock minus the send time carried in the message.
@@ -21,7 +21,8 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from streams.broker import admin, free_port, start_embedded_broker, stop_process
+from streams.kafka_edge.topics import admin
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
 from core.report import write_report
 
 WAITS_MS = (1500, 500, 100, 10)

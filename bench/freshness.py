@@ -31,9 +31,16 @@ from core.generator import GeneratorConfig, generate
 from core.report import write_report
 from models.artifact import read_config
 from models.train import TrainConfig, train
-from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import fetch_json, start_worker, wait_for, wait_until_ready, worker_stats
-from streams.model_updates import announce, announcement_of
+from streams.kafka_edge.topics import admin, ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import (
+    fetch_json,
+    start_worker,
+    wait_for,
+    wait_until_ready,
+    worker_stats,
+)
+from streams.worker.model_updates import announce, announcement_of
 from core.events import Event, encode_event
 from streams.settings import Settings
 

@@ -25,8 +25,9 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from models.train import TrainConfig, train
-from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import WorkerError, start_worker, wait_for, wait_until_ready
+from streams.kafka_edge.topics import admin, ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import WorkerError, start_worker, wait_for, wait_until_ready
 from core.events import encode_event
 from core.generator import GeneratorConfig, generate
 from core.report import write_report

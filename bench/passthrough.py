@@ -15,7 +15,7 @@ import os
 import faust
 import orjson
 
-from streams.app import new_faust_app
+from streams.worker.app import new_faust_app
 from streams.cli.options import SettingsFromEnv
 
 settings = SettingsFromEnv()  # bench/throughput.py passes the run's settings in env

@@ -3,7 +3,7 @@
     .venv/bin/python bench/ready_time.py [--runs 3] [--state-users 1000000]
 
 "Ready" = the worker's /stats/ shows assigned partitions, no rebalance in progress and table
-recovery complete (streams.cluster.is_ready), measured from process spawn, so it includes Python,
+recovery complete (streams.tools.cluster.is_ready), measured from process spawn, so it includes Python,
 Torch and Faust start-up. Each run uses a new consumer group; a "restart" run reuses the previous
 run's group and state dir after a clean stop. ``--state-users N`` first writes N users' state
 (d = 64, 50 recent items) to the table's changelog: "fresh" then recovers all of it into an empty
@@ -21,14 +21,9 @@ from pathlib import Path
 
 
 from models.train import TrainConfig, train
-from streams.broker import (
-    admin,
-    ensure_topics,
-    free_port,
-    start_embedded_broker,
-    stop_process,
-)
-from streams.cluster import start_worker, wait_until_ready
+from streams.kafka_edge.topics import admin, ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import start_worker, wait_until_ready
 from core.generator import GeneratorConfig, generate
 from core.report import write_report
 from streams.settings import Settings

@@ -40,10 +40,11 @@ from core.generator import GeneratorConfig, generate  # noqa: E402
 from soak_faults import Cluster, freeze  # noqa: E402
 from soak_hostile import mix  # noqa: E402
 from soak_report import STARTED, check_run, say, write  # noqa: E402
-from streams.broker import admin, ensure_topics, free_port, start_embedded_broker  # noqa: E402
-from streams.broker import stop_process  # noqa: E402
-from streams.cluster import WorkerError, wait_for  # noqa: E402
-from streams.producer import produce_events  # noqa: E402
+from streams.kafka_edge.topics import admin, ensure_topics  # noqa: E402
+from streams.tools.broker import free_port, start_embedded_broker  # noqa: E402
+from streams.tools.broker import stop_process  # noqa: E402
+from streams.tools.cluster import WorkerError, wait_for  # noqa: E402
+from streams.tools.producer import produce_events  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 # The worker skips a repeated event_id (STREAMREC_DEDUPE_WINDOW), so a retry it applies is an

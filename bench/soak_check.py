@@ -22,7 +22,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from soak_hostile import EXPECTED_REASON
 from soak_read import Position, Stored, dead_letter_of, trigger_of
 from core.precision import within_snaps
-from streams.cluster import WorkerError, fetch_json, wait_for
+from streams.tools.cluster import WorkerError, fetch_json, wait_for
 from streams.settings import Settings
 from tests.helpers import reference_state
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from streams.broker import free_port, stop_process
-from streams.cluster import (
+from streams.tools.broker import free_port, stop_process
+from streams.tools.cluster import (
     WorkerError,
     exited,
     start_worker,

@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from core.events import Event, encode_event
-from streams.producer import Message, to_message
+from streams.tools.producer import Message, to_message
 
 EXPECTED_REASON: dict[str, str] = {
     "bad_json": "bad_json",

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from core.events import Event, InvalidEvent, parse_event
-from streams.producer import Message
+from streams.tools.producer import Message
 
 Position = tuple[int, int]  # (partition, offset), as the worker's records and state name them
 

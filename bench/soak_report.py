@@ -21,7 +21,7 @@ from soak_faults import Cluster
 from soak_hostile import RETRY, Stream
 from soak_read import dead_letter_of, read_topic, sort_stored, trigger_of
 from soak_trace import backward_steps, explain, wrong_steps
-from streams.broker import USER_TABLE
+from streams.kafka_edge.topics import USER_TABLE
 from streams.settings import Settings
 from tests.helpers import item_vectors
 

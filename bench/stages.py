@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/stages.py [--events 30000] [--per-user] [--threads 2] [--lists]
 
-The worker's own step functions (streams/steps.py, streams/records.py) on the throughput
+The worker's own step functions (streams/steps/users.py, streams/steps/records.py) on the throughput
 benchmark's catalog and events (bench/throughput.py), in batches of 500, with a dict for the
 user table: no broker, no Faust, so the figures are our code's alone. ``--per-user`` takes the
 per-user state path instead of the batch one (the bytes are the same). ``--lists`` also runs
@@ -29,9 +29,11 @@ from models.exploration import Exploration
 from models.item_board import ItemBoard
 from models.slates import ListRules
 from models.train import TrainConfig, train
-from streams import records, steps
-from streams.app import settle_gc
-from streams.steps import Fetched
+from streams.steps import records
+from streams.steps.parse import parse_batch
+from streams.steps.users import apply_users
+from streams.worker.app import settle_gc
+from streams.steps.parse import Fetched
 from streams.settings import Settings
 from throughput import CATALOG  # bench/ is on sys.path when run as a script
 
@@ -57,7 +59,7 @@ def main() -> None:
     train(generated[: len(generated) // 2], settings.interest, settings.blend,
           TrainConfig(model="mf", dim=64, epochs=3), model, show_progress=False)  # fmt: skip
     rec = load_recommender(model, settings.blend)
-    config = steps.StepConfig.of(settings)
+    config = settings.steps
     events = (generated[len(generated) // 2:] * 2)[: args.events]
     messages = [Fetched(e.user_id.encode(), encode_event(e), 0, n, e.ts / 1000.0 + 1, "events")
                 for n, e in enumerate(events)]  # fmt: skip
@@ -97,9 +99,9 @@ def run_lists(name: str, rules: ListRules, board: ItemBoard, messages: list, rec
     for start in range(0, len(messages), args.batch):
         batch = messages[start : start + args.batch]
         began = time.perf_counter()
-        parsed = steps.parse_batch(batch, rec.index, config.max_future_ms, config.max_abs_value)
+        parsed = parse_batch(batch, rec.index, config.max_future_ms, config.max_abs_value)
         parsed_at = time.perf_counter()
-        done = steps.apply_users(parsed, table, rec.item_vector, rec.dim, config,
+        done = apply_users(parsed, table, rec.item_vector, rec.dim, config,
                                  codebook=rec.codebook, model_tag=rec.tag,
                                  batched=not args.per_user)  # fmt: skip
         applied_at = time.perf_counter()

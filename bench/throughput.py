@@ -7,7 +7,7 @@ Every run gets fresh topics and its own worker process(es), on a generated ML-10
 on every partition (so start-up and rebalancing are excluded), then produces the measured events
 flat out with librdkafka (fast enough not to be the limit) and reads the output topic.
 Rate = events / (timestamp of the last output record - that of the first), the records being
-counted by reading (the embedded broker's ListOffsets undercounts, streams/compat.py).
+counted by reading (the embedded broker's ListOffsets undercounts, streams/kafka_edge/compat.py).
 ``--profile`` samples every worker with py-spy while it drains (bench/profiling.py).
 Writes bench/results/throughput.{json,md}.
 """
@@ -30,8 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from profiling import Profiler
 from models.train import TrainConfig, train
-from streams.broker import admin, ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import child_env, start_worker, wait_for, wait_until_ready, worker_stats
+from streams.kafka_edge.topics import admin, ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import child_env, start_worker, wait_for, wait_until_ready, worker_stats
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
 from core.report import write_report

@@ -3,7 +3,7 @@
 :class:`ProductPolicy` folds each event into its user's state with
 :func:`core.interest.apply_user_events` and ranks with :meth:`Recommender.top_k`, so the list
 tested before event n is exactly the record the worker emitted after the user's previous event
-(streams/replay_check.py proves it through a broker). :class:`ModelVersions` is the model the
+(streams/tools/replay_check.py proves it through a broker). :class:`ModelVersions` is the model the
 product serves at each point of the stream, as a trainer would publish it. With ``items`` set,
 each positive event also moves its item's vector by the worker's online item learning
 (:class:`models.item_learning.OnlineItems`, the item agent's own code), taken into scoring at

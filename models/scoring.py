@@ -204,7 +204,7 @@ class ScoredBatch:
     """A batch's top-K as arrays, best first: row b, slot j is item ``indices[b, j]`` (-1: no
     item left to show) with ``scores[b, j]``, explained by the recent items ``because[b, j]``
     (catalog indices, -1: none) with their ``contributions``. Records are written straight from
-    these (streams/records.py); ``batch[b]`` is the same row as a :class:`Recommendation`."""
+    these (streams/steps/records.py); ``batch[b]`` is the same row as a :class:`Recommendation`."""
 
     item_ids: Sequence[str]
     indices: np.ndarray  # (B, K) int64

@@ -22,6 +22,7 @@ from models.blend import Blend
 from models.exploration import POLICIES, Exploration
 from models.item_learning import ItemLearning
 from models.slates import ListRules
+from streams.steps.parse import StepConfig
 
 
 class Settings(BaseSettings):
@@ -195,7 +196,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest a consumer fetch waits for data. On the embedded broker it is "
         "latency per hop (Faust's fixed 1500 cost ~0.4 s) and, below ~100, a fetch rate that "
-        "saturates it as the log grows (streams/compat.py, bench/backlog.py)",
+        "saturates it as the log grows (streams/kafka_edge/compat.py, bench/backlog.py)",
     )
     session_timeout_s: float = Field(6.0, gt=0)
     heartbeat_interval_s: float = Field(1.0, gt=0)
@@ -262,6 +263,12 @@ class Settings(BaseSettings):
             self.dedupe_window,
             None if self.user_ttl is None else self.user_ttl * 1000.0,
         )
+
+    @property
+    def steps(self) -> StepConfig:
+        """What a worker's pure batch steps read (streams/steps)."""
+        return StepConfig(self.interest, self.top_k, self.emit, self.max_future_skew_s * 1000.0,
+                          self.max_abs_value)  # fmt: skip
 
     @property
     def dlq_topic(self) -> str:

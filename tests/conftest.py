@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from streams.broker import admin, free_port, start_embedded_broker, stop_process
+from streams.kafka_edge.topics import admin
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
 from streams.settings import Settings
 
 
@@ -68,7 +69,7 @@ def settings(bootstrap: str, model_path: Path, tmp_path: Path) -> Settings:
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Callable[[Settings], subprocess.Popen]]:
     """Start workers with ``workers(settings)``; every one is stopped at teardown."""
-    from streams.cluster import start_worker
+    from streams.tools.cluster import start_worker
 
     started: list[subprocess.Popen] = []
 

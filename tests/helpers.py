@@ -108,7 +108,7 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float,
 def start_scripted_worker(settings: Settings, script: str, log: Path) -> subprocess.Popen:
     """A worker process running ``script`` (a real worker with a fault patched in) with
     ``settings``, its output appended to ``log``; stop it with stop_process."""
-    from streams.cluster import child_env
+    from streams.tools.cluster import child_env
 
     return subprocess.Popen(
         [sys.executable, "-c", script],
@@ -121,7 +121,7 @@ def assert_each_event_applied_once(web_port: int, events: list[Event]) -> None:
     """Wait until every user's stored event count (read through the worker at ``web_port``,
     which routes to the user's owner) reaches their number of events, then require it equal:
     no event lost, none applied twice."""
-    from streams.cluster import fetch_json, wait_for
+    from streams.tools.cluster import fetch_json, wait_for
 
     expected = {u: sum(e.user_id == u for e in events) for u in {e.user_id for e in events}}
 

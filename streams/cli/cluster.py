@@ -30,7 +30,8 @@ def broker(
     create_topics: Annotated[bool, typer.Option(help="Create the pipeline's topics.")] = True,
 ) -> None:
     """Run the embedded Kafka-compatible broker (Tansu) until Ctrl-C; print its address."""
-    from streams.broker import ensure_topics, start_embedded_broker, stop_process
+    from streams.kafka_edge.topics import ensure_topics
+    from streams.tools.broker import start_embedded_broker, stop_process
 
     bootstrap = f"127.0.0.1:{port}"
     process = start_embedded_broker(port)
@@ -50,7 +51,7 @@ def broker(
 
 def topics(bootstrap: Bootstrap = None, partitions: Partitions = None) -> None:
     """Create the pipeline's topics (or check their partition counts) on the broker."""
-    from streams.broker import ensure_topics
+    from streams.kafka_edge.topics import ensure_topics
 
     with user_errors():
         created = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
@@ -75,9 +76,9 @@ def worker(
     from faust.worker import Worker
 
     from models.artifact import load_recommender
-    from streams.app import create_app, settle_gc
-    from streams.broker import ensure_topics
-    from streams.model_updates import starting_model
+    from streams.worker.app import create_app, settle_gc
+    from streams.kafka_edge.topics import ensure_topics
+    from streams.worker.model_updates import starting_model
 
     settings = load_settings(
         bootstrap=bootstrap,
@@ -109,7 +110,7 @@ def health(
     """Exit 0 when the worker on this machine answers /stats/, 1 otherwise (the image's
     HEALTHCHECK). A worker that owns no partition (more workers than partitions) is healthy.
     Sends STREAMREC_API_TOKEN when set: the container's env is the worker's."""
-    from streams.cluster import WorkerError, worker_stats
+    from streams.tools.cluster import WorkerError, worker_stats
 
     settings = load_settings(web_port=web_port)
     port = settings.web_port
@@ -146,8 +147,8 @@ def up(
     import shutil
 
     from models.artifact import verify_artifact
-    from streams.broker import free_port, start_embedded_broker, stop_process
-    from streams.cluster import WorkerError, exited, start_cluster, wait_for
+    from streams.tools.broker import free_port, start_embedded_broker, stop_process
+    from streams.tools.cluster import WorkerError, exited, start_cluster, wait_for
 
     settings = load_settings(bootstrap=bootstrap, partitions=partitions, model_path=model_path)
     workdir.mkdir(parents=True, exist_ok=True)

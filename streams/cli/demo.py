@@ -1,4 +1,4 @@
-"""``streamrec demo``: the whole pipeline on one machine (streams/demo.py runs it)."""
+"""``streamrec demo``: the whole pipeline on one machine (streams/tools/demo.py runs it)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def demo(
 
     Other settings (STREAMREC_DIM, STREAMREC_PARTITIONS, ...) come from env.
     """
-    from streams.demo import run_demo
+    from streams.tools.demo import run_demo
 
     settings = load_settings()
     with user_errors():

@@ -130,7 +130,7 @@ def check_kafka_path(
     import json
 
     from models.product import version_dir
-    from streams.replay_check import check_through_kafka
+    from streams.tools.replay_check import check_through_kafka
 
     model_path = artifact or version_dir(workdir, versions.starts[0])
     versions.at(versions.starts[0])  # trained already when a product policy ran

@@ -38,7 +38,7 @@ def produce(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Send events to the events topic, keyed by user_id, in event-time order."""
-    from streams.producer import load_source, produce_events, progress_bar
+    from streams.tools.producer import load_source, produce_events, progress_bar
 
     settings = load_settings(bootstrap=bootstrap)
     generator = chosen_generator(
@@ -66,7 +66,7 @@ def tail(
     ] = False,
 ) -> None:
     """Consume the recommendation topic and show it live."""
-    from streams.consumer import tail_recommendations
+    from streams.tools.consumer import tail_recommendations
 
     settings = load_settings(bootstrap=bootstrap)
     with user_errors():

@@ -1,4 +1,4 @@
-"""``streamrec ope``: off-policy estimates from a running pipeline's logs (streams/off_policy_logs.py)."""
+"""``streamrec ope``: off-policy estimates from a running pipeline's logs (streams/trainer/off_policy_logs.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def ope_command(
     their start; nothing is committed."""
     from rich.table import Table
 
-    from streams.off_policy_logs import evaluate_logs
+    from streams.trainer.off_policy_logs import evaluate_logs
 
     settings = load_settings(bootstrap=bootstrap)
     with user_errors():

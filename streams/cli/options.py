@@ -73,8 +73,8 @@ def user_errors() -> Iterator[None]:
     from kafka.errors import KafkaError
 
     from models.artifact import ArtifactError
-    from streams.broker import BrokerError
-    from streams.cluster import WorkerError
+    from streams.kafka_edge.topics import BrokerError
+    from streams.tools.cluster import WorkerError
 
     try:
         yield

@@ -22,8 +22,8 @@ def models_promote(
     refuses it and keeps serving what it has. Promoting an older version is a rollback. The
     artifact must be where the workers read it (a shared directory or volume)."""
     from models.artifact import ArtifactError, list_artifacts
-    from streams.broker import ensure_topics
-    from streams.model_updates import announce, announcement_of
+    from streams.kafka_edge.topics import ensure_topics
+    from streams.worker.model_updates import announce, announcement_of
 
     settings = load_settings(bootstrap=bootstrap)
     with user_errors():

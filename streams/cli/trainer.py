@@ -53,9 +53,9 @@ def trainer(
     import torch
 
     from models.promotion import GateConfig
-    from streams.broker import ensure_topics
-    from streams.model_updates import newest_announcement
-    from streams.trainer import Trainer, TrainerConfig
+    from streams.kafka_edge.topics import ensure_topics
+    from streams.worker.model_updates import newest_announcement
+    from streams.trainer.lifelong import Trainer, TrainerConfig
 
     torch.set_num_threads(threads)
     settings = load_settings(bootstrap=bootstrap, model_path=model_path)

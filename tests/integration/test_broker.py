@@ -8,8 +8,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from streams.broker import BrokerError, ensure_topics
-from streams.compat import fetch_highwaters
+from streams.kafka_edge.topics import BrokerError, ensure_topics
+from streams.kafka_edge.compat import fetch_highwaters
 
 pytestmark = pytest.mark.integration
 

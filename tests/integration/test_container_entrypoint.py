@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port, stop_process
-from streams.cluster import settings_env, wait_for, worker_stats
+from streams.tools.broker import free_port, stop_process
+from streams.tools.cluster import settings_env, wait_for, worker_stats
 from core.generator import GeneratorConfig, generate
 from tests.helpers import consume, event_messages, produce
 from tests.unit.test_deploy import compose, dockerfile_instructions, image_env

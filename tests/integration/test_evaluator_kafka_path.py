@@ -9,7 +9,7 @@ import pytest
 
 from models.train import TrainConfig, train
 from core.generator import GeneratorConfig, generate
-from streams.replay_check import check_through_kafka
+from streams.tools.replay_check import check_through_kafka
 
 pytestmark = pytest.mark.integration
 

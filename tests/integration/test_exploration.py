@@ -10,8 +10,8 @@ import pytest
 
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
-from streams.cluster import wait_for, wait_until_ready, worker_stats
-from streams.off_policy_logs import evaluate_logs
+from streams.tools.cluster import wait_for, wait_until_ready, worker_stats
+from streams.trainer.off_policy_logs import evaluate_logs
 from tests.helpers import consume, produce
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from core.events import Event, encode_event
-from streams.broker import USER_TABLE
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.kafka_edge.topics import USER_TABLE
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from tests.helpers import consume, produce
 
 pytestmark = pytest.mark.integration

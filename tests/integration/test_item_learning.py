@@ -11,8 +11,8 @@ import pytest
 
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
-from streams.broker import free_port
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.tools.broker import free_port
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from streams.settings import Settings
 from tests.helpers import consume, produce
 

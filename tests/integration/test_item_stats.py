@@ -12,8 +12,8 @@ import pytest
 
 from core.events import Event, encode_event
 from core.item_stats import ItemStats, apply_item_events
-from streams.broker import free_port
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.tools.broker import free_port
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from tests.helpers import produce
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from typing import Iterator
 import orjson
 import pytest
 
-from streams.broker import stop_process
-from streams.cluster import settings_env, wait_for
+from streams.tools.broker import stop_process
+from streams.tools.cluster import settings_env, wait_for
 from core.generator import GeneratorConfig, generate
 from streams.settings import Settings
 from tests.helpers import consume, event_messages, produce

@@ -15,9 +15,10 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from core.generator import GeneratorConfig, generate
-from streams.broker import USER_TABLE, free_port
+from streams.kafka_edge.topics import USER_TABLE
+from streams.tools.broker import free_port
 from streams.cli import app
-from streams.cluster import (
+from streams.tools.cluster import (
     WorkerError,
     fetch_json,
     wait_for,

@@ -11,7 +11,7 @@ import pytest
 
 from models.registry import MODEL_KINDS
 from models.train import TrainConfig, train
-from streams.cluster import wait_until_ready, worker_stats
+from streams.tools.cluster import wait_until_ready, worker_stats
 from core.generator import GeneratorConfig, generate
 from streams.settings import Settings
 from tests.helpers import consume, event_messages, produce

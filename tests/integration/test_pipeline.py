@@ -7,7 +7,7 @@ import json
 import orjson
 import pytest
 
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from core.generator import GeneratorConfig, generate
 from tests.helpers import assert_state_vector, consume, event_messages, item_vectors, produce, reference_state
 

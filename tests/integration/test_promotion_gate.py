@@ -18,8 +18,8 @@ from core.generator import GeneratorConfig, generate
 from models.artifact import load_recommender
 from models.promotion import GateConfig
 from models.train import TrainConfig, train
-from streams.cluster import wait_for, wait_until_ready, worker_stats
-from streams.trainer import Trainer, TrainerConfig
+from streams.tools.cluster import wait_for, wait_until_ready, worker_stats
+from streams.trainer.lifelong import Trainer, TrainerConfig
 from tests.helpers import consume, produce
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ import pytest
 
 from core.generator import GeneratorConfig, generate
 from models.artifact import read_config, verify_artifact
-from streams.broker import free_port
-from streams.cluster import wait_for, wait_until_ready, worker_stats
-from streams.producer import produce_events
-from streams.trainer import Trainer, TrainerConfig
+from streams.tools.broker import free_port
+from streams.tools.cluster import wait_for, wait_until_ready, worker_stats
+from streams.tools.producer import produce_events
+from streams.trainer.lifelong import Trainer, TrainerConfig
 from tests.helpers import assert_each_event_applied_once, consume, event_messages
 
 pytestmark = pytest.mark.integration

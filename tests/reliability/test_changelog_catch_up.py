@@ -18,8 +18,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from core.events import Event
 from core.generator import GeneratorConfig, generate
-from streams.broker import admin, ensure_topics, free_port, stop_process
-from streams.cluster import fetch_json, wait_for, wait_until_ready
+from streams.kafka_edge.topics import admin, ensure_topics
+from streams.tools.broker import free_port, stop_process
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready
 from tests.helpers import event_messages, produce, start_scripted_worker
 
 pytestmark = pytest.mark.integration
@@ -29,14 +30,14 @@ KILLED_AFTER_LOCAL_WRITE = 9
 # the table writes, before anything (records, changelog) is handed to the broker.
 DIES_AFTER_LOCAL_WRITE = """
 import os, runpy, sys
-import streams.steps
-real = streams.steps.apply_users
+import streams.steps.users
+real = streams.steps.users.apply_users
 def apply_then_die(parsed, *args, **kwargs):
     done = real(parsed, *args, **kwargs)
     if "victim" in parsed.by_user:
         os._exit(9)
     return done
-streams.steps.apply_users = apply_then_die
+streams.steps.users.apply_users = apply_then_die
 sys.argv = ["streams", "worker", "--loglevel", "info"]
 runpy.run_module("streams", run_name="__main__")
 """

@@ -9,9 +9,9 @@ import threading
 import orjson
 import pytest
 
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from core.generator import GeneratorConfig, generate
-from streams.producer import produce_events
+from streams.tools.producer import produce_events
 from tests.helpers import (
     assert_state_vector, consume, event_messages, folded_state, item_vectors, reference_state,
 )

@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from core.generator import GeneratorConfig, generate
-from streams.app import EXIT_UNCONFINED_FAILURE
-from streams.broker import ensure_topics, stop_process
-from streams.cluster import fetch_json, wait_for, wait_until_ready
+from streams.worker.app import EXIT_UNCONFINED_FAILURE
+from streams.kafka_edge.topics import ensure_topics
+from streams.tools.broker import stop_process
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready
 from tests.helpers import (
     consume, event_messages, item_vectors, produce, reference_state, start_scripted_worker,
 )
@@ -21,14 +22,14 @@ pytestmark = pytest.mark.integration
 # refuses the write would make it.
 FAULTY_WORKER = """
 import runpy, sys
-import streams.app
-real, calls = streams.app.send_records, [0]
+import streams.worker.app
+real, calls = streams.worker.app.send_records, [0]
 async def failing(producer, topic, records):
     calls[0] += 1
     if calls[0] == 3:
         raise ConnectionError("injected: the recommendations topic cannot be written")
     return await real(producer, topic, records)
-streams.app.send_records = failing
+streams.worker.app.send_records = failing
 sys.argv = ["streams", "worker", "--loglevel", "info"]
 runpy.run_module("streams", run_name="__main__")
 """

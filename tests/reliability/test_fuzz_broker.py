@@ -10,8 +10,8 @@ import urllib.error
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from streams.broker import ensure_topics
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.kafka_edge.topics import ensure_topics
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from tests.helpers import produce
 from tests.unit.fuzz_strategies import USERS, keyed_values
 

@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from core.generator import GeneratorConfig, generate
-from streams.broker import free_port
-from streams.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
-from streams.producer import produce_events
+from streams.tools.broker import free_port
+from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.tools.producer import produce_events
 from tests.helpers import consume, event_messages
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from core.events import EVENT_TYPES, Event, encode_event
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
-from streams import steps
+from streams.steps.users import Applied, apply_users
+from streams.steps.parse import ParsedBatch, StepConfig, parse_batch
 from tests.unit.step_helpers import CONFIG, ITEMS, FaustTable, Message, recommender
 
 REC = recommender()  # built once: torch model setup is the slowest thing here
@@ -227,8 +228,8 @@ def corrupt_tables() -> st.SearchStrategy[dict[bytes, bytes]]:
 
 
 def run(
-    batch: Sequence[Message], table: dict[bytes, bytes], config: steps.StepConfig
-) -> tuple[steps.ParsedBatch, steps.Applied]:
+    batch: Sequence[Message], table: dict[bytes, bytes], config: StepConfig
+) -> tuple[ParsedBatch, Applied]:
     """parse_batch then apply_users, as the agent calls them, on a dict table."""
-    parsed = steps.parse_batch(batch, CATALOG, config.max_future_ms, config.max_abs_value)
-    return parsed, steps.apply_users(parsed, FaustTable(table), REC.item_vector, REC.dim, config)
+    parsed = parse_batch(batch, CATALOG, config.max_future_ms, config.max_abs_value)
+    return parsed, apply_users(parsed, FaustTable(table), REC.item_vector, REC.dim, config)

@@ -12,10 +12,11 @@ from core.interest import InterestConfig
 from models.blend import Blend
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
-from streams import steps
+from streams.steps.parse import ParsedBatch, StepConfig
+from streams.steps.users import apply_users
 
 ITEMS = ["a", "b", "c", "d"]
-CONFIG = steps.StepConfig(InterestConfig(half_life_ms=1000.0, history_len=3), 2, "every")
+CONFIG = StepConfig(InterestConfig(half_life_ms=1000.0, history_len=3), 2, "every")
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ class FaustTable:
             del self.data[key]
 
 
-def apply(parsed: steps.ParsedBatch, table: dict, config: steps.StepConfig = CONFIG, bind=None):
+def apply(parsed: ParsedBatch, table: dict, config: StepConfig = CONFIG, bind=None):
     rec = recommender()
-    return steps.apply_users(
+    return apply_users(
         parsed, FaustTable(table), rec.item_vector, rec.dim, config,
         **({"bind": bind} if bind else {}),
     )

@@ -29,7 +29,7 @@ from models.artifact import (
 )
 from models.mf import MatrixFactorization
 from models.train import TrainConfig, train
-from streams.broker import free_port
+from streams.tools.broker import free_port
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""The batch plane's hold on Faust (streams/compat.py, fix 5) and the batched table
-(streams/batch_state.py), without a broker: each private name it uses, the offsets it acks, what
+"""The batch plane's hold on Faust (streams/kafka_edge/compat.py, fix 5) and the batched table
+(streams/worker/transaction.py), without a broker: each private name it uses, the offsets it acks, what
 it routes where, and the order of changelog and RocksDB writes."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from streams import compat
-from streams.batch_state import BatchedUsers
+from streams.kafka_edge import compat
+from streams.worker.transaction import BatchedUsers
 
 EVENTS = "events"
 
@@ -180,7 +180,7 @@ def test_states_reach_rocksdb_only_after_the_changelog_with_its_last_offset(tmp_
 
 
 def test_the_write_goes_to_the_database_open_now_not_the_one_a_compaction_closed():
-    """The compaction timer (streams/retention.py) may close and reopen a partition's database
+    """The compaction timer (streams/worker/retention.py) may close and reopen a partition's database
     while a batch awaits its deliveries."""
 
     class Db(dict):

@@ -1,6 +1,6 @@
-"""streams.compat: the Faust version its private uses were read against, and each use still works.
+"""streams.kafka_edge.compat: the Faust version its private uses were read against, and each use still works.
 
-An upgrade of faust-streaming fails here first; recheck streams/compat.py against the new source.
+An upgrade of faust-streaming fails here first; recheck streams/kafka_edge/compat.py against the new source.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import faust.streams
 import pytest
 from faust.exceptions import NotReady
 
-from streams import compat, highwaters
-from streams.views import table_size
+from streams.kafka_edge import compat, highwaters
+from streams.worker.views import table_size
 
 
 def test_the_installed_faust_is_the_one_compat_was_checked_against():

@@ -1,4 +1,4 @@
-from streams.demo import DEMO_OUTPUTS, reset_workdir
+from streams.tools.demo import DEMO_OUTPUTS, reset_workdir
 
 
 def test_reset_workdir_removes_only_what_the_demo_wrote(tmp_path):

@@ -120,7 +120,7 @@ def test_every_streamrec_service_reaches_the_compose_broker(service):
 
 
 def test_every_metric_the_dashboard_queries_is_exported():
-    from streams.metrics import PipelineStats, WorkerMetrics
+    from streams.worker.metrics import PipelineStats, WorkerMetrics
 
     stats = PipelineStats(events_in=3)
     stats.dead_lettered["bad_json"] += 1

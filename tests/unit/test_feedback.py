@@ -8,7 +8,8 @@ import pytest
 from core.codec import decode_state
 from core.events import Event, InvalidEvent, encode_event, parse_event
 from core.interest import UserState, apply_user_events
-from streams import records, steps
+from streams.steps import records
+from streams.steps.parse import parse_batch
 from tests.unit.step_helpers import CONFIG, ITEMS, apply, event, messages, recommender
 
 
@@ -52,12 +53,12 @@ def test_an_impression_is_applied_but_leaves_the_interest_as_it_was():
 def test_records_carry_a_rec_id_that_a_replay_keeps_and_impressions_get_none():
     table: dict = {}
     batch = messages(event("u1", "a", 0), shown("u1", "b", 1), event("u1", "c", 2))
-    done = apply(steps.parse_batch(batch, set(ITEMS)), table)
+    done = apply(parse_batch(batch, set(ITEMS)), table)
     assert [s.event.type for s in done.snapshots] == ["click", "click"]
     recs = records.score(recommender(), [s.state for s in done.snapshots], 2)
     first = [orjson.loads(v)["rec_id"] for _, v in
              records.recommendation_records(done.snapshots, recs, "v1")]  # fmt: skip
-    replay = apply(steps.parse_batch(batch, set(ITEMS)), table)
+    replay = apply(parse_batch(batch, set(ITEMS)), table)
     recs = records.score(recommender(), [s.state for s in replay.snapshots], 2)
     again = [orjson.loads(v)["rec_id"] for _, v in
              records.recommendation_records(replay.snapshots, recs, "v1")]  # fmt: skip
@@ -69,12 +70,12 @@ def test_records_carry_a_rec_id_that_a_replay_keeps_and_impressions_get_none():
 def test_an_impression_stores_its_position_alone_for_a_new_user_and_keeps_an_existing_one():
     table: dict = {}
     batch = messages(shown("new", "a", 1))
-    done = apply(steps.parse_batch(batch, set(ITEMS)), table)
+    done = apply(parse_batch(batch, set(ITEMS)), table)
     fresh = decode_state(table[b"new"])
     assert (done.applied, fresh.count, fresh.recent, fresh.position) == (1, 0, (), (0, 0))
-    assert apply(steps.parse_batch(batch, set(ITEMS)), table).applied == 0  # exactly once
-    apply(steps.parse_batch(messages(event("old", "a", 0)), set(ITEMS)), table)
-    apply(steps.parse_batch(messages(shown("old", "b", 1), first_offset=1), set(ITEMS)), table)
+    assert apply(parse_batch(batch, set(ITEMS)), table).applied == 0  # exactly once
+    apply(parse_batch(messages(event("old", "a", 0)), set(ITEMS)), table)
+    apply(parse_batch(messages(shown("old", "b", 1), first_offset=1), set(ITEMS)), table)
     stored = decode_state(table[b"old"])
     assert (stored.count, stored.recent, stored.position) == (1, ("a",), (0, 1))
 
@@ -86,15 +87,15 @@ def test_the_item_statistics_see_replays_but_not_repeated_ids_deletes_or_dead_le
     gone = Event("u2", "", "delete", 5)
     batch = messages(event("u1", "a", 0, "e1"), shown("u1", "b", 1), event("u1", "c", 2, "e1"),
                      event("u2", "d", 3), gone)  # fmt: skip
-    done = apply(steps.parse_batch(batch, set(ITEMS)), table)
+    done = apply(parse_batch(batch, set(ITEMS)), table)
     assert [(e.item_id, at) for e, at in done.item_events] == [
         ("a", (0, 0)), ("b", (0, 1)), ("d", (0, 3))]  # "c" repeats e1; the delete is no item's
-    replay = apply(steps.parse_batch(batch[:2], set(ITEMS)), table)
+    replay = apply(parse_batch(batch[:2], set(ITEMS)), table)
     assert replay.applied == 0
     assert [at for _, at in replay.item_events] == [(0, 0), (0, 1)]  # sent again: deduped there
 
 
 def test_the_item_statistics_get_the_events_in_log_order_not_grouped_by_user():
     batch = messages(event("u1", "a", 0), event("u2", "a", 1), event("u1", "a", 2))
-    done = apply(steps.parse_batch(batch, set(ITEMS)), {})
+    done = apply(parse_batch(batch, set(ITEMS)), {})
     assert [at for _, at in done.item_events] == [(0, 0), (0, 1), (0, 2)]

@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
 from core.interest import NO_POSITION, NonFiniteState, apply_user_events
-from streams import dead_letters, steps
-from streams.views import query_time
+from streams.steps import dead_letters
+from streams.steps.users import Applied, load_user_state
+from streams.steps.parse import ParsedBatch, StepConfig, parse_event_message
+from streams.worker.views import query_time
 from tests.unit.fuzz_strategies import (
     BROKER_S, CONFIGS, NOW_MS, REC, batches, corrupt_tables, keyed_values, run,
 )  # fmt: skip
@@ -45,11 +47,11 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-Dead = list[tuple[steps.Message, InvalidEvent]]
+Dead = list[tuple[Message, InvalidEvent]]
 
 
 def check_accounted(
-    batch: Sequence[Message], parsed: steps.ParsedBatch, done: steps.Applied
+    batch: Sequence[Message], parsed: ParsedBatch, done: Applied
 ) -> None:
     """Each message is dead-lettered once, or its event applied, replayed or a repeated id."""
     dead = [message for message, _ in [*parsed.dead, *done.dead]]
@@ -95,14 +97,14 @@ def check_stored(table: dict[bytes, bytes], initial: dict[bytes, bytes]) -> None
 
 
 def alone(
-    batch: Sequence[Message], user: str, initial: dict[bytes, bytes], config: steps.StepConfig
+    batch: Sequence[Message], user: str, initial: dict[bytes, bytes], config: StepConfig
 ) -> bytes | None:
     """What the table should hold for ``user``: their valid events alone, applied by the core
     step function to the state their entry loads as (fresh, for none or a corrupt one)."""
     events = []
     for message in batch:
         try:
-            event = steps.parse_event_message(message, config.max_future_ms, config.max_abs_value)
+            event = parse_event_message(message, config.max_future_ms, config.max_abs_value)
         except InvalidEvent:
             continue
         if event.user_id == user:
@@ -110,7 +112,7 @@ def alone(
     raw = initial.get(user.encode())
     try:
         update = apply_user_events(
-            steps.load_user_state(raw, user, REC.dim), events, REC.item_vector, config.interest
+            load_user_state(raw, user, REC.dim), events, REC.item_vector, config.interest
         )
     except NonFiniteState:
         return raw  # confined: the user's events are dead letters, nothing of theirs is written
@@ -122,10 +124,10 @@ def alone(
 
 def check_isolated(
     batch: Sequence[Message],
-    parsed: steps.ParsedBatch,
+    parsed: ParsedBatch,
     table: dict[bytes, bytes],
     initial: dict[bytes, bytes],
-    config: steps.StepConfig,
+    config: StepConfig,
 ) -> None:
     """No other message, hostile or not, moves a user's stored state."""
     users = set(parsed.by_user) | {key.decode() for key in [*table, *initial]}
@@ -139,7 +141,7 @@ def reasons(dead: Dead) -> list[tuple[int, int, str]]:
 
 
 def check_replay(
-    batch: Sequence[Message], table: dict[bytes, bytes], config: steps.StepConfig, first: Dead
+    batch: Sequence[Message], table: dict[bytes, bytes], config: StepConfig, first: Dead
 ) -> None:
     """The batch redelivered after it was applied (``first``: its dead letters then): the
     table does not change, the same messages are refused, and no event of a user with a
@@ -155,8 +157,8 @@ def check_replay(
 
 
 def check_batch(
-    batch: Sequence[Message], initial: dict[bytes, bytes], config: steps.StepConfig
-) -> tuple[steps.ParsedBatch, steps.Applied]:
+    batch: Sequence[Message], initial: dict[bytes, bytes], config: StepConfig
+) -> tuple[ParsedBatch, Applied]:
     """Every property on one pass and its replay; nothing raising out of it is property 1."""
     table = dict(initial)
     parsed, done = run(batch, table, config)
@@ -175,7 +177,7 @@ def test_any_single_message_is_an_event_or_a_dead_letter_with_a_known_reason(kv,
     key, value = kv
     message = Message(key, value, 1, 7, BROKER_S)
     try:
-        event = steps.parse_event_message(message, config.max_future_ms, config.max_abs_value)
+        event = parse_event_message(message, config.max_future_ms, config.max_abs_value)
     except InvalidEvent as exc:
         check_dead_letters([(message, exc)])
     else:
@@ -293,5 +295,5 @@ def test_a_dead_letter_fits_the_smallest_allowed_max_bytes_whatever_its_detail()
     value = case(type="\U000e0001" * 64)  # unknown_type: its detail is 720 bytes
     message = Message(b"k" * 100_000, value, 0, 1, BROKER_S)
     with pytest.raises(InvalidEvent) as refused:
-        steps.parse_event_message(message)
+        parse_event_message(message)
     check_dead_letters([(message, refused.value)], max_bytes=1024)

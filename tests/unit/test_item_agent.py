@@ -7,7 +7,7 @@ import logging
 from core.events import Event
 from core.interest import InterestConfig
 from core.item_stats import decode_item_stats
-from streams.item_agent import apply_items, item_event_records, parse_item_records
+from streams.worker.item_path import apply_items, item_event_records, parse_item_records
 from tests.unit.step_helpers import Message
 
 
@@ -22,7 +22,7 @@ def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
     assert [m.offset for m, _ in dead] == [9] and dead[0][1].reason == "bad_item_event"
     assert last == {"a": 1, "b": 2}
     table = {b"b": b"\xff corrupt"}
-    with caplog.at_level(logging.ERROR, logger="streams.item_agent"):
+    with caplog.at_level(logging.ERROR, logger="streams.worker.item_path"):
         done = apply_items(by_item, table, 86_400_000.0)
     assert "unreadable statistics" in caplog.text
     assert (done.applied, done.duplicates) == (3, 0)
@@ -34,7 +34,7 @@ def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
 
 
 def test_a_producer_retry_replayed_after_a_crash_is_still_counted_once():
-    from streams import steps
+    from streams.steps.parse import parse_batch
     from tests.unit.step_helpers import ITEMS, apply, messages
 
     retry = [Event("u1", "a", "click", 10, None, "x"), Event("u1", "a", "click", 10, None, "x"),
@@ -50,8 +50,8 @@ def test_a_producer_retry_replayed_after_a_crash_is_still_counted_once():
         by_item, _, _, _ = parse_item_records([Message(k, v) for k, v in records], InterestConfig())
         apply_items(by_item, items, 86_400_000.0)
 
-    to_items(apply(steps.parse_batch(batch, set(ITEMS)), users), delivered=1)  # then a crash
-    replay = apply(steps.parse_batch(batch, set(ITEMS)), users)  # the batch read again
+    to_items(apply(parse_batch(batch, set(ITEMS)), users), delivered=1)  # then a crash
+    replay = apply(parse_batch(batch, set(ITEMS)), users)  # the batch read again
     assert [at for _, at in replay.item_events] == [(0, 10), (0, 11), (0, 12), (0, 13)]
     to_items(replay)
     assert decode_item_stats(items[b"a"]).positives == 3  # x, y and z once each

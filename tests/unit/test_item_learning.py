@@ -15,7 +15,7 @@ from core.interest import InterestConfig, UserState, apply_user_events
 from core.item_stats import decode_item_stats, decode_item_vector
 from models.artifact import load_recommender
 from models.item_learning import ItemLearning, OnlineItems, item_step, negatives_for
-from streams.item_agent import apply_items, item_event_records, parse_item_records
+from streams.worker.item_path import apply_items, item_event_records, parse_item_records
 from tests.unit.step_helpers import Message
 
 AXES = np.eye(4, dtype=np.float32)
@@ -124,7 +124,7 @@ def test_a_new_item_is_recommended_to_its_cluster_after_a_few_engagements(model_
 
 def test_serving_lays_learned_vectors_over_the_model_by_their_space():
     from models.item_learning import Learned
-    from streams.serving import Serving
+    from streams.worker.serving import Serving
     from tests.unit.step_helpers import recommender
 
     v1 = recommender()
@@ -165,7 +165,7 @@ def _other_version(dim: int = 4):
 
 def test_a_swap_keeps_new_items_only_from_its_parent_and_waits_for_its_own_vectors():
     from models.item_learning import Learned
-    from streams.serving import Serving
+    from streams.worker.serving import Serving
     from tests.unit.step_helpers import recommender
 
     v1, v2 = recommender(), _other_version()
@@ -225,7 +225,7 @@ def test_vectors_read_from_the_topic_skip_what_is_unreadable():
     from types import SimpleNamespace
 
     from core.item_stats import encode_item_vector
-    from streams.item_followers import read_vectors
+    from streams.worker.item_followers import read_vectors
 
     good = encode_item_vector(9, 2, np.ones(4, "<f4").tobytes())
     records = [SimpleNamespace(key=b"x", value=good), SimpleNamespace(key=b"y", value=b"\x01"),

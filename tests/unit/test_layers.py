@@ -1,4 +1,5 @@
-"""The layers, one direction: core <- models <- streams <- the CLI, and only the CLI reads env.
+"""The layers, one direction: core <- models <- streams.steps <- streams <- the CLI, and only the
+CLI reads env. ``streams.steps`` are the worker's pure steps: no framework, no Kafka, no settings.
 
 An ``ast`` walk over every module (function-local imports included), so a forbidden import
 fails here whether or not it runs; and a fresh interpreter, so what importing a layer loads is
@@ -13,20 +14,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RANK = {"core": 0, "models": 1, "streams": 2, "cli": 3}
+RANK = {"core": 0, "models": 1, "steps": 2, "streams": 3, "cli": 4}
 FRAMEWORKS = {"faust", "mode", "kafka", "aiokafka", "torch", "pydantic", "pydantic_settings",
               "typer"}
 # What each layer may not import from outside the project (core: anything but numpy, orjson
 # and the standard library).
 FORBIDDEN = {
     "models": FRAMEWORKS - {"torch"},
+    "steps": FRAMEWORKS - {"torch"},
     "streams": {"typer"},
     "cli": set(),
 }
 CORE_ALLOWED = {"numpy", "orjson"}
 # Modules that touch the process environment, and why. Everything else gets its env from the CLI.
 ENV_ALLOWED = {
-    "streams/cluster.py": "hands the parent's environment on to the worker processes it starts",
+    "streams/tools/cluster.py": "hands the parent's environment on to the worker processes it starts",
 }
 
 
@@ -34,6 +36,8 @@ def layer_of(relative: Path) -> str | None:
     parts = relative.parts
     if parts[0] == "streams" and (parts[1:2] == ("cli",) or parts[1:] == ("__main__.py",)):
         return "cli"
+    if parts[:2] == ("streams", "steps"):
+        return "steps"
     return parts[0] if parts[0] in RANK else None
 
 
@@ -41,6 +45,8 @@ def layer_of_module(name: str) -> str | None:
     top = name.split(".")[0]
     if name == "streams.cli" or name.startswith("streams.cli.") or name == "streams.__main__":
         return "cli"
+    if name == "streams.steps" or name.startswith("streams.steps."):
+        return "steps"
     return top if top in RANK else None
 
 
@@ -105,18 +111,19 @@ def test_the_check_catches_what_it_forbids(tmp_path):
     bad = {
         "core/decay.py": "import torch\n",
         "core/codec.py": "def f():\n    from models.scoring import Recommender\n",
-        "models/train.py": "from streams.app import create_app\n",
+        "models/train.py": "from streams.worker.app import create_app\n",
         "models/mf.py": "import faust\n",
-        "streams/app.py": "from streams import cli\n",
-        "streams/views.py": "import os\nport = os.environ['PORT']\n",
-        "streams/cli/run.py": "import os, faust, torch, typer\nfrom streams.app import x\n"
+        "streams/worker/app.py": "from streams import cli\n",
+        "streams/worker/views.py": "import os\nport = os.environ['PORT']\n",
+        "streams/steps/parse.py": "import aiokafka\nfrom streams.settings import Settings\n",
+        "streams/cli/run.py": "import os, faust, torch, typer\nfrom streams.worker.app import x\n"
         "port = os.environ['PORT']\n",  # all allowed at the top
     }
     for name, text in bad.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     found = violations(tmp_path)
-    assert len(found) == 6, found
+    assert len(found) == 8, found
     assert not any(line.startswith("streams/cli") for line in found)
 
 
@@ -134,9 +141,11 @@ def loaded_by(modules: list[str]) -> set[str]:
 
 
 def project_modules(package: str) -> list[str]:
+    """Every module of ``package`` (a dotted name), its subpackages' too."""
+    folder = ROOT.joinpath(*package.split("."))
     return [
-        f"{package}.{path.stem}"
-        for path in sorted((ROOT / package).glob("*.py"))
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in sorted(folder.rglob("*.py"))
         if path.stem != "__init__"
     ]
 
@@ -147,3 +156,7 @@ def test_importing_the_core_loads_no_framework():
 
 def test_importing_the_models_loads_no_streaming_runtime():
     assert loaded_by(project_modules("models")) & (FRAMEWORKS - {"torch"}) == set()
+
+
+def test_importing_the_steps_loads_no_streaming_runtime():
+    assert loaded_by(project_modules("streams.steps")) & (FRAMEWORKS - {"torch"}) == set()

@@ -1,4 +1,4 @@
-"""streams.publish: records grouped into per-partition batches as aiokafka's send would key them."""
+"""streams.kafka_edge.publish: records grouped into per-partition batches as aiokafka's send would key them."""
 
 import asyncio
 
@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from streams.publish import send_records
+from streams.kafka_edge.publish import send_records
 
 
 class FakeCluster:

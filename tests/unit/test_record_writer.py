@@ -1,4 +1,4 @@
-"""The batch's records are written from arrays (streams/records.py); here they are held to the
+"""The batch's records are written from arrays (streams/steps/records.py); here they are held to the
 plain per-item reading of the schema: every item, score and explanation as a Python object."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from core.interest import Snapshot, UserState
 from models.blend import Blend
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
-from streams import records
+from streams.steps import records
 
 N_ITEMS, DIM = 40, 8
 

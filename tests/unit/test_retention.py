@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from core.codec import encode_state
 from core.interest import UserState
-from streams.retention import expired_users
+from streams.worker.retention import expired_users
 
 
 def test_expired_users_are_those_silent_past_the_ttl_at_the_watermark():
@@ -19,6 +19,6 @@ def test_expired_users_are_those_silent_past_the_ttl_at_the_watermark():
 
 def test_fausts_offset_row_is_no_user_and_no_warning(caplog):
     rows = [(b"__faust\x00offset__", b"41")]
-    with caplog.at_level("WARNING", logger="streams.retention"):
+    with caplog.at_level("WARNING", logger="streams.worker.retention"):
         assert expired_users(rows, watermark_ms=1000, ttl_ms=1) == []
     assert caplog.text == ""

@@ -1,4 +1,4 @@
-"""streams.security: the settings become what Faust, aiokafka and kafka-python each take, a
+"""streams.kafka_edge.security: the settings become what Faust, aiokafka and kafka-python each take, a
 misconfiguration fails before any connection, and the password shows nowhere.
 
 No broker here speaks SASL or TLS (the embedded Tansu broker is PLAINTEXT), so each library is
@@ -32,11 +32,11 @@ from kafka.net.sasl import get_sasl_mechanism
 from kafka.net.transport import KafkaSSLTransport
 from typer.testing import CliRunner
 
-from streams import compat, security
+from streams.kafka_edge import compat, security
 from streams.cli import app as cli
 from streams.cli.options import SettingsFromEnv
-from streams.cluster import child_env
-from streams.security import KafkaSecurityError
+from streams.tools.cluster import child_env
+from streams.kafka_edge.security import KafkaSecurityError
 from streams.settings import Settings
 
 SECRET = "s3cr3t-hunter2"
@@ -100,7 +100,7 @@ def test_faust_credentials_are_the_kind_faust_expects(protocol, mechanism, tls):
 
 @pytest.mark.parametrize("protocol, mechanism", CASES)
 def test_the_worker_app_gives_its_consumer_and_recovery_the_credentials(protocol, mechanism, tls):
-    from streams.app import new_faust_app
+    from streams.worker.app import new_faust_app
 
     settings = secured(protocol, mechanism, tls)
 
@@ -263,7 +263,7 @@ def test_the_password_shows_in_no_repr_help_or_log(monkeypatch, caplog, tls):
         shown = CliRunner().invoke(cli, [*command, "--help"])
         assert shown.exit_code == 0 and SECRET not in shown.output
     caplog.set_level(logging.DEBUG)
-    from streams.app import new_faust_app
+    from streams.worker.app import new_faust_app
 
     async def clients() -> None:
         app = new_faust_app(settings, store="memory://")

@@ -13,10 +13,11 @@ from models.artifact import load_recommender, read_config
 from models.blend import Blend
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
-from streams import steps
-from streams.metrics import PipelineStats
-from streams.model_updates import Announcement, announcement_of
-from streams.serving import ModelRefused, Serving, load_checked
+from streams.steps.users import apply_users, in_model_space
+from streams.steps.parse import parse_batch
+from streams.worker.metrics import PipelineStats
+from streams.worker.model_updates import Announcement, announcement_of
+from streams.worker.serving import ModelRefused, Serving, load_checked
 from tests.unit.grid import assert_close_on_grid
 from tests.unit.step_helpers import CONFIG, ITEMS, FaustTable, event, messages, recommender
 
@@ -61,7 +62,7 @@ def test_a_swap_serves_the_new_model_and_keeps_the_old_catalog_for_reading(model
 
 
 def apply_in(rec: Recommender, batch, table: dict, older=()):
-    return steps.apply_users(steps.parse_batch(batch, set(ITEMS)), FaustTable(table),
+    return apply_users(parse_batch(batch, set(ITEMS)), FaustTable(table),
                              rec.item_vector, rec.dim, CONFIG, codebook=rec.codebook,
                              model_tag=rec.tag, older_codebooks=older)  # fmt: skip
 
@@ -88,11 +89,11 @@ def test_a_state_from_before_states_named_their_model_is_taken_as_it_is():
     state, *_ = apply_user_events(UserState.empty(4), [(event("u", "a", 0), (0, 0))],
                                   recommender().item_vector, CONFIG.interest)  # fmt: skip
     assert state.model == 0
-    taken = steps.in_model_space(state, other_space().item_vector, 4, 77)
+    taken = in_model_space(state, other_space().item_vector, 4, 77)
     np.testing.assert_array_equal(taken.vector, state.vector)
     assert taken.model == 77
-    assert steps.in_model_space(taken, other_space().item_vector, 4, 77) is taken  # already in it
-    rebased = steps.in_model_space(
+    assert in_model_space(taken, other_space().item_vector, 4, 77) is taken  # already in it
+    rebased = in_model_space(
         UserState(**{**{f: getattr(state, f) for f in UserState.__slots__}, "model": 5}),
         other_space().item_vector, 4, 77)  # fmt: skip
     np.testing.assert_array_equal(rebased.vector, rebase(state, other_space().item_vector, 4).vector)
@@ -101,9 +102,9 @@ def test_a_state_from_before_states_named_their_model_is_taken_as_it_is():
 def test_the_follower_keeps_trying_while_the_broker_is_unreachable():
     import asyncio
 
-    from streams.broker import free_port
-    from streams.cluster import wait_for
-    from streams.model_updates import Follower
+    from streams.tools.broker import free_port
+    from streams.tools.cluster import wait_for
+    from streams.worker.model_updates import Follower
     from streams.settings import Settings
 
     unreachable = Settings(bootstrap=f"127.0.0.1:{free_port()}")  # nothing listens there

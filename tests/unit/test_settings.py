@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from streams.cli.options import SettingsFromEnv
-from streams.cluster import child_env, settings_env
+from streams.tools.cluster import child_env, settings_env
 from streams.settings import Settings
 
 
@@ -53,7 +53,7 @@ def test_broker_url_for_faust():
 
 
 def test_standby_replicas_reach_the_faust_app():
-    from streams.app import new_faust_app
+    from streams.worker.app import new_faust_app
 
     assert new_faust_app(Settings(), "memory://").conf.table_standby_replicas == 1
     assert new_faust_app(Settings(standby_replicas=0), "memory://").conf.table_standby_replicas == 0

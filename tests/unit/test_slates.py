@@ -17,7 +17,7 @@ from models.item_board import ItemBoard
 from models.mf import MatrixFactorization
 from models.scoring import Recommender
 from models.slates import EXPLORE, MODEL, NEW, TRENDING, ListRules, serve_lists
-from streams import records
+from streams.steps import records
 
 N_ITEMS, DIM, K = 60, 8, 6
 HOUR_MS = 3_600_000.0

@@ -13,7 +13,8 @@ from core.codebook import ItemCodebook
 from core.codec import decode_state, encode_state
 from core.interest import UserState, version_tag
 from core.state_rows import read_rows, write_rows
-from streams import steps
+from streams.steps.users import Applied, apply_users
+from streams.steps.parse import StepConfig, parse_batch
 from tests.unit.fuzz_strategies import CATALOG, CONFIGS, REC, batches, corrupt_tables
 from tests.unit.step_helpers import FaustTable
 
@@ -21,13 +22,13 @@ TAG = version_tag("v1")
 OTHER_TAG = version_tag("v0")
 
 
-def run(batch, table: dict, config: steps.StepConfig, batched: bool) -> steps.Applied:
-    parsed = steps.parse_batch(batch, CATALOG, config.max_future_ms, config.max_abs_value)
-    return steps.apply_users(parsed, FaustTable(table), REC.item_vector, REC.dim, config,
+def run(batch, table: dict, config: StepConfig, batched: bool) -> Applied:
+    parsed = parse_batch(batch, CATALOG, config.max_future_ms, config.max_abs_value)
+    return apply_users(parsed, FaustTable(table), REC.item_vector, REC.dim, config,
                              codebook=REC.codebook, model_tag=TAG, batched=batched)  # fmt: skip
 
 
-def seen_form(done: steps.Applied) -> list:
+def seen_form(done: Applied) -> list:
     """What a batch's outcome says, arrays as bytes so that equal means bit for bit."""
     return [
         [(s.event, s.position, s.state.vector.tobytes(), s.state.recent,
@@ -39,7 +40,7 @@ def seen_form(done: steps.Applied) -> list:
     ]  # fmt: skip
 
 
-def stored_before(first, config: steps.StepConfig, initial: dict, stale: bool) -> dict:
+def stored_before(first, config: StepConfig, initial: dict, stale: bool) -> dict:
     """A table as an earlier batch left it; with ``stale`` its states are another model's."""
     table = dict(initial)
     run(first, table, config, batched=False)

@@ -13,7 +13,9 @@ from core.codebook import ItemCodebook
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
 from core.interest import InterestConfig, UserState, apply_user_events
-from streams import dead_letters, records, steps
+from streams.steps import dead_letters, records
+from streams.steps.parse import StepConfig, parse_batch
+from streams.steps.users import load_user_state
 from streams.settings import Settings
 from tests.unit.grid import assert_close_on_grid
 from tests.unit.step_helpers import (
@@ -32,7 +34,7 @@ def test_bad_input_goes_to_dead_letters_with_its_reason_and_still_advances_offse
         # no key: the producer's partitioner, not the user, chose the partition
         Message(None, encode_event(event("u3", "a", 10)), 1, 9),
     ]
-    parsed = steps.parse_batch(batch, set(ITEMS))
+    parsed = parse_batch(batch, set(ITEMS))
 
     assert [(m.offset, exc.reason) for m, exc in parsed.dead] == [
         (0, "bad_json"),
@@ -53,7 +55,7 @@ def test_an_event_far_ahead_of_its_broker_time_is_refused():
                    timestamp=sent_s)
     far = Message(b"u1", encode_event(event("u1", "a", int(sent_s * 1000) + skew_ms + 1)), 0, 1,
                   timestamp=sent_s)
-    parsed = steps.parse_batch([near, far], set(ITEMS), max_future_ms=skew_ms)
+    parsed = parse_batch([near, far], set(ITEMS), max_future_ms=skew_ms)
     assert [m.offset for m, _ in parsed.dead] == [1]
     assert parsed.dead[0][1].reason == "future_ts"
     assert [position for _, position in parsed.by_user["u1"]] == [(0, 0)]
@@ -62,7 +64,7 @@ def test_an_event_far_ahead_of_its_broker_time_is_refused():
 def test_events_are_grouped_per_user_in_arrival_order_with_their_positions():
     es = [event("u1", "a", 30), event("u2", "b", 10), event("u1", "zz", 20), event("u1", "c", 5)]
     batch = messages(*es, partition=3, first_offset=40)
-    parsed = steps.parse_batch(batch, set(ITEMS))
+    parsed = parse_batch(batch, set(ITEMS))
 
     assert list(parsed.by_user) == ["u1", "u2"]  # users in order of first appearance
     assert parsed.by_user["u1"] == [(es[0], (3, 40)), (es[2], (3, 42)), (es[3], (3, 43))]
@@ -76,7 +78,7 @@ def test_each_user_is_bound_to_their_own_event_before_their_table_access():
     log: list = []
     batch = messages(event("u1", "a", 1), event("u2", "b", 2), event("u1", "c", 3))
     done = apply(
-        steps.parse_batch(batch, set(ITEMS)), Table(log), bind=lambda i: log.append(("bind", i))
+        parse_batch(batch, set(ITEMS)), Table(log), bind=lambda i: log.append(("bind", i))
     )
 
     # every read and every write right after a bind to that user's own last message
@@ -91,7 +93,7 @@ def test_applied_state_is_stored_as_the_core_function_computes_it():
     rec = recommender()
     es = [event("u1", "a", 0), event("u1", "b", 1000), event("u1", "zz", 1500)]
     table: dict = {}
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    done = apply(parse_batch(messages(*es), set(ITEMS)), table)
 
     positioned = [(e, (0, n)) for n, e in enumerate(es)]
     expected, snapshots, *_ = apply_user_events(
@@ -107,7 +109,7 @@ def test_applied_state_is_stored_as_the_core_function_computes_it():
 def test_coalesce_keeps_one_snapshot_per_user_the_last():
     es = [event("u1", "a", 1), event("u2", "b", 2), event("u1", "c", 3), event("u2", "d", 4)]
     config = replace(CONFIG, emit="coalesce")
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), {}, config)
+    done = apply(parse_batch(messages(*es), set(ITEMS)), {}, config)
     emitted = [(s.event.user_id, s.position) for s in done.snapshots]
     assert emitted == [("u1", (0, 2)), ("u2", (0, 3))]
     assert done.applied == 4  # every event is applied; only the records are coalesced
@@ -116,8 +118,8 @@ def test_coalesce_keeps_one_snapshot_per_user_the_last():
 
 def test_a_corrupt_stored_state_starts_afresh(caplog: pytest.LogCaptureFixture):
     table = {b"u1": b"\xff not a state"}
-    with caplog.at_level(logging.ERROR, logger="streams.steps"):
-        done = apply(steps.parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
+    with caplog.at_level(logging.ERROR, logger="streams.steps.users"):
+        done = apply(parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
     assert "unreadable state" in caplog.text
     assert done.applied == 1 and decode_state(table[b"u1"]).count == 1
 
@@ -126,7 +128,7 @@ def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
     rec = recommender()
     es = [event("u1", "a", 1000, "e-1"), event("u2", "b", 2000)]
     batch = messages(*es, partition=1, first_offset=10)
-    done = apply(steps.parse_batch(batch, set(ITEMS)), {})
+    done = apply(parse_batch(batch, set(ITEMS)), {})
     recs = records.score(rec, [s.state for s in done.snapshots], CONFIG.top_k)
     out = records.recommendation_records(done.snapshots, recs, "v7", clock=lambda: 12.3456)
 
@@ -173,7 +175,7 @@ def test_dead_letter_headers_say_why_and_where_from():
 
 def test_step_config_takes_what_the_steps_read_from_settings():
     settings = Settings(top_k=7, emit="coalesce", half_life_s=2.0, history_len=4)
-    config = steps.StepConfig.of(settings)
+    config = settings.steps
     assert (config.top_k, config.emit) == (7, "coalesce")
     assert config.interest == settings.interest
     assert (config.interest.half_life_ms, config.interest.history_len) == (2000.0, 4)
@@ -184,10 +186,10 @@ def test_no_stored_state_is_a_fresh_one_and_a_stored_one_is_decoded():
     state, *_ = apply_user_events(
         UserState.empty(4), [(event("u", "a", 5), (0, 0))], recommender().item_vector, config
     )
-    loaded = steps.load_user_state(encode_state(state), "u", 4)
+    loaded = load_user_state(encode_state(state), "u", 4)
     np.testing.assert_array_equal(loaded.vector, state.vector)
     assert (loaded.count, loaded.position, loaded.recent) == (1, (0, 0), ("a",))
-    fresh = steps.load_user_state(None, "u", 4)
+    fresh = load_user_state(None, "u", 4)
     assert fresh.count == 0 and fresh.vector.shape == (4,)
 
 
@@ -196,7 +198,7 @@ def test_a_state_coded_against_another_catalog_keeps_its_position_so_a_replay_is
     state, *_ = apply_user_events(
         UserState.empty(4), [(event("u", "a", 5), (0, 7))], recommender().item_vector, CONFIG.interest
     )
-    loaded = steps.load_user_state(encode_state(state, old), "u", 4, new)
+    loaded = load_user_state(encode_state(state, old), "u", 4, new)
     assert (loaded.count, loaded.position, loaded.recent, loaded.recent_weights) == (1, (0, 7), (), ())
     np.testing.assert_array_equal(loaded.vector, state.vector)
     assert loaded.has_applied(0, 7)  # the replayed event is not applied again
@@ -205,11 +207,11 @@ def test_a_state_coded_against_another_catalog_keeps_its_position_so_a_replay_is
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_a_failure_in_one_user_dead_letters_that_users_events_and_the_rest_proceed():
     # a weight that overflows float32: the user's vector would become inf
-    huge = steps.StepConfig(InterestConfig(event_weights={"click": 3e38}, history_len=5), 3,
+    huge = StepConfig(InterestConfig(event_weights={"click": 3e38}, history_len=5), 3,
                             "every")
     poisoned = [Message(b"u1", encode_event(event("u1", "a", 10)), 0, n) for n in (0, 1)]
     fine = Message(b"u2", encode_event(event("u2", "b", 10)._replace(type="view")), 0, 2)
-    parsed = steps.parse_batch([*poisoned, fine], set(ITEMS))
+    parsed = parse_batch([*poisoned, fine], set(ITEMS))
     table: dict = {}
 
     done = apply(parsed, table, huge)
@@ -223,9 +225,9 @@ def test_a_failure_in_one_user_dead_letters_that_users_events_and_the_rest_proce
 
 def test_a_delete_removes_the_users_table_entry_and_gets_no_record():
     table = {b"u2": b"kept"}
-    apply(steps.parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
+    apply(parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
     forget = Event("u1", "", "delete", 2)
-    done = apply(steps.parse_batch(messages(forget, first_offset=1), set(ITEMS)), table)
+    done = apply(parse_batch(messages(forget, first_offset=1), set(ITEMS)), table)
     assert b"u1" not in table and table[b"u2"] == b"kept"
     assert (done.deleted, done.snapshots, done.applied) == ([b"u1"], [], 1)
 
@@ -233,14 +235,14 @@ def test_a_delete_removes_the_users_table_entry_and_gets_no_record():
 def test_a_delete_then_new_events_in_one_batch_stores_only_the_new_ones():
     table: dict = {}
     es = [event("u1", "a", 1), Event("u1", "", "delete", 2), event("u1", "b", 3)]
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    done = apply(parse_batch(messages(*es), set(ITEMS)), table)
     stored = decode_state(table[b"u1"])
     assert (stored.count, stored.recent, done.deleted) == (1, ("b",), [])
 
 
 def test_a_repeated_event_id_counts_apart_from_replays():
     es = [event("u1", "a", 1, "e1"), event("u1", "a", 1, "e1")]
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), {})
+    done = apply(parse_batch(messages(*es), set(ITEMS)), {})
     assert (done.applied, done.repeated_ids, done.duplicates, len(done.snapshots)) == (1, 1, 0, 1)
 
 
@@ -273,12 +275,12 @@ def test_the_dedupe_window_and_ttl_come_from_settings():
 def test_a_failed_user_dead_letters_only_the_events_not_already_in_their_state():
     """Redelivered after a crash, events the state holds are not dead-lettered as well: every
     message is applied or dead-lettered, never both."""
-    huge = steps.StepConfig(InterestConfig(event_weights={"click": 1.0, "cart": 3e38}), 3, "every")
+    huge = StepConfig(InterestConfig(event_weights={"click": 1.0, "cart": 3e38}), 3, "every")
     table: dict = {}
     first = [event("u1", "a", 10), event("u1", "b", 11)]
-    apply(steps.parse_batch(messages(*first), set(ITEMS)), table, huge)  # then a "crash"
+    apply(parse_batch(messages(*first), set(ITEMS)), table, huge)  # then a "crash"
     poison = event("u1", "a", 12)._replace(type="cart")  # twice 3e38 overflows float32
-    done = apply(steps.parse_batch(messages(*first, poison, poison), set(ITEMS)), table, huge)
+    done = apply(parse_batch(messages(*first, poison, poison), set(ITEMS)), table, huge)
     assert [(m.offset, exc.reason) for m, exc in done.dead] == [(2, "internal_error"),
                                                                  (3, "internal_error")]
     assert (done.duplicates, done.applied) == (2, 0)

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from core.codec import decode_state
 from core.events import Event
-from streams import steps
+from streams.steps.users import Applied, apply_users
+from streams.steps.parse import parse_batch
 from tests.unit.step_helpers import CONFIG, ITEMS, Table, apply, event, messages, recommender
 
 
 def test_a_replayed_position_is_not_applied_again_but_still_gets_a_snapshot():
     es = [event("u1", "a", 0), event("u1", "b", 10), event("u1", "c", 20)]
     table: dict = {}
-    apply(steps.parse_batch(messages(*es[:2]), set(ITEMS)), table)  # applied, then a "crash"
+    apply(parse_batch(messages(*es[:2]), set(ITEMS)), table)  # applied, then a "crash"
     before = decode_state(table[b"u1"])
 
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)  # redelivered from 0
+    done = apply(parse_batch(messages(*es), set(ITEMS)), table)  # redelivered from 0
     after = decode_state(table[b"u1"])
     assert (done.applied, done.duplicates) == (1, 2)
     assert [s.position for s in done.snapshots] == [(0, 0), (0, 1), (0, 2)]
@@ -28,10 +29,10 @@ def test_a_fully_replayed_user_is_written_again_unchanged_so_the_changelog_catch
     log: list = []
     es = [event("u1", "a", 0), event("u1", "b", 10)]
     table = Table(log)
-    apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    apply(parse_batch(messages(*es), set(ITEMS)), table)
     stored = table[b"u1"]
     log.clear()
-    done = apply(steps.parse_batch(messages(*es), set(ITEMS)), table)
+    done = apply(parse_batch(messages(*es), set(ITEMS)), table)
     assert log == [("get", b"u1"), ("set", b"u1")]
     assert table[b"u1"] == stored
     assert (done.applied, done.duplicates, len(done.snapshots)) == (0, 2, 2)
@@ -40,10 +41,10 @@ def test_a_fully_replayed_user_is_written_again_unchanged_so_the_changelog_catch
 def test_a_user_with_only_new_events_or_only_repeated_ids_is_written_as_before():
     log: list = []
     table = Table(log)
-    apply(steps.parse_batch(messages(event("u1", "a", 0, "e1")), set(ITEMS)), table)
+    apply(parse_batch(messages(event("u1", "a", 0, "e1")), set(ITEMS)), table)
     log.clear()
     retry = messages(event("u1", "a", 0, "e1"), first_offset=1)  # a producer retry, new offset
-    done = apply(steps.parse_batch(retry, set(ITEMS)), table)
+    done = apply(parse_batch(retry, set(ITEMS)), table)
     assert log == [("get", b"u1")] and done.repeated_ids == 1  # nothing the changelog lacks
 
 
@@ -55,10 +56,10 @@ def test_a_replayed_delete_sends_its_tombstone_again_though_the_entry_is_gone():
             deleted.append(key)
             self.pop(key, None)
 
-    def run(batch: list) -> steps.Applied:
+    def run(batch: list) -> Applied:
         rec = recommender()
-        parsed = steps.parse_batch(batch, set(ITEMS))
-        return steps.apply_users(parsed, table, rec.item_vector, rec.dim, CONFIG)
+        parsed = parse_batch(batch, set(ITEMS))
+        return apply_users(parsed, table, rec.item_vector, rec.dim, CONFIG)
 
     table = Tombstones()
     run(messages(event("u1", "a", 1)))

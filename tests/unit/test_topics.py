@@ -1,6 +1,6 @@
 """The configs the pipeline creates its topics with."""
 
-from streams.broker import topic_configs
+from streams.kafka_edge.topics import topic_configs
 from streams.settings import Settings
 
 

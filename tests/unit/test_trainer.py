@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from core.events import Event, encode_event
 from streams.settings import Settings
-from streams.trainer import Trainer, TrainerConfig
+from streams.trainer.lifelong import Trainer, TrainerConfig
 
 NOW_MS = 1_700_000_000_000
 

@@ -9,15 +9,15 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from streams.cli import app
-from streams.cluster import auth_headers, settings_env
+from streams.tools.cluster import auth_headers, settings_env
 from streams.settings import Settings
-from streams.views import bearer_ok
+from streams.worker.views import bearer_ok
 
 TOKEN = "tok-3f9c2a7e0b41d6"
 
 
 def test_the_interest_views_time_is_an_event_time_or_refused():
-    from streams.views import query_time
+    from streams.worker.views import query_time
 
     assert query_time(None, 123) == 123
     assert query_time("1700000000000", 123) == 1_700_000_000_000

@@ -4,7 +4,7 @@ An announcement names a verified artifact (version, kind, path, the manifest's s
 version, metrics). Every worker reads the whole topic itself, with no consumer group (a group
 would hand its one partition to one worker), and serves the newest announced version: at start
 it reads to the end and takes the last one, then each new one as it comes. Loading and checking
-(:func:`streams.serving.load_checked`) run in this thread, off the event loop; the swap itself
+(:func:`streams.worker.serving.load_checked`) run in this thread, off the event loop; the swap itself
 is handed to the loop, between micro-batches. ``streamrec models promote VERSION`` announces a
 version by hand, and an older one is a rollback. The topic is compacted on one key, so what
 survives is the version to serve.
@@ -25,8 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from models.artifact import MANIFEST_FILE, read_metrics, verify_artifact
 from models.scoring import Recommender
-from streams.security import kafka_python_kwargs
-from streams.serving import ModelRefused, Serving, load_checked
+from streams.kafka_edge.security import kafka_python_kwargs
+from streams.worker.serving import ModelRefused, Serving, load_checked
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

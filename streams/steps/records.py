@@ -1,6 +1,6 @@
 """The last steps of a micro-batch: score the touched users, and the output records (schema v1).
 
-Plain functions over plain values, like streams/steps.py, so what a record says is tested without
+Plain functions over plain values, like streams/steps/users.py, so what a record says is tested without
 a broker (tests/unit/test_steps.py, tests/unit/test_feedback.py).
 """
 

@@ -8,7 +8,7 @@ cannot work fail here, before any connection, with the setting named, instead of
 timeout or an authentication error much later.
 
 Faust is imported only inside :func:`faust_credentials`: topic admin and the kafka-python
-commands must not pay for importing it (see streams/broker.py). The password leaves its
+commands must not pay for importing it (see streams/tools/broker.py). The password leaves its
 ``SecretStr`` only in the dicts and credentials handed straight to a client; no error names it.
 """
 

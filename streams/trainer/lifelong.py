@@ -10,7 +10,7 @@ examples in their users' context, plus ``replay`` examples drawn from the older 
 update does not forget. The new artifact goes to ``root/<version>`` (a directory the workers
 read too: the compose file's ``models`` volume) and is announced on the model-updates topic
 with its parent; the workers check it and swap to it between micro-batches
-(streams/model_updates.py). The group's offsets are committed after each announcement, so a
+(streams/worker/model_updates.py). The group's offsets are committed after each announcement, so a
 restarted trainer goes on from the events its last version has not learned yet.
 """
 
@@ -33,11 +33,11 @@ from models.artifact import load_recommender, read_config
 from models.promotion import GateConfig
 from models.replay import ReplayBuffer
 from models.train import TrainConfig, update
-from streams.model_updates import Announcement, announce, announcement_of
-from streams.promotion_gate import GateLog, GateMetrics
-from streams.security import kafka_python_kwargs
+from streams.worker.model_updates import Announcement, announce, announcement_of
+from streams.trainer.promotion_gate import GateLog, GateMetrics
+from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
-from streams.steps import Fetched, parse_event_message
+from streams.steps.parse import Fetched, parse_event_message
 
 log = logging.getLogger(__name__)
 

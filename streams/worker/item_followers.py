@@ -2,11 +2,11 @@
 the item vectors learned online, and the item table's changelog, every item's statistics (what
 exploration and the trending fallback read: models/item_board.py).
 
-The item agents (streams/item_agent.py) each own the items of their by-item partitions and send
+The item agents (streams/worker/item_path.py) each own the items of their by-item partitions and send
 an item's vector there each time its engagements move it, keyed by item id; the topic is
 compacted, so it holds each item's newest vector. Every worker reads all of it with no consumer
 group (each needs every item), from its start at launch, then as it comes, and hands what it
-read to the event loop, where :meth:`streams.serving.Serving.learn` lays it over the served
+read to the event loop, where :meth:`streams.worker.serving.Serving.learn` lays it over the served
 model between micro-batches; the statistics go to the worker's :class:`ItemBoard` the same way.
 A thread of its own per topic, as the model-updates follower: reading must not hold up the
 batches.
@@ -25,11 +25,11 @@ from kafka import KafkaConsumer
 
 from core.codec_legacy import CorruptState
 from core.item_stats import decode_item_counts, decode_item_vector
-from streams.model_updates import consumer_at_start
+from streams.worker.model_updates import consumer_at_start
 from models.item_board import ItemBoard
 from models.item_learning import Learned
-from streams.metrics import PipelineStats
-from streams.serving import Serving
+from streams.worker.metrics import PipelineStats
+from streams.worker.serving import Serving
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

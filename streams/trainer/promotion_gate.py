@@ -4,7 +4,7 @@ the lists workers logged and the feedback to them (models/promotion.py decides).
 The trainer reads every events partition, so it can follow each user as the workers do: it
 folds the events into the user's state with the serving version (core/interest.py), and keeps
 the state right after each event, under the id of the record that event triggered
-(:func:`streams.records.rec_id`: the user and the event's position). It reads the records on
+(:func:`streams.steps.records.rec_id`: the user and the event's position). It reads the records on
 the recommendations topic as they come (those of an epsilon-greedy worker: the logs), and the
 feedback events that name one by its ``rec_id``. To judge, both versions score the kept states
 (the candidate's rebuilt in its item space, as a worker rebuilds them at a hot swap) and the
@@ -27,9 +27,9 @@ from core.interest import UserState, apply_user_events
 from models.off_policy import LoggedList, logged_lists
 from models.promotion import Decision, GateConfig, decide
 from models.scoring import Recommender
-from streams.records import rec_id
+from streams.steps.records import rec_id
 from streams.settings import Settings
-from streams.steps import in_model_space
+from streams.steps.users import in_model_space
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Forgetting users: deletion requests and the TTL, down to the worker's local disk.
 
-A ``delete`` event removes the user's table entry (streams/steps.py), a tombstone on the
-changelog and in RocksDB (streams/batch_state.py), so a restored worker never sees the user again. With
+A ``delete`` event removes the user's table entry (streams/steps/users.py), a tombstone on the
+changelog and in RocksDB (streams/worker/transaction.py), so a restored worker never sees the user again. With
 ``STREAMREC_USER_TTL`` a sweep evicts users silent for longer than that in *event time*: each
 partition's clock is the newest event time the worker has applied on it, so replaying a log
 evicts what living through it evicted. A RocksDB delete only writes a tombstone of its own: the
 old value stays in the SST files until they are compacted, so partitions that lost a user are
-compacted and reopened (a timer calls :meth:`Retention.compact`; streams.compat says why).
+compacted and reopened (a timer calls :meth:`Retention.compact`; streams.kafka_edge.compat says why).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import math
 from typing import Any, Callable, Iterable, Mapping
 
 from core.codec import CorruptState, stored_last_ts
-from streams.compat import FAUST_ROWS
-from streams.steps import ParsedBatch
+from streams.kafka_edge.compat import FAUST_ROWS
+from streams.steps.parse import ParsedBatch
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Retention:
         compact_partition: Callable[[int], bool],
         ttl_ms: float | None,
     ) -> None:
-        self.partitions = partitions  # partition -> open rocksdict.Rdict (streams.compat)
+        self.partitions = partitions  # partition -> open rocksdict.Rdict (streams.kafka_edge.compat)
         self.compact_partition = compact_partition
         self.ttl_ms = ttl_ms
         self.watermarks: dict[int, int] = {}
@@ -79,7 +79,7 @@ class Retention:
 
     def sweep(self, delete: Callable[[int, list[bytes]], None]) -> int:
         """Evict the expired users of every partition whose event time moved a sweep interval
-        with ``delete(partition, keys)`` (the batch's tombstones, streams/batch_state.py).
+        with ``delete(partition, keys)`` (the batch's tombstones, streams/worker/transaction.py).
         Returns the users evicted."""
         if not self.expires:
             return 0

@@ -19,11 +19,11 @@ from typing import Any, Callable, Iterable, Mapping
 import rocksdict
 from aiokafka import AIOKafkaProducer
 
-from streams.publish import Sent, send_to_partitions
+from streams.kafka_edge.publish import Sent, send_to_partitions
 
 
 class BatchedUsers:
-    """The :class:`~streams.steps.StateTable` of one batch. ``bind(partition)`` before a user's
+    """The :class:`~streams.steps.users.StateTable` of one batch. ``bind(partition)`` before a user's
     access says which RocksDB partition (= events and changelog partition) holds them."""
 
     def __init__(

@@ -28,11 +28,12 @@ from models.artifact import load_recommender
 from models.exploration import explore, seed_of
 from models.product import ModelVersions, ProductPolicy
 from models.stream import Stream
-from streams.broker import ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import start_worker, wait_until_ready
-from streams.consumer import recommendation_records
+from streams.kafka_edge.topics import ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import start_worker, wait_until_ready
+from streams.tools.consumer import recommendation_records
 from core.events import Event
-from streams.producer import produce_events, to_message
+from streams.tools.producer import produce_events, to_message
 from streams.settings import Settings
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from streams.security import kafka_python_kwargs
+from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
 
 

@@ -3,12 +3,12 @@
 Faust runs the app: the consumer group and its assignment, offset commits, the user table's
 changelog recovery and standby replicas, the web server. The events themselves skip Faust's
 per-message stream: each fetch of the events topic comes whole to :func:`create_app`'s
-``process`` (streams/compat.py, fix 5), which runs the steps of streams/steps.py on it: parse and
+``process`` (streams/kafka_edge/compat.py, fix 5), which runs the steps of streams/steps/users.py on it: parse and
 group by user, one multi-get of their states, apply their events to the decayed interest state,
 score every touched user in one matrix product, then send the top-K records, the dead letters and
 the new states (to the changelog) as whole record batches, and write the states to RocksDB once
-the broker has them all (streams/batch_state.py). Faust acks the fetch when ``process`` returns.
-This module only wires those steps; the web views and metrics are streams/views.py's.
+the broker has them all (streams/worker/transaction.py). Faust acks the fetch when ``process`` returns.
+This module only wires those steps; the web views and metrics are streams/worker/views.py's.
 """
 
 from __future__ import annotations
@@ -24,19 +24,23 @@ import faust
 
 from core.events import InvalidEvent
 from models.scoring import Recommender
-from streams import compat, dead_letters, item_agent, records, security, steps
-from streams.batch_state import BatchedUsers
-from streams.broker import ITEM_TABLE, USER_TABLE
-from streams.metrics import PipelineStats
+from streams.kafka_edge import compat, security
+from streams.steps import dead_letters, records
+from streams.worker import item_path as item_agent
+from streams.steps.users import Applied, apply_users
+from streams.steps.parse import Fetched, Message, ParsedBatch, parse_batch
+from streams.worker.transaction import BatchedUsers
+from streams.kafka_edge.topics import ITEM_TABLE, USER_TABLE
+from streams.worker.metrics import PipelineStats
 from models.item_learning import OnlineItems
 from models.item_board import ItemBoard
-from streams.item_followers import stats_follower, vector_follower
-from streams.model_updates import Follower
-from streams.publish import send_records
-from streams.retention import COMPACT_EVERY_S, Retention
-from streams.serving import Serving
+from streams.worker.item_followers import stats_follower, vector_follower
+from streams.worker.model_updates import Follower
+from streams.kafka_edge.publish import send_records
+from streams.worker.retention import COMPACT_EVERY_S, Retention
+from streams.worker.serving import Serving
 from streams.settings import Settings
-from streams.views import (
+from streams.worker.views import (
     register_item_vector_view,
     register_item_view,
     register_views,
@@ -128,7 +132,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         value_type=bytes,
         options={"driver": "rocksdict"},
     )
-    config = steps.StepConfig.of(settings)
+    config = settings.steps
     rules = settings.list_rules  # exploration and cold start (models/slates.py)
     board = ItemBoard(settings.popularity_half_life_s * 1000.0) \
         if settings.item_stats and rules.reads_item_stats else None  # fmt: skip
@@ -151,7 +155,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     async def take(fetched: Mapping[Any, Sequence[Any]]) -> None:
         try:
             await process([
-                steps.Fetched.of(r) for records in fetched.values() for r in records
+                Fetched.of(r) for records in fetched.values() for r in records
             ])
         except Exception as exc:  # noqa: BLE001 - what apply_users could not confine
             stop_without_commit(exc)
@@ -172,7 +176,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         async def take_items(fetched: Mapping[Any, Sequence[Any]]) -> None:
             try:
                 done = await item_agent.process_batch(
-                    [steps.Fetched.of(r) for records in fetched.values() for r in records],
+                    [Fetched.of(r) for records in fetched.values() for r in records],
                     items, compat.kafka_producer(app.producer), config.interest, half_life_ms,
                     dead_letter, config.max_abs_value, learner_of(serving.artifact),
                     settings.item_vectors_topic)  # fmt: skip
@@ -199,14 +203,14 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             register_item_vector_view(app, serving, settings)
     compat.install_batch_plane(app, handlers)
 
-    async def process(batch: Sequence[steps.Fetched]) -> None:
+    async def process(batch: Sequence[Fetched]) -> None:
         """One fetch. Faust acks it when this returns, so it returns only once every event is
         applied, its state on the changelog and in RocksDB, and its record or its dead letter
         on the broker."""
         recommender, older_codebooks = serving.active  # one model for the whole batch
         stats.events_in += len(batch)
         metrics.batch_size.observe(len(batch))
-        parsed = steps.parse_batch(batch, recommender.index, config.max_future_ms,
+        parsed = parse_batch(batch, recommender.index, config.max_future_ms,
                                    config.max_abs_value)
         stats.next_offsets.update(parsed.next_offsets)
         stats.unknown_items += parsed.unknown_items  # scored with no vector contribution
@@ -214,7 +218,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         for user, index in parsed.last_index.items():
             keys.setdefault(batch[index].partition, []).append(user.encode())
         state = BatchedUsers(lambda partition: compat.rocksdb_partition(users, partition), keys)
-        done = steps.apply_users(
+        done = apply_users(
             parsed,
             state,
             recommender.item_vector,
@@ -270,12 +274,12 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             writing[:] = [(recommender.item_ids, records.ItemsWriter(recommender.item_ids))]
         return writing[0][1]
 
-    async def dead_letter(message: steps.Message, exc: InvalidEvent) -> Awaitable[Any]:
+    async def dead_letter(message: Message, exc: InvalidEvent) -> Awaitable[Any]:
         """The original bytes (cut to fit if too large), with why and where from in headers."""
         key, value, headers = dead_letters.dead_letter_record(message, exc, settings.dlq_max_bytes)
         return await app.producer.send(settings.dlq_topic, key, value, None, None, headers)
 
-    def forget(parsed: steps.ParsedBatch, done: steps.Applied, state: BatchedUsers) -> int:
+    def forget(parsed: ParsedBatch, done: Applied, state: BatchedUsers) -> int:
         """Delete requests were applied by apply_users; here the TTL sweeps, in event time,
         into this batch's tombstones. Returns the users expired."""
         retention.forgot({parsed.by_user[key.decode()][0][1][0] for key in done.deleted})

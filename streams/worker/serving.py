@@ -2,14 +2,14 @@
 
 A batch takes :attr:`Serving.active` once, at its start, and uses that model throughout, so a
 swap (one attribute assignment on the event loop) never mixes two models in one batch. Loading
-and checking a new artifact happens off the loop (:mod:`streams.model_updates` runs it in its
+and checking a new artifact happens off the loop (:mod:`streams.worker.model_updates` runs it in its
 thread): the checksums of every file (``verify_artifact``), the version the announcement names,
 and a canary scoring; only a model that passes all three is offered to :meth:`Serving.swap`.
 States built in the old model's space are rebased when their user is next touched
-(:func:`streams.steps.in_model_space`), reading their recent items with the old catalog, which
+(:func:`streams.steps.users.in_model_space`), reading their recent items with the old catalog, which
 the holder keeps.
 
-With online item learning, vectors the item agents learned (streams/item_followers.py) are laid
+With online item learning, vectors the item agents learned (streams/worker/item_followers.py) are laid
 over the artifact's between micro-batches too (:meth:`Serving.learn`), by
 :func:`models.item_learning.fits`: a catalog item's only in the served model's space, a new
 item's also in the space of a version it was warm-started from (an announcement's parent).
@@ -29,7 +29,7 @@ from models.artifact import ArtifactError, load_recommender
 from models.blend import Blend
 from models.item_learning import Learned, fits
 from models.scoring import Recommender
-from streams.metrics import PipelineStats
+from streams.worker.metrics import PipelineStats
 
 log = logging.getLogger(__name__)
 

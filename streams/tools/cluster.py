@@ -174,7 +174,8 @@ def start_cluster(
     """Start ``n_workers`` workers, each with its own state dir and web port, and wait until they
     own every partition. Started processes are appended to ``processes`` as they start, so the
     caller can stop them whatever happens."""
-    from streams.broker import ensure_topics, free_port
+    from streams.kafka_edge.topics import ensure_topics
+    from streams.tools.broker import free_port
 
     ensure_topics(settings)
     members = []

@@ -1,11 +1,11 @@
 """The item statistics' steps: the user path's events, keyed by item, into the item table.
 
-The user path (streams/app.py) sends each event it applied, or found applied before (a replay:
+The user path (streams/worker/app.py) sends each event it applied, or found applied before (a replay:
 its first pass may not have got this far), to ``<events topic>.by-item``, keyed by item id, so
 each item's events land in one partition whatever user they came from. This agent takes whole
 fetches of that topic through the batch plane, as the user path does, and keeps
 :class:`core.item_stats.ItemStats` per item in the ``item-stats`` table: read in one multi-get,
-written to the changelog and then to RocksDB in one batch (streams/batch_state.py). Each event
+written to the changelog and then to RocksDB in one batch (streams/worker/transaction.py). Each event
 carries its position on the events topic, which makes the counts exactly-once however often it
 is sent. Plain functions over plain values, so the rules are tested without a broker.
 
@@ -13,7 +13,7 @@ With online item learning on (``STREAMREC_ITEM_LEARNING``), a record of an engag
 carries the user's unit interest after their batch, and the agent moves the item's vector by
 :class:`models.item_learning.OnlineItems` for each event it counts, keeps the vector in the same
 value (so it moves exactly once per event) and sends it to ``<events topic>.item-vectors``,
-which every worker follows (streams/item_followers.py).
+which every worker follows (streams/worker/item_followers.py).
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from core.item_stats import (
     encode_item_vector,
 )
 from models.item_learning import OnlineItems
-from streams.publish import send_records
-from streams import compat
-from streams.batch_state import BatchedUsers
-from streams.steps import Message, Position, StateTable
+from streams.kafka_edge.publish import send_records
+from streams.kafka_edge import compat
+from streams.worker.transaction import BatchedUsers
+from streams.steps.parse import Message, Position
+from streams.steps.users import StateTable
 
 log = logging.getLogger(__name__)
 

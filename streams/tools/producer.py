@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from core.events import Event, InvalidEvent, encode_event, parse_event
 from core.generator import GeneratorConfig
 from core.sources import detect_format, iter_jsonl, load_events
-from streams.security import kafka_python_kwargs
+from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
 
 Message = tuple[bytes | None, bytes]  # (key, value)

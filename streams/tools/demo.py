@@ -11,11 +11,12 @@ from pathlib import Path
 from rich.console import Console, Group
 from rich.live import Live
 
-from streams.broker import ensure_topics, free_port, start_embedded_broker, stop_process
-from streams.cluster import start_worker, wait_until_ready
-from streams.consumer import recommendation_records, render
+from streams.kafka_edge.topics import ensure_topics
+from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.cluster import start_worker, wait_until_ready
+from streams.tools.consumer import recommendation_records, render
 from core.generator import GeneratorConfig, generate
-from streams.producer import produce_events, progress_bar, to_message
+from streams.tools.producer import produce_events, progress_bar, to_message
 from streams.settings import Settings
 
 

@@ -10,7 +10,7 @@ import orjson
 
 from core.events import InvalidEvent, parse_event
 from models.off_policy import estimate, logged_lists, observed_rate, positives_of
-from streams.consumer import topic_messages
+from streams.tools.consumer import topic_messages
 from streams.settings import Settings
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from core.events import InvalidEvent
-from streams.steps import Message
+from streams.steps.parse import Message
 
 DLQ_MAX_BYTES = 256 * 1024  # a dead letter larger than this is stored truncated
 

@@ -1,15 +1,15 @@
 """The worker's web side: ``/stats/``, the per-user views, ``/metrics`` and what they read.
 
-Apart from the data path in streams/app.py, so the agent reads as the pipeline and this as what a
+Apart from the data path in streams/worker/app.py, so the agent reads as the pipeline and this as what a
 worker answers about it. The per-user views answer on the worker that owns the user's partition;
 any other worker forwards the request there (``table_route``), so clients may ask any worker.
 
 With ``settings.api_token`` every page here asks for ``Authorization: Bearer <token>``: the user
 views (user data), ``/stats/`` and ``/metrics`` (what the worker holds and does). Our own clients
-(streams/cluster.py: readiness, ``streamrec health``) send it. A forwarded query is checked twice:
+(streams/tools/cluster.py: readiness, ``streamrec health``) send it. A forwarded query is checked twice:
 here, before it is forwarded, and by the owner, to which Faust's router passes the request's
 headers, Authorization included (faust/app/router.py ``_route_req``). Faust's own pages are off
-(streams/app.py) but for its index ``/``, which says ``{"status": "OK"}`` and nothing else.
+(streams/worker/app.py) but for its index ``/``, which says ``{"status": "OK"}`` and nothing else.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from pydantic import SecretStr
 from core.codec import decode_state
 from core.events import parse_ts
 from core.interest import UserState, decay_factor
-from streams.serving import Serving
-from streams import compat
-from streams.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
+from streams.worker.serving import Serving
+from streams.kafka_edge import compat
+from streams.worker.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
 from streams.settings import Settings
-from streams.records import record_items, score
-from streams.steps import in_model_space
+from streams.steps.records import record_items, score
+from streams.steps.users import in_model_space
 
 
 def consumer_lag(app: faust.App, topic: str, stats: PipelineStats) -> dict[int, int]:
@@ -219,11 +219,11 @@ def register_views(
 
 
 def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -> None:
-    """GET /items/ID/stats: the item's statistics (streams/item_agent.py), on whichever worker
+    """GET /items/ID/stats: the item's statistics (streams/worker/item_path.py), on whichever worker
     holds the item's partition (the request is routed there), its popularity as of the newest
     event time the item has seen."""
     from core.item_stats import decode_item_stats
-    from streams.item_agent import stats_view
+    from streams.worker.item_path import stats_view
 
     protected = token_required(settings.api_token)
     half_life_ms = settings.popularity_half_life_s * 1000.0
@@ -243,7 +243,7 @@ def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -
 
 def register_item_vector_view(app: faust.App, serving: Serving, settings: Settings) -> None:
     """GET /items/ID/vector: the learned vector this worker scores the item with (online item
-    learning, streams/item_followers.py), answered locally: every worker has every item's."""
+    learning, streams/worker/item_followers.py), answered locally: every worker has every item's."""
     protected = token_required(settings.api_token)
 
     @app.page("/items/{item_id}/vector")

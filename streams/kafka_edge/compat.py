@@ -26,7 +26,7 @@ the end of the changelog and silently loses state. We take the larger of ListOff
 Fetch response's high watermark; on Apache Kafka they agree, so this changes nothing there.
 The throwaway consumer that reads it connects as Faust's own do: :func:`broker_auth` turns
 ``app.conf``'s credentials into aiokafka's keywords with Faust's own
-``credentials_to_aiokafka_auth``, so a SASL or TLS broker (streams/security.py) does not refuse
+``credentials_to_aiokafka_auth``, so a SASL or TLS broker (streams/kafka_edge/security.py) does not refuse
 recovery.
 
 3. Standby holes. Faust passes aiokafka the *live* set of active partitions, which it empties
@@ -37,8 +37,8 @@ them while its persisted offset moves past, and a promotion serves the hole (a s
 of one user this way). We hand aiokafka a view that is never empty-as-all.
 
 4. The table's RocksDB. The batch plane reads and writes the user table's partitions itself
-(streams/batch_state.py): :func:`rocksdb_partition` and :func:`persisted_offset_key` reach Faust's
-store; :func:`compact_partition` compacts and reopens one (the TTL, streams/retention.py).
+(streams/worker/transaction.py): :func:`rocksdb_partition` and :func:`persisted_offset_key` reach Faust's
+store; :func:`compact_partition` compacts and reopens one (the TTL, streams/worker/retention.py).
 
 5. The batch plane. Faust hands a stream one message at a time (a ``wait_first`` with four tasks,
 the conductor, a channel queue, an ``Event`` and an ack per message: ~0.2 ms of CPU each).
@@ -66,7 +66,10 @@ from faust.transport.drivers.aiokafka import (
 )
 from faust.types import TP, ProducerT
 
-from streams.highwaters import HighwaterUnknown, fetch_highwaters  # noqa: F401 (re-exported)
+from streams.kafka_edge.highwaters import (  # noqa: F401 (re-exported)
+    HighwaterUnknown,
+    fetch_highwaters,
+)
 
 FAUST_VERSION = "0.15.3"  # what every private use below was read against
 

