@@ -1,43 +1,82 @@
-"""The user table, one batch at a time: one multi-get per partition, one changelog record batch
-per partition, then one RocksDB write batch per partition.
+"""A batch's one transaction: what it reads and writes of a table, what it sends, and the one
+place it commits (Quix Streams calls the same object ``Checkpoint``).
 
-Faust's table does a RocksDB get, a put and a changelog ``send`` per write, and it puts the value
-into RocksDB *before* the changelog has it: a kill in between leaves the local state ahead of
-the changelog (tests/reliability/test_changelog_catch_up.py). Here the order is the other way:
-the batch's values go to the changelog first; only once the broker has them do they go into
-RocksDB, in one write batch with the partition's persisted changelog offset, which is what Faust's
-recovery reads from. So the local state is never ahead of the changelog, a restore from the
-changelog gives exactly this state, and a crash anywhere leaves at worst a local state behind
-the changelog, which Faust's recovery brings up to date before the partition is served.
+A fetch of the events topic (streams/worker/user_path.py) or of the by-item topic
+(streams/worker/item_path.py) is one :class:`BatchTransaction`. It reads the batch's keys in one
+multi-get per partition, takes the steps' puts and deletes (it is their
+:class:`~streams.steps.users.StateTable`), and collects the records and dead letters the batch
+makes. :meth:`BatchTransaction.commit` then sends and writes them in the order that keeps state
+exactly-once:
+
+1. the table's new values to its changelog, the records to their topics and the dead letters to
+   the dead-letter topic, each as whole record batches;
+2. every delivery awaited (a failed one raises: nothing is written, nothing acked);
+3. only then the values into RocksDB, one write batch per partition with that partition's last
+   changelog offset, which is where Faust's recovery resumes.
+
+The path acks the fetch (Faust commits its offsets) only after ``commit`` returns. So the local
+state is never ahead of the changelog: a restore from the changelog gives exactly this state, a
+crash anywhere leaves at worst a local state behind the changelog, which Faust's recovery brings
+up to date before the partition is served, and a replayed batch finds its events applied.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import rocksdict
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka_edge.publish import Sent, send_to_partitions
+from core.events import InvalidEvent
+from streams.kafka_edge.publish import send_records, send_to_partitions
+from streams.steps.dead_letters import dead_letter_record
+from streams.steps.parse import Message
 
 
-class BatchedUsers:
-    """The :class:`~streams.steps.users.StateTable` of one batch. ``bind(partition)`` before a user's
-    access says which RocksDB partition (= events and changelog partition) holds them."""
+@dataclass(frozen=True)
+class TableStore:
+    """Where a table's values live: its RocksDB database of each partition (looked up at each
+    use: the compaction timer may reopen one), its changelog topic, and the key under which each
+    partition's database keeps its changelog offset."""
+
+    db_for: Callable[[int], Any]
+    changelog_topic: str
+    offset_key: bytes
+
+
+@dataclass(frozen=True)
+class DeadLetterTopic:
+    """Where refused messages go, and the largest dead letter stored whole."""
+
+    topic: str
+    max_bytes: int
+
+
+class BatchTransaction:
+    """One batch's reads, writes and sends; ``bind(partition)`` before a key's access says which
+    partition (= input and changelog partition) holds it."""
 
     def __init__(
-        self, db_for: Callable[[int], Any], keys: Mapping[int, Iterable[bytes]]
+        self,
+        store: TableStore,
+        keys: Mapping[int, Iterable[bytes]],
+        producer: AIOKafkaProducer,
+        dead_letters: DeadLetterTopic,
     ) -> None:
-        """``db_for(partition)``: the table's rocksdict.Rdict (raw mode) of that partition;
-        ``keys``: the batch's users by partition, read in one multi-get each."""
-        self.db_for = db_for
+        """Reads ``keys`` (the batch's keys by partition) in one multi-get each."""
+        self.store = store
+        self.producer = producer
+        self.dead_letters = dead_letters
         self.stored: dict[bytes, bytes | None] = {}
         for partition, wanted in keys.items():
             wanted = list(wanted)
-            self.stored.update(zip(wanted, db_for(partition).get(wanted)))
+            self.stored.update(zip(wanted, store.db_for(partition).get(wanted)))
         self.partition = -1
         self.writes: dict[int, dict[bytes, bytes | None]] = {}
+        self.records: list[tuple[str, Sequence[tuple[bytes, bytes]]]] = []
+        self.refused: list[tuple[Message, InvalidEvent]] = []
 
     def bind(self, partition: int) -> None:
         self.partition = partition
@@ -45,7 +84,7 @@ class BatchedUsers:
     def get(self, key: bytes) -> bytes | None:
         if key in self.stored:
             return self.stored[key]
-        return self.db_for(self.partition).get(key)  # a key the multi-get was not given
+        return self.store.db_for(self.partition).get(key)  # a key the multi-get was not given
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.writes.setdefault(self.partition, {})[key] = value
@@ -55,31 +94,54 @@ class BatchedUsers:
         self.writes.setdefault(self.partition, {})[key] = None
 
     def delete_in(self, partition: int, keys: Iterable[bytes]) -> None:
-        """Tombstones for ``keys`` of ``partition`` (the TTL sweep, which reads RocksDB): a user
+        """Tombstones for ``keys`` of ``partition`` (the TTL sweep, which reads RocksDB): a key
         this batch wrote is live, whatever the stored value says."""
         writes = self.writes.setdefault(partition, {})
         writes.update((key, None) for key in keys if key not in writes)
 
-    async def send_changelog(self, producer: AIOKafkaProducer, topic: str) -> list[Sent]:
-        """Queue the batch's writes on the changelog, one record batch per partition."""
-        return await send_to_partitions(
-            producer, topic, {p: list(writes.items()) for p, writes in self.writes.items()}
-        )
+    def send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """``(key, value)`` records for ``topic``, partitioned by key as Kafka's clients do."""
+        if records:
+            self.records.append((topic, records))
 
-    async def write_local(self, sent: list[Sent], offset_key: bytes) -> None:
-        """Once the changelog has every write: write them to RocksDB with each partition's
-        persisted changelog offset, in one write batch per partition."""
+    def dead_letter(self, message: Message, exc: InvalidEvent) -> None:
+        """The message's bytes (cut to fit if too large), with why and where from."""
+        self.refused.append((message, exc))
+
+    async def commit(self) -> None:
+        """Send everything, await every delivery, then write RocksDB (the module's order)."""
+        self.write_local(await self.deliver())
+
+    async def deliver(self) -> dict[int, int]:
+        """Send the changelog, the records and the dead letters; return once the broker has them
+        all, with each changelog partition's last offset (a failed delivery raises)."""
+        changelog = await send_to_partitions(
+            self.producer, self.store.changelog_topic,
+            {p: list(writes.items()) for p, writes in self.writes.items()})  # fmt: skip
+        deliveries = [sent.delivery for sent in changelog]
+        for topic, records in self.records:
+            deliveries += await send_records(self.producer, topic, records)
+        for message, exc in self.refused:
+            key, value, headers = dead_letter_record(message, exc, self.dead_letters.max_bytes)
+            deliveries.append(await self.producer.send(
+                self.dead_letters.topic, value, key=key, headers=headers))  # fmt: skip
+        await asyncio.gather(*deliveries)
         last: dict[int, int] = {}
-        for batch, offset in zip(sent, await asyncio.gather(*(s.last_offset() for s in sent))):
-            last[batch.partition] = max(offset, last.get(batch.partition, -1))
+        for sent in changelog:
+            last[sent.partition] = max(await sent.last_offset(), last.get(sent.partition, -1))
+        return last
+
+    def write_local(self, last_offsets: Mapping[int, int]) -> None:
+        """The batch's values into RocksDB, one write batch per partition with its changelog
+        offset (looked up now: the compaction timer may have reopened a database meanwhile)."""
         for partition, writes in self.writes.items():
+            if not writes:
+                continue
             batch = rocksdict.WriteBatch(raw_mode=True)
             for key, value in writes.items():
                 if value is None:
                     batch.delete(key)
                 else:
                     batch.put(key, value)
-            batch.put(offset_key, str(last[partition]).encode())
-            # looked up now: the compaction timer may have reopened it while we awaited
-            self.db_for(partition).write(batch)
-
+            batch.put(self.store.offset_key, str(last_offsets[partition]).encode())
+            self.store.db_for(partition).write(batch)

@@ -122,6 +122,7 @@ def register_views(
     serving: Serving,
     stats: PipelineStats,
     metrics: WorkerMetrics,
+    board: object = None,
 ) -> None:
     """Add the worker's pages to ``app``, each behind ``settings.api_token`` when it is set."""
     protected = token_required(settings.api_token)
@@ -223,7 +224,7 @@ def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -
     holds the item's partition (the request is routed there), its popularity as of the newest
     event time the item has seen."""
     from core.item_stats import decode_item_stats
-    from streams.worker.item_path import stats_view
+    from streams.steps.items import stats_view
 
     protected = token_required(settings.api_token)
     half_life_ms = settings.popularity_half_life_s * 1000.0

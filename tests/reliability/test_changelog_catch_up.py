@@ -1,12 +1,11 @@
-"""A worker killed after writing a batch's state to its local RocksDB but before that state
-reached the changelog must not leave the changelog behind for good.
+"""A worker killed inside a batch's commit, after the broker has the batch's changelog records
+and output but before RocksDB has its states, leaves a local state behind the changelog: the
+restarted worker and the next owner (restoring from the changelog alone) must both end in the
+state of a worker that never crashed.
 
-Faust's table puts the value into RocksDB at once and sends the changelog record later. After a
-kill in between, the restarted worker's local state already holds the uncommitted batch, so the
-replay skips its events as applied; unless the replay writes that state again, the changelog
-never gets it and the next worker to restore the partition from the changelog (a takeover, a new
-machine) serves the user without those events (or brings back a user who asked to be deleted).
-This was the soak's "lost" count under repeated kills and takeovers.
+The batch transaction (streams/worker/transaction.py) writes RocksDB only once every delivery is
+done, so this is the one window in which local state and changelog differ; Faust's recovery
+brings the local state up to the changelog, and the replayed batch finds its events applied.
 """
 
 from __future__ import annotations
@@ -25,19 +24,18 @@ from tests.helpers import event_messages, produce, start_scripted_worker
 
 pytestmark = pytest.mark.integration
 
-KILLED_AFTER_LOCAL_WRITE = 9
-# The real worker; on the batch that holds the user "victim" it dies like a SIGKILL right after
-# the table writes, before anything (records, changelog) is handed to the broker.
-DIES_AFTER_LOCAL_WRITE = """
+KILLED_BEFORE_LOCAL_WRITE = 9
+# The real worker; on the batch that writes the user "victim" it dies like a SIGKILL once every
+# delivery is done (changelog, records), before the commit writes RocksDB.
+DIES_BEFORE_LOCAL_WRITE = """
 import os, runpy, sys
-import streams.steps.users
-real = streams.steps.users.apply_users
-def apply_then_die(parsed, *args, **kwargs):
-    done = real(parsed, *args, **kwargs)
-    if "victim" in parsed.by_user:
+from streams.worker.transaction import BatchTransaction
+real = BatchTransaction.write_local
+def write_or_die(self, last_offsets):
+    if any(b"victim" in writes for writes in self.writes.values()):
         os._exit(9)
-    return done
-streams.steps.users.apply_users = apply_then_die
+    return real(self, last_offsets)
+BatchTransaction.write_local = write_or_die
 sys.argv = ["streams", "worker", "--loglevel", "info"]
 runpy.run_module("streams", run_name="__main__")
 """
@@ -71,7 +69,7 @@ def interest(port: int, user: str) -> dict | None:
         raise
 
 
-def test_state_of_a_batch_killed_before_its_changelog_write_reaches_the_next_owner(
+def test_a_batch_killed_between_its_deliveries_and_its_local_write_is_neither_lost_nor_doubled(
     settings, workers, tmp_path
 ):
     forgotten = same_partition_user("victim", settings.partitions)
@@ -84,20 +82,23 @@ def test_state_of_a_batch_killed_before_its_changelog_write_reaches_the_next_own
     produce(settings, event_messages(events + early))
 
     log = tmp_path / "dies.log"
-    dies = start_scripted_worker(settings, DIES_AFTER_LOCAL_WRITE, log)
+    dies = start_scripted_worker(settings, DIES_BEFORE_LOCAL_WRITE, log)
     try:
         wait_for(lambda: committed_total(settings) == len(events) + len(early), 120,
                  "the first events committed", process=dies)
         produce(settings, event_messages(last))
-        assert dies.wait(60) == KILLED_AFTER_LOCAL_WRITE, log.read_text()[-2000:]
+        assert dies.wait(60) == KILLED_BEFORE_LOCAL_WRITE, log.read_text()[-2000:]
     finally:
         stop_process(dies)
 
-    restarted = workers(settings)  # same state dir: its RocksDB holds the killed batch
+    restarted = workers(settings)  # same state dir: its RocksDB lacks the killed batch
     wait_until_ready(settings.web_port, timeout=90, process=restarted)
     total = len(events) + len(early) + len(last)
     wait_for(lambda: committed_total(settings) == total, 90, "the replay committed",
              process=restarted)
+    victim = interest(settings.web_port, "victim")
+    assert victim is not None and victim["count"] == 1, "the restarted worker lost or doubled it"
+    assert interest(settings.web_port, forgotten) is None, "the deleted user came back"
     stop_process(restarted)
 
     fresh = settings.model_copy(update={"state_dir": tmp_path / "fresh", "web_port": free_port()})

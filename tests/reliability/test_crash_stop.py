@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from core.generator import GeneratorConfig, generate
-from streams.worker.app import EXIT_UNCONFINED_FAILURE
+from streams.worker.failure import EXIT_UNCONFINED_FAILURE
 from streams.kafka_edge.topics import ensure_topics
 from streams.tools.broker import stop_process
 from streams.tools.cluster import fetch_json, wait_for, wait_until_ready
@@ -22,14 +22,14 @@ pytestmark = pytest.mark.integration
 # refuses the write would make it.
 FAULTY_WORKER = """
 import runpy, sys
-import streams.worker.app
-real, calls = streams.worker.app.send_records, [0]
+import streams.worker.transaction
+real, calls = streams.worker.transaction.send_records, [0]
 async def failing(producer, topic, records):
     calls[0] += 1
     if calls[0] == 3:
         raise ConnectionError("injected: the recommendations topic cannot be written")
     return await real(producer, topic, records)
-streams.worker.app.send_records = failing
+streams.worker.transaction.send_records = failing
 sys.argv = ["streams", "worker", "--loglevel", "info"]
 runpy.run_module("streams", run_name="__main__")
 """

@@ -1,6 +1,6 @@
-"""The batch plane's hold on Faust (streams/kafka_edge/compat.py, fix 5) and the batched table
-(streams/worker/transaction.py), without a broker: each private name it uses, the offsets it acks, what
-it routes where, and the order of changelog and RocksDB writes."""
+"""The batch plane's hold on Faust (streams/kafka_edge/compat.py, fix 5), without a broker: each
+private name it uses, the offsets it acks and what it routes where (the batch's transaction is
+tests/unit/test_transaction.py's)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 
 from streams.kafka_edge import compat
-from streams.worker.transaction import BatchedUsers
 
 EVENTS = "events"
 
@@ -115,95 +114,3 @@ def test_a_handler_that_raises_acks_nothing(monkeypatch):
     with pytest.raises(ConnectionError):
         asyncio.run(consumer._wait_next_records(1.0))
     assert consumer._new_offset(TP(EVENTS, 0)) is None
-
-
-class Appending(list):
-    """aiokafka's BatchBuilder as the writer uses it."""
-
-    closed = False
-
-    def append(self, key=None, value=None, timestamp=None):
-        super().append((key, value))
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class Delivered:
-    """What an aiokafka producer does with ``send_batch``, in order, delivered at once."""
-
-    def __init__(self, log: list) -> None:
-        self.log, self.next_offset = log, {}
-
-    def create_batch(self) -> Appending:
-        return Appending()
-
-    async def send_batch(self, batch: list, topic: str, partition: int) -> asyncio.Future:
-        assert batch.closed  # an open batch lingers linger_ms in aiokafka before it goes
-        self.log.append(("changelog", partition, list(batch)))
-        future = asyncio.get_running_loop().create_future()
-        base = self.next_offset.get(partition, 0)
-        self.next_offset[partition] = base + len(batch)
-        future.set_result(SimpleNamespace(offset=base))
-        return future
-
-
-def test_states_reach_rocksdb_only_after_the_changelog_with_its_last_offset(tmp_path):
-    import rocksdict
-
-    dbs = {p: rocksdict.Rdict(str(tmp_path / str(p)), options=rocksdict.Options(raw_mode=True))
-           for p in (0, 1)}
-    dbs[0].put(b"old", b"state-0")
-    users = BatchedUsers(dbs.__getitem__, {0: [b"old", b"new"]})
-    assert (users.get(b"old"), users.get(b"new")) == (b"state-0", None)  # one multi-get
-    users.bind(0)
-    users[b"new"] = b"state-1"
-    del users[b"old"]
-    users.bind(1)
-    users[b"other"] = b"state-2"
-    users.delete_in(0, [b"new", b"stale"])  # the sweep leaves what this batch wrote
-
-    log: list = []
-
-    async def flush() -> None:
-        sent = await users.send_changelog(Delivered(log), "users-changelog")
-        assert dbs[0].get(b"new") is None  # not before the broker has it
-        await users.write_local(sent, b"__faust\x00offset__")
-
-    asyncio.run(flush())
-    assert log == [("changelog", 0, [(b"new", b"state-1"), (b"old", None), (b"stale", None)]),
-                   ("changelog", 1, [(b"other", b"state-2")])]
-    assert (dbs[0].get(b"new"), dbs[0].get(b"old"), dbs[1].get(b"other")) == (
-        b"state-1", None, b"state-2")
-    assert dbs[0].get(b"__faust\x00offset__") == b"2" and dbs[1].get(b"__faust\x00offset__") == b"0"
-
-
-def test_the_write_goes_to_the_database_open_now_not_the_one_a_compaction_closed():
-    """The compaction timer (streams/worker/retention.py) may close and reopen a partition's database
-    while a batch awaits its deliveries."""
-
-    class Db(dict):
-        closed = False
-
-        def get(self, keys):
-            return [dict.get(self, k) for k in keys] if isinstance(keys, list) else \
-                dict.get(self, keys)
-
-        def write(self, batch):
-            assert not self.closed, "written to a closed database"
-            self.written = batch
-
-    old, reopened = Db(), Db()
-    current = {0: old}
-    users = BatchedUsers(lambda p: current[p], {0: [b"u"]})
-    users.bind(0)
-    users[b"u"] = b"state"
-
-    async def flush() -> None:
-        sent = await users.send_changelog(Delivered([]), "users-changelog")
-        old.closed, current[0] = True, reopened  # the timer ran while we awaited
-        await users.write_local(sent, b"__faust\x00offset__")
-
-    asyncio.run(flush())
-    assert hasattr(reopened, "written")

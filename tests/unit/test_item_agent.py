@@ -7,7 +7,7 @@ import logging
 from core.events import Event
 from core.interest import InterestConfig
 from core.item_stats import decode_item_stats
-from streams.worker.item_path import apply_items, item_event_records, parse_item_records
+from streams.steps.items import apply_items, item_event_records, parse_item_records
 from tests.unit.step_helpers import Message
 
 
@@ -22,7 +22,7 @@ def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
     assert [m.offset for m, _ in dead] == [9] and dead[0][1].reason == "bad_item_event"
     assert last == {"a": 1, "b": 2}
     table = {b"b": b"\xff corrupt"}
-    with caplog.at_level(logging.ERROR, logger="streams.worker.item_path"):
+    with caplog.at_level(logging.ERROR, logger="streams.steps.items"):
         done = apply_items(by_item, table, 86_400_000.0)
     assert "unreadable statistics" in caplog.text
     assert (done.applied, done.duplicates) == (3, 0)

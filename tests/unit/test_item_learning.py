@@ -15,7 +15,7 @@ from core.interest import InterestConfig, UserState, apply_user_events
 from core.item_stats import decode_item_stats, decode_item_vector
 from models.artifact import load_recommender
 from models.item_learning import ItemLearning, OnlineItems, item_step, negatives_for
-from streams.worker.item_path import apply_items, item_event_records, parse_item_records
+from streams.steps.items import apply_items, item_event_records, parse_item_records
 from tests.unit.step_helpers import Message
 
 AXES = np.eye(4, dtype=np.float32)
