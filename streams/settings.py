@@ -189,15 +189,15 @@ class Settings(BaseSettings):
         "default web_host, or the machine's hostname when binding 0.0.0.0",
     )
     torch_threads: int = Field(1, ge=1)
-    # Consumer-group timing. Faust's defaults (60 / 3 / 60 s) made a worker wait ~30 s for its
-    # first assignment on the embedded broker; these make it a few seconds (bench/ready_time.py).
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,
-        description="Longest a consumer fetch waits for data. On the embedded broker it is "
-        "latency per hop (Faust's fixed 1500 cost ~0.4 s) and, below ~100, a fetch rate that "
-        "saturates it as the log grows (streams/kafka_edge/compat.py, bench/backlog.py)",
+        description="Longest a consumer fetch waits for data. On the embedded broker it adds "
+        "latency per hop (Faust fixes 1500) and, set too low, a fetch rate that saturates it as "
+        "the log grows (streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
     )
+    # Consumer-group timing: Faust's defaults (60 / 3 / 60 s) keep a worker waiting far longer for
+    # its first assignment on the embedded broker (bench/ready_time.py, docs/benchmarks.md).
     session_timeout_s: float = Field(6.0, gt=0)
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(6.0, gt=0)
