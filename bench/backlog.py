@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/backlog.py [--events 100000] [--rate 600] [--waits 10 100 500]
 
-Why (issue 15, defect 6): at ``STREAMREC_FETCH_MAX_WAIT_MS=10`` a run at 600 events/s kept up
-until ~80,000 events and then fell to 0-50 events/s and never drained. The cause is the embedded
-broker: Tansu's memory storage does work proportional to the records in a partition on every
-fetch (raw aiokafka, a fetch at the tail: ~1 ms at 1,000 records, ~9 ms at 50,000, ~55 ms at
-100,000), so a consumer that fetches every 10 ms makes the broker's load grow with the log until
-it is saturated. A longer wait means fewer fetches; Apache Kafka (an offset index) does not slow
-down with the log, and answers a fetch as soon as data is there whatever the wait.
+Why (issue 15, defect 6): with a short ``STREAMREC_FETCH_MAX_WAIT_MS`` a live run kept up for a
+while, then fell far behind and never drained. The cause is the embedded broker: Tansu's memory
+storage does work proportional to the records in a partition on every fetch, so a consumer that
+fetches that often makes the broker's load grow with the log until it is saturated. A longer
+wait means fewer fetches; Apache Kafka (an offset index) does not slow down with the log, and
+answers a fetch as soon as data is there whatever the wait. The figures are in
+docs/benchmarks.md, "Backlog on the embedded broker against the consumer fetch wait".
 
 Per fetch wait, on a fresh broker: one worker (4 partitions) runs while a producer offers
 ``--rate`` events/s until ``--events`` are sent ("live"), then the backlog left is timed until

@@ -28,8 +28,8 @@ from tests.helpers import item_vectors
 STARTED = time.monotonic()
 # Once every user has caught up, its records and dead letters were sent with it: reading them
 # back takes seconds, so this deadline only bounds a run where some are missing.
-# A deadline only: reading stops once every position is covered. At 30 s a 200,000-event soak
-# stopped reading its 200,000+ records after 134,314 and reported the rest as without a record.
+# A deadline only: reading stops once every position is covered. A 30 s deadline once cut a full
+# soak's read of its records short and reported the unread ones as events without a record.
 OUTPUT_WAIT_S = 300.0
 
 

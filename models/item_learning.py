@@ -54,8 +54,8 @@ _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111
 
 def negatives_for(position: tuple[int, int], n_items: int, count: int) -> np.ndarray:
     """``count`` catalog indices drawn for the event at ``position``, the same every time: the
-    splitmix64 finaliser over (position, j), in plain integers (a seeded numpy Generator costs
-    ~40 µs to build, per event; this ~1 µs a draw)."""
+    splitmix64 finaliser over (position, j), in plain integers (building a seeded numpy Generator
+    per event costs far more than these few integer operations)."""
     partition, offset = position
     seed = ((partition & 0xFFFFFF) << 40 ^ offset) & _M64
     out = []

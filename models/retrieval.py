@@ -1,8 +1,9 @@
 """Candidate retrieval: the top items for a batch of user queries, seen items excluded.
 
-Scores are ``<q, e_i> + b_i``. Exact search is one matrix product, the fastest choice up to ~1e5
-items on CPU; above that an HNSW index (faiss) over ``[e_i, b_i]`` answers the same inner product
-for queries ``[q, 1]``, approximately (``bench/ann.py`` measures recall and latency).
+Scores are ``<q, e_i> + b_i``. Exact search is one matrix product, always right and fast enough
+below an artifact's ``ann_min_items``; above that an HNSW index (faiss) over ``[e_i, b_i]``
+answers the same inner product for queries ``[q, 1]``, approximately (``bench/ann.py`` measures
+recall and latency against exact search: docs/models.md, "Candidate retrieval: exact vs ANN").
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ Each layer below takes the small config it reads (:attr:`Settings.interest`, :at
 from __future__ import annotations
 
 import math
-import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -22,11 +21,13 @@ from models.blend import Blend
 from models.exploration import POLICIES, Exploration
 from models.item_learning import ItemLearning
 from models.slates import ListRules
+from streams.settings_names import DerivedNames
 from streams.steps.parse import StepConfig
 
 
-class Settings(BaseSettings):
-    """Everything a worker, producer or trainer needs; names persist as topic and table names."""
+class Settings(DerivedNames, BaseSettings):
+    """Everything a worker, producer or trainer needs; names persist as topic and table names
+    (the topic names and addresses derived from these fields: streams/settings_names.py)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="forbid")
 
@@ -189,15 +190,15 @@ class Settings(BaseSettings):
         "default web_host, or the machine's hostname when binding 0.0.0.0",
     )
     torch_threads: int = Field(1, ge=1)
-    # Consumer-group timing. Faust's defaults (60 / 3 / 60 s) made a worker wait ~30 s for its
-    # first assignment on the embedded broker; these make it a few seconds (bench/ready_time.py).
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,
-        description="Longest a consumer fetch waits for data. On the embedded broker it is "
-        "latency per hop (Faust's fixed 1500 cost ~0.4 s) and, below ~100, a fetch rate that "
-        "saturates it as the log grows (streams/kafka_edge/compat.py, bench/backlog.py)",
+        description="Longest a consumer fetch waits for data. On the embedded broker it adds "
+        "latency per hop (Faust fixes 1500) and, set too low, a fetch rate that saturates it as "
+        "the log grows (streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
     )
+    # Consumer-group timing: Faust's defaults (60 / 3 / 60 s) keep a worker waiting far longer for
+    # its first assignment on the embedded broker (bench/ready_time.py, docs/benchmarks.md).
     session_timeout_s: float = Field(6.0, gt=0)
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rebalance_timeout_s: float = Field(6.0, gt=0)
@@ -271,36 +272,10 @@ class Settings(BaseSettings):
                           self.max_abs_value)  # fmt: skip
 
     @property
-    def dlq_topic(self) -> str:
-        return f"{self.events_topic}.dlq"
-
-    @property
-    def item_events_topic(self) -> str:
-        """The events again, keyed (so partitioned) by item, for the item statistics."""
-        return f"{self.events_topic}.by-item"
-
-    @property
-    def item_vectors_topic(self) -> str:
-        """Item vectors learned online, keyed by item (compacted), which every worker follows."""
-        return f"{self.events_topic}.item-vectors"
-
-    @property
     def item_learning_config(self) -> ItemLearning:
         return ItemLearning(rate=self.item_learning_rate, negatives=self.item_negatives,
                             prior_updates=self.item_prior_updates)
 
     @property
-    def canonical_url(self) -> str:
-        host = self.advertised_host or (
-            socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host
-        )
-        return f"http://{host}:{self.web_port}"
-
-    @property
     def half_life_ms(self) -> float:
         return self.half_life_s * 1000.0
-
-    @property
-    def broker_url(self) -> str:
-        """Faust wants ``kafka://host:port;host:port``."""
-        return ";".join(f"kafka://{host}" for host in self.bootstrap.split(","))

@@ -96,7 +96,7 @@ def worker(
     faust_app = create_app(settings, recommender)
     faust_worker = Worker(faust_app, loglevel=loglevel)
     # Faust's terminal spinner sets the root logger to DEBUG at --loglevel warn and above, so
-    # every aiokafka debug call builds a LogRecord (7% of a busy worker's time, py-spy).
+    # every aiokafka debug call builds a LogRecord (a visible share of a busy worker's py-spy profile).
     faust_worker.spinner = None
     settle_gc()
     faust_worker.execute_from_commandline()

@@ -7,19 +7,18 @@ keeps private.
 
 1. Fetch wait. Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no way to change
 it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
-only matters on an idle topic; Tansu holds the fetch much longer (bench/fetch_wait.py, raw
-aiokafka, a message every 10 ms: produce -> consume p50 391 ms / p99 753 ms at 1500, 26 / 52 ms
-at 100, 3 / 6 ms at 10). The worker's wait comes from ``STREAMREC_FETCH_MAX_WAIT_MS``, 100 by
-default, not lower: Tansu's memory storage does work in proportion to a partition's records on
-every fetch (a fetch at the tail: ~1 ms at 1,000 records, ~9 ms at 50,000, ~55 ms at 100,000),
-so a consumer fetching every 10 ms saturates it as the log grows. bench/backlog.py, 600 events/s
-offered over 4 partitions: at 10 ms the worker fell behind after ~50,000 events and drained at
-14 events/s; at 100 and 500 ms it kept up with 100,000 (max lag 613 and 884).
+only matters on an idle topic; Tansu holds the fetch for much of the wait even when data is
+there, so the wait is added to every hop (bench/fetch_wait.py measures it; docs/benchmarks.md,
+"Consumer fetch wait on the embedded broker"). The worker's wait comes from
+``STREAMREC_FETCH_MAX_WAIT_MS``, 100 by default, not lower: Tansu's memory storage does work in
+proportion to a partition's records on every fetch, so a consumer that fetches too often
+saturates it as the log grows and the worker never drains its backlog (bench/backlog.py;
+docs/benchmarks.md, "Backlog on the embedded broker against the consumer fetch wait").
 
 2. Changelog recovery.
 
 Tansu answers ListOffsets(latest) with the *last batch's base offset + 1*, not the last offset + 1
-(measured: 15 records, the last 10 in one batch -> 6; its Fetch high watermark says 15). Faust
+(for example 15 records, the last 10 in one batch -> 6; its Fetch high watermark says 15). Faust
 reads the highwater of each changelog partition with ListOffsets, so on Tansu recovery either
 crashes ("persisted offset ... is higher than the last offset", after a SIGKILL) or stops before
 the end of the changelog and silently loses state. We take the larger of ListOffsets and the
@@ -33,15 +32,16 @@ recovery.
 while recovery pauses them; aiokafka's ``fetched_records`` reads an empty collection as "every
 partition", drains what it prefetched for the standby partitions (advancing their positions),
 and Faust drops those records as not active. Nothing re-reads them: the standby's RocksDB misses
-them while its persisted offset moves past, and a promotion serves the hole (a soak lost 17 events
-of one user this way). We hand aiokafka a view that is never empty-as-all.
+them while its persisted offset moves past, and a promotion serves the hole (a soak lost events of
+one user this way). We hand aiokafka a view that is never empty-as-all.
 
 4. The table's RocksDB. The batch plane reads and writes the user table's partitions itself
 (streams/worker/transaction.py): :func:`rocksdb_partition` and :func:`persisted_offset_key` reach Faust's
 store; :func:`compact_partition` compacts and reopens one (the TTL, streams/worker/retention.py).
 
 5. The batch plane. Faust hands a stream one message at a time (a ``wait_first`` with four tasks,
-the conductor, a channel queue, an ``Event`` and an ack per message: ~0.2 ms of CPU each).
+the conductor, a channel queue, an ``Event`` and an ack per message; docs/benchmarks.md's
+throughput table has Faust's per-message pass-through beside the batched one).
 :func:`install_batch_plane` gives the app a consumer whose fetches of the events topic (and of
 the events keyed by item, for the item statistics) go whole to one handler each, while every
 other topic (changelog recovery, standbys) keeps Faust's path. After

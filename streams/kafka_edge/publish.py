@@ -60,8 +60,9 @@ async def _send_now(
 ) -> asyncio.Future:
     """Submit a whole batch to go out at once: the sender lingers ``linger_ms`` on a batch
     that is still open (waiting for more ``send`` calls, which ours never gets), and none on a
-    closed one (aiokafka 0.14's ``MessageBatch.remaining_linger``). That was 5 ms of each
-    record's latency and of each micro-batch's wait for its changelog."""
+    closed one (aiokafka 0.14's ``MessageBatch.remaining_linger``). That was the whole
+    linger (``producer_linger_ms`` in streams/worker/app.py) of each record's latency and of each
+    micro-batch's wait for its changelog."""
     batch.close()
     return await producer.send_batch(batch, topic, partition=partition)
 

@@ -2,10 +2,12 @@
 
 Three libraries make Kafka clients here and each spells security its own way: Faust takes a
 credentials object, aiokafka an ``ssl.SSLContext`` and ``sasl_*`` keywords, kafka-python file
-paths and the same ``sasl_*`` names. Translating in one place means the worker, its changelog
-recovery, topic admin, ``produce`` and ``tail`` all connect the same way, and settings that
-cannot work fail here, before any connection, with the setting named, instead of as a broker
-timeout or an authentication error much later.
+paths and the same ``sasl_*`` names. Faust turns its credentials into aiokafka's keywords for its
+own clients, and streams/kafka_edge/compat.py does the same with Faust's function for the
+recovery consumer, so this module builds for Faust and kafka-python. Translating in one place
+means the worker, its changelog recovery, topic admin, ``produce`` and ``tail`` all connect the
+same way, and settings that cannot work fail here, before any connection, with the setting
+named, instead of as a broker timeout or an authentication error much later.
 
 Faust is imported only inside :func:`faust_credentials`: topic admin and the kafka-python
 commands must not pay for importing it (see streams/tools/broker.py). The password leaves its
@@ -103,7 +105,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def _sasl(settings: Settings) -> dict[str, Any]:
-    """The ``sasl_*`` keywords aiokafka and kafka-python share (both say ``plain`` for SCRAM)."""
+    """The ``sasl_*`` keywords of kafka-python (and aiokafka: both say ``plain`` for SCRAM)."""
     if settings.security_protocol not in SASL_PROTOCOLS:
         return {}
     password = settings.sasl_password  # check() has refused None and empty
@@ -136,16 +138,6 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
         ssl_context=context,
         mechanism=settings.sasl_mechanism,
     )
-
-
-def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
-    """Keywords for ``AIOKafkaConsumer``/``AIOKafkaProducer``: what Faust passes its own clients
-    for :func:`faust_credentials` (aiokafka wants an ``ssl_context``, not file paths)."""
-    context = ssl_context(settings)
-    kwargs: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if context is not None:
-        kwargs["ssl_context"] = context
-    return kwargs | _sasl(settings)
 
 
 def kafka_python_kwargs(settings: Settings) -> dict[str, Any]:
