@@ -1,15 +1,19 @@
-# `make demo` and `make test` work on a fresh machine: they create .venv and install with the
-# torch 2.13.0 CPU constraint first.
+# `make demo` and `make test` work on a fresh machine: they create .venv and install with
+# constraints.txt (torch 2.13.0). PyPI's torch for Linux is the CUDA build (it runs on the CPU):
+# several GB with its CUDA libraries, so its wheels are kept in WHEELS and a later install (a new
+# clone, CI) takes them from there instead of the network.
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
 .PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip download --quiet --dest $(WHEELS) -c constraints.txt torch
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
