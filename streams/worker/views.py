@@ -243,7 +243,7 @@ def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -
 
 def register_item_vector_view(app: faust.App, serving: Serving, settings: Settings) -> None:
     """GET /items/ID/vector: the learned vector this worker scores the item with (online item
-    learning, streams/worker/item_followers.py), answered locally: every worker has every item's."""
+    learning, streams/worker/followers.py), answered locally: every worker has every item's."""
     protected = token_required(settings.api_token)
 
     @app.page("/items/{item_id}/vector")
