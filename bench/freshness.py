@@ -40,7 +40,7 @@ from streams.tools.cluster import (
     wait_until_ready,
     worker_stats,
 )
-from streams.worker.model_updates import announce, announcement_of
+from streams.announcements import announce, announcement_of
 from core.events import Event, encode_event
 from streams.settings import Settings
 

@@ -3,7 +3,7 @@ impressions and positives behind the exploring policies' Beta posteriors, and th
 popularity behind the trending fallback for users with no history.
 
 The item agents keep the statistics partitioned by item (core/item_stats.py); every worker
-follows all of them (streams/worker/item_followers.py) and lays what it read here between
+follows all of them (streams/worker/followers.py) and lays what it read here between
 micro-batches. A snapshot may be a little behind the events: the item agent counts an event after
 the user's batch sent it on, so the statistics are eventually consistent, never ahead.
 """

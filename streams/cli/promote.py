@@ -23,7 +23,7 @@ def models_promote(
     artifact must be where the workers read it (a shared directory or volume)."""
     from models.artifact import ArtifactError, list_artifacts
     from streams.kafka_edge.topics import ensure_topics
-    from streams.worker.model_updates import announce, announcement_of
+    from streams.announcements import announce, announcement_of
 
     settings = load_settings(bootstrap=bootstrap)
     with user_errors():

@@ -54,7 +54,7 @@ def trainer(
 
     from models.promotion import GateConfig
     from streams.kafka_edge.topics import ensure_topics
-    from streams.worker.model_updates import newest_announcement
+    from streams.announcements import newest_announcement
     from streams.trainer.lifelong import Trainer, TrainerConfig
 
     torch.set_num_threads(threads)

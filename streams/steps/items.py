@@ -13,7 +13,7 @@ With online item learning on (``STREAMREC_ITEM_LEARNING``), a record of an engag
 carries the user's unit interest after their batch, and the agent moves the item's vector by
 :class:`models.item_learning.OnlineItems` for each event it counts, keeps the vector in the same
 value (so it moves exactly once per event) and sends it to ``<events topic>.item-vectors``,
-which every worker follows (streams/worker/item_followers.py).
+which every worker follows (streams/worker/followers.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""The last steps of a micro-batch: score the touched users, and the output records (schema v1).
+"""The last steps of a micro-batch: serve the touched users' lists, and the output records
+(schema v1). The query view serves a stored user's list through the same path
+(:func:`serve_stored`), so it answers what the worker would send.
 
-Plain functions over plain values, like streams/steps/users.py, so what a record says is tested without
-a broker (tests/unit/test_steps.py, tests/unit/test_feedback.py).
+Plain functions over plain values, like streams/steps/users.py, so what a record says is tested
+without a broker (tests/unit/test_steps.py, tests/unit/test_feedback.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ RECORD_SCHEMA_VERSION = 1
 
 
 def score(recommender: Recommender, states: Sequence[UserState], k: int) -> ScoredBatch:
-    """Top-K for a batch of user states: one matrix product."""
+    """The model's own top-K for ``states``, no list rule applied: what :func:`serve` gives
+    with the default :class:`ListRules` (the tests' plain lists). Nothing served goes through
+    here: the worker's records and the query view both go through :func:`serve_lists`."""
     return recommender.top_k(
         np.stack([s.vector for s in states]),
         [s.recent for s in states],
@@ -40,15 +44,27 @@ def serve(recommender: Recommender, snapshots: Sequence[Snapshot], k: int, rules
                        [seed_of(i) for i in ids], [s.event.ts for s in snapshots])  # fmt: skip
 
 
+def serve_stored(recommender: Recommender, user_id: str, state: UserState, k: int,
+                 rules: ListRules, board: ItemBoard | None) -> tuple[ScoredBatch, str]:  # fmt: skip
+    """The list :func:`serve` gives the record of the user's last applied event, from their
+    stored ``state``, and that record's id: the draws are seeded by it
+    (``rec_id(user_id, *state.position)``) and trending is read at ``state.last_ts``, so the
+    answer is deterministic and is the record's own list as long as the model and the item
+    statistics have not moved since (an impression moves the position, not ``last_ts``)."""
+    id_ = rec_id(user_id, *state.position)
+    return serve_lists(recommender, [state], k, rules, board, [seed_of(id_)],
+                       [state.last_ts]), id_  # fmt: skip
+
+
 class ItemsWriter:
     """The ``items`` JSON of a batch's records, written from :class:`ScoredBatch`'s arrays.
 
     A per-item dict with a per-explanation dict in it, serialised, cost more than the rest of
-    a record (about 40 Python objects and 40 ``round`` calls a record at K = 10 with 3
-    explanations). Here each item id's JSON is made once per catalog, the batch's numbers are
-    rounded and formatted in one call each, the pieces of every record are laid out in one
-    object array by array indexing, and each record is one ``join``: the same JSON
-    (tests/unit/test_record_writer.py holds it to the per-item reading).
+    a record (a few Python objects and a ``round`` call per item and explanation; the stage
+    costs are in docs/benchmarks.md). Here each item id's JSON is made once per catalog, the
+    batch's numbers are rounded and formatted in one call each, the pieces of every record are
+    laid out in one object array by array indexing, and each record is one ``join``: the same
+    JSON (tests/unit/test_record_writer.py holds it to the per-item reading).
     """
 
     def __init__(self, item_ids: Sequence[str]) -> None:

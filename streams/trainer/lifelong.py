@@ -9,9 +9,10 @@ the warm-start update the evaluator measures (:func:`models.train.update`): the 
 examples in their users' context, plus ``replay`` examples drawn from the older ones so the
 update does not forget. The new artifact goes to ``root/<version>`` (a directory the workers
 read too: the compose file's ``models`` volume) and is announced on the model-updates topic
-with its parent; the workers check it and swap to it between micro-batches
-(streams/worker/model_updates.py). The group's offsets are committed after each announcement, so a
-restarted trainer goes on from the events its last version has not learned yet.
+with its parent (streams/announcements.py); the workers check it and swap to it between
+micro-batches (streams/worker/followers.py). The group's offsets are committed after each
+announcement, so a restarted trainer goes on from the events its last version has not learned
+yet.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from models.artifact import load_recommender, read_config
 from models.promotion import GateConfig
 from models.replay import ReplayBuffer
 from models.train import TrainConfig, update
-from streams.worker.model_updates import Announcement, announce, announcement_of
+from streams.announcements import Announcement, announce, announcement_of
 from streams.trainer.promotion_gate import GateLog, GateMetrics
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings

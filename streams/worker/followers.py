@@ -1,25 +1,248 @@
-"""Every worker follows the internal topics: model updates, learned item vectors, item statistics."""
+"""Every worker follows the internal compacted topics it serves from, each in a thread of its
+own (reading must not hold up the batches), all by one rule, :class:`Follower`:
+
+- ``model-updates``: the model versions announced (streams/announcements.py); the newest is
+  loaded and checked in the thread and swapped in on the event loop between micro-batches
+  (:class:`streams.worker.serving.Serving`).
+- ``<events topic>.item-vectors``: the item vectors the item agents (streams/worker/item_path.py)
+  learned online, keyed by item, laid over the served model by
+  :meth:`streams.worker.serving.Serving.lay_learned_vectors`.
+- the item table's changelog: every item's statistics, what exploration and the trending
+  fallback read (models/item_board.py), laid on the worker's :class:`ItemBoard`.
+
+Every worker reads all of each topic with no consumer group (a group would split it, and each
+worker needs every key), from its start at launch, then as it comes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
+import numpy as np
+from kafka import KafkaConsumer, TopicPartition
+
+from core.codec_legacy import CorruptState
+from core.item_stats import decode_item_counts, decode_item_vector
 from models.item_board import ItemBoard
+from models.item_learning import Learned
+from streams.announcements import Announcement, newest_of
+from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
-from streams.worker.item_followers import stats_follower, vector_follower
 from streams.worker.metrics import PipelineStats
-from streams.worker.model_updates import Follower
-from streams.worker.serving import Serving
+from streams.worker.serving import ModelRefused, Serving, load_checked
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50  # how long a poll waits for records: the follower's share of an update's delay
+HAND_OVER_S = 0.1  # at most this often what was read goes to the loop (an item hand-over copies
+# the catalog's vectors)
+RETRY_S = 5.0  # after a failure, the wait before the topic is read again from its start
+
+Action = Callable[[], None]  # what the event loop runs with what a follower read
+Reader = Callable[[list], tuple[Mapping[str, Any], int]]  # records -> newest per key, unreadable
+
+
+def consumer_at_start(settings: Settings, topic: str, partitions: int, stopping: threading.Event,
+                      retry_s: float, on_failure: Callable[[], None] = lambda: None,
+                      **options: Any) -> KafkaConsumer | None:  # fmt: skip
+    """A consumer of every partition of ``topic`` from its start, with no group, once the broker
+    answers (None if ``stopping`` is set first): a worker that starts before its broker, or
+    loses it for a while, follows when it is back instead of never again."""
+    while not stopping.is_set():
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None,
+                bootstrap_timeout_ms=max(1_000, int(retry_s * 1000)),
+                **kafka_python_kwargs(settings), **options)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
+            on_failure()
+            log.warning("%s: no broker yet (%s); retrying in %.0f s", topic, exc, retry_s)
+            stopping.wait(retry_s)
+            continue
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        return consumer
+    return None
+
+
+class Follower(threading.Thread):
+    """Reads a compacted topic from its start for as long as the worker runs. In this thread,
+    ``read`` makes each poll's records into the newest readable value per key (and a count of
+    the unreadable ones, handed to ``on_bad`` on the loop), and ``ready`` makes what was read
+    since the last hand-over into what the event loop is to run (None: nothing).
+
+    One failure rule for every topic: a failure (the broker gone a while, a bug) is logged and
+    the topic read again from its start after ``retry_s``, so nothing stays unknown and the
+    worker keeps serving what it has meanwhile; only :meth:`stop` ends the thread."""
+
+    def __init__(self, settings: Settings, topic: str, partitions: int, read: Reader,
+                 ready: Callable[[dict], Action | None], loop: asyncio.AbstractEventLoop,
+                 on_bad: Callable[[int], None] = lambda count: None,
+                 retry_s: float = RETRY_S) -> None:  # fmt: skip
+        super().__init__(name=f"follow {topic}", daemon=True)
+        self.settings, self.topic, self.partitions = settings, topic, partitions
+        self.read, self.ready, self.on_bad = read, ready, on_bad
+        self.loop = loop
+        self.retry_s = retry_s
+        self.stopping = threading.Event()
+        self.connect_failures = 0  # connects the broker did not answer
+        self.failures = 0  # reads that failed and started again
+
+    def connected(self) -> KafkaConsumer | None:
+        """A consumer at the start of every partition, once the broker answers."""
+        # no CRC check: kafka-python's is pure Python, on the worker's CPU (the broker checked
+        # the batch when it was produced); a damaged value fails to decode and is counted
+        return consumer_at_start(self.settings, self.topic, self.partitions, self.stopping,
+                                 self.retry_s, self._connect_failed, fetch_max_wait_ms=POLL_MS,
+                                 check_crcs=False)  # fmt: skip
+
+    def _connect_failed(self) -> None:
+        self.connect_failures += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            consumer = self.connected()
+            if consumer is None:
+                return
+            try:
+                self.follow(consumer)
+            except Exception:  # noqa: BLE001 - the worker keeps serving what it has
+                self.failures += 1
+                log.exception("%s follower failed; reading again from the start in %.1f s",
+                              self.topic, self.retry_s)  # fmt: skip
+                self.stopping.wait(self.retry_s)
+            finally:
+                consumer.close()
+
+    def follow(self, consumer: KafkaConsumer) -> None:
+        """Poll, and hand what was read over when a poll reads nothing new or ``HAND_OVER_S``
+        passed since the last hand-over (a start-up read of the whole topic goes over in a few
+        large pieces, not one per fetch; of a backlog of model announcements, only the newest)."""
+        pending: dict = {}
+        handed = time.monotonic()
+        while not self.stopping.is_set():
+            polled = consumer.poll(timeout_ms=POLL_MS)
+            read, bad = self.read([r for batch in polled.values() for r in batch])
+            if bad:
+                log.warning("%s: %d unreadable records skipped", self.topic, bad)
+                self.loop.call_soon_threadsafe(self.on_bad, bad)
+            pending.update(read)
+            if pending and (not read or time.monotonic() - handed >= HAND_OVER_S):
+                action = self.ready(pending)
+                if action is not None:
+                    self.loop.call_soon_threadsafe(action)
+                pending, handed = {}, time.monotonic()
+
+
+def taken_by(take: Callable[[dict], None]) -> Callable[[dict], Action]:
+    """A ``ready`` that hands what was read, as it is, to ``take`` on the loop."""
+    return lambda read: functools.partial(take, read)
+
+
+def read_announcements(records: list) -> tuple[dict[str, Announcement], int]:
+    """The newest valid announcement of ``records``, and how many were not announcements."""
+    newest, bad = newest_of(records)
+    return ({"serve": newest} if newest is not None else {}), bad
+
+
+def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
+    """The newest readable vector per item of ``records``, and how many were unreadable."""
+    vectors: dict[str, Learned] = {}
+    bad = 0
+    for record in records:
+        if record.value is None:
+            continue  # a tombstone: the item keeps what it has
+        try:
+            model, updates, raw = decode_item_vector(record.value)
+            item = record.key.decode()
+        except (CorruptState, AttributeError, UnicodeDecodeError):
+            bad += 1
+            continue
+        vectors[item] = Learned(model, updates, np.frombuffer(raw, "<f4").astype(np.float32))
+    return vectors, bad
+
+
+def read_stats(records: list) -> tuple[dict[str, tuple[int, int, float, int]], int]:
+    """The newest readable counts per item of ``records`` (the head of each value, all a
+    worker's board keeps), and how many were unreadable."""
+    stats: dict[str, tuple[int, int, float, int]] = {}
+    bad = 0
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            stats[record.key.decode()] = decode_item_counts(record.value)
+        except (CorruptState, AttributeError, UnicodeDecodeError):
+            bad += 1
+    return stats, bad
+
+
+def model_follower(settings: Settings, serving: Serving,
+                   loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+    """The follower of the model-updates topic. Only the newest announcement read since the
+    last hand-over is served; one of the version served now is skipped (a worker reading the
+    topic again after a restart or a failure); loading and checking run in the follower's
+    thread, off the loop, and the swap or the refusal on the loop."""
+    def ready(read: dict[str, Announcement]) -> Action | None:
+        announced = read["serve"]
+        if announced.version == serving.recommender.version:
+            return None
+        try:
+            recommender = load_checked(Path(announced.path), announced.version, settings.blend)
+        except ModelRefused as exc:
+            return functools.partial(serving.refuse, announced.version, str(exc))
+        return functools.partial(serving.swap, recommender, announced.parent)
+
+    def unreadable(count: int) -> None:
+        serving.refuse("?", f"{count} record(s) on the topic not an announcement")
+
+    return Follower(settings, settings.model_updates_topic, 1, read_announcements, ready, loop,
+                    unreadable)  # fmt: skip
+
+
+def vector_follower(settings: Settings, serving: Serving,
+                    loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+    """The follower of the learned item vectors, laid over the served model."""
+    def refused(count: int) -> None:
+        serving.stats.item_vectors_refused += count
+
+    return Follower(settings, settings.item_vectors_topic, settings.partitions, read_vectors,
+                    taken_by(serving.lay_learned_vectors), loop, refused)  # fmt: skip
+
+
+def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, topic: str,
+                   loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+    """The follower of the item statistics (the item table's changelog ``topic``), laid on
+    the worker's ``board``; ``stats.items_known`` counts the items it knows."""
+    def take(read: dict[str, tuple[int, int, float, int]]) -> None:
+        board.update(read)
+        stats.items_known = len(board)
+
+    return Follower(settings, topic, settings.partitions, read_stats, taken_by(take), loop)
 
 
 def start_followers(settings: Settings, serving: Serving, board: ItemBoard | None,
                     stats: PipelineStats, item_stats_topic: str | None,
-                    loop: asyncio.AbstractEventLoop) -> list[threading.Thread]:  # fmt: skip
-    followers: list[threading.Thread] = [Follower(settings, serving, loop)]
+                    loop: asyncio.AbstractEventLoop) -> list[Follower]:  # fmt: skip
+    """Start the worker's followers and return them: the model updates always, the learned
+    item vectors with ``settings.item_learning``, and the item statistics (``item_stats_topic``,
+    the item table's changelog) when the worker keeps a ``board``."""
+    followers = [model_follower(settings, serving, loop)]
     if settings.item_learning:
         followers.append(vector_follower(settings, serving, loop))
-    if board is not None and item_stats_topic is not None:
+    if board is not None:
+        if item_stats_topic is None:
+            raise ValueError("a board to follow needs the item table's changelog topic")
         followers.append(stats_follower(settings, board, stats, item_stats_topic, loop))
     for follower in followers:
         follower.start()

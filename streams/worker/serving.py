@@ -2,17 +2,18 @@
 
 A batch takes :attr:`Serving.active` once, at its start, and uses that model throughout, so a
 swap (one attribute assignment on the event loop) never mixes two models in one batch. Loading
-and checking a new artifact happens off the loop (:mod:`streams.worker.model_updates` runs it in its
-thread): the checksums of every file (``verify_artifact``), the version the announcement names,
-and a canary scoring; only a model that passes all three is offered to :meth:`Serving.swap`.
-States built in the old model's space are rebased when their user is next touched
-(:func:`streams.steps.users.in_model_space`), reading their recent items with the old catalog, which
-the holder keeps.
+and checking a new artifact happens off the loop (the model-updates follower of
+streams/worker/followers.py runs it in its thread): the checksums of every file
+(``verify_artifact``), the version the announcement names, and a canary scoring; only a model
+that passes all three is offered to :meth:`Serving.swap`. States built in the old model's space
+are rebased when their user is next touched (:func:`streams.steps.users.in_model_space`),
+reading their recent items with the old catalog, which the holder keeps.
 
-With online item learning, vectors the item agents learned (streams/worker/item_followers.py) are laid
-over the artifact's between micro-batches too (:meth:`Serving.learn`), by
-:func:`models.item_learning.fits`: a catalog item's only in the served model's space, a new
-item's also in the space of a version it was warm-started from (an announcement's parent).
+With online item learning, vectors the item agents learned (followed by
+streams/worker/followers.py) are laid over the artifact's between micro-batches too
+(:meth:`Serving.lay_learned_vectors`), by :func:`models.item_learning.fits`: a catalog item's
+only in the served model's space, a new item's also in the space of a version it was
+warm-started from (an announcement's parent).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Serving:
               lineage: frozenset[int]) -> bool:  # fmt: skip
         return fits(item, learned, artifact.index, artifact.dim, artifact.tag, lineage)
 
-    def learn(self, vectors: dict[str, Learned]) -> None:
+    def lay_learned_vectors(self, vectors: dict[str, Learned]) -> None:
         """Score with these learned item vectors from the next batch on (on the event loop).
         Every readable one is kept, for a later version it fits; refused (and counted) are one
         that is not finite or longer than the catalog's longest vector allows

@@ -1,15 +1,18 @@
 """The worker's web side: ``/stats/``, the per-user views, ``/metrics`` and what they read.
 
-Apart from the data path in streams/worker/app.py, so the agent reads as the pipeline and this as what a
-worker answers about it. The per-user views answer on the worker that owns the user's partition;
-any other worker forwards the request there (``table_route``), so clients may ask any worker.
+Apart from the data path in streams/worker/app.py, so the agent reads as the pipeline and this
+as what a worker answers about it. The per-user views answer on the worker that owns the user's
+partition; any other worker forwards the request there (``table_route``), so clients may ask
+any worker. They read a stored state as the steps do (:func:`stored_state`) and serve a list as
+the worker's records do (:func:`recommendations`).
 
 With ``settings.api_token`` every page here asks for ``Authorization: Bearer <token>``: the user
-views (user data), ``/stats/`` and ``/metrics`` (what the worker holds and does). Our own clients
-(streams/tools/cluster.py: readiness, ``streamrec health``) send it. A forwarded query is checked twice:
-here, before it is forwarded, and by the owner, to which Faust's router passes the request's
-headers, Authorization included (faust/app/router.py ``_route_req``). Faust's own pages are off
-(streams/worker/app.py) but for its index ``/``, which says ``{"status": "OK"}`` and nothing else.
+views (user data), ``/stats/`` and ``/metrics`` (what the worker holds and does). Our own
+clients (streams/tools/cluster.py: readiness, ``streamrec health``) send it. A forwarded query
+is checked twice: here, before it is forwarded, and by the owner, to which Faust's router
+passes the request's headers, Authorization included (faust/app/router.py ``_route_req``).
+Faust's own pages are off (streams/worker/app.py) but for its index ``/``, which says
+``{"status": "OK"}`` and nothing else.
 """
 
 from __future__ import annotations
@@ -23,15 +26,15 @@ import faust
 import numpy as np
 from pydantic import SecretStr
 
-from core.codec import decode_state
 from core.events import parse_ts
 from core.interest import UserState, decay_factor
-from streams.worker.serving import Serving
+from models.item_board import ItemBoard
 from streams.kafka_edge import compat
-from streams.worker.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
 from streams.settings import Settings
-from streams.steps.records import record_items, score
-from streams.steps.users import in_model_space
+from streams.steps.records import record_items, serve_stored
+from streams.steps.users import in_model_space, load_user_state
+from streams.worker.metrics import CONTENT_TYPE, PipelineStats, WorkerMetrics
+from streams.worker.serving import Active, Serving
 
 
 def consumer_lag(app: faust.App, topic: str, stats: PipelineStats) -> dict[int, int]:
@@ -115,6 +118,36 @@ def token_required(token: SecretStr | None) -> Callable[[Handler], Handler]:
     return wrap
 
 
+def stored_state(raw: bytes, user_id: str, active: Active) -> UserState:
+    """A stored value as the steps read it (:func:`streams.steps.users.load_user_state`: one
+    the codec cannot read is a fresh state, logged), in the served model's space."""
+    recommender, older = active
+    state = load_user_state(raw, user_id, recommender.dim, recommender.codebook, older)
+    return in_model_space(state, recommender.item_vector, recommender.dim, recommender.tag)
+
+
+def recommendations(user_id: str, raw: bytes, active: Active, settings: Settings,
+                    board: ItemBoard | None) -> dict[str, Any]:  # fmt: skip
+    """What ``GET /users/{id}/recommendations`` answers for the user's stored value: the list
+    the worker's record for their last event holds, served again through the records' path
+    with the settings' list rules and the worker's item ``board``, seeded by that record's id
+    (``rec_id``, in the answer; :func:`streams.steps.records.serve_stored`), so asking twice
+    gives the same list. A value that cannot be read is a fresh state, as in the steps: the
+    answer is a new user's list, not an error."""
+    state = stored_state(raw, user_id, active)
+    recommender = active.recommender
+    scored, id_ = serve_stored(recommender, user_id, state, settings.top_k, settings.list_rules,
+                               board)  # fmt: skip
+    return {
+        "user_id": user_id,
+        "rec_id": id_,
+        "items": record_items(scored, 0),
+        "model_version": recommender.version,
+        "last_event_ts": state.last_ts,
+        "position": list(state.position),
+    }
+
+
 def register_views(
     app: faust.App,
     users: faust.Table,
@@ -122,9 +155,11 @@ def register_views(
     serving: Serving,
     stats: PipelineStats,
     metrics: WorkerMetrics,
-    board: object = None,
+    board: ItemBoard | None,
 ) -> None:
-    """Add the worker's pages to ``app``, each behind ``settings.api_token`` when it is set."""
+    """Add the worker's pages to ``app``, each behind ``settings.api_token`` when it is set;
+    ``board`` is the worker's item statistics board (exploration, trending), None when its
+    lists do not read them."""
     protected = token_required(settings.api_token)
 
     @app.page("/stats/")
@@ -145,38 +180,20 @@ def register_views(
             }
         )
 
-    def stored_state(user_id: str) -> UserState | None:
-        raw = users.get(user_id.encode())
-        if raw is None:
-            return None
-        recommender, older = serving.active
-        state = decode_state(raw, [recommender.codebook, *older], drop_unknown_items=True)
-        return in_model_space(state, recommender.item_vector, recommender.dim, recommender.tag)
-
     def unknown(web: faust.web.Web, user_id: str) -> faust.web.Response:
         return web.json({"error": f"unknown user {user_id}"}, status=404)
 
     @app.page("/users/{user_id}/recommendations")
     class RecommendationsView(faust.web.View):
-        """The user's top-K now: what the last record said, scored from the stored state."""
+        """The list the user's last record holds, served again (:func:`recommendations`)."""
 
         @protected
         @app.table_route(table=users, match_info="user_id")
         async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
-            state = stored_state(user_id)
-            if state is None:
+            raw = users.get(user_id.encode())
+            if raw is None:
                 return unknown(self, user_id)
-            recommender = serving.recommender
-            scored = score(recommender, [state], settings.top_k)
-            return self.json(
-                {
-                    "user_id": user_id,
-                    "items": record_items(scored, 0),
-                    "model_version": recommender.version,
-                    "last_event_ts": state.last_ts,
-                    "position": list(state.position),
-                }
-            )
+            return self.json(recommendations(user_id, raw, serving.active, settings, board))
 
     @app.page("/users/{user_id}/interest")
     class InterestView(faust.web.View):
@@ -185,9 +202,10 @@ def register_views(
         @protected
         @app.table_route(table=users, match_info="user_id")
         async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
-            state = stored_state(user_id)
-            if state is None:
+            raw = users.get(user_id.encode())
+            if raw is None:
                 return unknown(self, user_id)
+            state = stored_state(raw, user_id, serving.active)
             try:
                 at = query_time(request.query.get("at"), int(time.time() * 1000))
             except ValueError:
@@ -244,7 +262,7 @@ def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -
 
 def register_item_vector_view(app: faust.App, serving: Serving, settings: Settings) -> None:
     """GET /items/ID/vector: the learned vector this worker scores the item with (online item
-    learning, streams/worker/item_followers.py), answered locally: every worker has every item's."""
+    learning, streams/worker/followers.py), answered locally: every worker has every item's."""
     protected = token_required(settings.api_token)
 
     @app.page("/items/{item_id}/vector")

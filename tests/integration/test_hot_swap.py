@@ -20,7 +20,7 @@ from models.artifact import read_config
 from models.train import TrainConfig, train
 from streams.tools.broker import free_port
 from streams.tools.cluster import child_env, wait_for, wait_until_ready, worker_stats
-from streams.worker.model_updates import announce, announcement_of
+from streams.announcements import announce, announcement_of
 from streams.tools.producer import produce_events
 from streams.settings import Settings
 from tests.helpers import assert_each_event_applied_once, consume, event_messages

@@ -131,11 +131,12 @@ def test_serving_lays_learned_vectors_over_the_model_by_their_space():
     serving = Serving(v1)
     tag = v1.tag
     toward_b = np.array([0, 1.0, 0, 0], np.float32)
-    serving.learn({"new": Learned(tag, 3, toward_b), "a": Learned(tag, 1, AXES[3]),
-                   "b": Learned(tag + 1, 1, AXES[2]),  # a catalog item in another space: kept
-                   "c": Learned(tag, 1, np.full(3, 0.5, np.float32)),  # another dimension: kept
-                   "huge": Learned(tag, 1, AXES[0] * 100),  # far past the catalog's norms
-                   "nan": Learned(tag, 1, np.full(4, np.nan, np.float32))})  # fmt: skip
+    serving.lay_learned_vectors({
+        "new": Learned(tag, 3, toward_b), "a": Learned(tag, 1, AXES[3]),
+        "b": Learned(tag + 1, 1, AXES[2]),  # a catalog item in another space: kept
+        "c": Learned(tag, 1, np.full(3, 0.5, np.float32)),  # another dimension: kept
+        "huge": Learned(tag, 1, AXES[0] * 100),  # far past the catalog's norms
+        "nan": Learned(tag, 1, np.full(4, np.nan, np.float32))})  # fmt: skip
     served = serving.recommender
     assert served.version == v1.version and served is not v1
     assert np.array_equal(served.item_vector("new"), toward_b)
@@ -145,7 +146,8 @@ def test_serving_lays_learned_vectors_over_the_model_by_their_space():
     assert serving.stats.item_vectors_refused == 2 and serving.stats.item_vectors_applied == 2
     [rec] = served.top_k(AXES[1][None], [["b"]], 2)  # a user of item b is offered the new one
     assert rec.item_ids[0] == "new"
-    serving.learn({"a": Learned(tag, 0, AXES[2])})  # fewer updates than held: a stale owner's
+    # fewer updates than held: a stale owner's
+    serving.lay_learned_vectors({"a": Learned(tag, 0, AXES[2])})
     assert np.array_equal(serving.recommender.item_vector("a"), AXES[3])
 
 
@@ -170,14 +172,16 @@ def test_a_swap_keeps_new_items_only_from_its_parent_and_waits_for_its_own_vecto
 
     v1, v2 = recommender(), _other_version()
     serving = Serving(v1)
-    serving.learn({"new": Learned(v1.tag, 3, AXES[1]), "a": Learned(v1.tag, 2, AXES[3])})
-    serving.learn({"a": Learned(v2.tag, 1, AXES[2])})  # learned under v2 before this worker swaps
+    serving.lay_learned_vectors({"new": Learned(v1.tag, 3, AXES[1]),
+                                 "a": Learned(v1.tag, 2, AXES[3])})  # fmt: skip
+    # learned under v2 before this worker swaps
+    serving.lay_learned_vectors({"a": Learned(v2.tag, 1, AXES[2])})
     assert np.array_equal(serving.recommender.item_vector("a"), AXES[3])
     serving.swap(v2, parent=v1.version)  # a warm start of v1
     assert np.array_equal(serving.recommender.item_vector("new"), AXES[1])
     assert np.array_equal(serving.recommender.item_vector("a"), AXES[2])  # v2's own, kept
     assert serving.lineage == {v1.tag}
-    serving.learn({"new": Learned(v2.tag, 4, AXES[2])})
+    serving.lay_learned_vectors({"new": Learned(v2.tag, 4, AXES[2])})
     serving.swap(v1)  # a rollback (no parent): v2's learning does not fit v1
     assert serving.recommender.item_vector("new") is None and serving.lineage == set()
     assert np.array_equal(serving.recommender.item_vector("a"), AXES[0])  # the newest was v2's
@@ -225,7 +229,7 @@ def test_vectors_read_from_the_topic_skip_what_is_unreadable():
     from types import SimpleNamespace
 
     from core.item_stats import encode_item_vector
-    from streams.worker.item_followers import read_vectors
+    from streams.worker.followers import read_vectors
 
     good = encode_item_vector(9, 2, np.ones(4, "<f4").tobytes())
     records = [SimpleNamespace(key=b"x", value=good), SimpleNamespace(key=b"y", value=b"\x01"),

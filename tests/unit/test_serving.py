@@ -16,7 +16,7 @@ from models.scoring import Recommender
 from streams.steps.users import apply_users, in_model_space
 from streams.steps.parse import parse_batch
 from streams.worker.metrics import PipelineStats
-from streams.worker.model_updates import Announcement, announcement_of
+from streams.announcements import Announcement, announcement_of
 from streams.worker.serving import ModelRefused, Serving, load_checked
 from tests.unit.grid import assert_close_on_grid
 from tests.unit.step_helpers import CONFIG, ITEMS, FaustTable, event, messages, recommender
@@ -98,23 +98,3 @@ def test_a_state_from_before_states_named_their_model_is_taken_as_it_is():
         other_space().item_vector, 4, 77)  # fmt: skip
     np.testing.assert_array_equal(rebased.vector, rebase(state, other_space().item_vector, 4).vector)
 
-
-def test_the_follower_keeps_trying_while_the_broker_is_unreachable():
-    import asyncio
-
-    from streams.tools.broker import free_port
-    from streams.tools.cluster import wait_for
-    from streams.worker.model_updates import Follower
-    from streams.settings import Settings
-
-    unreachable = Settings(bootstrap=f"127.0.0.1:{free_port()}")  # nothing listens there
-    follower = Follower(unreachable, Serving(recommender(), PipelineStats()),
-                        asyncio.new_event_loop(), retry_s=0.05)  # fmt: skip
-    follower.start()
-    try:
-        wait_for(lambda: follower.connect_failures >= 2, 30, "two failed connects")
-        assert follower.is_alive()  # a worker started before its broker still follows later
-    finally:
-        follower.stopping.set()
-        follower.join(30)
-    assert not follower.is_alive()

@@ -1,8 +1,10 @@
 """The query views' pure parts (the views themselves run against a worker in the integration
-lane): the ``?at=`` check, the bearer-token check, and the token's travel to the processes and
-requests that need it, without showing up anywhere else."""
+lane): the recommendations answered as the worker's records serve them, a stored value read as
+the steps read it, the ``?at=`` check, the bearer-token check, and the token's travel to the
+processes and requests that need it, without showing up anywhere else."""
 
 import hmac
+import logging
 
 import pytest
 from pydantic import SecretStr
@@ -11,9 +13,54 @@ from typer.testing import CliRunner
 from streams.cli import app
 from streams.tools.cluster import auth_headers, settings_env
 from streams.settings import Settings
-from streams.worker.views import bearer_ok
+from streams.steps import records
+from streams.steps.parse import parse_batch
+from streams.steps.users import apply_users
+from streams.worker.serving import Active
+from streams.worker.views import bearer_ok, recommendations, stored_state
+from tests.unit.step_helpers import FaustTable, event, messages
+from tests.unit.test_slates import board_with
+from tests.unit.test_slates import recommender as catalog
 
 TOKEN = "tok-3f9c2a7e0b41d6"
+RULES = dict(explore="epsilon", explore_epsilon=0.5, explore_budget=3, cold_start_events=1,
+             mmr_lambda=0.3)  # fmt: skip
+
+
+def the_workers_record(settings: Settings, board, *events) -> tuple[dict, object, list[str]]:
+    """The table after the worker applied ``events`` (partition 2), and the lists it served."""
+    rec, table = catalog(), {}
+    batch = messages(*events, partition=2, first_offset=40)
+    done = apply_users(parse_batch(batch, rec.index), FaustTable(table), rec.item_vector,
+                       rec.dim, settings.steps, codebook=rec.codebook, model_tag=rec.tag)  # fmt: skip
+    ids = records.record_ids(done.snapshots)
+    served = records.serve(rec, done.snapshots, settings.top_k, settings.list_rules, board, ids)
+    return table, served, ids
+
+
+@pytest.mark.parametrize("seen", [["i3", "i17", "i41"], ["i3"]], ids=["mmr+epsilon", "trending"])
+def test_the_recommendations_view_answers_the_users_last_record(seen):
+    settings, board = Settings(**RULES), board_with({"i5": 9.0, "i8": 4.0, "i30": 2.0}, 1000)
+    table, served, ids = the_workers_record(
+        settings, board, *[event("u", item, 1000 + n) for n, item in enumerate(seen)])
+    rec = catalog()
+    answer = recommendations("u", table[b"u"], Active(rec, ()), settings, board)
+    assert answer["rec_id"] == ids[-1] and answer["position"] == [2, 40 + len(seen) - 1]
+    assert answer["items"] == records.record_items(served, len(seen) - 1)  # the record's list
+    plain = records.score(rec, [stored_state(table[b"u"], "u", Active(rec, ()))], settings.top_k)
+    assert [i["item_id"] for i in answer["items"]] != plain[0].item_ids  # the rules changed it
+    again = recommendations("u", table[b"u"], Active(rec, ()), settings, board)
+    assert again == answer  # seeded by the record's id: the same draws every time
+
+
+def test_a_stored_value_the_codec_cannot_read_answers_a_fresh_users_list(caplog):
+    settings, board = Settings(**RULES), board_with({"i5": 9.0, "i8": 4.0}, 1000)
+    with caplog.at_level(logging.ERROR, logger="streams.steps.users"):
+        answer = recommendations("u", b"\xff not a state", Active(catalog(), ()), settings,
+                                 board)  # fmt: skip
+    assert "unreadable state" in caplog.text
+    assert answer["position"] == [-1, -1] and answer["last_event_ts"] == 0
+    assert [i["item_id"] for i in answer["items"][:2]] == ["i5", "i8"]  # a new user's: trending
 
 
 def test_the_interest_views_time_is_an_event_time_or_refused():

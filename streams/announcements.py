@@ -1,0 +1,112 @@
+"""Model versions announced on the ``model-updates`` topic: what an announcement says, and how
+one is published and read back.
+
+An announcement names a verified artifact (version, kind, path, the manifest's sha256, parent
+version, metrics). The trainer and ``streamrec models promote VERSION`` publish them (an older
+version is a rollback); every worker follows the topic (streams/worker/followers.py) and serves
+the newest announced version. The topic is compacted on one key, so what survives is the
+version to serve. Outside streams/worker/ because the trainer and the CLI publish and read it
+without running a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pydantic import BaseModel, ValidationError
+
+from models.artifact import MANIFEST_FILE, read_metrics, verify_artifact
+from models.scoring import Recommender
+from streams.kafka_edge.security import kafka_python_kwargs
+from streams.settings import Settings
+from streams.worker.serving import ModelRefused, load_checked
+
+log = logging.getLogger(__name__)
+
+ANNOUNCEMENT_KEY = b"serve"  # one key: compaction keeps the version to serve
+
+
+class Announcement(BaseModel):
+    """A model version to serve (the value on the model-updates topic, as JSON)."""
+
+    version: str
+    kind: str
+    path: str
+    sha256: str  # of the artifact's manifest, which hashes every file it serves
+    parent: str | None = None
+    metrics: dict[str, Any] = {}
+    announced_at_ms: int = 0
+
+
+def announcement_of(path: Path, parent: str | None = None) -> Announcement:
+    """What announcing the artifact at ``path`` says; the artifact is verified first."""
+    config = verify_artifact(path)
+    return Announcement(
+        version=config["version"],
+        kind=config["kind"],
+        path=str(path.resolve()),
+        sha256=hashlib.sha256((path / MANIFEST_FILE).read_bytes()).hexdigest(),
+        parent=parent or config.get("parent"),
+        metrics=read_metrics(path),
+        announced_at_ms=int(time.time() * 1000),
+    )
+
+
+def announce(settings: Settings, announcement: Announcement, timeout: float = 30.0) -> None:
+    """Send ``announcement`` and wait until the broker has it."""
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, **kafka_python_kwargs(settings))
+    try:
+        producer.send(settings.model_updates_topic, key=ANNOUNCEMENT_KEY,
+                      value=announcement.model_dump_json().encode()).get(timeout)  # fmt: skip
+    finally:
+        producer.close()
+
+
+def newest_of(records: Iterable[Any]) -> tuple[Announcement | None, int]:
+    """The newest valid announcement among the topic's ``records`` (in log order), and how
+    many were not announcements (logged, skipped: an older valid one is still served)."""
+    newest, bad = None, 0
+    for record in records:
+        try:
+            newest = Announcement.model_validate_json(record.value or b"")
+        except ValidationError:
+            bad += 1
+            log.warning("not an announcement at offset %d; skipped", record.offset)
+    return newest, bad
+
+
+def newest_announcement(settings: Settings, quiet_s: float = 0.5) -> Announcement | None:
+    """The last valid announcement on the topic, read from its start until it has been quiet
+    for ``quiet_s`` (read, not asked: Tansu's ListOffsets(latest) undercounts)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                             group_id=None, **kafka_python_kwargs(settings))  # fmt: skip
+    newest = None
+    try:
+        partition = TopicPartition(settings.model_updates_topic, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        while records := consumer.poll(timeout_ms=int(quiet_s * 1000)):
+            newest = newest_of([r for batch in records.values() for r in batch])[0] or newest
+    finally:
+        consumer.close()
+    return newest
+
+
+def starting_model(settings: Settings, configured: Recommender) -> Recommender:
+    """What a starting worker serves: the newest announced version if it loads and checks,
+    else the configured artifact, so a restart does not serve an older model for a moment
+    and rebase its users twice."""
+    announced = newest_announcement(settings)
+    if announced is None or announced.version == configured.version:
+        return configured
+    try:
+        return load_checked(Path(announced.path), announced.version, settings.blend)
+    except ModelRefused as exc:
+        log.error("announced model %s refused, serving %s: %s", announced.version,
+                  configured.version, exc)  # fmt: skip
+        return configured

@@ -1,0 +1,126 @@
+"""The one follower of the internal topics (streams/worker/followers.py): its failure rule, held
+with a stand-in consumer (no broker), its wait for a broker that does not answer yet, and what
+the model-updates reader hands the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from streams.announcements import announcement_of
+from streams.settings import Settings
+from streams.worker.followers import Follower, model_follower, read_announcements, taken_by
+from streams.worker.metrics import PipelineStats
+from streams.worker.serving import Serving
+from tests.unit.step_helpers import recommender
+
+
+class Log:
+    """A stand-in consumer at the start of a topic holding ``records``: the first poll reads
+    them all, later ones wait their timeout and read nothing, as at the end of a topic."""
+
+    def __init__(self, records: list) -> None:
+        self.records = records
+        self.done = False
+        self.closed = threading.Event()
+
+    def poll(self, timeout_ms: int) -> dict:
+        if self.done:
+            self.closed.wait(timeout_ms / 1000)  # a real poll's wait for new records
+            return {}
+        self.done = True
+        return {("topic", 0): list(self.records)}
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+@pytest.fixture
+def loop():
+    """An event loop running in a thread of its own, as the worker's runs beside its followers."""
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    runner.join(30)
+    loop.close()
+
+
+def test_a_failed_read_is_logged_and_the_topic_read_again_from_its_start(loop, caplog):
+    topic = [SimpleNamespace(key=b"a", value=b"1", offset=0),
+             SimpleNamespace(key=b"b", value=b"2", offset=1)]  # fmt: skip
+    consumers: list[Log] = []
+
+    def read(records: list) -> tuple[dict, int]:
+        if records and len(consumers) == 1:
+            raise RuntimeError("a reader that fails once")
+        return {r.key.decode(): r.value for r in records}, 0
+
+    class AtStart(Follower):
+        def connected(self) -> Log:
+            consumers.append(Log(topic))
+            return consumers[-1]
+
+    taken: list[dict] = []
+    arrived = threading.Condition()
+
+    def take(read: dict) -> None:
+        assert threading.current_thread() is not follower  # handed to the loop's thread
+        with arrived:
+            taken.append(dict(read))
+            arrived.notify_all()
+
+    follower = AtStart(Settings(), "internal", 1, read, taken_by(take), loop, retry_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="streams.worker.followers"):
+        follower.start()
+        with arrived:
+            assert arrived.wait_for(lambda: taken, timeout=30), "nothing read after the failure"
+    assert taken == [{"a": b"1", "b": b"2"}]  # the whole topic again, not the rest of it
+    assert follower.failures == 1 and "internal follower failed" in caplog.text
+    assert len(consumers) == 2 and consumers[0].closed.is_set()
+    assert follower.is_alive()  # a failure does not end it
+    follower.stop()
+    follower.join(30)
+    assert not follower.is_alive() and consumers[1].closed.is_set()
+
+
+def test_the_follower_keeps_trying_while_the_broker_is_unreachable(loop):
+    from streams.tools.broker import free_port
+    from streams.tools.cluster import wait_for
+
+    unreachable = Settings(bootstrap=f"127.0.0.1:{free_port()}")  # nothing listens there
+    follower = model_follower(unreachable, Serving(recommender(), PipelineStats()), loop)
+    follower.retry_s = 0.05
+    follower.start()
+    try:
+        wait_for(lambda: follower.connect_failures >= 2, 30, "two failed connects")
+        assert follower.is_alive()  # a worker started before its broker still follows later
+    finally:
+        follower.stop()
+        follower.join(30)
+    assert not follower.is_alive()
+
+
+def test_the_newest_announcement_is_served_and_the_served_version_skipped(model_path, loop):
+    serving = Serving(recommender(), PipelineStats())
+    ready = model_follower(Settings(), serving, loop).ready
+    said = announcement_of(model_path)
+    broken = said.model_copy(update={"version": "v-broken", "path": str(model_path / "nope")})
+    backlog = [SimpleNamespace(value=v.model_dump_json().encode(), offset=n)
+               for n, v in enumerate([broken, said])] + [SimpleNamespace(value=b"{", offset=2)]
+    read, bad = read_announcements(backlog)
+    assert bad == 1 and read["serve"] == said  # the newest valid one; the broken one is older
+    action = ready(read)
+    assert isinstance(action, functools.partial) and action.func == serving.swap
+    assert action.args[0].version == said.version  # loaded and checked here, off the loop
+    action()
+    assert serving.recommender.version == said.version
+    assert ready(read) is None  # announced again (a re-read from the start): nothing to do
+    refused = ready({"serve": broken})
+    assert refused.func == serving.refuse and refused.args[0] == "v-broken"
