@@ -17,7 +17,7 @@ from core.codebook import ItemCodebook
 from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state
 from core.events import DELETE, Event, InvalidEvent
 from core.interest import Snapshot, UserState, apply_user_events, rebase
-from core.interest_rows import StoredUpdates, apply_stored
+from core.state_step import StoredUpdates, apply_stored
 from streams.steps.parse import Message, ParsedBatch, Position, StepConfig
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def apply_users(
     same way on a replay, so a hot swap keeps state exactly-once.
 
     With a ``codebook`` (the worker always has one) the states are read, updated and written in
-    whole-batch array operations (:func:`core.interest_rows.apply_stored`), the same bytes as
+    whole-batch array operations (:func:`core.state_step.apply_stored`), the same bytes as
     the per-user path; ``batched=False`` takes the per-user path for every user (tests).
     """
     done = Applied([], 0, 0)

@@ -6,7 +6,7 @@ an event needs (replayed? a repeated id? a delete, a TTL restart, an impression?
 per event in plain Python, but the array work is collected into rounds: round k applies every
 user's k-th update as one set of array operations (decay, add the item, snap onto the grid).
 The results are bit for bit the per-user function's (the same float32 operations on the same
-values, in the same order: tests/unit/test_state_rows.py holds the two paths to each other).
+values, in the same order: tests/unit/test_state_codec.py holds the two paths to each other).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from core.events import DELETE, IMPRESSION, Event
 from core.interest import InterestConfig, Snapshot, UserState, decay_factor, event_id_hash
 from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT
 from core.codebook import ItemCodebook
-from core.state_rows import StateRows, power, read_rows, write_rows
+from core.state_codec import StateRows, power, read_rows, write_rows
 
 Position = tuple[int, int]
 

@@ -1,4 +1,4 @@
-"""The batch state path (core/state_rows.py, core/interest_rows.py) against the per-user one:
+"""The batch state path (core/state_codec.py, core/state_step.py) against the per-user one:
 the same hostile batches, the same stored bytes, snapshots, counts and dead letters."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from core.codebook import ItemCodebook
 from core.codec import decode_state, encode_state
 from core.interest import UserState, version_tag
-from core.state_rows import read_rows, write_rows
+from core.state_codec import read_rows, write_rows
 from streams.steps.users import Applied, apply_users
 from streams.steps.parse import StepConfig, parse_batch
 from tests.unit.fuzz_strategies import CATALOG, CONFIGS, REC, batches, corrupt_tables

@@ -5,7 +5,7 @@ at one state per event that cost more than the interest math. Here a batch's vec
 weights are gathered from all values into two matrices with a few array operations, and written
 back the same way; what is left per user is ``struct`` work on the header, the item codes and the
 seen ids. The bytes are exactly :func:`core.codec.encode_state`'s, and a value read here is the
-state :func:`core.codec.decode_state` reads (tests/unit/test_state_rows.py). A value this path
+state :func:`core.codec.decode_state` reads (tests/unit/test_state_codec.py). A value this path
 does not read (another version, catalog or dimension, ids stored as strings, anything malformed)
 is left to the per-user codec, which reads it or says why not.
 """
