@@ -19,7 +19,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from core.events import DELETE, IMPRESSION, Event
-from core.precision import Blocks, snap, snapped
+from core.precision import snap, snapped
 
 NO_POSITION = (-1, -1)
 
@@ -65,14 +65,15 @@ class InterestConfig:
 
 
 class StoredForm(NamedTuple):
-    """A state's vector and weights as the codec stores them, kept from the snap that made them
-    so the codec does not compute them again. Valid only for the very objects it names (a
-    ``replace`` of the vector leaves it behind, and the codec then computes afresh)."""
+    """The exponents the codec stores a state's vector and weights under, kept from the step or
+    the read that made them so the codec does not compute them again. Valid only for the very
+    objects it names (a ``replace`` of the vector leaves it behind, and the codec then computes
+    afresh)."""
 
     vector: np.ndarray
-    vector_blocks: Blocks
+    vector_exponent: int
     weights: tuple[float, ...]
-    weights_blocks: Blocks
+    weights_exponent: int
 
     def holds(self, vector: np.ndarray, weights: tuple[float, ...]) -> bool:
         return self.vector is vector and self.weights is weights
@@ -165,7 +166,7 @@ def apply_event(
     weights = tuple(snapped_weights.tolist())
     stored = None  # an array that cannot be stored (non-finite): apply_user_events refuses it
     if vector_blocks is not None and weights_blocks is not None:
-        stored = StoredForm(vector, vector_blocks, weights, weights_blocks)
+        stored = StoredForm(vector, vector_blocks.exponent, weights, weights_blocks.exponent)
     return UserState(
         vector=vector,
         last_ts=last_ts,

@@ -245,7 +245,8 @@ def apply_stored(
     a batch's state path in whole-batch array operations. Left to the per-user path: values
     the batch reader does not read, states of another model version (to be rebased), and
     updates that would turn non-finite."""
-    rows, left = read_rows(raws, codebook, dim, max((len(e) for e in events_of), default=0))
+    rows, unread = read_rows(raws, [codebook], dim, max((len(e) for e in events_of), default=0))
+    left = list(unread)
     others = {u for u in range(len(raws)) if model_tag and rows.model[u] not in (0, model_tag)}
     left_out = set(left) | others
     rebased = set()

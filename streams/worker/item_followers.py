@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import numpy as np
 from kafka import KafkaConsumer
 
-from core.codec_legacy import CorruptState
+from core.codec import CorruptState
 from core.item_stats import decode_item_counts, decode_item_vector
 from streams.worker.model_updates import consumer_at_start
 from models.item_board import ItemBoard
