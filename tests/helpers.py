@@ -16,7 +16,8 @@ import torch
 from kafka import KafkaConsumer, KafkaProducer
 
 from core.events import Event, encode_event
-from core.interest import UserState, apply_user_events
+from core.interest import UserState
+from core.state_step import apply_user_events
 from models.artifact import load_recommender
 from streams.settings import Settings
 from tests.unit.grid import within_snaps
