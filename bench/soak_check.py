@@ -21,10 +21,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from soak_hostile import EXPECTED_REASON
 from soak_read import Position, Stored, dead_letter_of, trigger_of
-from core.precision import within_snaps
 from streams.tools.cluster import WorkerError, fetch_json, wait_for
 from streams.settings import Settings
 from tests.helpers import reference_state
+from tests.unit.grid import within_snaps
 
 MAX_EXAMPLES = 5  # mismatching users shown in the report
 
@@ -98,7 +98,7 @@ def wait_caught_up(stored: Stored, expected: dict[str, Expected], ports: list[in
 
 def same_state(got: dict, want: dict) -> bool:
     """The worker's state equals the reference (float64) to the rounding of the stored float16
-    grid, one snap per event (:func:`core.precision.within_snaps`); count, event time and
+    grid, one snap per event (:func:`tests.unit.grid.within_snaps`); count, event time and
     recent items exactly."""
     return (
         got["count"] == want["count"]

@@ -1,11 +1,10 @@
 """Where a micro-batch's time goes, in-process: parse, apply to state, score, build records.
 
-    .venv/bin/python bench/stages.py [--events 30000] [--per-user] [--threads 2] [--lists]
+    .venv/bin/python bench/stages.py [--events 30000] [--threads 2] [--lists]
 
 The worker's own step functions (streams/steps/users.py, streams/steps/records.py) on the throughput
 benchmark's catalog and events (bench/throughput.py), in batches of 500, with a dict for the
-user table: no broker, no Faust, so the figures are our code's alone. ``--per-user`` takes the
-per-user state path instead of the batch one (the bytes are the same). ``--lists`` also runs
+user table: no broker, no Faust, so the figures are our code's alone. ``--lists`` also runs
 the lists of models/slates.py the way a worker makes them with exploration (epsilon, UCB,
 Thompson, 1 of 10 slots) and MMR diversity, each over the same batches, the item statistics of
 the events known. Writes bench/results/stages.{json,md}: µs per event of each stage.
@@ -47,7 +46,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--per-user", action="store_true", help="the per-user state path")
     parser.add_argument("--threads", type=int, default=2, help="Torch threads (the worker: 1)")
     parser.add_argument("--lists", action="store_true", help="also exploring and MMR lists")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -80,7 +78,6 @@ def main() -> None:
             for name, rules in configs.items()]  # fmt: skip
     write_report(args.out, "stages", rows, {
         "lists": lambda r: r["lists"],
-        "state path": lambda r: r["state path"],
         "events": lambda r: f"{r['events']:,}",
         "torch threads": lambda r: str(r["threads"]),
         "parse µs/event": lambda r: f"{r['parse_us']:.1f}",
@@ -102,8 +99,7 @@ def run_lists(name: str, rules: ListRules, board: ItemBoard, messages: list, rec
         parsed = parse_batch(batch, rec.index, config.max_future_ms, config.max_abs_value)
         parsed_at = time.perf_counter()
         done = apply_users(parsed, table, rec.item_vector, rec.dim, config,
-                                 codebook=rec.codebook, model_tag=rec.tag,
-                                 batched=not args.per_user)  # fmt: skip
+                                 codebook=rec.codebook, model_tag=rec.tag)  # fmt: skip
         applied_at = time.perf_counter()
         ids = records.record_ids(done.snapshots)
         scored = records.serve(rec, done.snapshots, config.top_k, rules, board, ids)
@@ -114,8 +110,7 @@ def run_lists(name: str, rules: ListRules, board: ItemBoard, messages: list, rec
         spent["apply"] += applied_at - parsed_at
         spent["score"] += scored_at - applied_at
         spent["records"] += time.perf_counter() - scored_at
-    return {"lists": name, "state path": "per user" if args.per_user else "batch",
-            "events": len(messages), "threads": args.threads,
+    return {"lists": name, "events": len(messages), "threads": args.threads,
             **{f"{k}_us": round(v / len(messages) * 1e6, 1) for k, v in spent.items()},
             "total_us": round(sum(spent.values()) / len(messages) * 1e6, 1)}  # fmt: skip
 

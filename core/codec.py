@@ -1,84 +1,91 @@
-"""Compact binary codec for :class:`UserState` (the user table's value), versioned.
-
-Version 4, little-endian::
-
-    u8 version | u32 codebook fingerprint (0: none) | u32 model tag | u16 dim | i64 last_ts |
-    u32 count |
-    i32 partition | i64 offset | u16 n_recent | u8 code width |
-    i16 exponent, i16[dim] vector | i16 exponent, i16[n_recent] recent weights |
-    n_recent x code (width bytes; k > 0: the codebook's item k - 1; 0: an id stored as a string) |
-    per code 0, in order: u8 length, utf-8 id | u16 n_seen | u64[n_seen] seen event-id hashes
-
-The arrays are 16-bit integers under one power-of-two scale each (:mod:`core.precision`), the
-grid the state math keeps them on, so a round trip is exact both ways: a state decodes to what
-was encoded, and bytes re-encode to themselves (the decoded state keeps its stored form). An item in the catalog's codebook takes the
-fewest bytes of 1, 2 or 4 that hold the state's largest code (2 for MovieLens' 1,682 items): a
-fixed width per state, so the codes decode as one array (varints were 4 bytes smaller at
-MovieLens' size and took 18 µs more per state to read). An item outside the codebook (one the
-model has not seen) is stored as its string. At d = 64 with 50 recent items that is 372 bytes,
-against 740 in version 3, plus 8 bytes per remembered event id. Versions 1 to 3 are still read
-(:mod:`core.codec_legacy`).
+"""A :class:`UserState` as the user table's value, and back: one value at a time, with the
+batch codec's reader and writer (:mod:`core.state_codec`, where version 4's layout is), so the
+bytes are laid out in one place. Versions 1 to 3 are read by :mod:`core.codec_legacy`.
 """
 
 from __future__ import annotations
 
-import struct
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from core.codebook import ItemCodebook
-from core.codec_legacy import LEGACY_VERSIONS, CorruptState, decode_legacy, legacy_last_ts
+from core.codec_legacy import LEGACY_VERSIONS, decode_legacy, legacy_last_ts
 from core.interest import StoredForm, UserState
-from core.precision import MAX_EXPONENT, MIN_EXPONENT, Blocks, from_blocks, to_blocks
+from core.precision import snapped
+from core.state_codec import (
+    CODEC_VERSION,
+    CorruptState,
+    StateRows,
+    UnknownCodebook,
+    last_ts_of,
+    read_value,
+    write_rows,
+)
 
 __all__ = ["CODEC_VERSION", "CorruptState", "UnknownCodebook", "decode_state", "encode_state",
-           "stored_last_ts"]  # fmt: skip
-
-CODEC_VERSION = 4
-_HEADER = struct.Struct("<BIIHqIiqHB")
-_EXPONENT = struct.Struct("<h")
-_SEEN = struct.Struct("<H")
-_CODE_TYPES = {1: "<u1", 2: "<u2", 4: "<u4"}
+           "put_states", "rows_of", "state_of", "stored_last_ts"]  # fmt: skip
 
 
-class UnknownCodebook(CorruptState):
-    """A state whose recent items are indices into a catalog this reader was not given."""
+def rows_of(states: Sequence[UserState], room: int) -> StateRows:
+    """The states as rows, with ``room`` free weight columns each."""
+    dim = states[0].vector.shape[0] if states else 0
+    empty = StateRows(np.zeros((len(states), dim), np.float32), np.zeros(len(states), np.int64),
+                      np.zeros((len(states), room), np.float32), np.zeros(len(states), np.int64),
+                      [0] * len(states), [0] * len(states), [0] * len(states),
+                      [0] * len(states), [()] * len(states), [(-1, -1)] * len(states),
+                      [()] * len(states), [0] * len(states))  # fmt: skip
+    return put_states(empty, dict(enumerate(states)))
 
-    def __init__(self, fingerprint: int) -> None:
-        super().__init__(f"recent items index an unknown catalog (fingerprint {fingerprint:08x})")
-        self.fingerprint = fingerprint
+
+def put_states(rows: StateRows, states: Mapping[int, UserState]) -> StateRows:
+    """``rows`` with row u holding ``states[u]``, its weights first; the weight columns widen
+    where a state has more weights than the rows have columns to spare past its row's end."""
+    needed = max((len(s.recent_weights) for s in states.values()), default=0)
+    room = rows.weights.shape[1] - max(rows.end, default=0)
+    if needed + room > rows.weights.shape[1]:
+        wider = np.zeros((rows.weights.shape[0], needed + room), np.float32)
+        wider[:, : rows.weights.shape[1]] = rows.weights
+        rows.weights = wider
+    for u, state in states.items():
+        form, size = state.stored, len(state.recent_weights)
+        if form is not None and form.holds(state.vector, state.recent_weights):
+            rows.vectors[u], rows.vector_exponents[u] = state.vector, form.vector_exponent
+            rows.weights[u, :size] = state.recent_weights
+            rows.weight_exponents[u] = form.weights_exponent
+        else:  # a state the step did not make (a test's, an older version's): snapped here
+            rows.vectors[u], rows.vector_exponents[u] = _on_grid(state.vector)
+            rows.weights[u, :size], rows.weight_exponents[u] = _on_grid(state.recent_weights)
+        rows.weights[u, size:] = 0.0
+        rows.start[u], rows.end[u], rows.last_ts[u], rows.count[u] = 0, size, state.last_ts, \
+            state.count  # fmt: skip
+        rows.recent[u], rows.position[u], rows.seen[u], rows.model[u] = state.recent, \
+            state.position, state.seen, state.model  # fmt: skip
+    return rows
+
+
+def _on_grid(values) -> tuple[np.ndarray, int]:
+    grid, blocks = snapped(np.asarray(values, dtype=np.float32))
+    if blocks is None:
+        raise ValueError("a non-finite or too large array cannot be stored")
+    return grid, blocks.exponent
+
+
+def state_of(rows: StateRows, u: int) -> UserState:
+    """Row u as a state (its vector a view of the row), with its stored form."""
+    vector = rows.vectors[u]
+    weights = tuple(rows.weights[u, rows.start[u] : rows.end[u]].tolist())
+    stored = StoredForm(vector, int(rows.vector_exponents[u]), weights,
+                        int(rows.weight_exponents[u]))  # fmt: skip
+    return UserState(vector, rows.last_ts[u], rows.count[u], rows.recent[u], rows.position[u],
+                     weights, rows.seen[u], rows.model[u], stored)  # fmt: skip
 
 
 def encode_state(state: UserState, codebook: ItemCodebook | None = None) -> bytes:
     """The state as bytes; its recent items as indices into ``codebook`` where it has them."""
     if len(state.recent) != len(state.recent_weights):
         raise ValueError(f"{len(state.recent)} recent items but {len(state.recent_weights)} weights")
-    lookup = codebook.code if codebook else {}
-    codes = [lookup.get(item, 0) for item in state.recent]
-    largest = max(codes, default=0)
-    width = 1 if largest < 2**8 else 2 if largest < 2**16 else 4
-    parts = [
-        _HEADER.pack(
-            CODEC_VERSION, codebook.fingerprint if codebook else 0, state.model,
-            state.vector.shape[0], state.last_ts, state.count, state.position[0],
-            state.position[1], len(codes), width,
-        ),
-    ]  # fmt: skip
-    form = state.stored
-    if form is not None and form.holds(state.vector, state.recent_weights):
-        arrays = (form.vector_blocks, form.weights_blocks)
-    else:  # a state the math did not make (a test's, an older version's): snapped here
-        arrays = (to_blocks(state.vector), to_blocks(np.asarray(state.recent_weights)))
-    for exponent, integers in arrays:
-        parts += (_EXPONENT.pack(exponent), np.asarray(integers, "<i2").tobytes())
-    parts.append(np.asarray(codes, dtype=_CODE_TYPES[width]).tobytes())
-    for item, code in zip(state.recent, codes):
-        if code == 0:
-            raw = item.encode()
-            parts += (bytes((len(raw),)), raw)
-    parts += (_SEEN.pack(len(state.seen)), np.asarray(state.seen, dtype="<u8").tobytes())
-    return b"".join(parts)
+    return write_rows(rows_of([state], 0), [0], codebook)[0]
 
 
 def stored_last_ts(data: bytes) -> int:
@@ -86,11 +93,7 @@ def stored_last_ts(data: bytes) -> int:
     reads every user's; decoding the vector and ids for that would be wasted)."""
     if not data or data[0] not in (*LEGACY_VERSIONS, CODEC_VERSION):
         raise CorruptState(f"not a user state ({len(data)} bytes)")
-    if data[0] != CODEC_VERSION:
-        return legacy_last_ts(data)
-    if len(data) < _HEADER.size:
-        raise CorruptState(f"truncated header ({len(data)} bytes)")
-    return _HEADER.unpack_from(data)[4]
+    return last_ts_of(data) if data[0] == CODEC_VERSION else legacy_last_ts(data)
 
 
 def decode_state(
@@ -103,74 +106,5 @@ def decode_state(
         raise CorruptState(f"not a v1..v{CODEC_VERSION} user state ({len(data)} bytes)")
     if data[0] != CODEC_VERSION:
         return decode_legacy(data)
-    if len(data) < _HEADER.size:
-        raise CorruptState(f"truncated header ({len(data)} bytes)")
-    _, fingerprint, model, dim, last_ts, count, partition, offset, n_recent, width = (
-        _HEADER.unpack_from(data)
-    )
-    codebook = None
-    for candidate in codebooks:
-        if candidate.fingerprint == fingerprint:
-            codebook = candidate
-    if fingerprint and codebook is None and not drop_unknown_items:
-        raise UnknownCodebook(fingerprint)
-    if width not in _CODE_TYPES:
-        raise CorruptState(f"item code width {width}")
-    pos = _HEADER.size
-    vector_blocks, pos = _read_blocks(data, pos, dim)
-    weights_blocks, pos = _read_blocks(data, pos, n_recent)
-    vector = from_blocks(*vector_blocks)
-    if pos + width * n_recent > len(data):
-        raise CorruptState("truncated item codes")
-    codes = np.frombuffer(data, _CODE_TYPES[width], n_recent, pos).tolist()
-    pos += width * n_recent
-    by_code = codebook.by_code if codebook else ("",)
-    if codebook is not None and max(codes, default=0) >= len(by_code):
-        raise CorruptState(f"an item code beyond the catalog's {len(codebook)} items")
-    # without the codebook each coded id reads as "", dropped below with the weights
-    recent = [by_code[code] for code in codes] if codebook else [""] * n_recent
-    for n, code in enumerate(codes):
-        if code == 0:
-            size = data[pos] if pos < len(data) else -1
-            raw = data[pos + 1 : pos + 1 + size]
-            if len(raw) != size:
-                raise CorruptState("truncated recent item id")
-            try:
-                recent[n] = raw.decode()
-            except UnicodeDecodeError:
-                raise CorruptState("a recent item id is not UTF-8") from None
-            pos += 1 + size
-    if pos + _SEEN.size > len(data):
-        raise CorruptState("truncated seen ids")
-    (n_seen,) = _SEEN.unpack_from(data, pos)
-    pos += _SEEN.size
-    if pos + 8 * n_seen != len(data):
-        raise CorruptState("truncated seen ids or trailing bytes")
-    seen = tuple(np.frombuffer(data, "<u8", n_seen, pos).tolist())
-    stored = None
-    if codebook is not None or not fingerprint:
-        weights = tuple(from_blocks(*weights_blocks).tolist())
-        stored = StoredForm(vector, vector_blocks, weights, weights_blocks)
-    else:
-        recent, weights = [], ()
-    return UserState(
-        vector=vector,
-        last_ts=last_ts,
-        count=count,
-        recent=tuple(recent),
-        position=(partition, offset),
-        recent_weights=weights,
-        seen=seen,
-        model=model,
-        stored=stored,
-    )
-
-
-def _read_blocks(data: bytes, pos: int, size: int) -> tuple[Blocks, int]:
-    end = pos + _EXPONENT.size + 2 * size
-    if end > len(data):
-        raise CorruptState("truncated vector or weights")
-    (exponent,) = _EXPONENT.unpack_from(data, pos)
-    if not MIN_EXPONENT <= exponent <= MAX_EXPONENT:
-        raise CorruptState(f"a stored exponent {exponent} out of range")
-    return Blocks(exponent, np.frombuffer(data, "<i2", size, pos + _EXPONENT.size)), end
+    by_fingerprint = {codebook.fingerprint: codebook for codebook in codebooks}
+    return state_of(read_value(data, by_fingerprint, drop_unknown_items), 0)

@@ -14,14 +14,11 @@ import struct
 import numpy as np
 
 from core.interest import UserState
+from core.state_codec import CorruptState
 
 LEGACY_VERSIONS = (1, 2, 3)
 _HEADER = struct.Struct("<BHqIiqH")
 _SEEN = struct.Struct("<H")
-
-
-class CorruptState(ValueError):
-    """A table value this codec cannot read (wrong version or truncated)."""
 
 
 def legacy_last_ts(data: bytes) -> int:

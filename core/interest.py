@@ -8,18 +8,19 @@ Applied lazily, one event at a time: an event at or after the state's time ``t0`
 vector forward and adds ``w*e``; an older (out-of-order) event is added already decayed,
 ``w * e * 2**(-(t0 - t)/h)``. Both give the sum above, so the vector does not depend on arrival
 order, and replaying a log gives the state that living through it gave. ``h = inf`` never forgets.
+The step that applies events, and decides which apply, is :mod:`core.state_step`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from core.events import DELETE, IMPRESSION, Event
-from core.precision import Blocks, snap, snapped
+from core.events import Event
+from core.precision import snap
 
 NO_POSITION = (-1, -1)
 
@@ -31,7 +32,7 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     # A rating contributes weight * (value - rating_center): 5 stars pulls, 1 star pushes away.
     "rating": 1.0,
     "skip": -1.0,
-    "impression": 0.0,  # shown, not chosen: no interest (apply_user_events leaves it out)
+    "impression": 0.0,  # shown, not chosen: no interest (the state step leaves it out)
 }
 
 
@@ -56,7 +57,7 @@ class InterestConfig:
 
     def decays(self, times: np.ndarray) -> np.ndarray:
         """(T,) each of a user's time-ordered events' decay factor at the newest one: the
-        closed form of folding :func:`apply_event` over them (``2 ** (-age / h)``, the age in
+        closed form of folding :func:`core.state_step.apply_user_events` over them (``2 ** (-age / h)``, the age in
         event time, or in later events of the user with ``half_life_events``)."""
         if self.half_life_events is not None:
             later = np.arange(len(times) - 1, -1, -1, dtype=np.float64)
@@ -65,14 +66,15 @@ class InterestConfig:
 
 
 class StoredForm(NamedTuple):
-    """A state's vector and weights as the codec stores them, kept from the snap that made them
-    so the codec does not compute them again. Valid only for the very objects it names (a
-    ``replace`` of the vector leaves it behind, and the codec then computes afresh)."""
+    """The exponents the codec stores a state's vector and weights under, kept from the step or
+    the read that made them so the codec does not compute them again. Valid only for the very
+    objects it names (a ``replace`` of the vector leaves it behind, and the codec then computes
+    afresh)."""
 
     vector: np.ndarray
-    vector_blocks: Blocks
+    vector_exponent: int
     weights: tuple[float, ...]
-    weights_blocks: Blocks
+    weights_exponent: int
 
     def holds(self, vector: np.ndarray, weights: tuple[float, ...]) -> bool:
         return self.vector is vector and self.weights is weights
@@ -106,7 +108,13 @@ class UserState:
         return cls(vector=np.zeros(dim, dtype=np.float32))
 
     def has_applied(self, partition: int, offset: int) -> bool:
-        return partition == self.position[0] and offset <= self.position[1]
+        return applied_before(self.position, (partition, offset))
+
+
+def applied_before(position: tuple[int, int], at: tuple[int, int]) -> bool:
+    """Whether the event at ``at`` is one a state last applied at ``position`` holds: the same
+    partition, at or before it (a replay after a crash)."""
+    return at[0] == position[0] and at[1] <= position[1]
 
 
 def decay_factor(dt_ms: float, half_life_ms: float) -> float:
@@ -120,63 +128,6 @@ def event_weight(event: Event, weights: dict[str, float], rating_center: float) 
     if event.type == "rating" and event.value is not None:
         weight *= event.value - rating_center
     return weight
-
-
-def apply_event(
-    state: UserState,
-    event: Event,
-    item_vector: np.ndarray | None,
-    weight: float,
-    half_life_ms: float,
-    history_len: int,
-    position: tuple[int, int] = NO_POSITION,
-    half_life_events: float | None = None,
-    seen: tuple[int, ...] | None = None,
-) -> UserState:
-    """Return the state after one event; ``item_vector`` is None for items the model lacks.
-
-    With ``half_life_events`` the clock is the user's own event count instead of event time:
-    every later event of the user halves an interest after that many events. ``seen`` replaces
-    the state's seen event ids (the caller's dedupe window), the state's are kept if None.
-    """
-    vector = state.vector
-    kept = len(state.recent_weights) - max(0, len(state.recent_weights) + 1 - history_len)
-    recent_weights = np.empty(kept + 1, dtype=np.float32)
-    recent_weights[:kept] = state.recent_weights[len(state.recent_weights) - kept :]
-    if half_life_events is not None or event.ts >= state.last_ts or state.count == 0:
-        if state.count:
-            factor = (
-                decay_factor(1.0, half_life_events)
-                if half_life_events is not None
-                else decay_factor(event.ts - state.last_ts, half_life_ms)
-            )
-            vector = vector * np.float32(factor)
-            recent_weights[:kept] *= np.float32(factor)
-        last_ts = max(event.ts, state.last_ts)
-        contribution = weight
-    else:
-        last_ts = state.last_ts
-        contribution = weight * decay_factor(state.last_ts - event.ts, half_life_ms)
-    if item_vector is not None and contribution:
-        vector = vector + np.float32(contribution) * item_vector
-    recent_weights[kept] = contribution
-    vector, vector_blocks = snapped(vector)
-    snapped_weights, weights_blocks = snapped(recent_weights)
-    weights = tuple(snapped_weights.tolist())
-    stored = None  # an array that cannot be stored (non-finite): apply_user_events refuses it
-    if vector_blocks is not None and weights_blocks is not None:
-        stored = StoredForm(vector, vector_blocks, weights, weights_blocks)
-    return UserState(
-        vector=vector,
-        last_ts=last_ts,
-        count=state.count + 1,
-        recent=(state.recent + (event.item_id,))[-history_len:],
-        position=position,
-        recent_weights=weights,
-        seen=state.seen if seen is None else seen,
-        model=state.model,
-        stored=stored,
-    )
 
 
 def rebase(
@@ -229,66 +180,3 @@ def event_id_hash(event_id: str) -> int:
     """64 bits of BLAKE2b: the window stores 8 bytes per id whatever the id's length (a false
     repeat needs a collision among the window's ids, about ``window / 2**64``)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
-
-
-def apply_user_events(
-    state: UserState,
-    events: Sequence[tuple[Event, tuple[int, int]]],
-    item_vector: Callable[[str], np.ndarray | None],
-    config: InterestConfig,
-) -> UserUpdate:
-    """Apply one user's events in arrival order.
-
-    An event at or before the stored position was applied before a crash: it is not applied
-    again, but it still gets a snapshot (of the current state), because its record may have
-    been lost with the crash. So state is exactly-once and records at-least-once.
-    An event whose ``event_id`` is among the user's last ``config.dedupe_window`` applied ids
-    is the same event written twice (a producer retry): skipped, with no record.
-    A ``delete`` forgets the user (vector, history, seen ids: an empty state, no record); a
-    user silent for longer than ``config.ttl_ms`` of event time starts afresh.
-    Raises :class:`NonFiniteState` rather than return a state with an inf or NaN in it.
-    """
-    snapshots = []
-    applied = repeated = 0
-    forgotten = False
-    repeated_at = []
-    for event, position in events:
-        if state.has_applied(*position):
-            if event.type != IMPRESSION:
-                snapshots.append(Snapshot(event, position, state))
-            continue
-        id_hash = event_id_hash(event.event_id) if event.event_id and config.dedupe_window else None
-        if id_hash is not None and id_hash in state.seen:
-            repeated += 1
-            repeated_at.append(position)
-            continue
-        applied += 1
-        forgotten = event.type == DELETE
-        if event.type == DELETE:
-            state = replace(UserState.empty(state.vector.shape[0]), position=position,
-                            model=state.model)  # fmt: skip
-            continue
-        interest = event.type != IMPRESSION
-        if interest and config.ttl_ms is not None and state.count and (
-            event.ts - state.last_ts > config.ttl_ms
-        ):
-            state = replace(UserState.empty(state.vector.shape[0]), model=state.model)
-        seen = state.seen if id_hash is None else (state.seen + (id_hash,))[-config.dedupe_window :]
-        if not interest:  # an impression: applied (its position and id kept), interest untouched
-            state = replace(state, position=position, seen=seen)
-            continue
-        state = apply_event(
-            state,
-            event,
-            item_vector(event.item_id),
-            config.weight(event),
-            config.half_life_ms,
-            config.history_len,
-            position,
-            config.half_life_events,
-            seen,
-        )
-        if state.stored is None:  # the snap found a non-finite or unstorable array
-            raise NonFiniteState(f"event at {position} makes the state non-finite")
-        snapshots.append(Snapshot(event, position, state))
-    return UserUpdate(state, snapshots, applied, repeated, forgotten, tuple(repeated_at))

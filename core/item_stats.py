@@ -27,7 +27,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from core.codec_legacy import CorruptState
+from core.codec import CorruptState
 from core.events import IMPRESSION
 
 ITEM_STATS_VERSION = 2

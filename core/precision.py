@@ -77,10 +77,3 @@ def from_blocks(exponent: int, integers: np.ndarray) -> np.ndarray:
         raise ValueError(f"exponent {exponent} outside {MIN_EXPONENT}..{MAX_EXPONENT}")
     return integers.astype(np.float32) * _POWERS[exponent - FRACTION_BITS]
 
-
-def within_snaps(actual: np.ndarray, exact: np.ndarray, snaps: int, scale: float) -> bool:
-    """Whether state math on the grid is within its rounding of the exact sum: each of ``snaps``
-    snaps errs by at most SNAP_ERROR of the vector's size then, and decays with it after, so
-    ``scale`` is the decayed sum of the contributions' magnitudes (sum |w_i| d_i max|e_i|)."""
-    bound = snaps * SNAP_ERROR * scale + 1e-6 * (1.0 + scale)  # + float32's own rounding
-    return bool(np.all(np.abs(np.asarray(actual, np.float64) - exact) <= bound))

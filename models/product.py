@@ -1,7 +1,7 @@
 """The product as the prequential evaluator runs it: the worker's own update and scoring code.
 
 :class:`ProductPolicy` folds each event into its user's state with
-:func:`core.interest.apply_user_events` and ranks with :meth:`Recommender.top_k`, so the list
+:func:`core.state_step.apply_user_events` and ranks with :meth:`Recommender.top_k`, so the list
 tested before event n is exactly the record the worker emitted after the user's previous event
 (streams/tools/replay_check.py proves it through a broker). :class:`ModelVersions` is the model the
 product serves at each point of the stream, as a trainer would publish it. With ``items`` set,
@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from core.events import Event
-from core.interest import InterestConfig, UserState, apply_user_events, rebase
+from core.interest import InterestConfig, UserState, rebase
+from core.state_step import apply_user_events
 from models.artifact import load_recommender
 from models.exploration import Exploration, explore_rows
 from models.half_life import HalfLife

@@ -8,7 +8,7 @@ own. The model knows the topics only roughly (its item vectors are ``q_i`` plus 
 the quality at all, as a model trained on last month's data knows neither this month's tastes
 nor which new items are good: what a greedy policy cannot learn and exploration can.
 
-A step: a user is drawn, their decayed interest (``core.interest.apply_user_events``, the
+A step: a user is drawn, their decayed interest (``core.state_step.apply_user_events``, the
 worker's update) is scored by ``Recommender.top_k`` and ``models.exploration.explore`` makes the
 list; the simulated clicks update the interest and the items' impression and click counts (the
 Beta posteriors of ``core.item_stats``). The oracle shows the K unseen items of highest true
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from core.events import Event
-from core.interest import InterestConfig, UserState, apply_user_events
+from core.interest import InterestConfig, UserState
+from core.state_step import apply_user_events
 from models.blend import Blend
 from core.item_stats import beta_posterior
 from models.diversity import intra_list_diversity, unit_rows

@@ -16,10 +16,11 @@ import torch
 from kafka import KafkaConsumer, KafkaProducer
 
 from core.events import Event, encode_event
-from core.interest import UserState, apply_user_events
-from core.precision import within_snaps
+from core.interest import UserState
+from core.state_step import apply_user_events
 from models.artifact import load_recommender
 from streams.settings import Settings
+from tests.unit.grid import within_snaps
 
 
 def item_vectors(model_path: Path) -> dict[str, list[float]]:

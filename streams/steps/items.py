@@ -26,7 +26,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import orjson
 
-from core.codec_legacy import CorruptState
+from core.codec import CorruptState
 from core.events import IMPRESSION, MAX_ABS_VALUE, MAX_TS_MS, Event, InvalidEvent
 from core.interest import InterestConfig, event_id_hash
 from core.item_stats import (

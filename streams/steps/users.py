@@ -14,10 +14,11 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from core.codebook import ItemCodebook
-from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state
+from core.codec import CorruptState, UnknownCodebook, decode_state, put_states, state_of
 from core.events import DELETE, Event, InvalidEvent
-from core.interest import Snapshot, UserState, apply_user_events, rebase
-from core.interest_rows import StoredUpdates, apply_stored
+from core.interest import NonFiniteState, Snapshot, UserState, applied_before, rebase
+from core.state_codec import StateRows, read_rows, write_rows
+from core.state_step import apply_rows
 from streams.steps.parse import Message, ParsedBatch, Position, StepConfig
 
 log = logging.getLogger(__name__)
@@ -104,35 +105,31 @@ def apply_users(
     codebook: ItemCodebook | None = None,
     model_tag: int = 0,
     older_codebooks: Sequence[ItemCodebook] = (),
-    batched: bool = True,
 ) -> Applied:
     """Apply each user's events to the stored state, writing it back only if something applied.
 
     ``bind`` is called with the batch index of the user's last valid message before the user's
     table access: the worker makes that Faust event current, so the read and the write go to the
     partition the user's events come from.
-    The stored position makes state exactly-once (see :func:`core.interest.apply_user_events`).
+    The stored position makes state exactly-once (see :func:`core.state_step.apply_user_events`).
 
     A user whose events end in a ``delete`` has their entry deleted (Faust's table sends the
     changelog a tombstone); one who wrote again after it keeps only the new events.
-    A replay writes the stored state (or the tombstone) again: Faust's table puts a value into
-    RocksDB before its changelog record is delivered, so after a kill in between the local state
-    holds the batch and only this write brings the changelog, and the next owner, up to it.
 
     A failure while updating one user (a state that would turn non-finite, a value the codec
     cannot hold) is confined to that user: their events of the batch the stored state does not
     hold yet become ``internal_error`` dead letters, nothing of theirs is stored, and the other
-    users proceed. The table's own
-    errors are not confined: they propagate and stop the batch.
+    users proceed. The table's own errors are not confined: they propagate and stop the batch.
 
     States are written in ``codebook`` (the serving catalog) and read in it or any of
     ``older_codebooks``. A stored vector built by another model version than ``model_tag`` is
     rebuilt in the serving model's space from its recent items first (:func:`rebase`), the
     same way on a replay, so a hot swap keeps state exactly-once.
 
-    With a ``codebook`` (the worker always has one) the states are read, updated and written in
-    whole-batch array operations (:func:`core.interest_rows.apply_stored`), the same bytes as
-    the per-user path; ``batched=False`` takes the per-user path for every user (tests).
+    The states are read, updated and written as rows of whole-batch array operations
+    (:mod:`core.state_step`); a value the row reader does not read (an older version, another
+    catalog or dimension, a corrupt one) is loaded per user (:func:`load_user_state`) into its
+    row first, and so is a state to take into the serving model's space.
     """
     done = Applied([], 0, 0)
     users = list(parsed.by_user)
@@ -140,49 +137,49 @@ def apply_users(
     for user_id in users:
         bind(parsed.last_index[user_id])
         raws.append(table.get(user_id.encode()))
-    fast = StoredUpdates({}, {}, list(range(len(users))), set())  # all per user
-    if batched and codebook is not None:
-        try:
-            fast = apply_stored(raws, [parsed.by_user[u] for u in users], item_vector, dim,
-                                config.interest, codebook, model_tag)  # fmt: skip
-        except Exception:  # noqa: BLE001 - the per-user path confines what is one user's
-            log.exception("batch state path failed; this batch goes user by user")
+    events_of = [parsed.by_user[u] for u in users]
+    codebooks = [*([codebook] if codebook else []), *older_codebooks]
+    rows, unread = read_rows(raws, codebooks, dim, max(map(len, events_of), default=0))
+    failures: dict[int, Exception] = {}
+    loaded, rebased = {}, set()
+    for n in sorted({*unread, *(n for n in range(len(users)) if model_tag and
+                                rows.model[n] != model_tag)}):  # fmt: skip
+        stored = load_user_state(raws[n], users[n], dim, codebook, older_codebooks) \
+            if n in unread else state_of(rows, n)  # fmt: skip
+        rows.position[n] = stored.position  # what a failure below dead-letters against
+        try:  # a failing rebase is this user's failure too, confined like the update's
+            loaded[n] = in_model_space(stored, item_vector, dim, model_tag) if model_tag \
+                else stored  # fmt: skip
+            put_states(rows, {n: loaded[n]})
+        except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
+            failures[n] = exc
+            continue
+        if loaded[n] is not stored and stored.count > 0:
+            rebased.add(n)
+    before = list(rows.position)
+    updates, non_finite = apply_rows(rows, [() if n in failures else events
+                                            for n, events in enumerate(events_of)],
+                                     item_vector, config.interest)  # fmt: skip
+    failures.update((n, NonFiniteState("an event makes the state non-finite"))
+                    for n in non_finite)  # fmt: skip
+    kept = [n for n, update in enumerate(updates)
+            if n not in failures and update.applied and not update.forgotten]  # fmt: skip
+    values = _written(rows, kept, codebook, failures)
     for n, user_id in enumerate(users):
-        events, raw = parsed.by_user[user_id], raws[n]
-        if n in fast.updates:
-            update, encoded, rebased = fast.updates[n], fast.values.get(n), n in fast.rebased
-        else:
-            stored = load_user_state(raw, user_id, dim, codebook, older_codebooks)
-            try:  # a failing rebase is this user's failure too, confined like the update's
-                current = in_model_space(stored, item_vector, dim, model_tag) if model_tag \
-                    else stored  # fmt: skip
-                update = apply_user_events(current, events, item_vector, config.interest)
-                keep = update.applied and not update.forgotten  # impressions: a position only
-                encoded = encode_state(update.state, codebook) if keep else None
-            except Exception as exc:  # noqa: BLE001 - any failure here is this user's alone
-                # what the stored state already holds (a replay) is applied: no dead letter
-                unapplied = [m for m in parsed.messages_of[user_id]
-                             if not stored.has_applied(m.partition, m.offset)]
-                log.exception("user %s: update failed; %d events dead-lettered", user_id,
-                              len(unapplied))
-                error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
-                done.dead.extend((message, error) for message in unapplied)
-                done.duplicates += len(events) - len(unapplied)
-                continue
-            rebased = current is not stored and stored.count > 0
-        done.rebased += rebased
-        replayed = len(events) - update.applied - update.repeated_ids
-        done.duplicates += replayed
+        events, raw, key = events_of[n], raws[n], user_id.encode()
+        if n in failures:
+            _dead_letter(done, user_id, parsed.messages_of[user_id], before[n], failures[n])
+            continue
+        update = updates[n]
+        done.rebased += n in rebased
+        done.duplicates += len(events) - update.applied - update.repeated_ids
         done.repeated_ids += update.repeated_ids
-        key = user_id.encode()
         bind(parsed.last_index[user_id])
-        if encoded is not None:
-            table[key] = encoded
+        if n in values:
+            table[key] = values[n]
         elif update.forgotten:
             del table[key]  # a tombstone even for a gone entry: a replayed delete's may be lost
             done.deleted.extend([key] if raw is not None else [])
-        elif replayed and raw is not None:
-            table[key] = raw  # the changelog may lack it: a crash after the local write
         done.applied += update.applied
         repeated_at = set(update.repeated_at)
         done.item_events.extend((e, at) for e, at in events
@@ -195,3 +192,34 @@ def apply_users(
     # below the highest offset it counted from that partition
     done.item_events.sort(key=lambda entry: entry[1])
     return done
+
+
+def _written(
+    rows: StateRows, kept: list[int], codebook: ItemCodebook | None, failures: dict[int, Exception]
+) -> dict[int, bytes]:
+    """The new values of the ``kept`` rows; a value the codec cannot hold fails its user alone
+    (added to ``failures``)."""
+    try:
+        return dict(zip(kept, write_rows(rows, kept, codebook)))
+    except Exception:  # noqa: BLE001 - found again below, user by user
+        pass
+    values = {}
+    for n in kept:
+        try:
+            values[n] = write_rows(rows, [n], codebook)[0]
+        except Exception as exc:  # noqa: BLE001 - this user's value alone
+            failures[n] = exc
+    return values
+
+
+def _dead_letter(
+    done: Applied, user_id: str, messages: Sequence[Message], position: Position, exc: Exception
+) -> None:
+    """A failed user's messages the stored state (last applied at ``position``) does not hold
+    become dead letters; those it holds were applied before (a replay), not dead-lettered."""
+    unapplied = [m for m in messages if not applied_before(position, (m.partition, m.offset))]
+    log.error("user %s: update failed; %d events dead-lettered", user_id, len(unapplied),
+              exc_info=exc)  # fmt: skip
+    error = InvalidEvent("internal_error", f"{type(exc).__name__}: {exc}"[:1000])
+    done.dead.extend((message, error) for message in unapplied)
+    done.duplicates += len(messages) - len(unapplied)

@@ -23,7 +23,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from core.events import DELETE, Event
-from core.interest import UserState, apply_user_events
+from core.interest import UserState
+from core.state_step import apply_user_events
 from models.off_policy import LoggedList, logged_lists
 from models.promotion import Decision, GateConfig, decide
 from models.scoring import Recommender

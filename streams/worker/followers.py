@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
-from core.codec_legacy import CorruptState
+from core.codec import CorruptState
 from core.item_stats import decode_item_counts, decode_item_vector
 from models.item_board import ItemBoard
 from models.item_learning import Learned

@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 from core.codebook import ItemCodebook
 from core.codec import CorruptState, UnknownCodebook, decode_state, encode_state, stored_last_ts
 from core.events import Event
-from core.interest import InterestConfig, UserState, apply_user_events
+from core.interest import InterestConfig, UserState
+from core.state_step import apply_user_events
 from core.precision import MAX_EXPONENT, snap
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=60)

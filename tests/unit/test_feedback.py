@@ -7,7 +7,8 @@ import pytest
 
 from core.codec import decode_state
 from core.events import Event, InvalidEvent, encode_event, parse_event
-from core.interest import UserState, apply_user_events
+from core.interest import UserState
+from core.state_step import apply_user_events
 from streams.steps import records
 from streams.steps.parse import parse_batch
 from tests.unit.step_helpers import CONFIG, ITEMS, apply, event, messages, recommender

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
-from core.interest import NO_POSITION, NonFiniteState, apply_user_events
+from core.interest import NO_POSITION, NonFiniteState
+from core.state_step import apply_user_events
 from streams.steps import dead_letters
 from streams.steps.users import Applied, load_user_state
 from streams.steps.parse import ParsedBatch, StepConfig, parse_event_message

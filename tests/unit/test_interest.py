@@ -12,11 +12,10 @@ from core.interest import (
     InterestConfig,
     NonFiniteState,
     UserState,
-    apply_event,
-    apply_user_events,
     decay_factor,
     event_weight,
 )
+from core.state_step import apply_user_events
 from tests.unit.grid import assert_close_on_grid
 
 H = 1000.0  # half-life, ms
@@ -24,6 +23,15 @@ H = 1000.0  # half-life, ms
 
 def ev(ts: int, item: str = "a", kind: str = "click", value: float | None = None) -> Event:
     return Event("u", item, kind, ts, value)
+
+
+def apply_event(state, event, item_vector, weight, half_life_ms, history_len,
+                half_life_events=None) -> UserState:
+    """One event through the state step, at the next offset, weighing ``weight``."""
+    config = InterestConfig(event_weights={event.type: weight}, half_life_ms=half_life_ms,
+                            half_life_events=half_life_events, history_len=history_len)
+    at = (0, state.position[1] + 1)
+    return apply_user_events(state, [(event, at)], lambda _: item_vector, config).state
 
 
 def test_one_half_life_halves_the_vector():
@@ -135,7 +143,8 @@ def test_replayed_events_are_not_applied_again_but_still_get_a_snapshot():
     assert applied == 1 and again.count == 4 and again.position == (0, 8)
     # a replayed event's record is scored from the state as it stands, not re-applied
     assert [s.position for s in snapshots] == [(0, 5), (0, 6), (0, 7), (0, 8)]
-    assert snapshots[0].state is state
+    assert snapshots[0].state.count == state.count and snapshots[0].state.position == (0, 7)
+    np.testing.assert_array_equal(snapshots[0].state.vector, state.vector)
 
 
 @given(

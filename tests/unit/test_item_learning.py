@@ -11,7 +11,8 @@ import pytest
 
 from core.events import Event
 from core.generator import GeneratorConfig, generate
-from core.interest import InterestConfig, UserState, apply_user_events
+from core.interest import InterestConfig, UserState
+from core.state_step import apply_user_events
 from core.item_stats import decode_item_stats, decode_item_vector
 from models.artifact import load_recommender
 from models.item_learning import ItemLearning, OnlineItems, item_step, negatives_for

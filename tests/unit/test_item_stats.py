@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.codec_legacy import CorruptState
+from core.codec import CorruptState
 from core.item_stats import ItemStats, apply_item_events, decode_item_stats, encode_item_stats
 
 H = 1000.0

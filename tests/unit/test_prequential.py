@@ -9,7 +9,8 @@ import pytest
 from core.durations import format_duration, parse_duration
 from core.events import Event
 from core.generator import GeneratorConfig, generate
-from core.interest import InterestConfig, UserState, apply_user_events, rebase
+from core.interest import InterestConfig, UserState, rebase
+from core.state_step import apply_user_events
 from models.artifact import load_recommender
 from models.blend import Blend
 from models.prequential import _gains

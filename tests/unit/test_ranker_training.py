@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.events import Event
-from core.interest import InterestConfig, UserState, apply_user_events
+from core.interest import InterestConfig, UserState
+from core.state_step import apply_user_events
 from models.evaluation import leave_one_out
 from models.ranker_training import decayed_interest
 from models.train import positive_interactions

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from core.codec import decode_state
-from core.interest import UserState, apply_user_events, rebase
+from core.interest import UserState, rebase
+from core.state_step import apply_user_events
 from models.artifact import load_recommender, read_config
 from models.blend import Blend
 from models.mf import MatrixFactorization

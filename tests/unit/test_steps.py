@@ -12,7 +12,8 @@ import pytest
 from core.codebook import ItemCodebook
 from core.codec import decode_state, encode_state
 from core.events import Event, InvalidEvent, encode_event
-from core.interest import InterestConfig, UserState, apply_user_events
+from core.interest import InterestConfig, UserState
+from core.state_step import apply_user_events
 from streams.steps import dead_letters, records
 from streams.steps.parse import StepConfig, parse_batch
 from streams.steps.users import load_user_state

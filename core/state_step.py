@@ -1,12 +1,13 @@
-"""A micro-batch's events applied to all its users' states at once (:class:`StateRows`).
+"""The state step: a user's events applied to their state, each rule (replayed, a repeated
+id, a delete, a TTL restart, an impression, a late event) decided here and nowhere else.
 
-:func:`core.interest.apply_user_events` decays, updates and snaps a user's small arrays with
-~25 numpy calls an event, which cost more than anything else in the worker. Here the decisions
-an event needs (replayed? a repeated id? a delete, a TTL restart, an impression?) are still taken
-per event in plain Python, but the array work is collected into rounds: round k applies every
-user's k-th update as one set of array operations (decay, add the item, snap onto the grid).
-The results are bit for bit the per-user function's (the same float32 operations on the same
-values, in the same order: tests/unit/test_state_rows.py holds the two paths to each other).
+It runs on :class:`core.state_codec.StateRows`, all of a micro-batch's users at once: the
+decisions are taken per event in plain Python, and the array work is collected into rounds,
+round k applying every user's k-th update as one set of array operations (decay, add the item,
+snap onto the stored grid), because per-event numpy calls cost more than anything else in the
+worker (docs/benchmarks.md). :func:`apply_user_events` is the same step for one user, as the
+evaluator and the trainer call it; a batch of N events and N batches of one give the same bits
+(tests/unit/test_state_step.py).
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from core.codec import rows_of, state_of
 from core.events import DELETE, IMPRESSION, Event
-from core.interest import InterestConfig, Snapshot, UserState, decay_factor, event_id_hash
+from core.interest import (
+    InterestConfig,
+    NonFiniteState,
+    Snapshot,
+    UserState,
+    UserUpdate,
+    applied_before,
+    decay_factor,
+    event_id_hash,
+)
 from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT
-from core.codebook import ItemCodebook
-from core.state_rows import StateRows, power, read_rows, write_rows
+from core.state_codec import StateRows, power
 
 Position = tuple[int, int]
 
@@ -64,10 +74,9 @@ def apply_rows(
     item_vector: Callable[[str], np.ndarray | None],
     config: InterestConfig,
 ) -> tuple[list[RowUpdate], set[int]]:
-    """Apply user u's ``events_of[u]`` in arrival order to row u, as
-    :func:`core.interest.apply_user_events` would; the rows end holding each user's new state.
-    Also returns the users whose state would turn non-finite: their rows are left as they
-    were, for the per-user path to refuse."""
+    """Apply user u's ``events_of[u]`` in arrival order to row u (the rules:
+    :func:`apply_user_events`); the rows end holding each user's new state. Also returns the
+    users whose state would turn non-finite: their rows are left as they were, to refuse."""
     ops: list[list[_Op]] = []
     wanted: dict[int, list[_Wanted]] = {}
     snapshots: list = []  # a snapshot's scalars, then (once taken) the Snapshot
@@ -81,7 +90,7 @@ def apply_rows(
         last_ts, count, recent = rows.last_ts[u], rows.count[u], rows.recent[u]
         position, seen, start, end = rows.position[u], rows.seen[u], rows.start[u], rows.end[u]
         for event, at in events:
-            if at[0] == position[0] and at[1] <= position[1]:  # applied before a crash
+            if applied_before(position, at):  # applied before a crash
                 if event.type != IMPRESSION:
                     user_snaps.append(len(snapshots))
                     wanted.setdefault(len(user_ops), []).append(
@@ -166,7 +175,7 @@ def _take(rows: StateRows, wanted: list[_Wanted], snapshots: list, failed: set[i
 
 
 def _apply_round(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
-    """Every op of one round (at most one per user), as :func:`core.interest.apply_event`."""
+    """Every op of one round (at most one per user): reset, decay, add the item, snap."""
     ops = [op for op in ops if op.user not in failed]
     if not ops:
         return
@@ -207,8 +216,8 @@ def _apply_ops(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
 
 
 def _snapped(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row rounded onto the stored grid of its own exponent, as
-    :func:`core.precision.snapped`; rows that cannot be stored are flagged (and left as 0)."""
+    """Each row rounded onto the stored grid of its own exponent (:func:`core.precision.snapped`
+    for one array); rows that cannot be stored are flagged (and left as 0)."""
     largest = np.abs(values).max(axis=1) if values.shape[1] else np.zeros(len(values))
     bad = ~np.isfinite(largest)
     exponents = np.maximum(np.frexp(np.where(bad, 0.0, largest))[1].astype(np.int64),
@@ -221,47 +230,27 @@ def _snapped(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return snapped, exponents, bad
 
 
-class StoredUpdates(NamedTuple):
-    """:func:`apply_stored`'s outcome, by the user's index: their update, and the new value of
-    each user whose state is to be stored; ``left`` are the users for the per-user path, and
-    ``rebased`` those whose vector was taken into the serving model (a state of an unknown one)."""
-
-    updates: dict[int, RowUpdate]
-    values: dict[int, bytes]
-    left: list[int]
-    rebased: set[int]
-
-
-def apply_stored(
-    raws: Sequence[bytes | None],
-    events_of: Sequence[Sequence[tuple[Event, Position]]],
+def apply_user_events(
+    state: UserState,
+    events: Sequence[tuple[Event, Position]],
     item_vector: Callable[[str], np.ndarray | None],
-    dim: int,
     config: InterestConfig,
-    codebook: ItemCodebook,
-    model_tag: int = 0,
-) -> StoredUpdates:
-    """Read the stored values, apply each user's events, and write the states that changed:
-    a batch's state path in whole-batch array operations. Left to the per-user path: values
-    the batch reader does not read, states of another model version (to be rebased), and
-    updates that would turn non-finite."""
-    rows, left = read_rows(raws, codebook, dim, max((len(e) for e in events_of), default=0))
-    others = {u for u in range(len(raws)) if model_tag and rows.model[u] not in (0, model_tag)}
-    left_out = set(left) | others
-    rebased = set()
-    if model_tag:
-        for u in range(len(raws)):
-            rebased.update([u] if rows.model[u] == 0 and rows.count[u] else [])
-            rows.model[u] = model_tag
-    updates, failed = apply_rows(
-        rows, [() if u in left_out else e for u, e in enumerate(events_of)], item_vector, config)
-    left_out |= failed
-    kept = [u for u, update in enumerate(updates)
-            if u not in left_out and update.applied and not update.forgotten]  # fmt: skip
-    values = dict(zip(kept, write_rows(rows, kept, codebook)))
-    return StoredUpdates(
-        {u: update for u, update in enumerate(updates) if u not in left_out},
-        values,
-        sorted(left_out),
-        rebased - left_out,
-    )
+) -> UserUpdate:
+    """Apply one user's events in arrival order.
+
+    An event at or before the stored position was applied before a crash: it is not applied
+    again, but it still gets a snapshot (of the current state), because its record may have
+    been lost with the crash. So state is exactly-once and records at-least-once.
+    An event whose ``event_id`` is among the user's last ``config.dedupe_window`` applied ids
+    is the same event written twice (a producer retry): skipped, with no record.
+    A ``delete`` forgets the user (vector, history, seen ids: an empty state, no record); a
+    user silent for longer than ``config.ttl_ms`` of event time starts afresh. An impression
+    moves the position and the seen ids only. An event older than the state is added already
+    decayed (:mod:`core.interest`).
+    Raises :class:`NonFiniteState` rather than return a state with an inf or NaN in it.
+    """
+    rows = rows_of([state], len(events))
+    (update,), failed = apply_rows(rows, [events], item_vector, config)
+    if failed:
+        raise NonFiniteState("an event makes the state non-finite")
+    return UserUpdate(state_of(rows, 0), *update)
