@@ -28,7 +28,7 @@ from core.interest import (
     decay_factor,
     event_id_hash,
 )
-from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT
+from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT, snapped
 from core.state_codec import StateRows, power
 
 Position = tuple[int, int]
@@ -180,14 +180,43 @@ def _apply_round(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
     if not ops:
         return
     with np.errstate(over="ignore", invalid="ignore"):  # what overflows is refused below
-        _apply_ops(ops, rows, failed)
+        (_apply_op if len(ops) == 1 else _apply_ops)(ops, rows, failed)
+
+
+def _apply_op(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
+    """:func:`_apply_ops` for a round of one op, on the row itself: the same float32 operations
+    in the same order (so the same bits: tests/unit/test_state_step.py holds one batch of N
+    events to N batches of one), without the gathers and masks a round of many users needs,
+    which cost most of a single event's step (the evaluator's and the trainer's case)."""
+    (op,) = ops
+    factor, contribution = np.float32(op.factor), np.float32(op.contribution)
+    vector = (np.zeros_like(rows.vectors[op.user]) if op.reset else rows.vectors[op.user]) * factor
+    if op.item is not None and op.contribution:
+        vector += contribution * op.item
+    weights = rows.weights[op.user] * factor
+    weights[op.column] = contribution
+    weights[: op.start] = weights[op.column + 1 :] = 0.0
+    vector, vector_blocks = snapped(vector)
+    weights, weight_blocks = snapped(weights)
+    if op.delete:
+        rows.vectors[op.user], rows.weights[op.user] = 0.0, 0.0
+        rows.vector_exponents[op.user] = rows.weight_exponents[op.user] = 0
+    elif vector_blocks is None or weight_blocks is None:  # not finite, or too large to store
+        failed.add(op.user)
+    else:
+        rows.vectors[op.user], rows.weights[op.user] = vector, weights
+        rows.vector_exponents[op.user] = vector_blocks.exponent
+        rows.weight_exponents[op.user] = weight_blocks.exponent
 
 
 def _apply_ops(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
-    users = np.array([op.user for op in ops])
+    """The round's array work. What no op of the round needs (a reset, a delete, a row that
+    cannot be stored) costs no array call: one user's event is the evaluator's common case."""
+    users = [op.user for op in ops]
     vectors, weights = rows.vectors[users], rows.weights[users]
-    reset = np.array([op.reset for op in ops])
-    vectors[reset] = 0.0
+    resets = [n for n, op in enumerate(ops) if op.reset]
+    if resets:
+        vectors[resets] = 0.0
     factors = np.array([op.factor for op in ops], np.float64).astype(np.float32)[:, None]
     contributions = np.array([op.contribution for op in ops], np.float64).astype(np.float32)
     vectors *= factors
@@ -198,21 +227,27 @@ def _apply_ops(ops: list[_Op], rows: StateRows, failed: set[int]) -> None:
     weights *= factors
     columns = np.array([op.column for op in ops])
     weights[np.arange(len(ops)), columns] = contributions
-    kept = np.arange(weights.shape[1])[None, :]
+    kept = np.arange(weights.shape[1])
     window = (kept >= np.array([op.start for op in ops])[:, None]) & (kept <= columns[:, None])
     weights = np.where(window, weights, np.float32(0.0))
     vectors, vector_exponents, bad_vectors = _snapped(vectors)
     weights, weight_exponents, bad_weights = _snapped(weights)
-    deletes = np.array([op.delete for op in ops])
-    vectors[deletes], weights[deletes] = 0.0, 0.0
-    vector_exponents[deletes] = weight_exponents[deletes] = 0
-    bad = (bad_vectors | bad_weights) & ~deletes
-    failed.update(users[bad].tolist())
-    good = ~bad
-    rows.vectors[users[good]] = vectors[good]
-    rows.weights[users[good]] = weights[good]
-    rows.vector_exponents[users[good]] = vector_exponents[good]
-    rows.weight_exponents[users[good]] = weight_exponents[good]
+    deletes = [n for n, op in enumerate(ops) if op.delete]
+    if deletes:
+        vectors[deletes], weights[deletes] = 0.0, 0.0
+        vector_exponents[deletes] = weight_exponents[deletes] = 0
+        bad_vectors[deletes] = bad_weights[deletes] = False
+    bad = bad_vectors | bad_weights
+    if bad.any():
+        failed.update(np.asarray(users)[bad].tolist())
+        good = ~bad
+        users = np.asarray(users)[good]
+        vectors, weights = vectors[good], weights[good]
+        vector_exponents, weight_exponents = vector_exponents[good], weight_exponents[good]
+    rows.vectors[users] = vectors
+    rows.weights[users] = weights
+    rows.vector_exponents[users] = vector_exponents
+    rows.weight_exponents[users] = weight_exponents
 
 
 def _snapped(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,11 +255,13 @@ def _snapped(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for one array); rows that cannot be stored are flagged (and left as 0)."""
     largest = np.abs(values).max(axis=1) if values.shape[1] else np.zeros(len(values))
     bad = ~np.isfinite(largest)
-    exponents = np.maximum(np.frexp(np.where(bad, 0.0, largest))[1].astype(np.int64),
-                           MIN_EXPONENT)  # fmt: skip
+    if bad.any():
+        largest = np.where(bad, 0.0, largest)
+    exponents = np.maximum(np.frexp(largest)[1].astype(np.int64), MIN_EXPONENT)
     bad |= exponents > MAX_EXPONENT
-    exponents[bad] = 0
-    values = np.where(bad[:, None], np.float32(0.0), values)
+    if bad.any():
+        exponents[bad] = 0
+        values = np.where(bad[:, None], np.float32(0.0), values)
     snapped = np.rint(values * power(FRACTION_BITS - exponents)) * power(
         exponents - FRACTION_BITS)  # fmt: skip
     return snapped, exponents, bad
