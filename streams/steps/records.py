@@ -24,18 +24,6 @@ from models.slates import EXPLORE, NEW, SOURCES, TRENDING, ListRules, serve_list
 RECORD_SCHEMA_VERSION = 1
 
 
-def score(recommender: Recommender, states: Sequence[UserState], k: int) -> ScoredBatch:
-    """The model's own top-K for ``states``, no list rule applied: what :func:`serve` gives
-    with the default :class:`ListRules` (the tests' plain lists). Nothing served goes through
-    here: the worker's records and the query view both go through :func:`serve_lists`."""
-    return recommender.top_k(
-        np.stack([s.vector for s in states]),
-        [s.recent for s in states],
-        k,
-        [s.recent_weights for s in states],
-    )
-
-
 def serve(recommender: Recommender, snapshots: Sequence[Snapshot], k: int, rules: ListRules,
           board: ItemBoard | None, ids: Sequence[str]) -> ScoredBatch:  # fmt: skip
     """The batch's lists as ``rules`` choose them (models/slates.py), each row's draws seeded

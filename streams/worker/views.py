@@ -180,56 +180,57 @@ def register_views(
             }
         )
 
-    def unknown(web: faust.web.Web, user_id: str) -> faust.web.Response:
-        return web.json({"error": f"unknown user {user_id}"}, status=404)
+    def user_page(path: str, answer: Callable[..., faust.web.Response]) -> None:
+        """A page about one user, answered by the worker that holds the user's partition (the
+        request is routed there): ``answer(view, request, user_id, raw)`` with the stored value,
+        or 404 for a user the table does not have."""
 
-    @app.page("/users/{user_id}/recommendations")
-    class RecommendationsView(faust.web.View):
+        @app.page(path, name=path)
+        class UserView(faust.web.View):
+            @protected
+            @app.table_route(table=users, match_info="user_id")
+            async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
+                raw = users.get(user_id.encode())
+                if raw is None:
+                    return self.json({"error": f"unknown user {user_id}"}, status=404)
+                return answer(self, request, user_id, raw)
+
+    def recommendations_page(view: faust.web.View, request: faust.web.Request, user_id: str,
+                             raw: bytes) -> faust.web.Response:  # fmt: skip
         """The list the user's last record holds, served again (:func:`recommendations`)."""
+        return view.json(recommendations(user_id, raw, serving.active, settings, board))
 
-        @protected
-        @app.table_route(table=users, match_info="user_id")
-        async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
-            raw = users.get(user_id.encode())
-            if raw is None:
-                return unknown(self, user_id)
-            return self.json(recommendations(user_id, raw, serving.active, settings, board))
-
-    @app.page("/users/{user_id}/interest")
-    class InterestView(faust.web.View):
+    def interest_page(view: faust.web.View, request: faust.web.Request, user_id: str,
+                      raw: bytes) -> faust.web.Response:  # fmt: skip
         """The decayed interest vector at ``?at=`` (epoch ms; default now) and its raw state."""
+        state = stored_state(raw, user_id, serving.active)
+        try:
+            at = query_time(request.query.get("at"), int(time.time() * 1000))
+        except ValueError:
+            return view.json({"error": "at must be epoch milliseconds"}, status=400)
+        interest = settings.interest
+        factor = (
+            1.0  # the clock is the user's own events: nothing decays between them
+            if interest.half_life_events is not None
+            else decay_factor(max(0, at - state.last_ts), interest.half_life_ms)
+        )
+        return view.json(
+            {
+                "user_id": user_id,
+                "at": at,
+                "decay": factor,
+                "interest": (state.vector * np.float32(factor)).tolist(),
+                "vector": state.vector.tolist(),  # as stored, at last_ts
+                "last_ts": state.last_ts,
+                "count": state.count,
+                "recent": list(state.recent),
+                "recent_weights": list(state.recent_weights),
+                "position": list(state.position),
+            }
+        )
 
-        @protected
-        @app.table_route(table=users, match_info="user_id")
-        async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
-            raw = users.get(user_id.encode())
-            if raw is None:
-                return unknown(self, user_id)
-            state = stored_state(raw, user_id, serving.active)
-            try:
-                at = query_time(request.query.get("at"), int(time.time() * 1000))
-            except ValueError:
-                return self.json({"error": "at must be epoch milliseconds"}, status=400)
-            interest = settings.interest
-            factor = (
-                1.0  # the clock is the user's own events: nothing decays between them
-                if interest.half_life_events is not None
-                else decay_factor(max(0, at - state.last_ts), interest.half_life_ms)
-            )
-            return self.json(
-                {
-                    "user_id": user_id,
-                    "at": at,
-                    "decay": factor,
-                    "interest": (state.vector * np.float32(factor)).tolist(),
-                    "vector": state.vector.tolist(),  # as stored, at last_ts
-                    "last_ts": state.last_ts,
-                    "count": state.count,
-                    "recent": list(state.recent),
-                    "recent_weights": list(state.recent_weights),
-                    "position": list(state.position),
-                }
-            )
+    user_page("/users/{user_id}/recommendations", recommendations_page)
+    user_page("/users/{user_id}/interest", interest_page)
 
     @app.page("/metrics")
     @protected

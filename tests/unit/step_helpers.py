@@ -91,3 +91,12 @@ def apply(parsed: ParsedBatch, table: dict, config: StepConfig = CONFIG, bind=No
     )
 
 
+
+
+def plain_top_k(recommender: Recommender, states, k: int):
+    """The model's own top-K for ``states``, no list rule applied: what ``records.serve`` gives
+    with the default ``ListRules`` (the tests' plain lists; nothing served goes through here)."""
+    import numpy as np
+
+    return recommender.top_k(np.stack([s.vector for s in states]), [s.recent for s in states], k,
+                             [s.recent_weights for s in states])  # fmt: skip

@@ -11,7 +11,7 @@ from core.interest import UserState
 from core.state_step import apply_user_events
 from streams.steps import records
 from streams.steps.parse import parse_batch
-from tests.unit.step_helpers import CONFIG, ITEMS, apply, event, messages, recommender
+from tests.unit.step_helpers import CONFIG, ITEMS, apply, event, messages, recommender, plain_top_k
 
 
 def shown(user: str, item: str, ts: int, rec: str | None = "r1", event_id: str | None = None):
@@ -56,11 +56,11 @@ def test_records_carry_a_rec_id_that_a_replay_keeps_and_impressions_get_none():
     batch = messages(event("u1", "a", 0), shown("u1", "b", 1), event("u1", "c", 2))
     done = apply(parse_batch(batch, set(ITEMS)), table)
     assert [s.event.type for s in done.snapshots] == ["click", "click"]
-    recs = records.score(recommender(), [s.state for s in done.snapshots], 2)
+    recs = plain_top_k(recommender(), [s.state for s in done.snapshots], 2)
     first = [orjson.loads(v)["rec_id"] for _, v in
              records.recommendation_records(done.snapshots, recs, "v1")]  # fmt: skip
     replay = apply(parse_batch(batch, set(ITEMS)), table)
-    recs = records.score(recommender(), [s.state for s in replay.snapshots], 2)
+    recs = plain_top_k(recommender(), [s.state for s in replay.snapshots], 2)
     again = [orjson.loads(v)["rec_id"] for _, v in
              records.recommendation_records(replay.snapshots, recs, "v1")]  # fmt: skip
     assert first == again == [records.rec_id("u1", 0, 0), records.rec_id("u1", 0, 2)]

@@ -3,6 +3,8 @@ plain per-item reading of the schema: every item, score and explanation as a Pyt
 
 from __future__ import annotations
 
+from tests.unit.step_helpers import plain_top_k
+
 import numpy as np
 import orjson
 import pytest
@@ -63,7 +65,7 @@ def test_records_say_what_the_per_item_reading_says(explain: int):
     snapshots = [Snapshot(Event(f"u{n}", "x", "click", 1000 + n, None, f"e{n}" if n % 2 else None),
                           (1, n), s)
                  for n, s in enumerate(states)]  # fmt: skip
-    scored = records.score(rec, states, 6)
+    scored = plain_top_k(rec, states, 6)
     out = records.recommendation_records(snapshots, scored, rec.version, clock=lambda: 7.5)
 
     wants = rec.top_k(np.stack([s.vector for s in states]), [s.recent for s in states], 6,
@@ -88,7 +90,7 @@ def test_a_user_who_has_seen_almost_everything_gets_the_items_left():
     rec = random_recommender(2)
     state = UserState(np.ones(DIM, np.float32), 1, N_ITEMS - 2, tuple(rec.item_ids[2:]),
                       recent_weights=(1.0,) * (N_ITEMS - 2))  # fmt: skip
-    scored = records.score(rec, [state], 5)
+    scored = plain_top_k(rec, [state], 5)
     [(_, value)] = records.recommendation_records(
         [Snapshot(Event("u", "x", "click", 1), (0, 0), state)], scored, "v9")
     assert sorted(i["item_id"] for i in orjson.loads(value)["items"]) == rec.item_ids[:2]
@@ -98,7 +100,7 @@ def test_the_views_items_are_the_records_items():
     rng = np.random.default_rng(8)
     rec = random_recommender(3)
     states = random_states(rec, 5, rng)
-    scored = records.score(rec, states, 6)
+    scored = plain_top_k(rec, states, 6)
     snapshots = [Snapshot(Event(f"u{n}", "x", "click", 1), (0, n), s) for n, s in enumerate(states)]
     out = records.recommendation_records(snapshots, scored, rec.version)
     for row, (_, value) in enumerate(out):

@@ -20,6 +20,7 @@ from streams.steps.users import load_user_state
 from streams.settings import Settings
 from tests.unit.grid import assert_close_on_grid
 from tests.unit.step_helpers import (
+    plain_top_k,
     CONFIG, ITEMS, Message, Table, apply, event, messages, recommender,
 )
 
@@ -130,7 +131,7 @@ def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
     es = [event("u1", "a", 1000, "e-1"), event("u2", "b", 2000)]
     batch = messages(*es, partition=1, first_offset=10)
     done = apply(parse_batch(batch, set(ITEMS)), {})
-    recs = records.score(rec, [s.state for s in done.snapshots], CONFIG.top_k)
+    recs = plain_top_k(rec, [s.state for s in done.snapshots], CONFIG.top_k)
     out = records.recommendation_records(done.snapshots, recs, "v7", clock=lambda: 12.3456)
 
     assert [key for key, _ in out] == [b"u1", b"u2"]
@@ -159,7 +160,7 @@ def test_score_is_one_recommendation_per_state_excluding_recent_items():
         UserState(np.array([1.0, 0.5, 0.1, 0.0], np.float32), recent=("a",)),
         UserState(np.array([0.0, 0.0, 1.0, 0.2], np.float32)),
     ]
-    out = records.score(rec, states, 2)
+    out = plain_top_k(rec, states, 2)
     assert out[0].item_ids[0] == "b" and "a" not in out[0].item_ids
     assert out[1].item_ids[0] == "c" and len(out[1].item_ids) == 2
 

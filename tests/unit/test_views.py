@@ -18,7 +18,7 @@ from streams.steps.parse import parse_batch
 from streams.steps.users import apply_users
 from streams.worker.serving import Active
 from streams.worker.views import bearer_ok, recommendations, stored_state
-from tests.unit.step_helpers import FaustTable, event, messages
+from tests.unit.step_helpers import FaustTable, event, messages, plain_top_k
 from tests.unit.test_slates import board_with
 from tests.unit.test_slates import recommender as catalog
 
@@ -47,7 +47,7 @@ def test_the_recommendations_view_answers_the_users_last_record(seen):
     answer = recommendations("u", table[b"u"], Active(rec, ()), settings, board)
     assert answer["rec_id"] == ids[-1] and answer["position"] == [2, 40 + len(seen) - 1]
     assert answer["items"] == records.record_items(served, len(seen) - 1)  # the record's list
-    plain = records.score(rec, [stored_state(table[b"u"], "u", Active(rec, ()))], settings.top_k)
+    plain = plain_top_k(rec, [stored_state(table[b"u"], "u", Active(rec, ()))], settings.top_k)
     assert [i["item_id"] for i in answer["items"]] != plain[0].item_ids  # the rules changed it
     again = recommendations("u", table[b"u"], Active(rec, ()), settings, board)
     assert again == answer  # seeded by the record's id: the same draws every time
