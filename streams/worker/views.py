@@ -180,21 +180,6 @@ def register_views(
             }
         )
 
-    def user_page(path: str, answer: Callable[..., faust.web.Response]) -> None:
-        """A page about one user, answered by the worker that holds the user's partition (the
-        request is routed there): ``answer(view, request, user_id, raw)`` with the stored value,
-        or 404 for a user the table does not have."""
-
-        @app.page(path, name=path)
-        class UserView(faust.web.View):
-            @protected
-            @app.table_route(table=users, match_info="user_id")
-            async def get(self, request: faust.web.Request, user_id: str) -> faust.web.Response:
-                raw = users.get(user_id.encode())
-                if raw is None:
-                    return self.json({"error": f"unknown user {user_id}"}, status=404)
-                return answer(self, request, user_id, raw)
-
     def recommendations_page(view: faust.web.View, request: faust.web.Request, user_id: str,
                              raw: bytes) -> faust.web.Response:  # fmt: skip
         """The list the user's last record holds, served again (:func:`recommendations`)."""
@@ -229,8 +214,9 @@ def register_views(
             }
         )
 
-    user_page("/users/{user_id}/recommendations", recommendations_page)
-    user_page("/users/{user_id}/interest", interest_page)
+    for path, answer in (("/users/{user_id}/recommendations", recommendations_page),
+                         ("/users/{user_id}/interest", interest_page)):
+        table_page(app, protected, users, path, "user_id", "unknown user", answer)
 
     @app.page("/metrics")
     @protected
@@ -248,17 +234,13 @@ def register_item_view(app: faust.App, items: faust.Table, settings: Settings) -
     protected = token_required(settings.api_token)
     half_life_ms = settings.popularity_half_life_s * 1000.0
 
-    @app.page("/items/{item_id}/stats")
-    class ItemStatsView(faust.web.View):
-        @protected
-        @app.table_route(table=items, match_info="item_id")
-        async def get(self, request: faust.web.Request, item_id: str) -> faust.web.Response:
-            raw = items.get(item_id.encode())
-            if raw is None:
-                return self.json({"error": f"no statistics for item {item_id}"}, status=404)
-            stats = decode_item_stats(raw)
-            return self.json({"item_id": item_id, **stats_view(stats, stats.last_ts,
-                                                                half_life_ms)})  # fmt: skip
+    def answer(view: faust.web.View, request: faust.web.Request, item_id: str,
+               raw: bytes) -> faust.web.Response:  # fmt: skip
+        stats = decode_item_stats(raw)
+        return view.json({"item_id": item_id, **stats_view(stats, stats.last_ts, half_life_ms)})
+
+    table_page(app, protected, items, "/items/{item_id}/stats", "item_id",
+               "no statistics for item", answer)  # fmt: skip
 
 
 def register_item_vector_view(app: faust.App, serving: Serving, settings: Settings) -> None:
@@ -280,3 +262,21 @@ def register_item_vector_view(app: faust.App, serving: Serving, settings: Settin
                 "serving": bool(np.array_equal(serving.recommender.item_vector(item_id),
                                                learned.vector)),  # this one, not the artifact's
             })  # fmt: skip
+
+
+def table_page(app: faust.App, protected: Callable[[Handler], Handler], table: faust.Table,
+               path: str, key: str, missing: str,
+               answer: Callable[..., faust.web.Response]) -> None:  # fmt: skip
+    """A page about one key of ``table``, answered by the worker that holds the key's partition
+    (Faust routes the request there): ``answer(view, request, key, raw)`` with the stored value,
+    or 404 (``missing`` and the key) for a key the table does not have."""
+
+    @app.page(path, name=path)
+    class TableView(faust.web.View):
+        @protected
+        @app.table_route(table=table, match_info=key)
+        async def get(self, request: faust.web.Request, **match: str) -> faust.web.Response:
+            raw = table.get(match[key].encode())
+            if raw is None:
+                return self.json({"error": f"{missing} {match[key]}"}, status=404)
+            return answer(self, request, match[key], raw)
