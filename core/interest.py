@@ -117,6 +117,13 @@ def applied_before(position: tuple[int, int], at: tuple[int, int]) -> bool:
     return at[0] == position[0] and at[1] <= position[1]
 
 
+def past_ttl(last_ts: float, now_ts: float, ttl_ms: float | None) -> bool:
+    """Whether a user whose newest event is at ``last_ts`` has been silent past the TTL at
+    event time ``now_ts``: the step restarts such a user afresh at their next event, and the
+    retention sweep evicts them before it (streams/worker/retention.py)."""
+    return ttl_ms is not None and now_ts - last_ts > ttl_ms
+
+
 def decay_factor(dt_ms: float, half_life_ms: float) -> float:
     """``2 ** (-dt/h)``; 1.0 for ``h = inf``."""
     return 2.0 ** (-dt_ms / half_life_ms)

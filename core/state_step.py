@@ -27,6 +27,7 @@ from core.interest import (
     applied_before,
     decay_factor,
     event_id_hash,
+    past_ttl,
 )
 from core.precision import FRACTION_BITS, MAX_EXPONENT, MIN_EXPONENT, snapped
 from core.state_codec import StateRows, power
@@ -111,8 +112,7 @@ def apply_rows(
                 user_ops.append(_Op(u, True, True, 1.0, 0.0, None, -1, end))
                 continue
             interest = event.type != IMPRESSION
-            reset = bool(interest and config.ttl_ms is not None and count
-                         and event.ts - last_ts > config.ttl_ms)  # fmt: skip
+            reset = bool(interest and count and past_ttl(last_ts, event.ts, config.ttl_ms))
             if reset:
                 last_ts = count = 0
                 recent, seen, start = (), (), end

@@ -16,6 +16,7 @@ import math
 from typing import Any, Callable, Iterable, Mapping
 
 from core.codec import CorruptState, stored_last_ts
+from core.interest import past_ttl
 from streams.kafka_edge.compat import FAUST_ROWS
 from streams.steps.parse import ParsedBatch
 
@@ -36,7 +37,7 @@ def expired_users(
         if key.startswith(FAUST_ROWS):
             continue  # Faust's own rows (its persisted changelog offset), not a user
         try:
-            if watermark_ms - stored_last_ts(raw) > ttl_ms:
+            if past_ttl(stored_last_ts(raw), watermark_ms, ttl_ms):
                 expired.append(key)
         except CorruptState:
             log.warning("user %r: unreadable state left to the TTL sweep of its writer", key)

@@ -85,8 +85,13 @@ class UserPath:
             tx.dead_letter(message, exc)
         await tx.commit()
         self.metrics.observe_sent(parsed.produced)
-        # Counted once committed, so a count a caller sees (applied == events in, a user
-        # expired) is already true in the table.
+        self.count(done, refused, expired, explored, trending)
+
+    def count(self, done: Applied, refused: list, expired: int, explored: int,
+              trending: int) -> None:  # fmt: skip
+        """The batch's counts, once it is committed: a count a caller sees (applied == events
+        in, a user expired) is then already true in the table."""
+        stats = self.stats
         for _, exc in refused:
             stats.dead_lettered[exc.reason] += 1
         stats.rebased += done.rebased
