@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import typer
 
-from streams.cli.options import console
+from streams.cli.options import console, note
 
 if TYPE_CHECKING:
     from core.generator import GeneratorConfig
@@ -40,7 +40,7 @@ def stream_of(
     from core.sources import load_events
     from models.stream import Stream, positives
 
-    stream = Stream.of(positives(load_events(data, read, generator, console.print), min_rating), warmup)
+    stream = Stream.of(positives(load_events(data, read, generator, note), min_rating), warmup)
     console.print(
         f"{len(stream.events):,} events, {stream.n_users:,} users, "
         f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "

@@ -17,6 +17,7 @@ from streams.cli.options import (
     chosen_generator,
     console,
     load_settings,
+    note,
     reader_options,
     user_errors,
 )
@@ -51,7 +52,7 @@ def produce(
         n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
     )
     with user_errors():
-        messages = load_source(source, read, generator, console.print)
+        messages = load_source(source, read, generator, note)
         if limit is not None:
             messages = islice(messages, limit)
         with progress_bar(console) as progress:

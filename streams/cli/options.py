@@ -58,6 +58,11 @@ class SettingsFromEnv(Settings):
     reads_env = True
 
 
+def note(line: str) -> None:
+    """One line for the user, unwrapped and without markup (it may quote a path or a row)."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 @contextmanager
 def usage_errors() -> Iterator[None]:
     """A ValueError from reading what the user typed (a flag, an env value) is a usage error:

@@ -20,6 +20,7 @@ from streams.cli.options import (
     chosen_generator,
     console,
     load_settings,
+    note,
     model_option,
     reader_options,
     user_errors,
@@ -94,7 +95,7 @@ def train(
         ann_min_items=ann_min_items, recent_events=recent_events,
     )
     with user_errors():
-        events = load_events(data, read, generator, console.print)
+        events = load_events(data, read, generator, note)
         if warm_start is not None:
             version, metrics = update(
                 warm_start, events, settings.interest, config, settings.model_path
