@@ -102,8 +102,9 @@ def main() -> None:
         "peak_rss_mb": round(read["peak_rss_kb"] / 1024),
         "vm_hwm_mb": read["vm_hwm_kb"] and round(read["vm_hwm_kb"] / 1024),
         "interpreter_rss_mb": round(idle["peak_rss_kb"] / 1024),
-        "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2),
-        "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "load_avg_1m_before": round(load_before, 2),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
     }  # fmt: skip
     write_report(args.out, "reader_memory", [row], {
         "lines": lambda r: f"{r['lines']:,}",

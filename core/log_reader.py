@@ -96,7 +96,9 @@ def row_converter(mapping: ColumnMapping, indices: dict[str, int]) -> Callable[[
     def convert(row: list[str]) -> Event:
         if len(row) < width:
             raise InvalidEvent("short_row", f"{len(row)} fields, the mapping reads {width}")
-        fields: dict[str, object] = {n: row[i].strip() for n, i in ids if row[i].strip() not in MISSING}
+        fields: dict[str, object] = {
+            name: row[i].strip() for name, i in ids if row[i].strip() not in MISSING
+        }
         ts = to_ms(row[at_ts].strip())
         if at_offset is not None and row[at_offset].strip() not in MISSING:
             ts += round(float(row[at_offset]))

@@ -20,7 +20,8 @@ DAY_MS = 86_400_000
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    moment = datetime.fromtimestamp(ts / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _events(seed: int, types: tuple[str, ...], unit_ms: int, value: bool = False) -> list[Event]:
@@ -76,12 +77,13 @@ CASES: dict[str, tuple[str, ReadOptions, list[Event], Writer]] = {
               lambda es: "".join(encode_event(e).decode() + "\n" for e in es)),
     "own-named-columns": (
         "mine.tsv",
-        ReadOptions(columns="user=who,item=what,ts=when,type=kind", type_map="seen=view,got=purchase",
-                    ts_format="%d/%m/%Y %H:%M:%S"),
+        ReadOptions(columns="user=who,item=what,ts=when,type=kind",
+                    type_map="seen=view,got=purchase", ts_format="%d/%m/%Y %H:%M:%S"),
         _events(12, ("view", "purchase"), 1000),
         lambda es: "what\twho\tkind\twhen\n" + "".join(
             f"{e.item_id}\t{e.user_id}\t{'seen' if e.type == 'view' else 'got'}\t"
-            f"{datetime.fromtimestamp(e.ts / 1000, timezone.utc):%d/%m/%Y %H:%M:%S}\n" for e in es)),
+            f"{datetime.fromtimestamp(e.ts / 1000, timezone.utc):%d/%m/%Y %H:%M:%S}\n"
+            for e in es)),
     "own-indices-no-header": (
         "mine.txt",
         ReadOptions(columns="session=2,item=0,ts=1", ts_unit="us", delimiter="|", header=False,
@@ -138,7 +140,8 @@ def test_bad_rows_are_counted_and_skipped_when_asked(tmp_path):
                     ",4,3,300\n1,5,3,-7\n1,6,2,50\n")
     log = EventLog(path, ReadOptions(skip_bad_rows=True))
     assert [e.item_id for e in log] == ["6", "2"]
-    assert log.summary().startswith("skipped 3 bad rows; the first: ") and "ratings.csv:3" in log.summary()
+    assert log.summary().startswith("skipped 3 bad rows; the first: ")
+    assert "ratings.csv:3" in log.summary()
 
 
 def test_a_missing_column_and_a_bad_mapping_are_usage_errors(tmp_path):

@@ -41,8 +41,10 @@ def schema(name: str) -> Draft202012Validator:
 EVENT = schema("event.v1.schema.json")
 RECORD = schema("recommendation.v1.schema.json")
 
-hostile = st.none() | st.booleans() | st.floats() | st.lists(st.integers(), max_size=2) | st.just({})
-ids = st.text(min_size=0, max_size=300) | st.integers(-(2**70), 2**70) | st.text("é€𝄞", max_size=260)
+hostile = (st.none() | st.booleans() | st.floats() | st.lists(st.integers(), max_size=2)
+           | st.just({}))
+ids = (st.text(min_size=0, max_size=300) | st.integers(-(2**70), 2**70)
+       | st.text("é€𝄞", max_size=260))  # the last: over 255 UTF-8 bytes in few characters
 moments = st.datetimes(datetime(1960, 1, 1), datetime(2100, 1, 1), timezones=st.just(timezone.utc)
                        | st.none() | st.just(timezone(timedelta(hours=-5))))  # fmt: skip
 times = (st.integers(-10, 2 * 10**14) | st.floats(-1e3, 2e14) | moments.map(datetime.isoformat)

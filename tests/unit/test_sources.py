@@ -70,11 +70,13 @@ def test_evaluate_reads_your_own_log_and_reports_the_skipped_rows(tmp_path):
     rows.insert(5, "s1|item2|yesterday|seen")
     (tmp_path / "mine.psv").write_text("\n".join(rows) + "\n")
     result = CliRunner().invoke(app, [
-        "evaluate", "--data", str(tmp_path / "mine.psv"), "--columns", "session=0,item=1,ts=2,type=3",
+        "evaluate", "--data", str(tmp_path / "mine.psv"),
+        "--columns", "session=0,item=1,ts=2,type=3",
         "--no-header", "--delimiter", "|", "--ts-unit", "s", "--type-map", "seen=click",
         "--skip-bad-rows", "--policy", "popularity", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "skipped 1 bad rows; the first: " in result.output and "mine.psv:6: bad_ts" in result.output
+    assert "skipped 1 bad rows; the first: " in result.output
+    assert "mine.psv:6: bad_ts" in result.output
     assert "300 events, 7 users, 11 items" in result.output
 
 
