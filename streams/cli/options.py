@@ -134,7 +134,7 @@ _READER_PARAMS = {
     "type_map": (Optional[str], None, typer.Option(
         rich_help_panel=_READ, help="Raw event types onto v1 types (view, click, cart, "
         "purchase, rating, skip, impression, delete), e.g. pv=view,buy=purchase; *=click "
-        "types rows with no type column. Built in: pv=view, fav/favourite=cart, buy=purchase, "
+        "types the rows with no type column or an unlisted one. Built in: pv=view, fav/favourite=cart, buy=purchase, "
         "addtocart=cart, transaction=purchase.")),
     "ts_unit": (Optional[str], None, typer.Option(
         rich_help_panel=_READ, help="Unit of a numeric timestamp: s, ms or us "
