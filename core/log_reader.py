@@ -55,7 +55,10 @@ def column_indices(mapping: ColumnMapping, header: list[str] | None, where: str)
 
 
 def ts_parser(mapping: ColumnMapping) -> Callable[[str], int]:
-    """Text -> epoch ms: strptime with ``ts_format``, else a number in ``ts_unit`` or ISO-8601."""
+    """Text -> epoch ms: strptime with ``ts_format`` (``iso``: ISO-8601 only), else a number in
+    ``ts_unit`` or ISO-8601."""
+    if mapping.ts_format and mapping.ts_format.lower() == "iso":
+        return parse_ts
     if mapping.ts_format:
         fmt = mapping.ts_format
 
@@ -97,7 +100,7 @@ def row_converter(mapping: ColumnMapping, indices: dict[str, int]) -> Callable[[
         if len(row) < width:
             raise InvalidEvent("short_row", f"{len(row)} fields, the mapping reads {width}")
         fields: dict[str, object] = {
-            name: row[i].strip() for name, i in ids if row[i].strip() not in MISSING
+            name: text for name, i in ids if (text := row[i].strip()) not in MISSING
         }
         ts = to_ms(row[at_ts].strip())
         if at_offset is not None and row[at_offset].strip() not in MISSING:

@@ -28,9 +28,11 @@ class EventLog:
     """The events of the log at ``path`` in event-time order (stable: ties keep file order),
     yielded one at a time; after a pass, :meth:`summary` says what bad rows were skipped."""
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
+    def __init__(self, path: Path, options: ReadOptions | str | None = None) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"no such event log: {path}")
+        if isinstance(options, str):  # a format's name stands for its options
+            options = ReadOptions(fmt=options)
         self.path, self.options = path, options or ReadOptions()
         self.reader = LogReader(path, self.options.mapping(path), self.options.skip_bad_rows)
 
@@ -58,15 +60,13 @@ class EventLog:
 
 
 def read_events(path: Path, options: ReadOptions | str | None = None) -> list[Event]:
-    """All events of a log file, sorted by event time (a format name stands for its options)."""
-    if isinstance(options, str):
-        options = ReadOptions(fmt=options)
+    """All events of a log file, sorted by event time."""
     return list(EventLog(path, options))
 
 
 def load_events(
     path: Path | None,
-    options: ReadOptions | None,
+    options: ReadOptions | str | None,
     generator: GeneratorConfig | None,
     report: Callable[[str], object] | None = None,
 ) -> list[Event]:

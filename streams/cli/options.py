@@ -141,7 +141,7 @@ _READER_PARAMS = {
         "(default: the format's; ms for --columns). ISO-8601 text is read as such.")),
     "ts_format": (Optional[str], None, typer.Option(
         rich_help_panel=_READ, help="strptime format of the timestamp, e.g. '%d/%m/%Y %H:%M' "
-        "(naive times are UTC).")),
+        "(naive times are UTC), or iso for ISO-8601 only.")),
     "delimiter": (Optional[str], None, typer.Option(
         rich_help_panel=_READ, help="Field delimiter: a character, 'tab', or '::' "
         "(default: the format's; ',' for --columns, tab for .tsv).")),
@@ -157,7 +157,7 @@ _READER_PARAMS = {
         "without sorting (an event that goes back in time stops the read).")),
     "sort_run": (int, 200_000, typer.Option(
         min=1, rich_help_panel=_READ, help="Events sorted in memory at once; a longer log is "
-        "sorted in runs of this many on disk and merged, so memory stays bounded.")),
+        "sorted in runs of this many on disk (in TMPDIR) and merged, so memory stays bounded.")),
 }
 
 

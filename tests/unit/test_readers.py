@@ -167,3 +167,13 @@ def test_sorted_streams_a_sorted_log_and_stops_where_it_is_not(tmp_path):
     assert [next(log).ts, next(log).ts] == [100_000, 200_000]
     with pytest.raises(ValueError, match=r"u.data:3: ts 150000 is before .*drop --sorted"):
         next(log)
+
+
+def test_iso_timestamps_and_a_format_name_for_options(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("u,i,t\na,b,2024-05-01T10:00:00+02:00\na,c,2024-05-01T07:00:00Z\n")
+    events = read_events(path, ReadOptions(columns="user=u,item=i,ts=t", ts_format="iso"))
+    assert [(e.item_id, e.ts) for e in events] == [("c", 1714546800000), ("b", 1714550400000)]
+    (tmp_path / "events.csv").write_text("timestamp,visitorid,event,itemid,transactionid\n"
+                                         "5,v,addtocart,i,\n")
+    assert read_events(tmp_path / "events.csv", "retailrocket")[0].type == "cart"
