@@ -131,10 +131,15 @@ class LogReader:
         self.first_bad = self.first_bad or message
 
     def __iter__(self) -> Iterator[Event]:
-        if self.mapping is None:
-            yield from self._jsonl()
-        else:
-            yield from self._delimited(self.mapping)
+        try:
+            if self.mapping is None:
+                yield from self._jsonl()
+            else:
+                yield from self._delimited(self.mapping)
+        except UnicodeDecodeError as exc:  # the text stream cannot go on past it: not skippable
+            encoding = self.mapping.encoding if self.mapping else "utf-8"
+            raise BadRow(f"{self.path}: after line {self.line}: not {encoding} text "
+                         f"({exc.reason})") from None
 
     def _jsonl(self) -> Iterator[Event]:
         with open_text(self.path, "utf-8") as lines:
@@ -146,14 +151,22 @@ class LogReader:
                         self._bad(str(exc))
 
     def _rows(self, handle: io.TextIOBase, delimiter: str) -> Iterator[list[str]]:
-        if len(delimiter) == 1:
-            reader = csv.reader(handle, delimiter=delimiter)
-            for row in reader:
-                self.line = reader.line_num
-                yield row
-        else:  # csv takes one character; MovieLens 1M separates with "::"
+        if len(delimiter) != 1:  # csv takes one character; MovieLens 1M separates with "::"
             for self.line, text in enumerate(handle, 1):
                 yield text.rstrip("\r\n").split(delimiter)
+            return
+        reader = csv.reader(handle, delimiter=delimiter)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a field over csv's size limit: one bad row
+                self.line = reader.line_num
+                self._bad(f"unreadable row: {exc}")
+                continue
+            self.line = reader.line_num
+            yield row
 
     def _delimited(self, mapping: ColumnMapping) -> Iterator[Event]:
         with open_text(self.path, mapping.encoding) as handle:

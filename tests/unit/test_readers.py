@@ -177,3 +177,15 @@ def test_iso_timestamps_and_a_format_name_for_options(tmp_path):
     (tmp_path / "events.csv").write_text("timestamp,visitorid,event,itemid,transactionid\n"
                                          "5,v,addtocart,i,\n")
     assert read_events(tmp_path / "events.csv", "retailrocket")[0].type == "cart"
+
+
+def test_unreadable_rows_and_text_are_named_too(tmp_path):
+    path = tmp_path / "ratings.csv"
+    huge = '"' + "x" * 200_000 + '"'  # over csv's field size limit
+    path.write_text(f"userId,movieId,rating,timestamp\n1,2,4,100\n1,{huge},4,100\n1,3,4,50\n")
+    with pytest.raises(ValueError, match=r"ratings.csv:3: unreadable row"):
+        read_events(path)
+    assert [e.item_id for e in read_events(path, ReadOptions(skip_bad_rows=True))] == ["3", "2"]
+    path.write_bytes(b"userId,movieId,rating,timestamp\n1,2,4,100\n1,\xff\xfe,4,100\n")
+    with pytest.raises(ValueError, match=r"ratings.csv: after line \d+: not utf-8 text"):
+        read_events(path)
