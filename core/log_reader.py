@@ -50,7 +50,8 @@ def column_indices(mapping: ColumnMapping, header: list[str] | None, where: str)
         elif column in exact or _normal(column) in loose:
             indices[name] = exact.get(column, loose.get(_normal(column)))
         elif name not in mapping.optional:
-            raise BadRow(f"{where}: no column {column!r} (for {name}) in the header {header}")
+            raise BadRow(f"{where}: no column {column!r} (for {name}) in the header {header}; "
+                         "is it another format (--format) or your own (--columns)?")
     return indices
 
 
@@ -104,14 +105,21 @@ def row_converter(mapping: ColumnMapping, indices: dict[str, int]) -> Callable[[
         }
         ts = to_ms(row[at_ts].strip())
         if at_offset is not None and row[at_offset].strip() not in MISSING:
-            ts += round(float(row[at_offset]))
+            ts += round(_number(row[at_offset], "bad_ts", "ts_offset"))
         fields["ts"] = ts
         fields["type"] = mapping.event_type(None if at_type is None else row[at_type].strip())
         if at_value is not None and row[at_value].strip() not in MISSING:
-            fields["value"] = float(row[at_value])
+            fields["value"] = _number(row[at_value], "bad_value", "value")
         return event_from_fields(fields)
 
     return convert
+
+
+def _number(text: str, reason: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidEvent(reason, f"{name} {text.strip()[:32]!r} is not a number") from None
 
 
 class LogReader:
