@@ -91,10 +91,13 @@ PRESETS: dict[str, ColumnMapping] = {
     ),
     "taobao": _preset({"user": 0, "item": 1, "type": 3, "ts": 4}, header=False, ts_unit="s"),
     "yoochoose-clicks": _preset(
-        {"session": 0, "ts": 1, "item": 2}, header=False, type_map={ANY_TYPE: "click"}
+        {"session": 0, "ts": 1, "item": 2}, header=False, ts_format="iso",
+        type_map={ANY_TYPE: "click"},
     ),
+    # a buy's price and quantity are not read: no v1 field says how much was bought
     "yoochoose-buys": _preset(
-        {"session": 0, "ts": 1, "item": 2}, header=False, type_map={ANY_TYPE: "purchase"}
+        {"session": 0, "ts": 1, "item": 2}, header=False, ts_format="iso",
+        type_map={ANY_TYPE: "purchase"},
     ),
     "yoochoose-sessions": _preset(
         {"session": "SessionId", "item": "ItemId", "ts": "Time"},

@@ -139,6 +139,7 @@ class LogReader:
         self.first_bad = self.first_bad or message
 
     def __iter__(self) -> Iterator[Event]:
+        self.bad_rows, self.first_bad, self.line = 0, "", 0  # each pass counts afresh
         try:
             if self.mapping is None:
                 yield from self._jsonl()
