@@ -37,6 +37,8 @@ SECTIONS = [
      "bench/backlog.py"),
     ("failover", "Failover with 1e6 users' state, with and without standby replicas",
      "bench/failover.py"),
+    ("reader_memory", "Reading a long unsorted log in time order: peak memory and rate",
+     "bench/reader_memory.py"),
 ]
 
 

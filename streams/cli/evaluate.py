@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from core.log_formats import ReadOptions
 from streams.cli.options import (
     Bootstrap,
     Dim,
@@ -18,7 +19,6 @@ from streams.cli.options import (
     GenEventsPerUser,
     GenItems,
     GenUsers,
-    LogFormat,
     RecentEvents,
     Seed,
     TorchThreads,
@@ -26,6 +26,7 @@ from streams.cli.options import (
     console,
     load_settings,
     model_option,
+    reader_options,
     usage_errors,
     user_errors,
 )
@@ -38,6 +39,7 @@ POLICIES = ("popularity", "trending", "item-knn", "online-mf", "interest", "prod
 DEFAULT_HALF_LIVES = ("1h", "1d", "7d", "30d", "inf")
 
 
+@reader_options
 def evaluate_command(
     data: EventLog = None,
     generate: Annotated[
@@ -56,7 +58,7 @@ def evaluate_command(
             "so the sweep has a known answer."
         ),
     ] = None,
-    fmt: LogFormat = None,
+    read: ReadOptions = ReadOptions(),
     policy: Annotated[
         Optional[list[str]],
         typer.Option(help=f"Policies to run (repeat); default all: {', '.join(POLICIES)}."),
@@ -186,7 +188,7 @@ def evaluate_command(
     # model versions and the Kafka check's state live in a directory removed at the end
     with user_errors(), tempfile.TemporaryDirectory(prefix="streamrec-evaluate-") as tmp:
         workdir = Path(tmp)
-        stream = stream_of(data, fmt, generator, min_rating, warmup)
+        stream = stream_of(data, read, generator, min_rating, warmup)
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         versions = None
         if {"interest", "product"} & set(chosen):

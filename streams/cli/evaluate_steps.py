@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import typer
 
-from streams.cli.options import console
+from streams.cli.options import console, note
 
 if TYPE_CHECKING:
     from core.generator import GeneratorConfig
+    from core.log_formats import ReadOptions
     from models.half_life import HalfLife
     from models.prequential import Policy
     from models.product import ModelVersions, ProductPolicy
@@ -30,7 +31,7 @@ def chosen_policies(named: list[str] | None, known: Sequence[str]) -> list[str]:
 
 def stream_of(
     data: Path | None,
-    fmt: str | None,
+    read: ReadOptions,
     generator: GeneratorConfig | None,
     min_rating: float | None,
     warmup: float,
@@ -39,7 +40,7 @@ def stream_of(
     from core.sources import load_events
     from models.stream import Stream, positives
 
-    stream = Stream.of(positives(load_events(data, fmt, generator), min_rating), warmup)
+    stream = Stream.of(positives(load_events(data, read, generator, note), min_rating), warmup)
     console.print(
         f"{len(stream.events):,} events, {stream.n_users:,} users, "
         f"{len(stream.item_ids):,} items; {int(stream.tested.sum()):,} tested after "

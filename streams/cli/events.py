@@ -7,20 +7,23 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.log_formats import ReadOptions
 from streams.cli.options import (
     EVENT_LOG_HELP,
     Bootstrap,
     GenEventsPerUser,
     GenItems,
     GenUsers,
-    LogFormat,
     chosen_generator,
     console,
     load_settings,
+    note,
+    reader_options,
     user_errors,
 )
 
 
+@reader_options
 def produce(
     source: Annotated[Optional[Path], typer.Argument(help=EVENT_LOG_HELP)] = None,
     generate: Annotated[
@@ -30,14 +33,17 @@ def produce(
     items: GenItems = 500,
     events_per_user: GenEventsPerUser = 50,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
-    fmt: LogFormat = None,
+    read: ReadOptions = ReadOptions(),
     rate: Annotated[
         float, typer.Option(min=0, help="Events per second; 0 = as fast as possible.")
     ] = 0.0,
     limit: Annotated[Optional[int], typer.Option(help="Send at most this many events.")] = None,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Send events to the events topic, keyed by user_id, in event-time order."""
+    """Send events to the events topic, keyed by user_id, in event-time order, showing the
+    rate as it goes. A log is streamed: memory stays bounded however long it is."""
+    from itertools import islice
+
     from streams.tools.producer import load_source, produce_events, progress_bar
 
     settings = load_settings(bootstrap=bootstrap)
@@ -46,9 +52,9 @@ def produce(
         n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
     )
     with user_errors():
-        messages = load_source(source, fmt, generator)
+        messages = load_source(source, read, generator, note)
         if limit is not None:
-            messages = messages[:limit]
+            messages = islice(messages, limit)
         with progress_bar(console) as progress:
             sent = produce_events(settings, messages, rate, progress)
     console.print(f"sent {sent} events to {settings.events_topic} at {settings.bootstrap}")

@@ -3,14 +3,18 @@ and the two ways a command fails (a usage error, or an operational one), each de
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from core.generator import GeneratorConfig
+from core.log_formats import FORMATS, ReadOptions
 from streams.settings import Settings
 
 console = Console(stderr=True)
@@ -25,9 +29,12 @@ Partitions = Annotated[
 ModelPath = Annotated[
     Optional[Path], typer.Option(envvar="STREAMREC_MODEL_PATH", help="Model artifact directory.")
 ]
-EVENT_LOG_HELP = "Event log: .jsonl, .csv, MovieLens u.data or ratings.dat[.gz]."
+EVENT_LOG_HELP = (
+    "Event log (.gz too): .jsonl, a .csv of v1 fields, MovieLens u.data, ratings.dat or "
+    "ratings.csv, Taobao UserBehavior*.csv, yoochoose-clicks.dat / -buys.dat, Diginetica "
+    "*train-item-views.csv; any other CSV/TSV with --format or --columns."
+)
 EventLog = Annotated[Optional[Path], typer.Option(help=EVENT_LOG_HELP)]
-LogFormat = Annotated[Optional[str], typer.Option("--format", help="Force the log format.")]
 # The generator's options, shared by produce, train and evaluate.
 GenUsers = Annotated[int, typer.Option(help="Generator: number of users.")]
 GenItems = Annotated[int, typer.Option(help="Generator: number of items.")]
@@ -49,6 +56,11 @@ class SettingsFromEnv(Settings):
     """
 
     reads_env = True
+
+
+def note(line: str) -> None:
+    """One line for the user, unwrapped and without markup (it may quote a path or a row)."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @contextmanager
@@ -105,3 +117,72 @@ def chosen_generator(
     if (path is None) == (not generate):
         raise typer.BadParameter(f"give {path_name} or --generate (not both)")
     return GeneratorConfig(**config) if generate else None
+
+
+# How to read an event log: one set of options, declared here once and added to every command
+# that reads a log by @reader_options (core/log_formats.py ReadOptions holds them).
+_READ = "Reading a log"
+_READER_PARAMS = {
+    "fmt": (Optional[str], None, typer.Option(
+        "--format", rich_help_panel=_READ,
+        help=f"Log format when the file name does not say: {', '.join(FORMATS)}.")),
+    "columns": (Optional[str], None, typer.Option(
+        rich_help_panel=_READ, help="Your own CSV/TSV: which column is which field, by header "
+        "name or 0-based index, e.g. user=visitorid,item=itemid,ts=timestamp,type=event. "
+        "Fields: user, session (the user when no user column), item, ts, ts_offset (ms added "
+        "to ts), type, value, event_id, rec_id.")),
+    "type_map": (Optional[str], None, typer.Option(
+        rich_help_panel=_READ, help="Raw event types onto v1 types (view, click, cart, "
+        "purchase, rating, skip, impression, delete), e.g. pv=view,buy=purchase; *=click "
+        "types the rows with no type column or an unlisted one. Built in: pv=view, fav/favourite=cart, buy=purchase, "
+        "addtocart=cart, transaction=purchase.")),
+    "ts_unit": (Optional[str], None, typer.Option(
+        rich_help_panel=_READ, help="Unit of a numeric timestamp: s, ms or us "
+        "(default: the format's; ms for --columns). ISO-8601 text is read as such.")),
+    "ts_format": (Optional[str], None, typer.Option(
+        rich_help_panel=_READ, help="strptime format of the timestamp, e.g. '%d/%m/%Y %H:%M' "
+        "(naive times are UTC), or iso for ISO-8601 only.")),
+    "delimiter": (Optional[str], None, typer.Option(
+        rich_help_panel=_READ, help="Field delimiter: a character, 'tab', or '::' "
+        "(default: the format's; ',' for --columns, tab for .tsv).")),
+    "header": (Optional[bool], None, typer.Option(
+        "--header/--no-header", rich_help_panel=_READ,
+        help="Whether the first row names the columns (default: the format's; yes for "
+        "--columns).")),
+    "skip_bad_rows": (bool, False, typer.Option(
+        rich_help_panel=_READ, help="Count and skip rows that are not events, and report "
+        "the count, instead of stopping at the first with its file and line.")),
+    "assume_sorted": (bool, False, typer.Option(
+        "--sorted", rich_help_panel=_READ, help="The log is already in time order: stream it "
+        "without sorting (an event that goes back in time stops the read).")),
+    "sort_run": (int, 200_000, typer.Option(
+        min=1, rich_help_panel=_READ, help="Events sorted in memory at once; a longer log is "
+        "sorted in runs of this many on disk (in TMPDIR) and merged, so memory stays bounded.")),
+}
+
+
+def reader_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` the reader options in place of its ``read: ReadOptions`` parameter,
+    so produce, train and evaluate read logs with the same options, helps and checks."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    kept = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in inspect.signature(command).parameters.values() if p.name != "read"
+    ]  # fmt: skip
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                          annotation=Annotated[kind, option])
+        for name, (kind, default, option) in _READER_PARAMS.items()
+    ]  # fmt: skip
+
+    @functools.wraps(command)
+    def with_reader(**kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in _READER_PARAMS}
+        with usage_errors():
+            read = ReadOptions(**given)
+        return command(read=read, **kwargs)
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept] + added
+    with_reader.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    with_reader.__annotations__ = {p.name: p.annotation for p in params}
+    return with_reader

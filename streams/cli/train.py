@@ -7,24 +7,27 @@ from typing import Annotated, Optional
 
 import typer
 
+from core.log_formats import ReadOptions
 from streams.cli.options import (
     Dim,
     EventLog,
     GenEventsPerUser,
     GenItems,
     GenUsers,
-    LogFormat,
     RecentEvents,
     Seed,
     TorchThreads,
     chosen_generator,
     console,
     load_settings,
+    note,
     model_option,
+    reader_options,
     user_errors,
 )
 
 
+@reader_options
 def train(
     model: Annotated[
         str,
@@ -39,7 +42,7 @@ def train(
     items: GenItems = 500,
     events_per_user: GenEventsPerUser = 50,
     seed: Seed = 0,
-    fmt: LogFormat = None,
+    read: ReadOptions = ReadOptions(),
     out: Annotated[Optional[Path], typer.Option(help="Artifact directory.")] = None,
     dim: Dim = 64,
     max_len: Annotated[int, typer.Option(min=1, help="Longest item history a model reads.")] = 50,
@@ -92,7 +95,7 @@ def train(
         ann_min_items=ann_min_items, recent_events=recent_events,
     )
     with user_errors():
-        events = load_events(data, fmt, generator)
+        events = load_events(data, read, generator, note)
         if warm_start is not None:
             version, metrics = update(
                 warm_start, events, settings.interest, config, settings.model_path

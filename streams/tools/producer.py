@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sized
 
 from kafka import KafkaProducer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn)
 
 from core.events import Event, InvalidEvent, encode_event, parse_event
-from core.generator import GeneratorConfig
-from core.sources import detect_format, iter_jsonl, load_events
+from core.generator import GeneratorConfig, generate
+from core.sources import EventLog, ReadOptions, iter_jsonl
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
 
@@ -24,21 +26,37 @@ def to_message(event: Event) -> Message:
 
 
 def load_source(
-    path: Path | None, fmt: str | None, generator: GeneratorConfig | None
-) -> list[Message]:
-    """Messages to send: :func:`~core.sources.load_events`, except that a JSONL log is sent
-    line for line, invalid lines included, so the worker's dead-letter topic (not this client)
-    judges them; other formats are normalised."""
-    if path is not None and generator is None and (fmt or detect_format(path)) == "jsonl":
-        messages = []
-        for line in iter_jsonl(path):
-            try:
-                key: bytes | None = parse_event(line).user_id.encode()
-            except InvalidEvent:
-                key = None
-            messages.append((key, line))
-        return messages
-    return [to_message(e) for e in load_events(path, fmt, generator)]
+    path: Path | None,
+    read: ReadOptions | None,
+    generator: GeneratorConfig | None,
+    report: Callable[[str], object] | None = None,
+) -> Iterable[Message]:
+    """Messages to send, streamed: a log's events in time order (:class:`~core.sources.EventLog`,
+    bounded memory), or the generator's; except that a JSONL log (without --sorted or
+    --skip-bad-rows) is sent line for line as it stands, invalid lines included, so the worker's
+    dead-letter topic (not this client) judges them. ``report`` hears about skipped bad rows
+    once the log is read."""
+    read = read or ReadOptions()
+    if generator is not None:
+        return [to_message(e) for e in generate(generator)]
+    if path is None:
+        raise ValueError("load_source takes a log path or a generator config")
+    if read.mapping(path) is None and not (read.assume_sorted or read.skip_bad_rows):
+        return ((_key_of(line), line) for line in iter_jsonl(path))
+    return _messages(EventLog(path, read), report)
+
+
+def _messages(log: EventLog, report: Callable[[str], object] | None) -> Iterator[Message]:
+    yield from (to_message(e) for e in log)
+    if report is not None and log.summary():
+        report(log.summary())
+
+
+def _key_of(line: bytes) -> bytes | None:
+    try:
+        return parse_event(line).user_id.encode()
+    except InvalidEvent:
+        return None
 
 
 def progress_bar(console: Console) -> Progress:
@@ -55,17 +73,19 @@ def progress_bar(console: Console) -> Progress:
 
 def produce_events(
     settings: Settings,
-    messages: list[Message],
+    messages: Iterable[Message],
     rate: float,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """Send ``messages`` at up to ``rate``/s (0 = unlimited) until done or ``stop`` is set;
-    return how many were sent."""
+    return how many were sent. ``progress`` shows the count and the rate as it goes (of a
+    total when ``messages`` has a length; a streamed log has none)."""
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1, **kafka_python_kwargs(settings)
     )
-    task = progress.add_task("producing", total=len(messages), rate="") if progress else None
+    total = len(messages) if isinstance(messages, Sized) else None
+    task = progress.add_task("producing", total=total, rate="") if progress else None
     started = time.perf_counter()
     try:
         sent = 0
@@ -78,10 +98,16 @@ def produce_events(
                 ahead = started + sent / rate - time.perf_counter()
                 if ahead > 0:
                     time.sleep(ahead)  # rate limiting, not synchronisation
-            if progress and (sent % 200 == 0 or sent == len(messages)):
-                elapsed = time.perf_counter() - started
-                progress.update(task, completed=sent, rate=f"{sent / max(elapsed, 1e-9):,.0f} ev/s")
+            if progress and (sent % 200 == 0 or sent == total):
+                _show(progress, task, sent, started)
         producer.flush()
+        if progress:
+            _show(progress, task, sent, started)
     finally:
         producer.close()
     return sent
+
+
+def _show(progress: Progress, task: TaskID | None, sent: int, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    progress.update(task, completed=sent, rate=f"{sent / max(elapsed, 1e-9):,.0f} ev/s")

@@ -44,3 +44,46 @@ def test_load_events_reads_a_log_or_runs_the_generator(tmp_path):
     for path, config in ((None, None), (tmp_path / "e.jsonl", config)):
         with pytest.raises(ValueError, match="exactly one"):
             load_events(path, None, config)
+
+
+READER_FLAGS = {"--format", "--columns", "--type-map", "--ts-unit", "--ts-format", "--delimiter",
+                "--header", "--skip-bad-rows", "--sorted", "--sort-run"}
+
+
+def test_produce_train_and_evaluate_take_the_same_reader_options():
+    import typer
+
+    from streams.cli import app
+
+    commands = typer.main.get_command(app).commands
+    for name in ("produce", "train", "evaluate"):
+        flags = {f for p in commands[name].params for f in p.opts}
+        assert READER_FLAGS <= flags, (name, READER_FLAGS - flags)
+
+
+def test_evaluate_reads_your_own_log_and_reports_the_skipped_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    rows = [f"s{n % 7}|item{n % 11}|{1_600_000_000 + n}|seen" for n in range(300)]
+    rows.insert(5, "s1|item2|yesterday|seen")
+    (tmp_path / "mine.psv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(app, [
+        "evaluate", "--data", str(tmp_path / "mine.psv"),
+        "--columns", "session=0,item=1,ts=2,type=3",
+        "--no-header", "--delimiter", "|", "--ts-unit", "s", "--type-map", "seen=click",
+        "--skip-bad-rows", "--policy", "popularity", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 bad rows; the first: " in result.output
+    assert "mine.psv:6: bad_ts" in result.output
+    assert "300 events, 7 users, 11 items" in result.output
+
+
+def test_produce_streams_a_log_instead_of_listing_it(tmp_path):
+    from streams.tools.producer import load_source
+
+    (tmp_path / "u.data").write_text("1\t10\t5\t200\n2\t20\t3\t100\n")
+    messages = load_source(tmp_path / "u.data", None, None)
+    assert not isinstance(messages, list)
+    assert [key for key, _ in messages] == [b"2", b"1"]
