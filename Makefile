@@ -1,7 +1,7 @@
 # `make demo` and `make test` work on a fresh machine: they create .venv and install with
 # constraints.txt (torch 2.13.0). PyPI's torch for Linux is the CUDA build (it runs on the CPU):
-# several GB with its CUDA libraries, so its wheels are kept in WHEELS and a later install (a new
-# clone, CI) takes them from there instead of the network.
+# several GB with its CUDA libraries, so its wheels are kept in WHEELS (pip download skips the
+# files it has) and a later install (a new clone, CI) takes torch from there, not the network.
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
@@ -13,7 +13,8 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip download --quiet --dest $(WHEELS) -c constraints.txt torch
-	$(BIN)/pip install --quiet --find-links $(WHEELS) -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --no-index --find-links $(WHEELS) -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
