@@ -84,7 +84,8 @@ def state_of(rows: StateRows, u: int) -> UserState:
 def encode_state(state: UserState, codebook: ItemCodebook | None = None) -> bytes:
     """The state as bytes; its recent items as indices into ``codebook`` where it has them."""
     if len(state.recent) != len(state.recent_weights):
-        raise ValueError(f"{len(state.recent)} recent items but {len(state.recent_weights)} weights")
+        raise ValueError(
+            f"{len(state.recent)} recent items but {len(state.recent_weights)} weights")
     return write_rows(rows_of([state], 0), [0], codebook)[0]
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import orjson
 
 T = TypeVar("T", bound=tuple)
+_END = object()
 MAX_FAN_IN = 128  # runs merged at once: one open file each, well under the usual fd limit
 
 
@@ -47,9 +48,11 @@ def external_sorted(
         raise ValueError("run_size must be at least 1 and fan_in at least 2")
     source = iter(items)
     first = sorted(itertools.islice(source, run_size), key=key)
-    if len(first) < run_size:
+    more = next(source, _END)
+    if more is _END:  # it fits one run
         yield from first
         return
+    source = itertools.chain([more], source)
     with tempfile.TemporaryDirectory(prefix="streamrec-sort-") as tmp:
         directory, count = Path(tmp), itertools.count()
         runs = [_spill(first, directory, next(count))]

@@ -57,8 +57,9 @@ class InterestConfig:
 
     def decays(self, times: np.ndarray) -> np.ndarray:
         """(T,) each of a user's time-ordered events' decay factor at the newest one: the
-        closed form of folding :func:`core.state_step.apply_user_events` over them (``2 ** (-age / h)``, the age in
-        event time, or in later events of the user with ``half_life_events``)."""
+        closed form of folding :func:`core.state_step.apply_user_events` over them
+        (``2 ** (-age / h)``, the age in event time, or in later events of the user with
+        ``half_life_events``)."""
         if self.half_life_events is not None:
             later = np.arange(len(times) - 1, -1, -1, dtype=np.float64)
             return 2.0 ** (-later / self.half_life_events)

@@ -1,4 +1,4 @@
-"""Per-item statistics, kept by the item agent from the events repartitioned by item.
+"""Per-item statistics, kept by the item path from the events repartitioned by item.
 
 What exploration, cold start and the trending fallback read of an item: how often it was shown
 (``impression`` events) and chosen (events of positive weight), its popularity decayed in event
@@ -10,7 +10,7 @@ impression, found by search or browsing, add successes and no failures).
 
 Exactly once: every event carries its position on the events topic, and the state keeps the
 highest applied offset of each events partition, so an event sent again (a worker's replay after
-a crash, or the item agent's own) is skipped; and, like a user's state, the last 32 event ids,
+a crash, or the item path's own) is skipped; and, like a user's state, the last 32 event ids,
 so a producer retry that a replay sends (the user path skipped it the first time, but a replay
 cannot tell it from the event it repeats) is skipped too. A small binary value.
 

@@ -2,9 +2,9 @@
 impressions and positives behind the exploring policies' Beta posteriors, and the decayed
 popularity behind the trending fallback for users with no history.
 
-The item agents keep the statistics partitioned by item (core/item_stats.py); every worker
+The item paths keep the statistics partitioned by item (core/item_stats.py); every worker
 follows all of them (streams/worker/followers.py) and lays what it read here between
-micro-batches. A snapshot may be a little behind the events: the item agent counts an event after
+micro-batches. A snapshot may be a little behind the events: the item path counts an event after
 the user's batch sent it on, so the statistics are eventually consistent, never ahead.
 """
 

@@ -8,7 +8,7 @@ engaged item's vector ``v`` and ``S`` sampled catalog items ``n_j``::
     g = mean_j (1 - sigmoid(<u, v> - <u, n_j>))       # how far v still ranks below them
     v <- clip(v + rate_t * g * u, max_norm)            # rate_t = rate / sqrt(1 + t / t0)
 
-Only the engaged item moves: the negatives live in other partitions of the item agent and their
+Only the engaged item moves: the negatives live in other partitions of the item path and their
 own positives move them. ``t`` counts the item's updates; a catalog item starts at ``t0 = prior``
 (its vector was trained on that much evidence already) and a new item at 0 from the zero
 vector, so it moves fast at first and settles. The norm never exceeds the catalog's largest
@@ -113,8 +113,8 @@ def fits(item_id: str, learned: Learned, index: Collection[str], dim: int, tag: 
 
 
 class OnlineItems:
-    """The item agent's learner for one serving model: where an item's vector starts and how
-    its engagements move it. The worker's item agent and the evaluator both call :meth:`learn`:
+    """The item path's learner for one serving model: where an item's vector starts and how
+    its engagements move it. The worker's item path and the evaluator both call :meth:`learn`:
     the same rule, fed by a worker with the float16 unit interest after the user's micro-batch
     and by the evaluator with the interest right after the event (one event per batch).
 

@@ -6,7 +6,7 @@ tested before event n is exactly the record the worker emitted after the user's 
 (streams/tools/replay_check.py proves it through a broker). :class:`ModelVersions` is the model the
 product serves at each point of the stream, as a trainer would publish it. With ``items`` set,
 each positive event also moves its item's vector by the worker's online item learning
-(:class:`models.item_learning.OnlineItems`, the item agent's own code), taken into scoring at
+(:class:`models.item_learning.OnlineItems`, the item path's own code), taken into scoring at
 the next batch boundary as a worker takes it between micro-batches.
 """
 

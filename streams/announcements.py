@@ -21,10 +21,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from models.artifact import MANIFEST_FILE, read_metrics, verify_artifact
-from models.scoring import Recommender
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
-from streams.worker.serving import ModelRefused, load_checked
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +93,3 @@ def newest_announcement(settings: Settings, quiet_s: float = 0.5) -> Announcemen
     finally:
         consumer.close()
     return newest
-
-
-def starting_model(settings: Settings, configured: Recommender) -> Recommender:
-    """What a starting worker serves: the newest announced version if it loads and checks,
-    else the configured artifact, so a restart does not serve an older model for a moment
-    and rebase its users twice."""
-    announced = newest_announcement(settings)
-    if announced is None or announced.version == configured.version:
-        return configured
-    try:
-        return load_checked(Path(announced.path), announced.version, settings.blend)
-    except ModelRefused as exc:
-        log.error("announced model %s refused, serving %s: %s", announced.version,
-                  configured.version, exc)  # fmt: skip
-        return configured

@@ -230,7 +230,7 @@ class Settings(DerivedNames, BaseSettings):
     @model_validator(mode="after")
     def _learning_needs_item_stats(self) -> Settings:
         if self.item_learning and not self.item_stats:
-            raise ValueError("item_learning needs item_stats: the item agent learns the vectors")
+            raise ValueError("item_learning needs item_stats: the item path learns the vectors")
         return self
 
     @field_validator("user_ttl", "dlq_retention", mode="before")

@@ -78,7 +78,7 @@ def worker(
     from models.artifact import load_recommender
     from streams.worker.app import create_app, settle_gc
     from streams.kafka_edge.topics import ensure_topics
-    from streams.announcements import starting_model
+    from streams.worker.followers import starting_model
 
     settings = load_settings(
         bootstrap=bootstrap,

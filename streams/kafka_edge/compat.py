@@ -21,12 +21,11 @@ Tansu answers ListOffsets(latest) with the *last batch's base offset + 1*, not t
 (for example 15 records, the last 10 in one batch -> 6; its Fetch high watermark says 15). Faust
 reads the highwater of each changelog partition with ListOffsets, so on Tansu recovery either
 crashes ("persisted offset ... is higher than the last offset", after a SIGKILL) or stops before
-the end of the changelog and silently loses state. We take the larger of ListOffsets and the
-Fetch response's high watermark; on Apache Kafka they agree, so this changes nothing there.
-The throwaway consumer that reads it connects as Faust's own do: :func:`broker_auth` turns
-``app.conf``'s credentials into aiokafka's keywords with Faust's own
-``credentials_to_aiokafka_auth``, so a SASL or TLS broker (streams/kafka_edge/security.py) does not refuse
-recovery.
+the end of the changelog and silently loses state. We take the larger of ListOffsets and the Fetch
+response's high watermark; on Apache Kafka they agree, so this changes nothing there. The throwaway
+consumer that reads it connects as Faust's own do: :func:`broker_auth` turns ``app.conf``'s
+credentials into aiokafka's keywords with Faust's own ``credentials_to_aiokafka_auth``, so a SASL
+or TLS broker (streams/kafka_edge/security.py) does not refuse recovery.
 
 3. Standby holes. Faust passes aiokafka the *live* set of active partitions, which it empties
 while recovery pauses them; aiokafka's ``fetched_records`` reads an empty collection as "every
@@ -36,8 +35,9 @@ them while its persisted offset moves past, and a promotion serves the hole (a s
 one user this way). We hand aiokafka a view that is never empty-as-all.
 
 4. The table's RocksDB. The batch plane reads and writes the user table's partitions itself
-(streams/worker/transaction.py): :func:`rocksdb_partition` and :func:`persisted_offset_key` reach Faust's
-store; :func:`compact_partition` compacts and reopens one (the TTL, streams/worker/retention.py).
+(streams/worker/transaction.py): :func:`rocksdb_partition` and :func:`persisted_offset_key` reach
+Faust's store; :func:`compact_partition` compacts and reopens one (the TTL,
+streams/worker/retention.py).
 
 5. The batch plane. Faust hands a stream one message at a time (a ``wait_first`` with four tasks,
 the conductor, a channel queue, an ``Event`` and an ack per message; docs/benchmarks.md's

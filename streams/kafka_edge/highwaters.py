@@ -1,7 +1,8 @@
 """Where each changelog partition ends, from a Fetch's high watermark.
 
-Tansu answers ListOffsets(latest) with the last batch's base offset + 1 (streams/kafka_edge/compat.py, fix
-2), so recovery asks a Fetch instead; this module is that Fetch, plain aiokafka, no Faust.
+Tansu answers ListOffsets(latest) with the last batch's base offset + 1
+(streams/kafka_edge/compat.py, fix 2), so recovery asks a Fetch instead; this module is that Fetch,
+plain aiokafka, no Faust.
 """
 
 from __future__ import annotations

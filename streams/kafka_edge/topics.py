@@ -30,7 +30,8 @@ def admin(
     bootstrap: str, timeout: float = 30.0, security: Mapping[str, Any] | None = None
 ) -> KafkaAdminClient:
     """An admin client; kafka-python retries the bootstrap until ``timeout`` passes.
-    ``security`` is :func:`~streams.kafka_edge.security.kafka_python_kwargs` (PLAINTEXT when None)."""
+    ``security`` is :func:`~streams.kafka_edge.security.kafka_python_kwargs` (PLAINTEXT when
+    None)."""
     try:
         return KafkaAdminClient(
             bootstrap_servers=bootstrap,

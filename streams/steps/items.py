@@ -1,16 +1,16 @@
 """The item path's pure steps: the user path's events, keyed by item, into the item table.
 
-The user path (streams/worker/user_path.py) sends each event it applied, or found applied before (a replay:
-its first pass may not have got this far), to ``<events topic>.by-item``, keyed by item id, so
-each item's events land in one partition whatever user they came from. This agent takes whole
+The user path (streams/worker/user_path.py) sends each event it applied, or found applied before (a
+replay: its first pass may not have got this far), to ``<events topic>.by-item``, keyed by item id,
+so each item's events land in one partition whatever user they came from. The item path takes whole
 fetches of that topic through the batch plane, as the user path does, and keeps
 :class:`core.item_stats.ItemStats` per item in the ``item-stats`` table: read in one multi-get,
-written to the changelog and then to RocksDB in one transaction (streams/worker/item_path.py). Each event
-carries its position on the events topic, which makes the counts exactly-once however often it
-is sent. Plain functions over plain values, so the rules are tested without a broker.
+written to the changelog and then to RocksDB in one transaction (streams/worker/item_path.py). Each
+event carries its position on the events topic, which makes the counts exactly-once however often
+it is sent. Plain functions over plain values, so the rules are tested without a broker.
 
 With online item learning on (``STREAMREC_ITEM_LEARNING``), a record of an engagement also
-carries the user's unit interest after their batch, and the agent moves the item's vector by
+carries the user's unit interest after their batch, and the item path moves the item's vector by
 :class:`models.item_learning.OnlineItems` for each event it counts, keeps the vector in the same
 value (so it moves exactly once per event) and sends it to ``<events topic>.item-vectors``,
 which every worker follows (streams/worker/followers.py).

@@ -58,14 +58,16 @@ def load_user_state(
     so one corrupt value costs that user's history, not the worker. A state whose recent items
     index another catalog than ``codebook`` keeps all but those items: its position and seen
     ids still make the replay exactly-once."""
-    if raw is not None:
+    if raw is None:
+        return UserState.empty(dim)
+    try:
         try:
             return decode_state(raw, [*([codebook] if codebook else []), *older_codebooks])
         except UnknownCodebook as exc:
             log.warning("user %s: %s; their recent items are dropped", user_id, exc)
             return decode_state(raw, drop_unknown_items=True)
-        except CorruptState:
-            log.exception("user %s: unreadable state, starting afresh", user_id)
+    except CorruptState:  # also a value that fails without its items (cut short, say)
+        log.exception("user %s: unreadable state, starting afresh", user_id)
     return UserState.empty(dim)
 
 

@@ -4,7 +4,7 @@ own (reading must not hold up the batches), all by one rule, :class:`Follower`:
 - ``model-updates``: the model versions announced (streams/announcements.py); the newest is
   loaded and checked in the thread and swapped in on the event loop between micro-batches
   (:class:`streams.worker.serving.Serving`).
-- ``<events topic>.item-vectors``: the item vectors the item agents (streams/worker/item_path.py)
+- ``<events topic>.item-vectors``: the item vectors the item paths (streams/worker/item_path.py)
   learned online, keyed by item, laid over the served model by
   :meth:`streams.worker.serving.Serving.lay_learned_vectors`.
 - the item table's changelog: every item's statistics, what exploration and the trending
@@ -31,7 +31,8 @@ from core.codec import CorruptState
 from core.item_stats import decode_item_counts, decode_item_vector
 from models.item_board import ItemBoard
 from models.item_learning import Learned
-from streams.announcements import Announcement, newest_of
+from models.scoring import Recommender
+from streams.announcements import Announcement, newest_announcement, newest_of
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.settings import Settings
 from streams.worker.metrics import PipelineStats
@@ -193,14 +194,22 @@ def model_follower(settings: Settings, serving: Serving,
     last hand-over is served; one of the version served now is skipped (a worker reading the
     topic again after a restart or a failure); loading and checking run in the follower's
     thread, off the loop, and the swap or the refusal on the loop."""
+    # the version last handed to the loop, compared with rather than the one served now: a swap
+    # handed over may not have run yet, and a rollback announced meanwhile must not be skipped
+    handed = [serving.recommender.version]
+
     def ready(read: dict[str, Announcement]) -> Action | None:
         announced = read["serve"]
-        if announced.version == serving.recommender.version:
+        if announced.version == handed[0]:
             return None
+        handed[0] = announced.version
         try:
             recommender = load_checked(Path(announced.path), announced.version, settings.blend)
         except ModelRefused as exc:
             return functools.partial(serving.refuse, announced.version, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a check that crashed refuses the model too
+            return functools.partial(serving.refuse, announced.version,
+                                     f"{type(exc).__name__}: {exc}")  # fmt: skip
         return functools.partial(serving.swap, recommender, announced.parent)
 
     def unreadable(count: int) -> None:
@@ -247,3 +256,18 @@ def start_followers(settings: Settings, serving: Serving, board: ItemBoard | Non
     for follower in followers:
         follower.start()
     return followers
+
+
+def starting_model(settings: Settings, configured: Recommender) -> Recommender:
+    """What a starting worker serves: the newest announced version if it loads and checks,
+    else the configured artifact, so a restart does not serve an older model for a moment
+    and rebase its users twice."""
+    announced = newest_announcement(settings)
+    if announced is None or announced.version == configured.version:
+        return configured
+    try:
+        return load_checked(Path(announced.path), announced.version, settings.blend)
+    except ModelRefused as exc:
+        log.error("announced model %s refused, serving %s: %s", announced.version,
+                  configured.version, exc)  # fmt: skip
+        return configured

@@ -31,10 +31,12 @@ class ItemPath:
     """What the item path keeps between batches: the counters and, with online item learning,
     the learner of the served artifact (made once per artifact)."""
 
-    def __init__(self, settings: Settings, store: TableStore, producer: Callable[[], AIOKafkaProducer],
+    def __init__(self, settings: Settings, store: TableStore,
+                 producer: Callable[[], AIOKafkaProducer],
                  serving: Serving, stats: PipelineStats) -> None:  # fmt: skip
         self.settings, self.store, self.producer = settings, store, producer
         self.dead_letters = DeadLetterTopic(settings.dlq_topic, settings.dlq_max_bytes)
+        self.interest = settings.interest  # built once: a property makes a new one each time
         self.half_life_ms = settings.popularity_half_life_s * 1000.0
         self.serving, self.stats = serving, stats
         self.learner = Remade(lambda artifact: OnlineItems(
@@ -53,7 +55,7 @@ class ItemPath:
         settings = self.settings
         learner = self.learner(self.serving.artifact) if settings.item_learning else None
         by_item, last, dead, interests = parse_item_records(
-            batch, settings.interest, settings.max_abs_value,
+            batch, self.interest, settings.max_abs_value,
             (learner.dim, learner.tag) if learner else None)  # fmt: skip
         keys: dict[int, list[bytes]] = {}
         for item, index in last.items():

@@ -41,7 +41,7 @@ class PipelineStats:
     models_refused: int = 0  # announced versions refused (corrupt, mismatched, failed canary)
     item_events_applied: int = 0  # events counted into the item statistics
     item_events_duplicates: int = 0  # by-item records counted before (a replay, sent again)
-    item_vectors_learned: int = 0  # vectors this worker's item agent moved and sent
+    item_vectors_learned: int = 0  # vectors this worker's item path moved and sent
     item_vectors_applied: int = 0  # learned item vectors now scored with (from every worker)
     item_vectors_refused: int = 0  # unreadable, or of another dimension or model space
     items_explored: int = 0  # slots of records that showed an explored item (source explore/new)
@@ -131,7 +131,7 @@ class WorkerMetrics(Collector):
             ("model_swaps", stats.model_swaps, "Announced model versions now served"),
             ("models_refused", stats.models_refused, "Announced model versions refused"),
             ("item_vectors_learned", stats.item_vectors_learned,
-             "Item vectors moved online by this worker's item agent"),
+             "Item vectors moved online by this worker's item path"),
             ("item_vectors_applied", stats.item_vectors_applied,
              "Online item vectors taken into scoring"),
             ("item_vectors_refused", stats.item_vectors_refused,

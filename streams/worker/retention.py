@@ -1,12 +1,13 @@
 """Forgetting users: deletion requests and the TTL, down to the worker's local disk.
 
 A ``delete`` event removes the user's table entry (streams/steps/users.py), a tombstone on the
-changelog and in RocksDB (streams/worker/transaction.py), so a restored worker never sees the user again. With
-``STREAMREC_USER_TTL`` a sweep evicts users silent for longer than that in *event time*: each
-partition's clock is the newest event time the worker has applied on it, so replaying a log
-evicts what living through it evicted. A RocksDB delete only writes a tombstone of its own: the
+changelog and in RocksDB (streams/worker/transaction.py), so a restored worker never sees the user
+again. With ``STREAMREC_USER_TTL`` a sweep evicts users silent for longer than that in *event
+time*: each partition's clock is the newest event time the worker has applied on it, so replaying a
+log evicts what living through it evicted. A RocksDB delete only writes a tombstone of its own: the
 old value stays in the SST files until they are compacted, so partitions that lost a user are
-compacted and reopened (a timer calls :meth:`Retention.compact`; streams.kafka_edge.compat says why).
+compacted and reopened (a timer calls :meth:`Retention.compact`; streams.kafka_edge.compat says
+why).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ def expired_users(
     return expired
 
 
-
 class Retention:
     """Per-partition event-time watermarks, the TTL sweep and the compaction of what it (or a
     delete request) removed."""
@@ -55,7 +55,8 @@ class Retention:
         compact_partition: Callable[[int], bool],
         ttl_ms: float | None,
     ) -> None:
-        self.partitions = partitions  # partition -> open rocksdict.Rdict (streams.kafka_edge.compat)
+        # partition -> open rocksdict.Rdict (streams.kafka_edge.compat)
+        self.partitions = partitions
         self.compact_partition = compact_partition
         self.ttl_ms = ttl_ms
         self.watermarks: dict[int, int] = {}
@@ -78,9 +79,10 @@ class Retention:
         """Users were deleted from these partitions: compact them at the next chance."""
         self.dirty |= partitions
 
-    def sweep(self, delete: Callable[[int, list[bytes]], None]) -> int:
+    def sweep(self, delete: Callable[[int, list[bytes]], int]) -> int:
         """Evict the expired users of every partition whose event time moved a sweep interval
-        with ``delete(partition, keys)`` (the batch's tombstones, streams/worker/transaction.py).
+        with ``delete(partition, keys)`` (the batch's tombstones, streams/worker/transaction.py;
+        it returns how many it added).
         Returns the users evicted."""
         if not self.expires:
             return 0
@@ -93,8 +95,7 @@ class Retention:
             expired = expired_users(dbs[partition].items(), watermark, self.ttl_ms)
             if not expired:
                 continue
-            delete(partition, expired)
-            evicted += len(expired)
+            evicted += delete(partition, expired)  # a user this batch wrote is not expired
             self.dirty.add(partition)
             log.info("partition %d: %d users expired (TTL)", partition, len(expired))
         return evicted

@@ -9,7 +9,7 @@ that passes all three is offered to :meth:`Serving.swap`. States built in the ol
 are rebased when their user is next touched (:func:`streams.steps.users.in_model_space`),
 reading their recent items with the old catalog, which the holder keeps.
 
-With online item learning, vectors the item agents learned (followed by
+With online item learning, vectors the item paths learned (followed by
 streams/worker/followers.py) are laid over the artifact's between micro-batches too
 (:meth:`Serving.lay_learned_vectors`), by :func:`models.item_learning.fits`: a catalog item's
 only in the served model's space, a new item's also in the space of a version it was

@@ -93,11 +93,13 @@ class BatchTransaction:
         """A tombstone, also for a key that is not there (a replayed delete's may be lost)."""
         self.writes.setdefault(self.partition, {})[key] = None
 
-    def delete_in(self, partition: int, keys: Iterable[bytes]) -> None:
+    def delete_in(self, partition: int, keys: Iterable[bytes]) -> int:
         """Tombstones for ``keys`` of ``partition`` (the TTL sweep, which reads RocksDB): a key
-        this batch wrote is live, whatever the stored value says."""
+        this batch wrote is live, whatever the stored value says. Returns how many were added."""
         writes = self.writes.setdefault(partition, {})
-        writes.update((key, None) for key in keys if key not in writes)
+        dead = [key for key in keys if key not in writes]
+        writes.update((key, None) for key in dead)
+        return len(dead)
 
     def send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """``(key, value)`` records for ``topic``, partitioned by key as Kafka's clients do."""

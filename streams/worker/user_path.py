@@ -32,7 +32,8 @@ class UserPath:
     """What the user path keeps between batches: the served model, the item board, the TTL's
     watermarks, the counters, and each catalog's item JSON (made once per catalog)."""
 
-    def __init__(self, settings: Settings, store: TableStore, producer: Callable[[], AIOKafkaProducer],
+    def __init__(self, settings: Settings, store: TableStore,
+                 producer: Callable[[], AIOKafkaProducer],
                  serving: Serving, board: ItemBoard | None, retention: Retention,
                  stats: PipelineStats, metrics: WorkerMetrics) -> None:  # fmt: skip
         self.settings, self.config, self.rules = settings, settings.steps, settings.list_rules
@@ -72,9 +73,10 @@ class UserPath:
             with self.metrics.scoring.time():
                 recs = records.serve(recommender, done.snapshots, config.top_k, self.rules,
                                      self.board, ids)  # fmt: skip
+            writer = self.writer(recommender.item_ids)
             tx.send(self.settings.recs_topic, records.recommendation_records(
-                done.snapshots, recs, recommender.version, writer=self.writer(
-                    recommender.item_ids), ids=ids, exploration=self.rules.exploration))  # fmt: skip
+                done.snapshots, recs, recommender.version, writer=writer, ids=ids,
+                exploration=self.rules.exploration))  # fmt: skip
             explored, trending = records.sources_shown(recs)
         if self.settings.item_stats:  # the item statistics count what the users' states did
             interests = done.interests if self.settings.item_learning else None

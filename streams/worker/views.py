@@ -1,6 +1,6 @@
 """The worker's web side: ``/stats/``, the per-user views, ``/metrics`` and what they read.
 
-Apart from the data path in streams/worker/app.py, so the agent reads as the pipeline and this
+Apart from the data path (streams/worker/user_path.py), so the path reads as the pipeline and this
 as what a worker answers about it. The per-user views answer on the worker that owns the user's
 partition; any other worker forwards the request there (``table_route``), so clients may ask
 any worker. They read a stored state as the steps do (:func:`stored_state`) and serve a list as
@@ -59,7 +59,7 @@ def table_size(table: faust.Table) -> int:
 def worker_metrics(
     app: faust.App, users: faust.Table, topic: str, serving: Serving, stats: PipelineStats
 ) -> WorkerMetrics:
-    """The worker's Prometheus registry: ``stats`` and the histograms the agent observes, with
+    """The worker's Prometheus registry: ``stats`` and the histograms the user path observes, with
     lag, table size and model read when scraped."""
     return WorkerMetrics(
         stats,

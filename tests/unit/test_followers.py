@@ -124,3 +124,16 @@ def test_the_newest_announcement_is_served_and_the_served_version_skipped(model_
     assert ready(read) is None  # announced again (a re-read from the start): nothing to do
     refused = ready({"serve": broken})
     assert refused.func == serving.refuse and refused.args[0] == "v-broken"
+
+
+def test_a_rollback_announced_before_the_swap_ran_is_still_served(model_path, loop):
+    """The follower compares with what it handed over, not what the loop serves yet: serving X,
+    A announced (its swap queued on the loop), then X again; X must be swapped back in."""
+    serving = Serving(recommender(), PipelineStats())
+    ready = model_follower(Settings(), serving, loop).ready
+    first = serving.recommender.version
+    to_new = ready({"serve": announcement_of(model_path)})  # handed over, not yet run
+    back = announcement_of(model_path).model_copy(update={"version": first})
+    rollback = ready({"serve": back})
+    assert to_new is not None and rollback is not None, "the rollback was skipped as served"
+    assert ready({"serve": back}) is None  # handed over once: a re-read does not repeat it

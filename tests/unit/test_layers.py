@@ -1,5 +1,6 @@
 """The layers, one direction: core <- models <- streams.steps <- streams <- the CLI, and only the
-CLI reads env. ``streams.steps`` are the worker's pure steps: no framework, no Kafka, no settings.
+CLI reads env. ``streams.steps`` are the worker's pure steps: no framework, no Kafka, no settings;
+and of the processes in streams/, only the worker and the CLI import ``streams.worker``.
 
 An ``ast`` walk over every module (function-local imports included), so a forbidden import
 fails here whether or not it runs; and a fresh interpreter, so what importing a layer loads is
@@ -92,6 +93,9 @@ def violations(root: Path) -> list[str]:
             reported.add((line, target or top))
             if target is not None and RANK[target] > RANK[layer]:
                 found.append(f"{where}: {layer} imports {name} ({target}, a layer above)")
+            elif (name == "streams.worker" or name.startswith("streams.worker.")) and layer == \
+                    "streams" and relative.parts[:2] != ("streams", "worker"):  # fmt: skip
+                found.append(f"{where}: imports {name}: only the worker and the CLI import it")
             elif target is None and layer == "core" and top not in CORE_ALLOWED | set(
                 sys.stdlib_module_names
             ):
@@ -116,6 +120,7 @@ def test_the_check_catches_what_it_forbids(tmp_path):
         "streams/worker/app.py": "from streams import cli\n",
         "streams/worker/views.py": "import os\nport = os.environ['PORT']\n",
         "streams/steps/parse.py": "import aiokafka\nfrom streams.settings import Settings\n",
+        "streams/trainer/lifelong.py": "from streams.worker.serving import Serving\n",
         "streams/cli/run.py": "import os, faust, torch, typer\nfrom streams.worker.app import x\n"
         "port = os.environ['PORT']\n",  # all allowed at the top
     }
@@ -123,7 +128,7 @@ def test_the_check_catches_what_it_forbids(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     found = violations(tmp_path)
-    assert len(found) == 8, found
+    assert len(found) == 9, found
     assert not any(line.startswith("streams/cli") for line in found)
 
 

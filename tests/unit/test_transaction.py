@@ -97,7 +97,7 @@ def a_batch(dbs, producer) -> BatchTransaction:
     del tx[b"old"]
     tx.bind(1)
     tx[b"other"] = b"state-2"
-    tx.delete_in(0, [b"new", b"stale"])  # the sweep leaves what this batch wrote
+    assert tx.delete_in(0, [b"new", b"stale"]) == 1  # the sweep leaves what this batch wrote
     tx.send("recs", [(b"u", b"record")])
     bad = Fetched(b"u", b"not json", 1, 7, 1.0, "events")
     tx.dead_letter(bad, InvalidEvent("bad_json", "not JSON"))
