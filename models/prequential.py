@@ -16,6 +16,8 @@ import numpy as np
 from models.baselines import ItemKNN, OnlineMF, Popularity, StreamingPolicy
 from models.diversity import intra_list_diversity
 from models.evaluation import gains_at
+from models.sequential_rules import SequentialRules
+from models.session_knn import STAN, VSKNN
 from models.stream import Stream
 
 if TYPE_CHECKING:
@@ -43,6 +45,9 @@ BASELINES: dict[str, Callable[[int, int, float, int], StreamingPolicy]] = {
     "trending": lambda users, items, trending_ms, seed: Popularity(users, items, trending_ms),
     "item-knn": lambda users, items, trending_ms, seed: ItemKNN(users, items),
     "online-mf": lambda users, items, trending_ms, seed: OnlineMF(users, items, seed=seed),
+    "v-sknn": lambda users, items, trending_ms, seed: VSKNN(users, items),
+    "stan": lambda users, items, trending_ms, seed: STAN(users, items),
+    "sr": lambda users, items, trending_ms, seed: SequentialRules(users, items),
 }
 
 

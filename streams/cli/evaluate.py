@@ -35,7 +35,24 @@ if TYPE_CHECKING:
     from models.prequential import Policy
 
 # Kept here, not imported from models/: the help text needs them, and --help must not load Torch.
-POLICIES = ("popularity", "trending", "item-knn", "online-mf", "interest", "product")
+POLICIES = {
+    "popularity": "most consumed items so far",
+    "trending": "popularity fading with --trending-half-life",
+    "item-knn": "co-occurrence within each user's last 20 items",
+    "online-mf": "ISGD: one SGD step per event (d 10)",
+    "v-sknn": "V-SKNN over users' last 20 items (k 100, sample 500, linear, idf 10)",
+    "stan": "STAN over users' last 20 items (k 100, sample 5000, session-rec's lambdas)",
+    "sr": "sequential rules from the user's newest item (steps 10, linear, top 20)",
+    "interest": "the product's decayed interest vector alone, at each --half-life",
+    "product": "the product: interest vector + --model's encoder and ranker",
+    **{f"{name}-{every}": f"{label} retrained from scratch every {every} of event time, "
+       "frozen between"
+       for name, label in (("sasrec", "SASRec"), ("gru4rec", "GRU4Rec"))
+       for every in ("60min", "1d")},
+}
+# Each retraining is a full training: only run when named.
+RETRAINED = tuple(name for name in POLICIES if name.startswith(("sasrec-", "gru4rec-")))
+DEFAULT_POLICIES = tuple(name for name in POLICIES if name not in RETRAINED)
 DEFAULT_HALF_LIVES = ("1h", "1d", "7d", "30d", "inf")
 
 
@@ -61,7 +78,8 @@ def evaluate_command(
     read: ReadOptions = ReadOptions(),
     policy: Annotated[
         Optional[list[str]],
-        typer.Option(help=f"Policies to run (repeat); default all: {', '.join(POLICIES)}."),
+        typer.Option(help=f"Policies to run (repeat; listed above); default all but "
+                     f"{', '.join(RETRAINED)}."),
     ] = None,
     half_life: Annotated[
         Optional[list[str]],
@@ -159,10 +177,10 @@ def evaluate_command(
     from models.train import TrainConfig
 
     from streams.cli.evaluate_steps import (
-        check_kafka_path, chosen_policies, model_versions, product_policies_chosen, run_policies,
-        stream_of)
+        check_kafka_path, chosen_policies, model_versions, product_policies_chosen,
+        retrained_policies, run_policies, stream_of)
 
-    chosen = chosen_policies(policy, POLICIES)
+    chosen = chosen_policies(policy, POLICIES) if policy else list(DEFAULT_POLICIES)
     if through_kafka and not {"interest", "product"} & set(chosen):
         raise typer.BadParameter("--through-kafka needs the interest or product policy")
     if replay and not warm_start:
@@ -190,6 +208,7 @@ def evaluate_command(
         workdir = Path(tmp)
         stream = stream_of(data, read, generator, min_rating, warmup)
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
+        policies += retrained_policies(chosen, settings.interest, config)
         versions = None
         if {"interest", "product"} & set(chosen):
             versions = model_versions(
@@ -211,3 +230,8 @@ def evaluate_command(
             check_kafka_path(
                 stream, versions, artifact, workdir, settings, through_kafka, out, bootstrap
             )
+
+
+# one line per policy, indented as the docstring is so that it dedents as one
+evaluate_command.__doc__ = (evaluate_command.__doc__ or "") + "\n    Policies (--policy):\n\n" + \
+    "".join(f"    {name}: {what}\n\n" for name, what in POLICIES.items())  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -11,8 +12,10 @@ from streams.cli.options import console, note
 
 if TYPE_CHECKING:
     from core.generator import GeneratorConfig
+    from core.interest import InterestConfig
     from core.log_formats import ReadOptions
     from models.half_life import HalfLife
+    from models.periodic import Retrained
     from models.prequential import Policy
     from models.product import ModelVersions, ProductPolicy
     from models.stream import Stream
@@ -99,6 +102,22 @@ def product_policies_chosen(
     return [
         p for p in every
         if ("interest" if p.name.startswith("interest h=") else "product") in chosen
+    ]
+
+
+def retrained_policies(
+    chosen: Sequence[str], interest: InterestConfig, config: TrainConfig
+) -> list[Retrained]:
+    """``sasrec-60min`` and the like: that model kind retrained from scratch every period."""
+    from core.durations import parse_duration
+    from models.periodic import Retrained
+
+    kinds = {"sasrec": "sasrec", "gru4rec": "gru"}
+    return [
+        Retrained(name, parse_duration(every), interest, replace(config, model=kinds[kind]))
+        for name in chosen
+        for kind, _, every in [name.partition("-")]
+        if kind in kinds
     ]
 
 

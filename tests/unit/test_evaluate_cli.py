@@ -92,3 +92,22 @@ def test_warm_started_versions_through_the_cli(tmp_path):
     assert "model versions: 4" in result.output  # at events 240 (end of warm-up), 540, 840, 1140
     rows = json.loads((tmp_path / "prequential.json").read_text())
     assert rows[0]["policy"] == "interest h=2ev" and rows[0]["ndcg@10"] > 0
+
+
+def test_session_baselines_and_retrained_models_through_the_cli(tmp_path):
+    from streams.cli.evaluate import POLICIES
+
+    shown = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"}).output
+    assert all(f"{name}: {what}" in shown for name, what in POLICIES.items())
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--generate", "--users", "40", "--items", "60", "--events-per-user", "15",
+            "--dim", "8", "--epochs", "1", "--policy", "v-sknn", "--policy", "stan", "--policy",
+            "sr", "--policy", "gru4rec-1d", "--out", str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
+    assert set(rows) == {"V-SKNN", "STAN", "SR", "gru4rec-1d"}
+    assert rows["gru4rec-1d"]["train_seconds"] > 0 and rows["SR"]["ndcg@10"] > 0
