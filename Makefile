@@ -61,8 +61,8 @@ bench: install $(PEER)/.installed
 	$(BIN)/python bench/benchmarks_doc.py
 
 # Prequential evaluation (docs/evaluation.md): both MovieLens sets, then the synthetic half-life
-# sweep (ML-100K 6.5 min, the ML-1M part 28.5 min on 2 cores, most of it model updates and
-# rebuilding user vectors at each version).
+# sweep (tens of minutes on 2 cores, most of it model updates and rebuilding user vectors at each
+# version; evaluate-ml-100k runs every default policy, the session baselines included).
 PREQ := bench/results/prequential
 # The product's model: the interest vector's own space, a new version every 1,000 events, each
 # continuing from the one before on the newest 10,000 (docs/evaluation.md).
