@@ -194,15 +194,16 @@ def model_follower(settings: Settings, serving: Serving,
     last hand-over is served; one of the version served now is skipped (a worker reading the
     topic again after a restart or a failure); loading and checking run in the follower's
     thread, off the loop, and the swap or the refusal on the loop."""
-    # the version last handed to the loop, compared with rather than the one served now: a swap
-    # handed over may not have run yet, and a rollback announced meanwhile must not be skipped
-    handed = [serving.recommender.version]
+    # the version the loop serves once what was handed over has run, compared with rather than
+    # the one served now: a swap handed over may not have run yet, and a rollback announced
+    # meanwhile must not be skipped. A refusal changes nothing served, so it is not recorded: a
+    # good artifact announced later under a refused version is still served.
+    serves = [serving.recommender.version]
 
     def ready(read: dict[str, Announcement]) -> Action | None:
         announced = read["serve"]
-        if announced.version == handed[0]:
+        if announced.version == serves[0]:
             return None
-        handed[0] = announced.version
         try:
             recommender = load_checked(Path(announced.path), announced.version, settings.blend)
         except ModelRefused as exc:
@@ -210,6 +211,7 @@ def model_follower(settings: Settings, serving: Serving,
         except Exception as exc:  # noqa: BLE001 - a check that crashed refuses the model too
             return functools.partial(serving.refuse, announced.version,
                                      f"{type(exc).__name__}: {exc}")  # fmt: skip
+        serves[0] = announced.version
         return functools.partial(serving.swap, recommender, announced.parent)
 
     def unreadable(count: int) -> None:

@@ -127,13 +127,22 @@ def test_the_newest_announcement_is_served_and_the_served_version_skipped(model_
 
 
 def test_a_rollback_announced_before_the_swap_ran_is_still_served(model_path, loop):
-    """The follower compares with what it handed over, not what the loop serves yet: serving X,
-    A announced (its swap queued on the loop), then X again; X must be swapped back in."""
+    """The follower compares with what the loop will serve once its hand-overs ran, not what it
+    serves now: serving X, A announced (its swap queued on the loop), then X again: X must go
+    back in. A refusal changes nothing served: a good artifact later announced under the refused
+    version is still served (a corrupt copy refused, then the real one promoted)."""
     serving = Serving(recommender(), PipelineStats())
     ready = model_follower(Settings(), serving, loop).ready
     first = serving.recommender.version
-    to_new = ready({"serve": announcement_of(model_path)})  # handed over, not yet run
-    back = announcement_of(model_path).model_copy(update={"version": first})
+    good = announcement_of(model_path)
+    to_new = ready({"serve": good})  # handed over, not yet run
+    back = good.model_copy(update={"version": first})  # its files are not that version's
     rollback = ready({"serve": back})
-    assert to_new is not None and rollback is not None, "the rollback was skipped as served"
-    assert ready({"serve": back}) is None  # handed over once: a re-read does not repeat it
+    assert to_new.func == serving.swap and rollback is not None, "the rollback was skipped"
+    assert rollback.func == serving.refuse
+    assert ready({"serve": good}) is None  # what the loop will serve already
+
+    fresh = model_follower(Settings(), Serving(recommender(), PipelineStats()), loop).ready
+    corrupt = good.model_copy(update={"path": str(model_path / "nope")})  # good's version
+    assert fresh({"serve": corrupt}).func.__name__ == "refuse"
+    assert fresh({"serve": good}).func.__name__ == "swap", "the refused version stuck"
