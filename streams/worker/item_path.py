@@ -24,7 +24,12 @@ from streams.worker.failure import stop_without_commit
 from streams.worker.metrics import PipelineStats
 from streams.worker.remade import Remade
 from streams.worker.serving import Serving
-from streams.worker.transaction import BatchTransaction, DeadLetterTopic, TableStore
+from streams.worker.transaction import (
+    BatchTransaction,
+    DeadLetterTopic,
+    TableStore,
+    keys_by_partition,
+)
 
 
 class ItemPath:
@@ -57,10 +62,8 @@ class ItemPath:
         by_item, last, dead, interests = parse_item_records(
             batch, self.interest, settings.max_abs_value,
             (learner.dim, learner.tag) if learner else None)  # fmt: skip
-        keys: dict[int, list[bytes]] = {}
-        for item, index in last.items():
-            keys.setdefault(batch[index].partition, []).append(item.encode())
-        tx = BatchTransaction(self.store, keys, self.producer(), self.dead_letters)
+        tx = BatchTransaction(self.store, keys_by_partition(last, batch), self.producer(),
+                              self.dead_letters)  # fmt: skip
         done = apply_items(by_item, tx, self.half_life_ms,
                            bind=lambda item: tx.bind(batch[last[item]].partition),
                            learner=learner, interests=interests)  # fmt: skip

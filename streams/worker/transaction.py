@@ -46,6 +46,17 @@ class TableStore:
     offset_key: bytes
 
 
+def keys_by_partition(
+    last_index: Mapping[str, int], batch: Sequence[Message]
+) -> dict[int, list[bytes]]:
+    """The batch's keys by the partition of the message that carried each key last (what each
+    multi-get reads): ``last_index`` maps a key to the batch index of that message."""
+    keys: dict[int, list[bytes]] = {}
+    for key, index in last_index.items():
+        keys.setdefault(batch[index].partition, []).append(key.encode())
+    return keys
+
+
 @dataclass(frozen=True)
 class DeadLetterTopic:
     """Where refused messages go, and the largest dead letter stored whole."""

@@ -25,7 +25,12 @@ from streams.worker.metrics import PipelineStats, WorkerMetrics
 from streams.worker.remade import Remade
 from streams.worker.retention import Retention
 from streams.worker.serving import Serving
-from streams.worker.transaction import BatchTransaction, DeadLetterTopic, TableStore
+from streams.worker.transaction import (
+    BatchTransaction,
+    DeadLetterTopic,
+    TableStore,
+    keys_by_partition,
+)
 
 
 class UserPath:
@@ -60,7 +65,7 @@ class UserPath:
         parsed = parse_batch(batch, recommender.index, config.max_future_ms, config.max_abs_value)
         stats.next_offsets.update(parsed.next_offsets)
         stats.unknown_items += parsed.unknown_items  # scored with no vector contribution
-        tx = BatchTransaction(self.store, keys_by_partition(parsed, batch), self.producer(),
+        tx = BatchTransaction(self.store, keys_by_partition(parsed.last_index, batch), self.producer(),
                               self.dead_letters)  # fmt: skip
         done = apply_users(parsed, tx, recommender.item_vector, recommender.dim, config,
                            bind=lambda index: tx.bind(batch[index].partition),
@@ -114,11 +119,3 @@ class UserPath:
             return 0  # no TTL: no per-event watermark work on the hot path
         self.retention.observe(parsed)
         return self.retention.sweep(tx.delete_in)
-
-
-def keys_by_partition(parsed: ParsedBatch, batch: Sequence[Fetched]) -> dict[int, list[bytes]]:
-    """The batch's users by the partition their events came from (what each multi-get reads)."""
-    keys: dict[int, list[bytes]] = {}
-    for user, index in parsed.last_index.items():
-        keys.setdefault(batch[index].partition, []).append(user.encode())
-    return keys

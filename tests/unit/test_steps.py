@@ -126,22 +126,6 @@ def test_a_corrupt_stored_state_starts_afresh(caplog: pytest.LogCaptureFixture):
     assert done.applied == 1 and decode_state(table[b"u1"]).count == 1
 
 
-def test_a_truncated_state_of_an_unknown_catalog_starts_afresh(caplog: pytest.LogCaptureFixture):
-    """A value naming a catalog the worker lacks, and cut short: the retry without its items
-    fails too, and must cost the user's history, not stop the worker on every restart."""
-    from core.codebook import ItemCodebook
-    from core.codec import encode_state
-    from core.interest import UserState
-
-    other = ItemCodebook(["x", "y"])
-    stored = UserState(np.ones(4, np.float32), 5, 1, ("x",), (0, 0), (1.0,))
-    table = {b"u1": encode_state(stored, other)[:-3]}
-    with caplog.at_level(logging.ERROR, logger="streams.steps.users"):
-        done = apply(parse_batch(messages(event("u1", "a", 1)), set(ITEMS)), table)
-    assert "unreadable state" in caplog.text
-    assert done.applied == 1 and decode_state(table[b"u1"]).count == 1
-
-
 def test_records_carry_the_trigger_and_schema_version_keyed_by_user():
     rec = recommender()
     es = [event("u1", "a", 1000, "e-1"), event("u2", "b", 2000)]
