@@ -45,6 +45,8 @@ POLICIES = {
     "sr": "sequential rules from the user's newest item (steps 10, linear, top 20)",
     "interest": "the product's decayed interest vector alone, at each --half-life",
     "product": "the product: interest vector + --model's encoder and ranker",
+    "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
+    "interest vector at --sources-half-life, ranked by a ranker learned online",
     **{f"{name}-{every}": f"{label} retrained from scratch every {every} of event time, "
        "frozen between"
        for name, label in (("sasrec", "SASRec"), ("gru4rec", "GRU4Rec"))
@@ -92,6 +94,14 @@ def evaluate_command(
     trending_half_life: Annotated[
         str, typer.Option(help="Half-life of the trending-popularity baseline.")
     ] = "1d",
+    sources_half_life: Annotated[
+        str, typer.Option(help="Half-life of the interest vector among the sources policy's "
+                          "candidate sources (20ev, 6h, ...).")
+    ] = "2ev",
+    ablate_sources: Annotated[
+        bool, typer.Option(help="With --policy sources: also run it without each source "
+                           "in turn, to measure what each adds.")
+    ] = False,
     min_rating: Annotated[
         Optional[float],
         typer.Option(help="Positive-only stream: drop ratings below this (other types kept)."),
@@ -177,7 +187,7 @@ def evaluate_command(
     from models.train import TrainConfig
 
     from streams.cli.evaluate_steps import (
-        check_kafka_path, chosen_policies, model_versions, product_policies_chosen,
+        check_kafka_path, chosen_policies, model_versions, product_policies_chosen, source_rankers,
         retrained_policies, run_policies, stream_of)
 
     chosen = chosen_policies(policy, POLICIES) if policy else list(DEFAULT_POLICIES)
@@ -210,7 +220,7 @@ def evaluate_command(
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         policies += retrained_policies(chosen, settings.interest, config)
         versions = None
-        if {"interest", "product"} & set(chosen):
+        if {"interest", "product", "sources"} & set(chosen):
             versions = model_versions(
                 stream, artifact, settings, config, workdir, warm_start, retrain_every
             )
@@ -218,6 +228,9 @@ def evaluate_command(
             policies += product_policies_chosen(chosen, versions, settings, half_lives, kind,
                                                 item_learning, explore or [], explore_budget,
                                                 mmr or [])  # fmt: skip
+            if "sources" in chosen:
+                policies += source_rankers(stream, versions, settings,
+                                           HalfLife.parse(sources_half_life), ablate_sources)
         rows = run_policies(stream, policies, k, windows, versions)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)

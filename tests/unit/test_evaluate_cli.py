@@ -111,3 +111,23 @@ def test_session_baselines_and_retrained_models_through_the_cli(tmp_path):
     rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
     assert set(rows) == {"V-SKNN", "STAN", "SR", "gru4rec-1d"}
     assert rows["gru4rec-1d"]["train_seconds"] > 0 and rows["SR"]["ndcg@10"] > 0
+
+
+def test_the_source_ranker_and_its_ablation_through_the_cli(tmp_path):
+    from models.source_ranker import SOURCES
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--generate", "--users", "40", "--items", "60", "--events-per-user", "15",
+            "--model", "interest-mf", "--dim", "8", "--epochs", "1", "--policy", "popularity",
+            "--policy", "sources", "--ablate-sources", "--out", str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
+    full = rows[f"sources: {' + '.join(SOURCES)} + interest"]
+    assert not full["baseline"] and rows["popularity"]["baseline"]
+    assert full["vs_best_baseline"] == full["ndcg@10"] / rows["popularity"]["ndcg@10"]
+    assert {f"sources - {s}" for s in [*SOURCES, "interest"]} < set(rows)
+    assert "÷ best baseline" in (tmp_path / "prequential.md").read_text()
