@@ -85,8 +85,9 @@ evaluate-ml-1m: install
 		$(BASELINES) --policy online-mf $(PRODUCT) --half-life 1ev --half-life 5ev \
 		--half-life inf --out $(PREQ)/ml-1m-users-1-2999
 
-# The e-commerce samples, sessions standing in for users on Yoochoose and Diginetica; each with
-# the source ranker's ablation (docs/evaluation.md). Yoochoose's train and test files are one log.
+# The e-commerce samples, sessions standing in for users on Yoochoose and Diginetica; the two
+# smaller ones with the source ranker's ablation (docs/evaluation.md). Yoochoose's train and test
+# files are one log.
 evaluate-ecommerce: evaluate-yoochoose evaluate-diginetica evaluate-taobao
 
 YOOCHOOSE := $(DATASETS)/yoochoose-100k-sample/yoochoose-clicks-100k
@@ -94,7 +95,7 @@ evaluate-yoochoose: install
 	log=$$(mktemp --suffix .tsv) && (cat $(YOOCHOOSE)_train_full.txt; \
 		tail -n +2 $(YOOCHOOSE)_test.txt) > $$log && \
 	$(BIN)/streamrec evaluate --data $$log --format yoochoose-sessions $(UPDATES) \
-		$(BASELINES) $(PRODUCT) --ablate-sources --out $(PREQ)/yoochoose; \
+		$(BASELINES) $(PRODUCT) --out $(PREQ)/yoochoose; \
 		status=$$?; rm -f $$log; exit $$status
 
 evaluate-diginetica: install

@@ -43,8 +43,10 @@ class SourceRanker(StreamingPolicy):
 
     Features of an item, per source: its score over the source's best (0 when not positive),
     and ``1 / (1 + rank)`` within the source's top list (0 outside it); then the item's age and
-    the time since its last event, as ``exp(-t / 1 day)``, and a bias. The weights are one such
-    vector per history bucket; Adagrad steps keep a source's scale from setting its pace.
+    the time since its last event, as ``exp(-t / 1 day)``, and a bias. A user is ranked with a
+    weight vector shared by all plus their history bucket's offset, both learned from each
+    event, so a new log's first events teach every bucket; Adagrad steps keep a source's scale
+    from setting its pace.
     """
 
     baseline = False  # the product's ranker, though its sources are baselines
@@ -73,8 +75,9 @@ class SourceRanker(StreamingPolicy):
         self.first_ts = np.full(n_items, -1, dtype=np.int64)
         self.last_ts = np.full(n_items, -1, dtype=np.int64)
         n_features = 2 * len(self.sources) + 3
-        self.weights = np.zeros((len(HISTORY_BUCKETS), n_features))
-        self.weights[:, 0:-3:2] = 1.0  # start from the sum of the normalised source scores
+        # row 0: shared by every user, learning from every event; row 1 + b: bucket b's offset
+        self.weights = np.zeros((1 + len(HISTORY_BUCKETS), n_features))
+        self.weights[0, 0:-3:2] = 1.0  # start from the sum of the normalised source scores
         self.squared = np.full_like(self.weights, 1e-6)
         self.learned_events = 0
 
@@ -83,7 +86,12 @@ class SourceRanker(StreamingPolicy):
         return sum(source.train_seconds for source in self.sources.values())
 
     def bucket(self, user: int) -> int:
-        return int(np.searchsorted(HISTORY_BUCKETS, len(self.seen[user]), side="right")) - 1
+        """The row of the user's history bucket in ``weights`` (1 + the bucket's index)."""
+        return int(np.searchsorted(HISTORY_BUCKETS, len(self.seen[user]), side="right"))
+
+    def effective(self, bucket: int) -> np.ndarray:
+        """The weights a user of ``bucket`` is ranked with: the shared row plus its offset."""
+        return self.weights[0] + self.weights[bucket]
 
     def features(self, user: int, ts: int) -> tuple[np.ndarray, np.ndarray]:
         """(candidates,) item indices and their (candidates, features) rows: every source's
@@ -126,7 +134,7 @@ class SourceRanker(StreamingPolicy):
                 candidates, rows = self.features(user, t)
                 bucket = self.bucket(user)
                 if tested[n]:
-                    order = np.lexsort((candidates, -(rows @ self.weights[bucket])))
+                    order = np.lexsort((candidates, -(rows @ self.effective(bucket))))
                     shown = candidates[order[:k]]
                     out[row, : len(shown)] = shown
                     row += 1
@@ -143,12 +151,13 @@ class SourceRanker(StreamingPolicy):
         at = np.searchsorted(candidates, item)
         if at == len(candidates) or candidates[at] != item:
             return  # no source proposed it: no weight can rank it higher
-        logits = rows @ self.weights[bucket]
+        logits = rows @ self.effective(bucket)
         p = np.exp(logits - logits.max())
         p /= p.sum()
         gradient = rows[at] - p @ rows
-        self.squared[bucket] += gradient**2
-        self.weights[bucket] += self.learning_rate * gradient / np.sqrt(self.squared[bucket])
+        for row in (0, bucket):  # the same gradient reaches the shared row and the offset
+            self.squared[row] += gradient**2
+            self.weights[row] += self.learning_rate * gradient / np.sqrt(self.squared[row])
         self.learned_events += 1
 
     def learn(self, user: int, item: int, ts: int) -> None:
@@ -163,5 +172,5 @@ class SourceRanker(StreamingPolicy):
     def scores(self, user: int, ts: int) -> np.ndarray:
         candidates, rows = self.features(user, ts)
         out = np.full(self.n_items, -math.inf)
-        out[candidates] = rows @ self.weights[self.bucket(user)]
+        out[candidates] = rows @ self.effective(self.bucket(user))
         return out
