@@ -22,7 +22,8 @@ from rich.progress import Progress
 
 from core.events import Event
 from core.interest import InterestConfig
-from models.artifact import load_model, save_artifact
+from core.forgetting import Forgetting
+from models.artifact import forgetting_entry, forgetting_of, load_model, save_artifact
 from models.base import SequenceModel
 from models.blend import Blend
 from models.data import (
@@ -161,8 +162,10 @@ def train(
         "n_interactions": len(data),
         "history": history,
     }
+    trained_for = Forgetting.exponential(interest.half_life_ms, interest.half_life_events)
+    config_out = {"train": asdict(config), **forgetting_entry(trained_for)}
     version = save_artifact(
-        out, model, data.item_ids, {"train": asdict(config)}, metrics, ranker, config.ann_min_items
+        out, model, data.item_ids, config_out, metrics, ranker, config.ann_min_items
     )
     return version, metrics
 
@@ -222,7 +225,8 @@ def update(
         "n_items": data.n_items,
         "n_interactions": len(data),
     }
-    config_out = {"train": asdict(config), "warm_start_from": old_config["version"]}
+    config_out = {"train": asdict(config), "warm_start_from": old_config["version"],
+                  **forgetting_entry(forgetting_of(old_config, interest))}  # fmt: skip
     version = save_artifact(
         out, model, data.item_ids, config_out, metrics, None, config.ann_min_items
     )
