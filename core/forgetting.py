@@ -179,17 +179,25 @@ def _key_value(part: str, default_key: str, text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _scale(value: str, text: str) -> tuple[float, str]:
-    """(scale, clock) of ``20ev`` (events) or a duration (milliseconds of event time)."""
-    if value.endswith("ev"):
-        try:
-            events = float(value[:-2])
-        except ValueError:
-            raise ValueError(f"{text!r}: {value!r} is not a count of events like 20ev") from None
-        if not events > 0:
-            raise ValueError(f"{text!r}: the scale must be positive, got {value!r}")
-        return events, "events"
+def parse_scale(text: str) -> tuple[float, str]:
+    """(scale, clock) of ``20ev`` (events) or a duration (``6h``: seconds of event time), as
+    ``--half-life`` and forgetting specs write a scale. Raises ValueError saying what is wrong."""
+    text = text.strip().lower()
+    if not text.endswith("ev"):
+        return parse_duration(text), "time"
     try:
-        return parse_duration(value) * 1000.0, "time"
+        events = float(text[:-2])
+    except ValueError:
+        raise ValueError(f"{text!r} is not a count of events like 20ev") from None
+    if not events > 0:
+        raise ValueError(f"a half-life or scale must be positive, got {text!r}")
+    return events, "events"
+
+
+def _scale(value: str, text: str) -> tuple[float, str]:
+    """(scale, clock) of a spec's scale: events, or milliseconds of event time."""
+    try:
+        scale, clock = parse_scale(value)
     except ValueError as exc:
         raise ValueError(f"{text!r}: {exc}") from None
+    return (scale, clock) if clock == "events" else (scale * 1000.0, clock)
