@@ -93,7 +93,7 @@ class ForgettingRun:
                 to_stream = _inverse(to_catalog, len(rec.item_ids))
             user = int(stream.users[n])
             items, times, weights = history.setdefault(user, ([], [], []))
-            if stream.tested[n] and items:
+            if stream.tested[n]:  # (a user with only impressions so far: a zero vector)
                 pending.append(_recent(items, times, weights, self.kept))
                 pending_recent.append(items[-excluded:])
                 if len(pending) == self.batch:
@@ -169,7 +169,7 @@ class _Batch(NamedTuple):
         lengths = np.array([len(items) for items, _, _ in users])
         rows = np.repeat(np.arange(len(users)), lengths)
         items, times, weights = (np.concatenate(column) for column in zip(*users))
-        newest = np.array([t[-1] for _, t, _ in users], dtype=np.int64)
+        newest = np.array([t[-1] if len(t) else 0 for _, t, _ in users], dtype=np.int64)
         ends = np.cumsum(lengths)
         age_events = (ends[rows] - 1 - np.arange(len(rows))).astype(np.float64)
         age_ms = (newest[rows] - times).astype(np.float64)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.events import Event
 from core.forgetting import Forgetting
 from core.generator import GeneratorConfig, generate
 from core.interest import InterestConfig
@@ -88,3 +89,15 @@ def test_exact_exponential_lists_are_the_workers_lists():
     assert np.mean(np.all(lists[0] == lists[1], axis=1)) > 0.99
     rows = run_prequential(stream, [worker, exact], k=10, windows=1)
     assert rows[1]["ndcg@10"] == pytest.approx(rows[0]["ndcg@10"], abs=1e-3)
+
+
+def test_a_user_with_only_impressions_so_far_keeps_the_rows_aligned():
+    events = [Event("a", "i1", "impression", 1), Event("b", "i3", "click", 2),
+              Event("a", "i2", "click", 3), Event("b", "i4", "click", 4),
+              Event("b", "i5", "click", 5)]  # fmt: skip
+    stream = Stream.of(events, warmup=0.0, catalog=[f"i{i}" for i in range(N_TOPICS)])
+    versions = ModelVersions(lambda _events: topic_recommender(), stream)
+    interest = InterestConfig(event_weights=SAME_WEIGHTS, half_life_events=2.0, history_len=1)
+    worker = ProductPolicy("interest h=2ev", versions, interest, Blend(), sequence=False)
+    exact = ForgettingPolicy(versions, interest, Blend(), Forgetting.parse("exp:2ev"))
+    assert np.array_equal(worker.run(stream, 5), exact.run(stream, 5))
