@@ -66,3 +66,24 @@ def test_the_worker_says_it_serves_exponential_only(trained, tmp_path, caplog):
         assert caplog.text == ""  # exponential: served as it is
         note_unserved_forgetting(fitted, "v1")
     assert "power:tau=3ev,alpha=1" in caplog.text and "exponential decay" in caplog.text
+
+
+def test_train_names_a_forgetting_fits_winner(tmp_path):
+    from typer.testing import CliRunner
+
+    from models.forgetting_fit import ForgettingFit
+    from streams.cli import app
+
+    fit = ForgettingFit(((Forgetting.parse("window:9.6ev"), 0.056),
+                         (Forgetting.parse("exp:2.2ev"), 0.055)), 10, 100)  # fmt: skip
+    (tmp_path / "fit.json").write_text(json.dumps(fit.to_dict()))
+    (tmp_path / "bad.json").write_text("{}")
+    runner = CliRunner()
+    args = ["train", "--generate", "--users", "40", "--items", "60", "--events-per-user", "12",
+            "--model", "mf", "--dim", "8", "--epochs", "1", "--no-ranker", "--threads", "1",
+            "--out", str(tmp_path / "model")]  # fmt: skip
+    result = runner.invoke(app, [*args, "--forgetting-fit", str(tmp_path / "fit.json")])
+    assert result.exit_code == 0, result.output
+    assert read_config(tmp_path / "model")["forgetting"]["label"] == "window:9.6ev"
+    bad = runner.invoke(app, [*args, "--forgetting-fit", str(tmp_path / "bad.json")])
+    assert bad.exit_code == 2 and "not a forgetting fit's result" in bad.output
