@@ -46,7 +46,7 @@ def topic_recommender() -> Recommender:
 def generated_stream(forgetting: Forgetting, seed: int = 0) -> Stream:
     """Many topics and frequent new ones (drift 0.3), so that users' pasts hold topics of
     many ages and the shape of the function, not only its scale, changes the lists."""
-    config = GeneratorConfig(n_users=500, n_items=N_TOPICS * PER_TOPIC, n_topics=N_TOPICS,
+    config = GeneratorConfig(n_users=300, n_items=N_TOPICS * PER_TOPIC, n_topics=N_TOPICS,
                              events_per_user=60, drift=0.3, on_topic=1.0, skip_rate=0.0,
                              seed=seed, forgetting=forgetting)  # fmt: skip
     return Stream.of(generate(config), warmup=0.2)
