@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
-.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-forgetting clean
+.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,12 @@ PREQ := bench/results/prequential
 UPDATES := --model interest-mf --retrain-every 1000 --warm-start --recent-events 10000
 HALF_LIVES := --half-life 1ev --half-life 2ev --half-life 5ev --half-life 20ev \
 	--half-life 1d --half-life 7d --half-life inf
-evaluate: evaluate-ml-100k evaluate-ml-1m evaluate-synthetic
+# The bar on every log: the cheap baselines; the product's default (`sources`: every candidate
+# source and the interest vector ranked by the online ranker) and the interest vector alone.
+BASELINES := --policy popularity --policy trending --policy item-knn --policy v-sknn \
+	--policy stan --policy sr
+PRODUCT := --history-len 1000 --policy interest --half-life 2ev --policy sources
+evaluate: evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce
 
 evaluate-ml-100k: install
 	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data $(UPDATES) \
@@ -77,9 +82,30 @@ evaluate-ml-100k: install
 
 evaluate-ml-1m: install
 	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz $(UPDATES) \
-		--history-len 1000 --policy popularity --policy trending --policy item-knn \
-		--policy online-mf --policy interest --half-life 1ev --half-life 2ev --half-life 5ev \
+		$(BASELINES) --policy online-mf $(PRODUCT) --half-life 1ev --half-life 5ev \
 		--half-life inf --out $(PREQ)/ml-1m-users-1-2999
+
+# The e-commerce samples, sessions standing in for users on Yoochoose and Diginetica; each with
+# the source ranker's ablation (docs/evaluation.md). Yoochoose's train and test files are one log.
+evaluate-ecommerce: evaluate-yoochoose evaluate-diginetica evaluate-taobao
+
+YOOCHOOSE := $(DATASETS)/yoochoose-100k-sample/yoochoose-clicks-100k
+evaluate-yoochoose: install
+	log=$$(mktemp --suffix .tsv) && (cat $(YOOCHOOSE)_train_full.txt; \
+		tail -n +2 $(YOOCHOOSE)_test.txt) > $$log && \
+	$(BIN)/streamrec evaluate --data $$log --format yoochoose-sessions $(UPDATES) \
+		$(BASELINES) $(PRODUCT) --ablate-sources --out $(PREQ)/yoochoose; \
+		status=$$?; rm -f $$log; exit $$status
+
+evaluate-diginetica: install
+	$(BIN)/streamrec evaluate --data \
+		$(DATASETS)/diginetica-sample/sample_train-item-views.csv --format diginetica \
+		$(UPDATES) $(BASELINES) $(PRODUCT) --ablate-sources --out $(PREQ)/diginetica
+
+evaluate-taobao: install
+	$(BIN)/streamrec evaluate --data \
+		$(DATASETS)/taobao-userbehavior-sample/UserBehavior_head.csv --format taobao \
+		$(UPDATES) $(BASELINES) $(PRODUCT) --ablate-sources --out $(PREQ)/taobao
 
 # Event types carry no signal in the generator, so they weigh the same here.
 evaluate-synthetic: install

@@ -19,6 +19,7 @@ class StreamingPolicy:
     """Ranks ``scores(user, ts)`` over the items seen so far, minus the user's own items."""
 
     name = "policy"
+    baseline = True  # a reference the product is measured against (models/prequential_report.py)
     train_seconds = 0.0  # learns as it goes: no model to train apart
 
     def __init__(self, n_users: int, n_items: int) -> None:

@@ -33,6 +33,8 @@ class Retrained:
     from the user's newest ``config.max_len`` items the model knows; before the first version
     can be trained (10 positive events, a user with 3), it shows nothing."""
 
+    baseline = True
+
     def __init__(
         self,
         name: str,

@@ -93,6 +93,7 @@ def run_prequential(
         results.append(
             {
                 "policy": policy.name,
+                "baseline": getattr(policy, "baseline", False),
                 **{name: float(v.mean()) for name, v in gains.items()},
                 "coverage": len(np.unique(shown)) / len(stream.item_ids),
                 "novelty": float(popularity_rank[shown].mean()) if len(shown) else 0.0,

@@ -13,6 +13,7 @@ NAME = "prequential"
 
 def write_results(rows: list[dict[str, Any]], out: Path, title: str, k: int = 10) -> Path:
     """Write ``prequential.{json,md,png}`` under ``out``; return the plot's path."""
+    rows = against_best_baseline(rows, k)
     write_report(
         out,
         NAME,
@@ -26,11 +27,43 @@ def write_results(rows: list[dict[str, Any]], out: Path, title: str, k: int = 10
             "novelty (mean pop. rank)": lambda r: f"{r['novelty']:.0f}",
             "ILD": lambda r: "-" if r.get("diversity") is None or r["diversity"] != r["diversity"]
             else f"{r['diversity']:.3f}",
+            "÷ best baseline": lambda r: _ratio(r.get("vs_best_baseline")),
+            "lowest window ÷ its best baseline (window)": lambda r: "-"
+            if r.get("worst_window_vs_best") is None
+            else f"{_ratio(r['worst_window_vs_best'][1])} ({r['worst_window_vs_best'][0]})",
             "tested": lambda r: f"{r['tested']:,}",
             "events/s": lambda r: f"{r['events_per_s']:,}",
         },
     )
     return plot(rows, out / f"{NAME}.png", title, k)
+
+
+def against_best_baseline(rows: list[dict[str, Any]], k: int = 10) -> list[dict[str, Any]]:
+    """Each row with its NDCG@K over the best baseline's (``vs_best_baseline``) and its lowest
+    such ratio in any window against the best baseline of that window (``worst_window_vs_best``:
+    1-based window, ratio): the bar a policy must clear on every log. Unchanged without a
+    baseline row."""
+    key = f"ndcg@{k}"
+    baselines = [r for r in rows if r.get("baseline")]
+    if not baselines:
+        return rows
+    best = max(r[key] for r in baselines)
+    windows = [max(r["windows"][w][key] for r in baselines)
+               for w in range(min(len(r["windows"]) for r in baselines))]  # fmt: skip
+    out = []
+    for row in rows:
+        ratios = [(w + 1, row["windows"][w][key] / top) for w, top in enumerate(windows)
+                  if w < len(row["windows"]) and top > 0]  # fmt: skip
+        out.append({
+            **row,
+            "vs_best_baseline": row[key] / best if best > 0 else None,
+            "worst_window_vs_best": min(ratios, key=lambda r: r[1]) if ratios else None,
+        })
+    return out
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}×"
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str, k: int = 10) -> Path:

@@ -34,6 +34,10 @@ class SessionIndex(StreamingPolicy):
         self.item_events = np.zeros(n_items)  # for V-SKNN's idf
         self.active = np.zeros(n_users, dtype=bool)
         self.distinct = np.zeros(n_users)  # distinct items in each user's window
+        # each user's window as a row, oldest first, -1 padded; and which of its slots hold
+        # the newest occurrence of their item (the neighbour's item set, one slot per item)
+        self.rows = np.full((n_users, window), -1, dtype=np.int64)
+        self.newest = np.zeros((n_users, window), dtype=bool)
 
     def session(self, user: int) -> list[int]:
         return self.seen[user][-self.window :]
@@ -46,6 +50,9 @@ class SessionIndex(StreamingPolicy):
             self.holders[before[0]].discard(user)
         self.holders[item].add(user)
         self.distinct[user] = len(set(after))
+        self.rows[user, : len(after)] = after
+        self.newest[user] = False
+        self.newest[user, [len(after) - 1 - after[::-1].index(i) for i in set(after)]] = True
         self.last_ts[user] = ts
         self.item_events[item] += 1.0
         self.active[user] = True
@@ -104,9 +111,12 @@ class VSKNN(SessionIndex):
         users, overlap, step = self.neighbours(user, weight)
         similarity = overlap / len(weight)
         idf = np.log(max(self.active.sum(), 1) / np.maximum(self.item_events, 1.0))
-        for n in self.nearest(users, similarity):
-            held = np.unique(self.session(int(users[n])))
-            out[held] += similarity[n] * (1.0 + idf[held] * self.idf_weighting) / step[n]
+        near = self.nearest(users, similarity)
+        held = self.newest[users[near]]  # (k, window): each neighbour's distinct items
+        items = self.rows[users[near]][held]
+        per_neighbour = held.sum(axis=1)
+        gain = np.repeat(similarity[near], per_neighbour) * (1.0 + idf[items] * self.idf_weighting)
+        out += np.bincount(items, gain / np.repeat(step[near], per_neighbour), self.n_items)
         return out
 
 
@@ -145,13 +155,14 @@ class STAN(SessionIndex):
         users, overlap, _ = self.neighbours(user, weight)
         recency = np.exp(-(ts - self.last_ts[users]) / self.lambda_snh_ms)
         similarity = overlap / (norm * np.sqrt(self.distinct[users])) * recency
-        for n in self.nearest(users, similarity):
-            items = self.session(int(users[n]))
-            last = {item: p for p, item in enumerate(items, 1)}  # newest position of each
-            star = max(p for p, item in enumerate(items, 1) if item in weight)
-            distinct = np.fromiter(last, dtype=np.int64, count=len(last))
-            gaps = np.abs(np.fromiter(last.values(), dtype=float, count=len(last)) - star)
-            out[distinct] += similarity[n] * np.exp(-gaps / self.lambda_inh)
+        near = self.nearest(users, similarity)
+        rows, held = self.rows[users[near]], self.newest[users[near]]  # (k, window)
+        position = np.arange(1, self.window + 1)
+        shared = np.isin(rows, np.fromiter(weight, dtype=np.int64)) & (rows >= 0)
+        star = (position * shared).max(axis=1)  # the newest position of a shared item
+        gaps = np.abs(position - star[:, None]).astype(float)
+        gain = similarity[near][:, None] * np.exp(-gaps / self.lambda_inh)
+        out += np.bincount(rows[held], gain[held], self.n_items)
         return out
 
 

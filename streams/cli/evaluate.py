@@ -45,6 +45,8 @@ POLICIES = {
     "sr": "sequential rules from the user's newest item (steps 10, linear, top 20)",
     "interest": "the product's decayed interest vector alone, at each --half-life",
     "product": "the product: interest vector + --model's encoder and ranker",
+    "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
+    "interest vector at --sources-half-life, ranked by a ranker learned online",
     **{f"{name}-{every}": f"{label} retrained from scratch every {every} of event time, "
        "frozen between"
        for name, label in (("sasrec", "SASRec"), ("gru4rec", "GRU4Rec"))
@@ -115,6 +117,14 @@ def evaluate_command(
     trending_half_life: Annotated[
         str, typer.Option(help="Half-life of the trending-popularity baseline.")
     ] = "1d",
+    sources_half_life: Annotated[
+        str, typer.Option(help="Half-life of the interest vector among the sources policy's "
+                          "candidate sources (20ev, 6h, ...).")
+    ] = "2ev",
+    ablate_sources: Annotated[
+        bool, typer.Option(help="With --policy sources: also run it without each source "
+                           "in turn, to measure what each adds.")
+    ] = False,
     min_rating: Annotated[
         Optional[float],
         typer.Option(help="Positive-only stream: drop ratings below this (other types kept)."),
@@ -202,7 +212,8 @@ def evaluate_command(
 
     from streams.cli.evaluate_steps import (
         check_kafka_path, chosen_policies, fitted_forgetting, forgetting_policies_of,
-        model_versions, product_policies_chosen, retrained_policies, run_policies, stream_of)
+        model_versions, product_policies_chosen, retrained_policies, run_policies,
+        source_rankers, stream_of)
 
     chosen = chosen_policies(policy, POLICIES) if policy else list(DEFAULT_POLICIES)
     if through_kafka and not {"interest", "product"} & set(chosen):
@@ -238,7 +249,7 @@ def evaluate_command(
         versions = None
         if fit_forgetting:
             forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)
-        if {"interest", "product"} & set(chosen) or forgettings:
+        if {"interest", "product", "sources"} & set(chosen) or forgettings:
             versions = model_versions(
                 stream, artifact, settings, config, workdir, warm_start, retrain_every
             )
@@ -247,6 +258,9 @@ def evaluate_command(
                                                 item_learning, explore or [], explore_budget,
                                                 mmr or [])  # fmt: skip
             policies += forgetting_policies_of(versions, settings, forgettings)
+            if "sources" in chosen:
+                policies += source_rankers(stream, versions, settings,
+                                           HalfLife.parse(sources_half_life), ablate_sources)
         rows = run_policies(stream, policies, k, windows, versions)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)

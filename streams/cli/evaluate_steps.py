@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from models.prequential import Policy
     from models.forgetting_policy import ForgettingPolicy
     from models.product import ModelVersions, ProductPolicy
+    from models.source_ranker import SourceRanker
     from models.stream import Stream
     from models.train import TrainConfig
     from streams.settings import Settings
@@ -147,6 +148,30 @@ def fitted_forgetting(
     for forgetting, _ in result.best_of_each():  # best first: each family's best on any clock
         best.setdefault(forgetting.family, forgetting)
     return list(best.values())
+
+
+def source_rankers(
+    stream: Stream, versions: ModelVersions, settings: Settings, half_life: HalfLife,
+    ablation: bool,
+) -> list[SourceRanker]:  # fmt: skip
+    """``sources``: candidates from every source and the product's interest vector at
+    ``half_life``, ranked by the online ranker; with ``ablation`` also once without each."""
+    from models.interest_source import InterestSource
+    from models.source_ranker import SOURCES, SourceRanker
+
+    interest = half_life.applied_to(settings.interest)
+    n_users, n_items = stream.n_users, len(stream.item_ids)
+    rankers = [SourceRanker(n_users, n_items, tuple(SOURCES),
+                            extra=InterestSource(stream, versions, interest))]  # fmt: skip
+    if ablation:
+        rankers.append(SourceRanker(n_users, n_items, tuple(SOURCES), name="sources - interest"))
+        rankers += [
+            SourceRanker(n_users, n_items, tuple(s for s in SOURCES if s != left_out),
+                         name=f"sources - {left_out}",
+                         extra=InterestSource(stream, versions, interest))  # fmt: skip
+            for left_out in SOURCES
+        ]
+    return rankers
 
 
 def retrained_policies(

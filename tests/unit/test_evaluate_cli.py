@@ -141,3 +141,23 @@ def test_forgetting_functions_and_their_fit_through_the_cli(tmp_path):
         rows["interest h=2ev"]["ndcg@10"], abs=2e-3)
     assert "interest g=power:tau=3ev,alpha=1" in rows
     assert sum(name.startswith("interest g=") for name in rows) >= 4  # the fit's families too
+
+
+def test_the_source_ranker_and_its_ablation_through_the_cli(tmp_path):
+    from models.source_ranker import SOURCES
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--generate", "--users", "40", "--items", "60", "--events-per-user", "15",
+            "--model", "interest-mf", "--dim", "8", "--epochs", "1", "--policy", "popularity",
+            "--policy", "sources", "--ablate-sources", "--out", str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
+    full = rows[f"sources: {' + '.join(SOURCES)} + interest"]
+    assert not full["baseline"] and rows["popularity"]["baseline"]
+    assert full["vs_best_baseline"] == full["ndcg@10"] / rows["popularity"]["ndcg@10"]
+    assert {f"sources - {s}" for s in [*SOURCES, "interest"]} < set(rows)
+    assert "÷ best baseline" in (tmp_path / "prequential.md").read_text()
