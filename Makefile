@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
-.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
+.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -116,6 +116,15 @@ evaluate-synthetic: install
 		--policy item-knn --policy interest --half-life 2h --half-life 3h --half-life 4h \
 		--half-life 6h --half-life 8h --half-life 12h --half-life 16h --half-life 1d \
 		--half-life inf --out $(PREQ)/synthetic
+
+# Forgetting functions (issue 29, docs/evaluation.md): fit on each set's warm-up, then the
+# worker's exponential and each family's fitted best on the tested stream.
+FORGETTING := --policy interest --half-life 2ev --forgetting exp:2ev --fit-forgetting
+evaluate-forgetting: install
+	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data $(UPDATES) --history-len 1000 \
+		--policy item-knn $(FORGETTING) --out $(PREQ)/forgetting-ml-100k
+	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz $(UPDATES) \
+		--history-len 1000 $(FORGETTING) --out $(PREQ)/forgetting-ml-1m
 
 clean:
 	rm -rf $(VENV) .demo state artifacts *.egg-info

@@ -9,6 +9,12 @@ with probability ``drift``, a random one, and otherwise the topic of one of the 
 events, drawn with weight ``2 ** (-age / half_life_s)`` in event time. The best ranking of topics
 is then exactly the decayed count of the user's topics with that half-life, so an evaluator's
 half-life sweep has a right answer to find.
+
+With ``forgetting`` set (a :class:`core.forgetting.Forgetting` of any family, on either clock)
+the past topic is drawn with weight ``forgetting.weights(age)`` instead, the ages measured from
+the user's newest earlier event as the interest state measures them, so the best ranking of
+topics is the user's topic counts weighted by that very function: what
+:mod:`models.forgetting_fit` has to recover.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.events import Event
+from core.forgetting import Forgetting
 
 _TYPES = np.array(["view", "click", "cart", "purchase"])
 _TYPE_P = np.array([0.62, 0.26, 0.08, 0.04])
@@ -36,6 +43,7 @@ class GeneratorConfig:
     start_ms: int = 1_700_000_000_000
     seed: int = 0
     half_life_s: float | None = None  # topics drawn from the user's decayed past (see above)
+    forgetting: Forgetting | None = None  # the same with any forgetting function (see above)
 
 
 def generate(config: GeneratorConfig = GeneratorConfig()) -> list[Event]:
@@ -47,7 +55,7 @@ def generate(config: GeneratorConfig = GeneratorConfig()) -> list[Event]:
         ts = config.start_ms + int(rng.exponential(config.mean_gap_s * 1000))
         past_topics, past_ts = [], []
         for n in range(config.events_per_user):
-            if config.half_life_s is not None and past_topics:
+            if (config.half_life_s is not None or config.forgetting) and past_topics:
                 topic = _recall(past_topics, past_ts, ts, config, rng)
             elif rng.random() < config.drift:
                 topic = int(rng.integers(config.n_topics))
@@ -73,5 +81,8 @@ def _recall(
     """A random topic with probability ``drift``, else an earlier event's, by decayed weight."""
     if rng.random() < config.drift:
         return int(rng.integers(config.n_topics))
-    weights = 2.0 ** (-(now - np.array(times)) / (config.half_life_s * 1000.0))
+    if config.forgetting is not None:
+        weights = config.forgetting.decays(np.array(times, dtype=np.int64))
+    else:
+        weights = 2.0 ** (-(now - np.array(times)) / (config.half_life_s * 1000.0))
     return topics[int(rng.choice(len(topics), p=weights / weights.sum()))]

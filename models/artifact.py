@@ -9,6 +9,15 @@ field (a file cannot hold its own hash). Loading checks all of it first and refu
 index can crash the process instead of raising. ``metrics.json`` is a report on the artifact
 (training seconds vary run to run), not served, so it is left out and a seeded retrain gets the
 same version.
+
+``config.json`` also holds the forgetting function the model was fit for (``forgetting``, a
+:meth:`core.forgetting.Forgetting.to_dict`): the exponential decay of the interest settings it
+was trained with, unless a fit chose another. :func:`forgetting_of` reads it; an artifact
+written before the entry existed reads as the exponential of the settings it is served with.
+A worker applies exponential decay only, lazily in its one-vector state, with its own
+``STREAMREC_HALF_LIFE_*`` settings: it does not serve a non-exponential entry (it keeps its
+exponential decay and logs that it does), since that needs each user's recent event times,
+which the user table does not keep.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from typing import Any, Mapping
 
 import torch
 
+from core.forgetting import Forgetting
+from core.interest import InterestConfig
 from models.base import SequenceModel
 from models.ranker import RANKER_FILE, Ranker
 from models.registry import model_kind
@@ -28,6 +39,7 @@ from models.blend import Blend
 from models.scoring import Recommender
 
 REQUIRED_FILES = ("weights.pt", "items.json", "config.json")
+FORGETTING_KEY = "forgetting"
 # Loaded whenever present, so whether they are present is part of what the manifest vouches for.
 OPTIONAL_FILES = (RANKER_FILE, ANN_FILE)
 MANIFEST_FILE = "manifest.json"
@@ -199,6 +211,23 @@ def _read_manifest(path: Path) -> tuple[dict[str, str], str]:
         detail = f"{MANIFEST_FILE} is not a manifest of format {MANIFEST_FORMAT}"
         raise ArtifactTampered(path, MANIFEST_FILE, str(MANIFEST_FORMAT), None, detail)
     return files, version
+
+
+def forgetting_entry(forgetting: Forgetting) -> dict[str, Any]:
+    """The config entry :func:`save_artifact` is given to store a forgetting function."""
+    return {FORGETTING_KEY: forgetting.to_dict()}
+
+
+def forgetting_of(config: Mapping[str, Any], interest: InterestConfig) -> Forgetting:
+    """The forgetting function an artifact's config names; without one (an artifact older
+    than the entry), the exponential decay of ``interest``."""
+    stored = config.get(FORGETTING_KEY)
+    if stored is None:
+        return Forgetting.exponential(interest.half_life_ms, interest.half_life_events)
+    try:
+        return Forgetting.from_dict(stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"config.json: bad forgetting entry {stored!r}: {exc}") from None
 
 
 def read_metrics(path: Path) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from core.durations import format_duration, parse_duration
+from core.durations import format_duration
+from core.forgetting import parse_scale
 from core.interest import InterestConfig
 
 
@@ -20,16 +21,8 @@ class HalfLife:
     def parse(cls, text: str) -> HalfLife:
         """``20ev`` is 20 of the user's own events; anything else a duration (``6h``, ``inf``).
         Raises ValueError saying what is wrong."""
-        text = text.strip().lower()
-        if not text.endswith("ev"):
-            return cls(seconds=parse_duration(text))
-        try:
-            events = float(text[:-2])
-        except ValueError:
-            raise ValueError(f"{text!r} is not a count of events like 20ev") from None
-        if not events > 0:
-            raise ValueError(f"a half-life must be positive, got {text!r}")
-        return cls(events=events)
+        scale, clock = parse_scale(text)
+        return cls(events=scale) if clock == "events" else cls(seconds=scale)
 
     @property
     def label(self) -> str:

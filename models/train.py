@@ -22,7 +22,8 @@ from rich.progress import Progress
 
 from core.events import Event
 from core.interest import InterestConfig
-from models.artifact import load_model, save_artifact
+from core.forgetting import Forgetting
+from models.artifact import forgetting_entry, forgetting_of, load_model, save_artifact
 from models.base import SequenceModel
 from models.blend import Blend
 from models.data import (
@@ -130,10 +131,12 @@ def train(
     config: TrainConfig,
     out: Path,
     show_progress: bool = True,
+    forgetting: Forgetting | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Fit on an event log, save the artifact to ``out``, return (version, metrics). ``interest``
     says which events are positives and how the ranker's interest vectors decay (as served);
-    ``blend`` is the query the ranker re-ranks."""
+    ``blend`` is the query the ranker re-ranks. ``forgetting``: the function the artifact names
+    as fit for (a forgetting fit's winner); default the exponential decay of ``interest``."""
     data = positive_interactions(events, interest, config.min_count)
     if len(data) < 10:
         raise ValueError(f"need at least 10 positive events to train, got {len(data)}")
@@ -161,8 +164,11 @@ def train(
         "n_interactions": len(data),
         "history": history,
     }
+    trained_for = forgetting or Forgetting.exponential(interest.half_life_ms,
+                                                       interest.half_life_events)
+    config_out = {"train": asdict(config), **forgetting_entry(trained_for)}
     version = save_artifact(
-        out, model, data.item_ids, {"train": asdict(config)}, metrics, ranker, config.ann_min_items
+        out, model, data.item_ids, config_out, metrics, ranker, config.ann_min_items
     )
     return version, metrics
 
@@ -222,7 +228,8 @@ def update(
         "n_items": data.n_items,
         "n_interactions": len(data),
     }
-    config_out = {"train": asdict(config), "warm_start_from": old_config["version"]}
+    config_out = {"train": asdict(config), "warm_start_from": old_config["version"],
+                  **forgetting_entry(forgetting_of(old_config, interest))}  # fmt: skip
     version = save_artifact(
         out, model, data.item_ids, config_out, metrics, None, config.ann_min_items
     )

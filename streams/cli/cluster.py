@@ -77,6 +77,7 @@ def worker(
 
     from models.artifact import load_recommender
     from streams.worker.app import create_app, settle_gc
+    from streams.worker.serving import note_unserved_forgetting
     from streams.kafka_edge.topics import ensure_topics
     from streams.worker.followers import starting_model
 
@@ -91,6 +92,7 @@ def worker(
     with user_errors():
         recommender = load_recommender(settings.model_path, settings.blend)
         ensure_topics(settings)
+        note_unserved_forgetting(settings.model_path, recommender.version)
         recommender = starting_model(settings, recommender)  # the newest announced, if any
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     faust_app = create_app(settings, recommender)

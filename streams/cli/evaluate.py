@@ -91,6 +91,29 @@ def evaluate_command(
             f"Default {', '.join(DEFAULT_HALF_LIVES)}."
         ),
     ] = None,
+    forgetting: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Also run the interest policy under this forgetting function (repeat): "
+            "exp:2ev, exp:6h, power:tau=1d,alpha=0.7, window:30ev, growth:tau=20ev "
+            "(core/forgetting.py); the vector recomputed exactly from each user's newest "
+            "max(history-len, 50) events."
+        ),
+    ] = None,
+    fit_forgetting: Annotated[
+        bool,
+        typer.Option(
+            help="First fit the forgetting function on the warm-up: a model trained on its "
+            "first 75% serves its last 25%, where every family over a grid on both clocks is "
+            "scored by NDCG@K; writes OUT/forgetting_fit.json and also runs each family's "
+            "best function."
+        ),
+    ] = False,
+    true_forgetting: Annotated[
+        Optional[str],
+        typer.Option(help="Generator: users return to past topics by this forgetting function "
+                     "(a --forgetting spec), so the fit has a known answer."),
+    ] = None,
     trending_half_life: Annotated[
         str, typer.Option(help="Half-life of the trending-popularity baseline.")
     ] = "1d",
@@ -181,14 +204,16 @@ def evaluate_command(
     import torch
 
     from core.durations import parse_duration
+    from core.forgetting import Forgetting
     from models.prequential import baselines
     from models.prequential_report import write_results
     from models.half_life import HalfLife
     from models.train import TrainConfig
 
     from streams.cli.evaluate_steps import (
-        check_kafka_path, chosen_policies, model_versions, product_policies_chosen, source_rankers,
-        retrained_policies, run_policies, stream_of)
+        check_kafka_path, chosen_policies, fitted_forgetting, forgetting_policies_of,
+        model_versions, product_policies_chosen, retrained_policies, run_policies,
+        source_rankers, stream_of)
 
     chosen = chosen_policies(policy, POLICIES) if policy else list(DEFAULT_POLICIES)
     if through_kafka and not {"interest", "product"} & set(chosen):
@@ -202,10 +227,12 @@ def evaluate_command(
         half_lives = [HalfLife.parse(h) for h in half_life or DEFAULT_HALF_LIVES]
         trending_s = parse_duration(trending_half_life)
         true_half_life_s = parse_duration(true_half_life) if true_half_life else None
+        forgettings = [Forgetting.parse(spec) for spec in forgetting or []]
+        true_g = Forgetting.parse(true_forgetting) if true_forgetting else None
     generator = chosen_generator(
         data, generate, "--data PATH",
         n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
-        drift=drift, half_life_s=true_half_life_s,
+        drift=drift, half_life_s=true_half_life_s, forgetting=true_g,
     )
     settings = load_settings(history_len=history_len, bootstrap=bootstrap)
     torch.set_num_threads(threads)
@@ -220,7 +247,9 @@ def evaluate_command(
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         policies += retrained_policies(chosen, settings.interest, config)
         versions = None
-        if {"interest", "product", "sources"} & set(chosen):
+        if fit_forgetting:
+            forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)
+        if {"interest", "product", "sources"} & set(chosen) or forgettings:
             versions = model_versions(
                 stream, artifact, settings, config, workdir, warm_start, retrain_every
             )
@@ -228,6 +257,7 @@ def evaluate_command(
             policies += product_policies_chosen(chosen, versions, settings, half_lives, kind,
                                                 item_learning, explore or [], explore_budget,
                                                 mmr or [])  # fmt: skip
+            policies += forgetting_policies_of(versions, settings, forgettings)
             if "sources" in chosen:
                 policies += source_rankers(stream, versions, settings,
                                            HalfLife.parse(sources_half_life), ablate_sources)

@@ -11,12 +11,14 @@ import typer
 from streams.cli.options import console, note
 
 if TYPE_CHECKING:
+    from core.forgetting import Forgetting
     from core.generator import GeneratorConfig
     from core.interest import InterestConfig
     from core.log_formats import ReadOptions
     from models.half_life import HalfLife
     from models.periodic import Retrained
     from models.prequential import Policy
+    from models.forgetting_policy import ForgettingPolicy
     from models.product import ModelVersions, ProductPolicy
     from models.source_ranker import SourceRanker
     from models.stream import Stream
@@ -104,6 +106,48 @@ def product_policies_chosen(
         p for p in every
         if ("interest" if p.name.startswith("interest h=") else "product") in chosen
     ]
+
+
+def forgetting_policies_of(
+    versions: ModelVersions, settings: Settings, functions: Sequence[Forgetting]
+) -> list[ForgettingPolicy]:
+    """The interest policy under each forgetting function (each once), from one replay."""
+    from models.forgetting_policy import forgetting_policies
+
+    unique = list(dict.fromkeys(functions))
+    return forgetting_policies(versions, settings.interest, settings.blend, unique) if unique \
+        else []  # fmt: skip
+
+
+def fitted_forgetting(
+    stream: Stream,
+    artifact: Path | None,
+    settings: Settings,
+    config: TrainConfig,
+    workdir: Path,
+    k: int,
+    out: Path,
+) -> list[Forgetting]:
+    """Fit the forgetting function on the warm-up's last quarter (a model trained on the rest
+    serves it), write OUT/forgetting_fit.json, and return each family's best function."""
+    import json
+
+    from models.forgetting_fit import default_grid, fit_forgetting, holdout_of
+
+    held_out = holdout_of(stream)
+    console.print(f"forgetting fit on the warm-up: {len(held_out.events):,} events, "
+                  f"{int(held_out.tested.sum()):,} tested in its last 25%")  # fmt: skip
+    versions = model_versions(held_out, artifact, settings, config, workdir / "fit", False, 0)
+    result = fit_forgetting(held_out, versions, settings.interest, settings.blend,
+                            default_grid(), k, on_progress=console.print)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "forgetting_fit.json").write_text(json.dumps(result.to_dict(), indent=2))
+    console.print(result.table())
+    console.print(f"forgetting fit: {result.winner.label} wins; wrote {out}/forgetting_fit.json")
+    best: dict[str, Forgetting] = {}
+    for forgetting, _ in result.best_of_each():  # best first: each family's best on any clock
+        best.setdefault(forgetting.family, forgetting)
+    return list(best.values())
 
 
 def source_rankers(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -25,6 +25,9 @@ from streams.cli.options import (
     reader_options,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from core.forgetting import Forgetting
 
 
 @reader_options
@@ -68,6 +71,15 @@ def train(
         ),
     ] = None,
     recent_events: RecentEvents = 10_000,
+    forgetting_fit: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Name the winner of this forgetting_fit.json (streamrec evaluate "
+            "--fit-forgetting) in the artifact as the forgetting function it is fit for; "
+            "default the exponential of STREAMREC_HALF_LIFE_*. Workers serve exponential "
+            "decay only and log a non-exponential one."
+        ),
+    ] = None,
 ) -> None:
     """Train a model on an event log and write a versioned artifact.
 
@@ -95,6 +107,7 @@ def train(
         ann_min_items=ann_min_items, recent_events=recent_events,
     )
     with user_errors():
+        forgetting = fitted_winner(forgetting_fit) if forgetting_fit else None
         events = load_events(data, read, generator, note)
         if warm_start is not None:
             version, metrics = update(
@@ -106,14 +119,25 @@ def train(
                 f"({metrics['train_seconds']} s)"
             )
             return
-        version, metrics = train_model(
-            events, settings.interest, settings.blend, config, settings.model_path
-        )
+        version, metrics = train_model(events, settings.interest, settings.blend, config,
+                                       settings.model_path, forgetting=forgetting)  # fmt: skip
     console.print(
         f"{model} {version} -> {settings.model_path}  test HR@10 {metrics['test_hr@10']:.4f}  "
         f"NDCG@10 {metrics['test_ndcg@10']:.4f}  ({metrics['epochs_run']} epochs, "
         f"{metrics['train_seconds']} s)"
     )
+
+
+def fitted_winner(path: Path) -> Forgetting:
+    """The winner a forgetting fit wrote (models/forgetting_fit.py ``ForgettingFit.to_dict``)."""
+    import json
+
+    from core.forgetting import Forgetting
+
+    try:
+        return Forgetting.from_dict(json.loads(path.read_text())["winner"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a forgetting fit's result ({exc})") from None
 
 
 models_app = typer.Typer(help="Inspect model artifacts and choose the one workers serve.",

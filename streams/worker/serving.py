@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from core.codebook import ItemCodebook
-from models.artifact import ArtifactError, load_recommender
+from models.artifact import FORGETTING_KEY, ArtifactError, load_recommender, read_config
 from models.blend import Blend
 from models.item_learning import Learned, fits
 from models.scoring import Recommender
@@ -134,7 +134,18 @@ def load_checked(path: Path, version: str, blend: Blend) -> Recommender:
     if recommender.version != version:
         raise ModelRefused(f"{path} holds version {recommender.version}, not {version}")
     canary(recommender)
+    note_unserved_forgetting(path, recommender.version)
     return recommender
+
+
+def note_unserved_forgetting(path: Path, version: str) -> None:
+    """Log when the artifact was fit for a non-exponential forgetting function: the worker
+    still decays by its exponential half-life (``STREAMREC_HALF_LIFE_*``), the one function its
+    lazy one-vector state computes exactly (models/artifact.py)."""
+    entry = read_config(path).get(FORGETTING_KEY) or {}
+    if entry.get("family", "exponential") != "exponential":
+        log.warning("model %s was fit for forgetting %s; this worker serves exponential decay "
+                    "(STREAMREC_HALF_LIFE_*) only", version, entry.get("label", entry))
 
 
 def canary(recommender: Recommender, k: int = 5) -> None:

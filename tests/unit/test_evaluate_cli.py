@@ -3,6 +3,8 @@ the sweep must find it, and decay must beat no decay; the outputs are written.""
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from streams.cli import app
@@ -68,6 +70,8 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert bad_half_life.exit_code == 2 and "is not a duration" in bad_half_life.output
     lone_warm_start = runner.invoke(app, ["evaluate", "--generate", "--warm-start"])
     assert lone_warm_start.exit_code == 2 and "give --retrain-every N" in lone_warm_start.output
+    bad_forgetting = runner.invoke(app, ["evaluate", "--generate", "--forgetting", "cubic:2ev"])
+    assert bad_forgetting.exit_code == 2 and "unknown forgetting family" in bad_forgetting.output
     no_data = runner.invoke(app, ["evaluate"])
     assert no_data.exit_code == 2 and "--data PATH or --generate" in no_data.output
     no_product = runner.invoke(
@@ -111,6 +115,32 @@ def test_session_baselines_and_retrained_models_through_the_cli(tmp_path):
     rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
     assert set(rows) == {"V-SKNN", "STAN", "SR", "gru4rec-1d"}
     assert rows["gru4rec-1d"]["train_seconds"] > 0 and rows["SR"]["ndcg@10"] > 0
+
+
+def test_forgetting_functions_and_their_fit_through_the_cli(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--generate", "--users", "60", "--items", "80", "--events-per-user", "30",
+            "--true-forgetting", "window:8ev", "--model", "mf", "--dim", "8", "--epochs", "1",
+            "--policy", "interest", "--half-life", "2ev", "--forgetting", "exp:2ev",
+            "--forgetting", "power:tau=3ev,alpha=1", "--fit-forgetting", "--threads", "1",
+            "--out", str(tmp_path),
+        ],
+        env={"STREAMREC_EVENT_WEIGHTS": UNIFORM_WEIGHTS},
+    )
+    assert result.exit_code == 0, result.output
+    fit = json.loads((tmp_path / "forgetting_fit.json").read_text())
+    assert fit["winner"]["family"] in ("exponential", "power", "window", "growth")
+    assert {r["family"] for r in fit["runners_up"]} | {fit["winner"]["family"]} == {
+        "exponential", "power", "window", "growth"}
+    rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
+    # the exact recomputation of the worker's decay scores as the worker's own path does (but
+    # for a near tie the worker's 16-bit state may flip)
+    assert rows["interest g=exp:2ev"]["ndcg@10"] == pytest.approx(
+        rows["interest h=2ev"]["ndcg@10"], abs=2e-3)
+    assert "interest g=power:tau=3ev,alpha=1" in rows
+    assert sum(name.startswith("interest g=") for name in rows) >= 4  # the fit's families too
 
 
 def test_the_source_ranker_and_its_ablation_through_the_cli(tmp_path):
