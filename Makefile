@@ -69,8 +69,9 @@ PREQ := bench/results/prequential
 UPDATES := --model interest-mf --retrain-every 1000 --warm-start --recent-events 10000
 HALF_LIVES := --half-life 1ev --half-life 2ev --half-life 5ev --half-life 20ev \
 	--half-life 1d --half-life 7d --half-life inf
-# The bar on every log: the cheap baselines; the product's default (`sources`: every candidate
-# source and the interest vector ranked by the online ranker) and the interest vector alone.
+# The bar on every log: the cheap baselines. Beside them the evaluated default, `sources` (every
+# candidate source and the interest vector ranked by the online ranker; workers do not run it
+# yet), and the interest vector alone, which workers serve.
 BASELINES := --policy popularity --policy trending --policy item-knn --policy v-sknn \
 	--policy stan --policy sr
 PRODUCT := --history-len 1000 --policy interest --half-life 2ev --policy sources

@@ -4,7 +4,12 @@ The design writes a user's interest as ``x_u(t) = x_u * e^{-g(t)}``; the weight 
 age ``t`` is ``e^{-g(t)}``. Ages run on one of two clocks: ``time`` (milliseconds of event time)
 or ``events`` (how many later events of the same user there are). Ages are measured from the
 user's newest event, as the interest state holds its vector (core/interest.py), so an event
-just applied weighs 1 under every family.
+just applied weighs 1 under every family. For the exponential the choice does not matter (the
+vector is normalised before scoring); for the others on the time clock it does: a user idle past
+a ``window`` still has their last window's events at full weight, where ages from the moment of
+the request would have forgotten them all. Measuring from the newest event keeps a returning
+user's list made of their own history rather than empty; the generator draws by the same
+convention, so the fit's recovery test cannot tell the two apart.
 
 Families, and what each costs a worker:
 

@@ -10,9 +10,10 @@ index can crash the process instead of raising. ``metrics.json`` is a report on 
 (training seconds vary run to run), not served, so it is left out and a seeded retrain gets the
 same version.
 
-``config.json`` also holds the forgetting function the model was fit for (``forgetting``, a
-:meth:`core.forgetting.Forgetting.to_dict`): the exponential decay of the interest settings it
-was trained with, unless a fit chose another. :func:`forgetting_of` reads it; an artifact
+``config.json`` also holds the forgetting function recommended with the model (``forgetting``,
+a :meth:`core.forgetting.Forgetting.to_dict`): the exponential decay of the interest settings it
+was trained with, unless a fit chose another (the model itself is still trained on the settings'
+exponential). :func:`forgetting_of` reads it; an artifact
 written before the entry existed reads as the exponential of the settings it is served with.
 A worker applies exponential decay only, lazily in its one-vector state, with its own
 ``STREAMREC_HALF_LIFE_*`` settings: it does not serve a non-exponential entry (it keeps its
@@ -226,7 +227,7 @@ def forgetting_of(config: Mapping[str, Any], interest: InterestConfig) -> Forget
         return Forgetting.exponential(interest.half_life_ms, interest.half_life_events)
     try:
         return Forgetting.from_dict(stored)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # not a dict, or a bad one
         raise ArtifactError(f"config.json: bad forgetting entry {stored!r}: {exc}") from None
 
 

@@ -4,8 +4,8 @@ scored by the prequential NDCG@k of the interest policy (models/forgetting_polic
 The fit must not see the tested part of the stream, so ``streamrec evaluate --fit-forgetting``
 runs it on :func:`holdout_of` the warm-up: a model trained on the warm-up's first part serves
 its last part, whose events are the tests. The coarse grid is refined around each family's
-best point on each clock (steps of 10-25%), so a parameter comes out within about 10% of the
-best one the data supports.
+best point on each clock (steps of 10-25%), so a parameter comes out within a step of the best
+one on the grid.
 """
 
 from __future__ import annotations

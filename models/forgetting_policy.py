@@ -114,6 +114,8 @@ class ForgettingPolicy:
     protocol); policies built on the same :class:`ForgettingRun` share its replay, so the
     first one run takes the time of all."""
 
+    baseline = False
+
     def __init__(
         self,
         versions: ModelVersions,

@@ -3,8 +3,10 @@
 The same state step as the worker (:func:`core.state_step.apply_user_events`) folds each event
 into its user's vector, and the same model versions (:class:`models.product.ModelVersions`)
 serve along the stream, rebased at each swap as a worker rebases a state it loads. The score of
-an item is ``exp(<normalised interest, item> + bias)``: the model's own ranking, made positive so
-the ranker can take it relative to the source's best item, like the counting sources.
+an item is ``exp(w <normalised interest, item> + bias)`` with the blend's interest weight ``w``:
+the model's own ranking (:meth:`models.scoring.Recommender.top_k` without the sequence model),
+made positive so the ranker can take it relative to the source's best item, like the counting
+sources.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from core.interest import InterestConfig, UserState, rebase
 from core.state_step import apply_user_events
 from models.baselines import StreamingPolicy
+from models.blend import Blend
 from models.product import ModelVersions
 from models.stream import Stream
 
@@ -25,10 +28,12 @@ class InterestSource(StreamingPolicy):
     name = "interest"
     baseline = False
 
-    def __init__(self, stream: Stream, versions: ModelVersions, interest: InterestConfig) -> None:
+    def __init__(
+        self, stream: Stream, versions: ModelVersions, interest: InterestConfig, blend: Blend
+    ) -> None:
         super().__init__(stream.n_users, len(stream.item_ids))
         self.stream, self.versions, self.interest = stream, versions, interest
-        self.stream_index = {item: n for n, item in enumerate(stream.item_ids)}
+        self.interest_weight = blend.interest_weight
         self.swaps = set(versions.starts)
         self.states: dict[int, UserState] = {}
         self.learned = 0  # events folded in so far: the next one is stream.events[learned]
@@ -55,15 +60,19 @@ class InterestSource(StreamingPolicy):
 
     def scores(self, user: int, ts: int) -> np.ndarray:
         state = self.states.get(user)
-        if self.rec is None or state is None:
+        if self.rec is None or state is None or not self.in_model.any():
             return np.zeros(self.n_items)
         norm = float(np.linalg.norm(state.vector))
         query = state.vector / norm if norm > 0 else state.vector
-        raw = self.vectors @ query + self.bias
+        raw = self.vectors @ (self.interest_weight * query) + self.bias
         return np.where(self.in_model, np.exp(raw - raw[self.in_model].max()), 0.0)
 
     def learn(self, user: int, item: int, ts: int) -> None:
-        """Fold the next stream event into its user's state (calls come in stream order)."""
+        """Fold the next stream event into its user's state: calls must come in stream order,
+        one per event, as the ranker makes them."""
+        n = self.learned
+        if self.stream.users[n] != user or self.stream.items[n] != item:
+            raise ValueError(f"event {n} of the stream is not ({user}, {item}): out of step")
         rec = self.rec
         state = self.states.get(user) or UserState.empty(rec.dim if rec else 1)
         event = self.stream.events[self.learned]

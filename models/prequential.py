@@ -28,6 +28,7 @@ class Policy(Protocol):
     """What the evaluator asks of a policy: a list for every tested event of the stream."""
 
     name: str
+    baseline: bool  # a reference the product is measured against (models/prequential_report.py)
 
     def run(self, stream: Stream, k: int) -> np.ndarray:
         """(tested events, k) stream item indices, best first, -1 where the list is shorter;
@@ -93,7 +94,7 @@ def run_prequential(
         results.append(
             {
                 "policy": policy.name,
-                "baseline": getattr(policy, "baseline", False),
+                "baseline": policy.baseline,
                 **{name: float(v.mean()) for name, v in gains.items()},
                 "coverage": len(np.unique(shown)) / len(stream.item_ids),
                 "novelty": float(popularity_rank[shown].mean()) if len(shown) else 0.0,

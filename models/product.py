@@ -74,6 +74,8 @@ class ProductPolicy:
     model version every state's vector is rebuilt in the new space (:func:`rebase`).
     """
 
+    baseline = False
+
     def __init__(
         self,
         name: str,

@@ -36,7 +36,7 @@ class SessionIndex(StreamingPolicy):
         self.distinct = np.zeros(n_users)  # distinct items in each user's window
         # each user's window as a row, oldest first, -1 padded; and which of its slots hold
         # the newest occurrence of their item (the neighbour's item set, one slot per item)
-        self.rows = np.full((n_users, window), -1, dtype=np.int64)
+        self.rows = np.full((n_users, window), -1, dtype=np.int32)
         self.newest = np.zeros((n_users, window), dtype=bool)
 
     def session(self, user: int) -> list[int]:

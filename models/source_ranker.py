@@ -1,41 +1,33 @@
-"""Candidates from several sources, ranked by a linear model that learns online: never worse than
-the simple things.
+"""Candidates from several sources, ranked by a linear model that learns online, so that the
+product is measured against the simple things with those things among its own signals.
 
 Each cheap signal wins somewhere: co-occurrence and sequential rules on session logs, what is
 trending where users have few events, the user's own interest where their history carries it. So
 the product does not pick one: every source proposes its top ``per_source`` items, and a linear
-ranker scores the union from each source's normalised score and rank, popularity, trending, the
-item's age and freshness. Its weights are crossed with how much history the user has (1, 2-4,
-5-19, 20+ events), so a user with few events leans on the global signals by what the ranker
-learned, not by a switch. The ranker learns from every event in stream order (a softmax step
-towards the item chosen, among the candidates shown and that item), after the event was tested,
-so each list uses everything before it and nothing after.
+ranker scores the union from each source's normalised score and rank, the item's age and
+freshness. Its weights are crossed with how much history the user has (1, 2-4, 5-19, 20+
+events), so a user with few events leans on the global signals by what the ranker learned, not
+by a switch. After each event of a user with history is tested, the ranker takes a softmax step
+towards its item among all the candidates (none when no source proposed the item, or the user
+had it before), so each list uses everything before it and nothing after. Whether it matches the
+best baseline on a log is measured, not guaranteed (docs/evaluation.md, "The source ranker").
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from models.baselines import ItemKNN, Popularity, StreamingPolicy, top_k
-from models.sequential_rules import SequentialRules
-from models.session_knn import STAN, VSKNN
+from models.baselines import StreamingPolicy, top_k
+from models.prequential import BASELINES
 from models.stream import Stream
 
 DAY_MS = 86_400_000.0
 HISTORY_BUCKETS = (1, 2, 5, 20)  # lower bounds of the user-history buckets the weights cross with
-
-SOURCES: dict[str, Callable[[int, int], StreamingPolicy]] = {
-    "item-knn": lambda users, items: ItemKNN(users, items),
-    "sr": lambda users, items: SequentialRules(users, items),
-    "v-sknn": lambda users, items: VSKNN(users, items),
-    "stan": lambda users, items: STAN(users, items),
-    "popularity": lambda users, items: Popularity(users, items),
-    "trending": lambda users, items: Popularity(users, items, DAY_MS),
-}
-GLOBAL = ("popularity", "trending")  # sources every user gets the same list from
+# the baselines (models/prequential.py BASELINES) that propose candidates, by default all of them
+SOURCES = ("item-knn", "sr", "v-sknn", "stan", "popularity", "trending")
 
 
 class SourceRanker(StreamingPolicy):
@@ -55,11 +47,12 @@ class SourceRanker(StreamingPolicy):
         self,
         n_users: int,
         n_items: int,
-        sources: Sequence[str] = tuple(SOURCES),
+        sources: Sequence[str] = SOURCES,
         per_source: int = 50,
         learning_rate: float = 0.1,
         name: str | None = None,
         extra: StreamingPolicy | None = None,
+        trending_half_life_ms: float = DAY_MS,
     ) -> None:
         """``extra``: one more source, built already (the product's interest vector,
         :class:`models.interest_source.InterestSource`); it joins as the last source."""
@@ -67,7 +60,8 @@ class SourceRanker(StreamingPolicy):
         unknown = sorted(set(sources) - set(SOURCES))
         if unknown or not (sources or extra):
             raise ValueError(f"unknown sources {unknown}; choose from {', '.join(SOURCES)}")
-        self.sources = {s: SOURCES[s](n_users, n_items) for s in sources}
+        self.sources = {s: BASELINES[s](n_users, n_items, trending_half_life_ms, 0)
+                        for s in sources}  # fmt: skip
         if extra is not None:
             self.sources[extra.name] = extra
         self.name = name or "sources: " + " + ".join(self.sources)
@@ -79,15 +73,15 @@ class SourceRanker(StreamingPolicy):
         self.weights = np.zeros((1 + len(HISTORY_BUCKETS), n_features))
         self.weights[0, 0:-3:2] = 1.0  # start from the sum of the normalised source scores
         self.squared = np.full_like(self.weights, 1e-6)
-        self.learned_events = 0
 
     @property
     def train_seconds(self) -> float:
         return sum(source.train_seconds for source in self.sources.values())
 
     def bucket(self, user: int) -> int:
-        """The row of the user's history bucket in ``weights`` (1 + the bucket's index)."""
-        return int(np.searchsorted(HISTORY_BUCKETS, len(self.seen[user]), side="right"))
+        """The row of the user's history bucket in ``weights`` (1 + the bucket's index; a user
+        with no history is ranked as one with one event)."""
+        return max(1, int(np.searchsorted(HISTORY_BUCKETS, len(self.seen[user]), side="right")))
 
     def effective(self, bucket: int) -> np.ndarray:
         """The weights a user of ``bucket`` is ranked with: the shared row plus its offset."""
@@ -108,9 +102,9 @@ class SourceRanker(StreamingPolicy):
             columns.append((np.clip(raw, 0.0, None) / best, top))
             tops.append(top)
         candidates = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
-        return candidates, self.rows(candidates, columns, ts)
+        return candidates, self.feature_rows(candidates, columns, ts)
 
-    def rows(self, items: np.ndarray, columns: list, ts: int) -> np.ndarray:
+    def feature_rows(self, items: np.ndarray, columns: list, ts: int) -> np.ndarray:
         out = np.zeros((len(items), self.weights.shape[1]))
         for n, (normalised, top) in enumerate(columns):
             out[:, 2 * n] = np.nan_to_num(normalised[items], posinf=0.0, neginf=0.0)
@@ -158,7 +152,6 @@ class SourceRanker(StreamingPolicy):
         for row in (0, bucket):  # the same gradient reaches the shared row and the offset
             self.squared[row] += gradient**2
             self.weights[row] += self.learning_rate * gradient / np.sqrt(self.squared[row])
-        self.learned_events += 1
 
     def learn(self, user: int, item: int, ts: int) -> None:
         for source in self.sources.values():

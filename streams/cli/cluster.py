@@ -92,7 +92,7 @@ def worker(
     with user_errors():
         recommender = load_recommender(settings.model_path, settings.blend)
         ensure_topics(settings)
-        note_unserved_forgetting(settings.model_path, recommender.version)
+        note_unserved_forgetting(settings.model_path, recommender.version, settings.interest)
         recommender = starting_model(settings, recommender)  # the newest announced, if any
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     faust_app = create_app(settings, recommender)

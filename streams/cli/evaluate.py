@@ -220,6 +220,8 @@ def evaluate_command(
         raise typer.BadParameter("--through-kafka needs the interest or product policy")
     if replay and not warm_start:
         raise typer.BadParameter("--replay is part of a --warm-start update")
+    if ablate_sources and "sources" not in chosen:
+        raise typer.BadParameter("--ablate-sources needs --policy sources")
     if warm_start and (not retrain_every or artifact is not None):
         raise typer.BadParameter("--warm-start updates trained versions: give --retrain-every N "
                                  "and no --artifact")
@@ -229,6 +231,7 @@ def evaluate_command(
         true_half_life_s = parse_duration(true_half_life) if true_half_life else None
         forgettings = [Forgetting.parse(spec) for spec in forgetting or []]
         true_g = Forgetting.parse(true_forgetting) if true_forgetting else None
+        sources_h = HalfLife.parse(sources_half_life)
     generator = chosen_generator(
         data, generate, "--data PATH",
         n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
@@ -259,8 +262,8 @@ def evaluate_command(
                                                 mmr or [])  # fmt: skip
             policies += forgetting_policies_of(versions, settings, forgettings)
             if "sources" in chosen:
-                policies += source_rankers(stream, versions, settings,
-                                           HalfLife.parse(sources_half_life), ablate_sources)
+                policies += source_rankers(stream, versions, settings, sources_h, trending_s,
+                                           ablate_sources)
         rows = run_policies(stream, policies, k, windows, versions)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)

@@ -152,7 +152,7 @@ def fitted_forgetting(
 
 def source_rankers(
     stream: Stream, versions: ModelVersions, settings: Settings, half_life: HalfLife,
-    ablation: bool,
+    trending_half_life_s: float, ablation: bool,
 ) -> list[SourceRanker]:  # fmt: skip
     """``sources``: candidates from every source and the product's interest vector at
     ``half_life``, ranked by the online ranker; with ``ablation`` also once without each."""
@@ -160,17 +160,18 @@ def source_rankers(
     from models.source_ranker import SOURCES, SourceRanker
 
     interest = half_life.applied_to(settings.interest)
-    n_users, n_items = stream.n_users, len(stream.item_ids)
-    rankers = [SourceRanker(n_users, n_items, tuple(SOURCES),
-                            extra=InterestSource(stream, versions, interest))]  # fmt: skip
+
+    def ranker(sources: Sequence[str], with_interest: bool = True, name: str | None = None):
+        extra = InterestSource(stream, versions, interest, settings.blend) if with_interest \
+            else None  # fmt: skip
+        return SourceRanker(stream.n_users, len(stream.item_ids), sources, name=name,
+                            extra=extra, trending_half_life_ms=trending_half_life_s * 1000.0)
+
+    rankers = [ranker(SOURCES)]
     if ablation:
-        rankers.append(SourceRanker(n_users, n_items, tuple(SOURCES), name="sources - interest"))
-        rankers += [
-            SourceRanker(n_users, n_items, tuple(s for s in SOURCES if s != left_out),
-                         name=f"sources - {left_out}",
-                         extra=InterestSource(stream, versions, interest))  # fmt: skip
-            for left_out in SOURCES
-        ]
+        rankers.append(ranker(SOURCES, with_interest=False, name="sources - interest"))
+        rankers += [ranker([s for s in SOURCES if s != left_out], name=f"sources - {left_out}")
+                    for left_out in SOURCES]  # fmt: skip
     return rankers
 
 

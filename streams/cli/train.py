@@ -106,6 +106,9 @@ def train(
         batch_size=batch_size, lr=lr, seed=seed, min_count=min_count, ranker=ranker,
         ann_min_items=ann_min_items, recent_events=recent_events,
     )
+    if forgetting_fit and warm_start is not None:
+        raise typer.BadParameter("--forgetting-fit names the function of a new model; an "
+                                 "update (--warm-start) keeps its parent's")
     with user_errors():
         forgetting = fitted_winner(forgetting_fit) if forgetting_fit else None
         events = load_events(data, read, generator, note)

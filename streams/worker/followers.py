@@ -205,7 +205,8 @@ def model_follower(settings: Settings, serving: Serving,
         if announced.version == serves[0]:
             return None
         try:
-            recommender = load_checked(Path(announced.path), announced.version, settings.blend)
+            recommender = load_checked(Path(announced.path), announced.version, settings.blend,
+                                       settings.interest)
         except ModelRefused as exc:
             return functools.partial(serving.refuse, announced.version, str(exc))
         except Exception as exc:  # noqa: BLE001 - a check that crashed refuses the model too
@@ -268,7 +269,8 @@ def starting_model(settings: Settings, configured: Recommender) -> Recommender:
     if announced is None or announced.version == configured.version:
         return configured
     try:
-        return load_checked(Path(announced.path), announced.version, settings.blend)
+        return load_checked(Path(announced.path), announced.version, settings.blend,
+                            settings.interest)
     except ModelRefused as exc:
         log.error("announced model %s refused, serving %s: %s", announced.version,
                   configured.version, exc)  # fmt: skip

@@ -26,7 +26,9 @@ from typing import NamedTuple
 import numpy as np
 
 from core.codebook import ItemCodebook
-from models.artifact import FORGETTING_KEY, ArtifactError, load_recommender, read_config
+from core.forgetting import Forgetting
+from core.interest import InterestConfig
+from models.artifact import ArtifactError, forgetting_of, load_recommender, read_config
 from models.blend import Blend
 from models.item_learning import Learned, fits
 from models.scoring import Recommender
@@ -124,7 +126,7 @@ def longest_vector(recommender: Recommender) -> float:
     return float(np.linalg.norm(vectors, axis=1).max()) if len(vectors) else 0.0
 
 
-def load_checked(path: Path, version: str, blend: Blend) -> Recommender:
+def load_checked(path: Path, version: str, blend: Blend, interest: InterestConfig) -> Recommender:
     """The artifact at ``path`` loaded for serving, once its files match its manifest, its
     version is the announced one and it scores a canary user; else :class:`ModelRefused`."""
     try:
@@ -134,20 +136,24 @@ def load_checked(path: Path, version: str, blend: Blend) -> Recommender:
     if recommender.version != version:
         raise ModelRefused(f"{path} holds version {recommender.version}, not {version}")
     canary(recommender)
-    note_unserved_forgetting(path, recommender.version)
+    note_unserved_forgetting(path, recommender.version, interest)
     return recommender
 
 
-def note_unserved_forgetting(path: Path, version: str) -> None:
-    """Log when the artifact was fit for a non-exponential forgetting function: the worker
-    still decays by its exponential half-life (``STREAMREC_HALF_LIFE_*``), the one function its
-    lazy one-vector state computes exactly (models/artifact.py)."""
-    entry = read_config(path).get(FORGETTING_KEY) or {}
-    if entry.get("family", "exponential") != "exponential":
-        log.warning("model %s was fit for forgetting %s; this worker serves exponential decay "
-                    "(STREAMREC_HALF_LIFE_*) only", version, entry.get("label", entry))
-
-
+def note_unserved_forgetting(path: Path, version: str, interest: InterestConfig) -> None:
+    """Log when the artifact recommends another forgetting function than the one this worker
+    applies, the exponential decay of ``interest`` (``STREAMREC_HALF_LIFE_*``): the only function
+    its lazy one-vector state computes exactly (models/artifact.py). A bad entry is logged too;
+    it does not stop a model that loads and scores."""
+    try:
+        wanted = forgetting_of(read_config(path), interest)
+    except ArtifactError as exc:
+        log.warning("model %s: %s; this worker keeps its exponential decay", version, exc)
+        return
+    served = Forgetting.exponential(interest.half_life_ms, interest.half_life_events)
+    if wanted != served:
+        log.warning("model %s recommends forgetting %s; this worker serves %s "
+                    "(STREAMREC_HALF_LIFE_*)", version, wanted.label, served.label)  # fmt: skip
 def canary(recommender: Recommender, k: int = 5) -> None:
     """Score one user whose interest is the first item: k finite scores, no recent item back."""
     first = recommender.item_ids[0]

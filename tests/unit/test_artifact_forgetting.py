@@ -56,16 +56,25 @@ def test_a_bad_entry_is_an_artifact_error():
                       INTEREST)  # fmt: skip
 
 
-def test_the_worker_says_it_serves_exponential_only(trained, tmp_path, caplog):
+def test_the_worker_says_when_it_serves_another_function_than_recommended(trained, tmp_path,
+                                                                          caplog):  # fmt: skip
     fitted = Path(shutil.copytree(trained, tmp_path / "mf"))
     config = json.loads((fitted / "config.json").read_text())
     config["forgetting"] = Forgetting.parse("power:tau=3ev,alpha=1").to_dict()
     (fitted / "config.json").write_text(json.dumps(config))
+    broken = Path(shutil.copytree(trained, tmp_path / "broken"))
+    config["forgetting"] = "power"
+    (broken / "config.json").write_text(json.dumps(config))
     with caplog.at_level(logging.WARNING):
-        note_unserved_forgetting(trained, "v1")
-        assert caplog.text == ""  # exponential: served as it is
-        note_unserved_forgetting(fitted, "v1")
-    assert "power:tau=3ev,alpha=1" in caplog.text and "exponential decay" in caplog.text
+        note_unserved_forgetting(trained, "v1", INTEREST)
+        assert caplog.text == ""  # the exponential it was trained with: served as it is
+        note_unserved_forgetting(trained, "v1", InterestConfig(half_life_ms=6 * 3600e3))
+        assert "recommends forgetting exp:2ev; this worker serves exp:6h" in caplog.text
+        caplog.clear()
+        note_unserved_forgetting(fitted, "v1", INTEREST)
+        assert "power:tau=3ev,alpha=1" in caplog.text and "serves exp:2ev" in caplog.text
+        note_unserved_forgetting(broken, "v1", INTEREST)
+    assert "bad forgetting entry" in caplog.text
 
 
 def test_train_names_a_forgetting_fits_winner(tmp_path):

@@ -130,11 +130,11 @@ def test_forgetting_functions_and_their_fit_through_the_cli(tmp_path):
         env={"STREAMREC_EVENT_WEIGHTS": UNIFORM_WEIGHTS},
     )
     assert result.exit_code == 0, result.output
+    # what the fit picks is tested on enough events in tests/unit/test_forgetting_fit.py; here
+    # that the CLI writes the fit and runs the winner on the tested stream
     fit = json.loads((tmp_path / "forgetting_fit.json").read_text())
-    assert fit["winner"]["family"] in ("exponential", "power", "window", "growth")
-    assert {r["family"] for r in fit["runners_up"]} | {fit["winner"]["family"]} == {
-        "exponential", "power", "window", "growth"}
     rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
+    assert f"interest g={fit['winner']['label']}" in rows
     # the exact recomputation of the worker's decay scores as the worker's own path does (but
     # for a near tie the worker's 16-bit state may flip)
     assert rows["interest g=exp:2ev"]["ndcg@10"] == pytest.approx(

@@ -18,6 +18,7 @@ from streams.steps.users import apply_users, in_model_space
 from streams.steps.parse import parse_batch
 from streams.worker.metrics import PipelineStats
 from streams.announcements import Announcement, announcement_of
+from core.interest import InterestConfig
 from streams.worker.serving import ModelRefused, Serving, load_checked
 from tests.unit.grid import assert_close_on_grid
 from tests.unit.step_helpers import CONFIG, ITEMS, FaustTable, event, messages, recommender
@@ -33,16 +34,16 @@ def other_space(version: str = "v2", items=ITEMS) -> Recommender:
 
 def test_a_good_artifact_loads_and_a_tampered_or_mislabelled_one_is_refused(model_path, tmp_path):
     version = read_config(model_path)["version"]
-    assert load_checked(model_path, version, Blend()).version == version
+    assert load_checked(model_path, version, Blend(), InterestConfig()).version == version
     with pytest.raises(ModelRefused, match="not"):
-        load_checked(model_path, "0" * 12, Blend())
+        load_checked(model_path, "0" * 12, Blend(), InterestConfig())
     tampered = tmp_path / "tampered"
     shutil.copytree(model_path, tampered)
     (tampered / "items.json").write_text('["i0"]')
     with pytest.raises(ModelRefused, match="items.json"):
-        load_checked(tampered, version, Blend())
+        load_checked(tampered, version, Blend(), InterestConfig())
     with pytest.raises(ModelRefused):
-        load_checked(tmp_path / "missing", version, Blend())
+        load_checked(tmp_path / "missing", version, Blend(), InterestConfig())
 
 
 def test_an_announcement_names_the_artifact_and_round_trips(model_path):

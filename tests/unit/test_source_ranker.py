@@ -15,10 +15,10 @@ from models.prequential import run_prequential
 from models.prequential_report import against_best_baseline
 from models.product import ModelVersions, ProductPolicy
 from models.sequential_rules import SequentialRules
-from models.source_ranker import DAY_MS, SOURCES, SourceRanker
+from models.source_ranker import DAY_MS, SourceRanker
 from models.stream import Stream
 
-ALL = tuple(SOURCES)
+ALL = ("item-knn", "sr", "v-sknn", "stan", "popularity", "trending")
 
 
 def arrays(log, tested=None):
@@ -85,14 +85,35 @@ def test_users_with_one_event_lean_on_what_is_trending(daily_hits):
     assert column(ranker, "trending") > column(ranker, "popularity")
 
 
-def test_a_list_depends_only_on_the_events_before_it(cycles):
-    n_users = int(cycles.users.max()) + 1
-    whole = SourceRanker(n_users, 31, ALL).run(cycles, 10)
-    cut = 1500
-    prefix = Stream([], cycles.users[:cut], cycles.items[:cut], cycles.ts[:cut], cycles.item_ids,
-                    cycles.tested[:cut])  # fmt: skip
-    head = SourceRanker(n_users, 31, ALL).run(prefix, 10)
-    np.testing.assert_array_equal(head, whole[: len(head)])
+@pytest.fixture(scope="module")
+def generated(model_path):
+    """A generated log over the fixture model's catalog, and that model."""
+    rec = load_recommender(model_path, Blend())
+    events = generate(GeneratorConfig(n_users=30, n_items=200, events_per_user=12))
+    return events, rec
+
+
+def with_interest(stream, rec, retrain_every=None, **options):
+    """The ranker over every source and the interest vector, a version every ``retrain_every``
+    events (each the fixture model: the swap and rebase still run)."""
+    versions = ModelVersions(lambda _: rec, stream, retrain_every)
+    source = InterestSource(stream, versions, InterestConfig(history_len=1000), Blend())
+    return SourceRanker(stream.n_users, len(stream.item_ids), extra=source, **options)
+
+
+def test_a_list_depends_only_on_the_events_before_it(generated):
+    events, rec = generated
+    stream = Stream.of(events, 0.3, catalog=rec.item_ids)
+    n = int(np.flatnonzero(stream.tested)[40])  # a tested event, changed to another item
+    had = {e.item_id for e in stream.events[:n] if e.user_id == stream.events[n].user_id}
+    other_item = next(i for i in rec.item_ids if i not in had and i != stream.events[n].item_id)
+    changed = list(stream.events)
+    changed[n] = changed[n]._replace(item_id=other_item)
+    other = Stream.of(changed, 0.3, catalog=rec.item_ids)
+    lists = [with_interest(s, rec, 50).run(s, 10) for s in (stream, other)]
+    row = int(stream.tested[: n + 1].sum())  # lists up to and including event n's
+    np.testing.assert_array_equal(lists[0][:row], lists[1][:row])
+    assert (lists[0][row:] != lists[1][row:]).any()  # the change is seen after it
 
 
 def test_unknown_sources_are_refused():
@@ -100,15 +121,13 @@ def test_unknown_sources_are_refused():
         SourceRanker(2, 2, ("item-knn", "oracle"))
 
 
-def test_interest_alone_unlearned_shows_the_products_lists(model_path):
-    rec = load_recommender(model_path, Blend())
-    events = generate(GeneratorConfig(n_users=30, n_items=200, events_per_user=12))
+def test_interest_alone_unlearned_shows_the_products_lists(generated):
+    events, rec = generated
     stream = Stream.of(events, 0.3, catalog=rec.item_ids)
     interest = InterestConfig(history_len=1000)
-    versions = ModelVersions(lambda _: rec, stream)
+    versions = ModelVersions(lambda _: rec, stream, 50)  # swaps and rebases along the stream
     product = ProductPolicy("p", versions, interest, Blend(), sequence=False).run(stream, 5)
-    source = InterestSource(stream, versions, interest)
-    only = SourceRanker(stream.n_users, len(stream.item_ids), (), extra=source, learning_rate=0)
+    only = with_interest(stream, rec, 50, sources=(), learning_rate=0)
     only.known[:] = True  # this model knows the whole catalog from the start; a version the
     # evaluator trains knows only items of the events before it, which are known here too
     np.testing.assert_array_equal(only.run(stream, 5), product)
