@@ -17,13 +17,24 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-install: $(BIN)/.installed
+# Apache Kafka's broker jars (deploy/kafka/pom.xml) into ~/.cache/streamrec where a JDK and Maven
+# exist; without them the demo and the tests run on the embedded Tansu (pip only).
+$(VENV)/.kafka: deploy/kafka/pom.xml $(BIN)/.installed
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+		$(BIN)/streamrec broker --fetch; \
+	else echo "no JDK or Maven here: the demo and the tests run on the embedded Tansu broker"; fi
+	touch $@
+
+install: $(BIN)/.installed $(VENV)/.kafka
 
 demo: install
 	$(BIN)/streamrec demo
 
+# The suite on the local broker (Apache Kafka where a JDK runs it), then the Tansu lane: the
+# pipeline's core tests again on the pip-only broker.
 test: install
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15 tests
+	STREAMREC_TEST_BROKER=tansu $(BIN)/pytest -q -p no:cacheprovider -m tansu_lane tests
 
 unit: install
 	$(BIN)/pytest -q tests/unit

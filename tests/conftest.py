@@ -1,5 +1,9 @@
-"""Shared fixtures: one broker per session (embedded Tansu, or STREAMREC_TEST_BOOTSTRAP for a real
-Kafka), one small trained model, unique topics per test, and workers stopped by PID at teardown."""
+"""Shared fixtures: one broker per session, one small trained model, unique topics per test, and
+workers stopped by PID at teardown.
+
+The broker is Apache Kafka where a JDK runs it (the jars fetched by make install), else the
+embedded Tansu; STREAMREC_TEST_BROKER=kafka|tansu picks one (the Tansu lane sets tansu), and
+STREAMREC_TEST_BOOTSTRAP uses a running Kafka instead."""
 
 from __future__ import annotations
 
@@ -11,26 +15,30 @@ from typing import Callable, Iterator
 
 import pytest
 
-from streams.kafka_edge.topics import admin
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.broker import LocalBroker, free_port, start_local_broker, stop_process
 from streams.settings import Settings
 
 
+def broker_engine() -> str:
+    return os.environ.get("STREAMREC_TEST_BROKER", "auto")
+
+
 @pytest.fixture(scope="session")
-def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("STREAMREC_TEST_BOOTSTRAP")
-    if given:
-        yield given
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
+    """The session's broker; None when STREAMREC_TEST_BOOTSTRAP names one to use instead."""
+    if os.environ.get("STREAMREC_TEST_BOOTSTRAP"):
+        yield None
         return
-    port = free_port()
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    process = start_embedded_broker(port, log)
-    address = f"127.0.0.1:{port}"
+    broker = start_local_broker(broker_engine(), tmp_path_factory.mktemp("broker"))
     try:
-        admin(address, timeout=30).close()
-        yield address
+        yield broker
     finally:
-        stop_process(process)
+        stop_process(broker.process, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def bootstrap(local_broker: LocalBroker | None) -> str:
+    return local_broker.bootstrap if local_broker else os.environ["STREAMREC_TEST_BOOTSTRAP"]
 
 
 @pytest.fixture(scope="session")

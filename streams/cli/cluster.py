@@ -11,6 +11,7 @@ import typer
 
 from streams.cli.options import (
     Bootstrap,
+    Engine,
     ModelPath,
     Partitions,
     console,
@@ -28,25 +29,47 @@ def broker(
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 9092,
     partitions: Partitions = None,
     create_topics: Annotated[bool, typer.Option(help="Create the pipeline's topics.")] = True,
+    engine: Engine = "auto",
+    data_dir: Annotated[
+        Path, typer.Option(help="Apache Kafka's log directory: topics, offsets and transactions "
+                           "survive a restart on the same folder.")
+    ] = Path(".broker"),
+    fetch: Annotated[
+        bool, typer.Option("--fetch", help="Fetch Apache Kafka's pinned jars (deploy/kafka/"
+                           "pom.xml) with Maven into ~/.cache/streamrec, then exit.")
+    ] = False,
 ) -> None:
-    """Run the embedded Kafka-compatible broker (Tansu) until Ctrl-C; print its address."""
+    """Run a local broker until Ctrl-C and print its address: Apache Kafka (one KRaft node)
+    where a JDK 17 runs it, else the embedded Tansu (memory only)."""
     from streams.kafka_edge.topics import ensure_topics
-    from streams.tools.broker import start_embedded_broker, stop_process
+    from streams.tools import kafka_broker
+    from streams.tools.broker import start_broker, stop_process, wait_ready
 
-    bootstrap = f"127.0.0.1:{port}"
-    process = start_embedded_broker(port)
+    with user_errors():
+        if fetch:
+            jars = kafka_broker.fetch_kafka(kafka_broker.kafka_jars())
+            console.print(f"Apache Kafka {kafka_broker.kafka_version()} jars in {jars}")
+            return
+        bootstrap = f"127.0.0.1:{port}"
+        data_dir = data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log = data_dir / "broker.log"
+        local = start_broker(port, engine, data_dir, log)
     try:
-        if create_topics:
-            topics = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
-            console.print(f"topics: {topics}")
+        with user_errors():
+            wait_ready(local, log_path=log)
+            if create_topics:
+                topics = ensure_topics(load_settings(bootstrap=bootstrap, partitions=partitions))
+                console.print(f"topics: {topics}")
         print(bootstrap, flush=True)
-        console.print(f"embedded broker at [bold]{bootstrap}[/] (pid {process.pid}); Ctrl-C stops")
+        console.print(f"{local.describe()} at [bold]{bootstrap}[/] (pid {local.process.pid}); "
+                      "Ctrl-C stops", soft_wrap=True)
         signal.signal(signal.SIGTERM, _interrupt)
-        process.wait()
+        local.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        stop_process(process)
+        stop_process(local.process)
 
 
 def topics(bootstrap: Bootstrap = None, partitions: Partitions = None) -> None:
@@ -133,9 +156,10 @@ def up(
         Optional[str],
         typer.Option(
             envvar="STREAMREC_BOOTSTRAP",
-            help="Use this broker; without it an embedded broker is started.",
+            help="Use this broker; without it a local one is started (see --engine).",
         ),
     ] = None,
+    engine: Engine = "auto",
     partitions: Partitions = None,
     model_path: ModelPath = None,
     workdir: Annotated[
@@ -149,7 +173,7 @@ def up(
     import shutil
 
     from models.artifact import verify_artifact
-    from streams.tools.broker import free_port, start_embedded_broker, stop_process
+    from streams.tools.broker import start_local_broker, stop_process
     from streams.tools.cluster import WorkerError, exited, start_cluster, wait_for
 
     settings = load_settings(bootstrap=bootstrap, partitions=partitions, model_path=model_path)
@@ -164,11 +188,13 @@ def up(
         with user_errors():
             broker_pid = None
             if bootstrap is None:
-                port = free_port()
-                processes.append(start_embedded_broker(port, workdir / "broker.log"))
-                broker_pid = processes[0].pid
-                settings = settings.model_copy(update={"bootstrap": f"127.0.0.1:{port}"})
-                console.print(f"broker   embedded Tansu at {settings.bootstrap}")
+                shutil.rmtree(workdir / "broker-data", ignore_errors=True)  # as the state is
+                local = start_local_broker(engine, workdir)
+                processes.append(local.process)
+                broker_pid = local.process.pid
+                settings = settings.model_copy(update={"bootstrap": local.bootstrap})
+                console.print(f"broker   {local.describe()} at {settings.bootstrap}",
+                              soft_wrap=True)
             if not (settings.model_path / "config.json").is_file():
                 settings = settings.model_copy(update={"model_path": workdir / "model"})
                 _train_small_model(settings)

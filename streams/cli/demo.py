@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from streams.cli.options import console, load_settings, model_option, user_errors
+from streams.cli.options import Engine, console, load_settings, model_option, user_errors
 
 
 def demo(
@@ -18,11 +18,14 @@ def demo(
     ] = 1000.0,
     workdir: Annotated[Path, typer.Option(help="Where state, model and logs go.")] = Path(".demo"),
     bootstrap: Annotated[
-        Optional[str], typer.Option(help="Use this broker instead of starting the embedded one.")
+        Optional[str], typer.Option(help="Use this broker instead of starting a local one.")
     ] = None,
     model: Annotated[str, model_option("Model kind to train and serve.")] = "sasrec",
+    engine: Engine = "auto",
 ) -> None:
     """Broker, topics, model, worker, replay, live recommendations; all shut down at the end.
+    The broker is Apache Kafka where a JDK 17 runs it (its jars fetched by make install), else
+    the embedded Tansu; the first line says which.
 
     Other settings (STREAMREC_DIM, STREAMREC_PARTITIONS, ...) come from env.
     """
@@ -30,5 +33,7 @@ def demo(
 
     settings = load_settings()
     with user_errors():
-        code = run_demo(users, events_per_user, rate, workdir, bootstrap, console, model, settings)
+        code = run_demo(
+            users, events_per_user, rate, workdir, bootstrap, console, model, settings, engine
+        )
     raise typer.Exit(code)

@@ -26,6 +26,15 @@ Bootstrap = Annotated[
 Partitions = Annotated[
     Optional[int], typer.Option(envvar="STREAMREC_PARTITIONS", help="Partitions per topic.")
 ]
+Engine = Annotated[
+    str,
+    typer.Option(
+        envvar="STREAMREC_BROKER_ENGINE",
+        help="Which local broker to start: kafka (Apache Kafka, one KRaft node; needs a JDK 17 "
+        "and its jars, fetched by `streamrec broker --fetch`), tansu (memory-only, pip-only), "
+        "or auto: Apache Kafka where it can run, else Tansu.",
+    ),
+]
 ModelPath = Annotated[
     Optional[Path], typer.Option(envvar="STREAMREC_MODEL_PATH", help="Model artifact directory.")
 ]

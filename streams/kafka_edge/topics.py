@@ -7,6 +7,7 @@ commands, the local tools), so a topic is declared once. Plain kafka-python admi
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Mapping
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -80,6 +81,17 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
+def _described(client: KafkaAdminClient, wanted: dict[str, int], deadline: float) -> dict:
+    """Each topic's partition count as the broker describes it. Apache Kafka answers a topic
+    just created with no partitions until its metadata has spread, so a topic described with
+    none is asked about again until ``deadline``; a count that differs is the answer."""
+    while True:
+        found = {t["name"]: len(t["partitions"]) for t in client.describe_topics(list(wanted))}
+        if all(found.get(name) for name in wanted) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)  # polling the broker's metadata, within the deadline
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
     """Create the pipeline's topics, or check existing ones have the partitions we expect.
 
@@ -104,7 +116,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
                 client.create_topics([topic], raise_errors=True)
             except TopicAlreadyExistsError:
                 pass
-        found = {t["name"]: len(t["partitions"]) for t in client.describe_topics(list(wanted))}
+        found = _described(client, wanted, time.monotonic() + timeout)
     finally:
         client.close()
     wrong = {name: found.get(name) for name, count in wanted.items() if found.get(name) != count}

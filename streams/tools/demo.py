@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 
 from streams.kafka_edge.topics import ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.broker import free_port, start_local_broker, stop_process
 from streams.tools.cluster import start_worker, wait_until_ready
 from streams.tools.consumer import recommendation_records, render
 from core.generator import GeneratorConfig, generate
@@ -20,7 +20,7 @@ from streams.tools.producer import produce_events, progress_bar, to_message
 from streams.settings import Settings
 
 
-DEMO_OUTPUTS = ("state", "model", "broker.log", "worker.log")
+DEMO_OUTPUTS = ("state", "model", "broker.log", "broker-data", "worker.log")
 
 
 def reset_workdir(workdir: Path) -> None:
@@ -46,6 +46,7 @@ def run_demo(
     console: Console,
     model: str = "sasrec",
     base: Settings = Settings(),
+    engine: str = "auto",
 ) -> int:
     """Return a process exit code: 0 when every event produced a recommendation. ``base``: the
     settings the demo starts from (the CLI's, from env); it sets the broker, paths and port."""
@@ -58,10 +59,10 @@ def run_demo(
     producer: threading.Thread | None = None
     try:
         if bootstrap is None:
-            port = free_port()
-            bootstrap = f"127.0.0.1:{port}"
-            processes.append(start_embedded_broker(port, workdir / "broker.log"))
-            console.print(f"[bold]broker[/]  embedded Tansu at {bootstrap}")
+            broker = start_local_broker(engine, workdir)
+            processes.append(broker.process)
+            bootstrap = broker.bootstrap
+            console.print(f"[bold]broker[/]  {broker.describe()} at {bootstrap}", soft_wrap=True)
         settings = base.model_copy(
             update={
                 "bootstrap": bootstrap,

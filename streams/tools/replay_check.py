@@ -16,6 +16,7 @@ reason.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from models.exploration import explore, seed_of
 from models.product import ModelVersions, ProductPolicy
 from models.stream import Stream
 from streams.kafka_edge.topics import ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.broker import free_port, start_local_broker, stop_process
 from streams.tools.cluster import start_worker, wait_until_ready
 from streams.tools.consumer import recommendation_records
 from core.events import Event
@@ -90,7 +91,7 @@ def check_through_kafka(
     bootstrap: str | None = None,
     timeout_s: float = 300.0,
 ) -> CheckResult:
-    """Replay ``events`` (time-ordered) through a broker (embedded unless ``bootstrap``) and one
+    """Replay ``events`` (time-ordered) through a broker (a local one unless ``bootstrap``) and one
     worker serving ``model_path``; compare every record with :func:`evaluator_lists`."""
     run = uuid.uuid4().hex[:8]
     settings = checked_settings(settings)
@@ -99,9 +100,10 @@ def check_through_kafka(
     processes = []
     try:
         if bootstrap is None:
-            port = free_port()
-            bootstrap = f"127.0.0.1:{port}"
-            processes.append(start_embedded_broker(port, workdir / "broker.log"))
+            shutil.rmtree(workdir / "broker-data", ignore_errors=True)
+            broker = start_local_broker("auto", workdir)
+            processes.append(broker.process)
+            bootstrap = broker.bootstrap
         settings = settings.model_copy(
             update={
                 "bootstrap": bootstrap,

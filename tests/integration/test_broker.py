@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -62,3 +63,52 @@ def test_a_changelog_partition_listed_empty_keeps_its_zero_beside_one_asked(sett
 
     ensure_topics(settings.model_copy(update={"events_topic": topic}))
     assert asyncio.run(scenario()) == {TP(topic, 0): 3, TP(topic, 1): 0}
+
+
+def test_the_session_runs_on_apache_kafka_where_a_jdk_runs_it(local_broker):
+    """make install fetches Kafka's jars wherever a JDK 17 and Maven exist, so the suite may not
+    fall back to Tansu there without saying so: only STREAMREC_TEST_BROKER=tansu (the Tansu lane)
+    or a given bootstrap may."""
+    import os
+    import shutil
+
+    from streams.tools.kafka_broker import java_missing
+
+    if local_broker is None or os.environ.get("STREAMREC_TEST_BROKER", "auto") != "auto":
+        pytest.skip("the broker was chosen by the environment")
+    if java_missing() is not None or shutil.which("mvn") is None:
+        pytest.skip(f"no JDK 17 and Maven here: {java_missing() or 'no mvn'}")
+    assert local_broker.engine == "kafka"
+
+
+def test_apache_kafka_keeps_its_topics_across_a_restart(tmp_path):
+    """A real log directory: what was written before the broker stopped is read after."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from streams.tools.broker import (
+        free_port, kafka_unavailable, start_broker, stop_process, wait_ready,
+    )
+
+    if kafka_unavailable():
+        pytest.skip(kafka_unavailable())
+    port = free_port()
+    for attempt in range(2):
+        broker = start_broker(port, "kafka", tmp_path / "data", tmp_path / "broker.log")
+        try:
+            wait_ready(broker, log_path=tmp_path / "broker.log")
+            if attempt == 0:
+                producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+                producer.send("kept", b"before the restart").get(30)
+                producer.close()
+            else:
+                consumer = KafkaConsumer("kept", bootstrap_servers=broker.bootstrap,
+                                         auto_offset_reset="earliest")
+                read: list[bytes] = []
+                deadline = time.monotonic() + 30
+                while not read and time.monotonic() < deadline:
+                    for batch in consumer.poll(timeout_ms=1000).values():
+                        read += [message.value for message in batch]
+                consumer.close()
+                assert read == [b"before the restart"]
+        finally:
+            stop_process(broker.process, timeout=30)

@@ -65,9 +65,9 @@ def test_entrypoint_serves_passes_healthcheck_and_stops_cleanly_on_sigterm(setti
         return subprocess.Popen(container_command(), env=env, stdout=open(tmp_path / f"w{n}.log",
                                 "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
-    worker = start(0)
+    assert not healthy(env)  # nothing answers before the worker is up (checked before it
+    worker = start(0)        # starts: a worker on Apache Kafka can be up within one check)
     try:
-        assert not healthy(env)  # nothing answers before the worker is up
         wait_for(lambda: healthy(env), 90, "the image's HEALTHCHECK to pass", process=worker)
         wait_for(lambda: (worker_stats(port) or {}).get("assigned"), 60, "partitions")
         events = generate(GeneratorConfig(n_users=10, n_items=200, events_per_user=5, seed=5))

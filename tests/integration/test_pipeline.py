@@ -11,7 +11,7 @@ from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker
 from core.generator import GeneratorConfig, generate
 from tests.helpers import assert_state_vector, consume, event_messages, item_vectors, produce, reference_state
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu_lane]
 
 
 def test_every_event_gets_k_unseen_items_and_state_matches_reference(settings, workers):

@@ -27,8 +27,17 @@ def test_a_join_and_a_kill_mid_stream_lose_nothing_and_redeliver_little(settings
     events = generate(GeneratorConfig(n_users=40, n_items=200, events_per_user=150, seed=21))
     first = workers(settings)
     wait_until_ready(settings.web_port, timeout=90, process=first)
-    producer = threading.Thread(
-        target=produce_events, args=(settings, event_messages(events), 300.0), daemon=True)
+    messages, release = event_messages(events), threading.Event()
+
+    def produce() -> None:
+        """Half the stream, then the rest once the joined worker is ready: so the join is
+        mid-stream by construction, however long a worker takes to start (on Apache Kafka the
+        first worker could drain the whole stream before the second one is up)."""
+        produce_events(settings, messages[: len(messages) // 2], 300.0)
+        if release.wait(180):
+            produce_events(settings, messages[len(messages) // 2 :], 300.0)
+
+    producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     wait_for(lambda: (s := worker_stats(settings.web_port)) and s["applied"] >= len(events) // 4,
              90, "a quarter of the events applied", process=first)
@@ -38,6 +47,7 @@ def test_a_join_and_a_kill_mid_stream_lose_nothing_and_redeliver_little(settings
     second = workers(joined)
     wait_until_ready(joined.web_port, timeout=90, process=second)
     assert worker_stats(settings.web_port)["applied"] < len(events), "the join must be mid-stream"
+    release.set()
     wait_for(lambda: (s := worker_stats(joined.web_port)) and s["applied"] > 0, 60,
              "the joined worker applying events", process=second)
     sent = sum(worker_stats(s.web_port)["recommendations_out"] for s in (settings, joined))

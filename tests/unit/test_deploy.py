@@ -95,6 +95,22 @@ def test_compose_commands_flags_and_env_exist():
                     if "${" not in str(v)})
 
 
+def test_compose_runs_the_kafka_and_the_settings_streamrec_broker_runs():
+    """One broker of record: compose's image is the version deploy/kafka/pom.xml pins, and every
+    setting `streamrec broker` gives its one node (but where it listens) is compose's too."""
+    from streams.tools.kafka_broker import kafka_version, server_properties
+
+    kafka = compose()["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    ours = dict(line.split("=", 1) for line in server_properties(1, 2, Path("x")).splitlines())
+    placed = {"listeners", "advertised.listeners", "listener.security.protocol.map",
+              "controller.quorum.voters", "log.dirs"}
+    env = {key: str(value) for key, value in kafka["environment"].items()}
+    for key, value in ours.items():
+        if key not in placed:
+            assert env.get("KAFKA_" + key.upper().replace(".", "_")) == value, key
+
+
 def test_compose_runs_kraft_kafka_scales_workers_and_scrapes_them():
     spec = compose()
     kafka = spec["services"]["kafka"]
