@@ -37,11 +37,11 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.generator import GeneratorConfig, generate  # noqa: E402
-from soak_faults import Cluster, freeze  # noqa: E402
+from soak_faults import Cluster, freeze, kill_broker_and_restart  # noqa: E402
 from soak_hostile import mix  # noqa: E402
 from soak_report import STARTED, check_run, say, write  # noqa: E402
-from streams.kafka_edge.topics import admin, ensure_topics  # noqa: E402
-from streams.tools.broker import free_port, start_embedded_broker  # noqa: E402
+from streams.kafka_edge.topics import ensure_topics  # noqa: E402
+from streams.tools.broker import ENGINES, start_local_broker  # noqa: E402
 from streams.tools.broker import stop_process  # noqa: E402
 from streams.tools.cluster import WorkerError, wait_for  # noqa: E402
 from streams.tools.producer import produce_events  # noqa: E402
@@ -64,6 +64,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--standby-replicas", type=int, default=1, help="the workers' STREAMREC_STANDBY_REPLICAS")
     add("--kills", type=int, default=10, help="SIGKILLs of a random worker, each then restarted")
     add("--freeze-s", type=float, default=10.0, help="seconds the broker is SIGSTOPped (0 = none)")
+    add("--engine", choices=ENGINES, default="auto",
+        help="the broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    add("--broker-kills", type=int, default=None,
+        help="SIGKILLs of the broker, each then restarted on its log (default 1 on Apache Kafka; "
+        "Tansu loses every topic, so none there)")
+    add("--zombies", type=int, default=1, help="workers SIGSTOPped until the others own their "
+        "partitions, then SIGCONTed (needs --scale or --workers 2+)")
     add("--scale", action=argparse.BooleanOptionalAction, default=True,
         help="start a worker a quarter into the stream, retire the oldest at three quarters")
     add("--hostile", type=int, default=200, help="hostile messages mixed in (kinds in turn)")
@@ -78,8 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.events < 1 or args.users < 1 or args.events < args.users:
         parser.error("--events must be at least --users, and both positive")
-    if args.workers < 1 or args.kills < 0 or args.freeze_s < 0 or args.rate < 0:
-        parser.error("--workers must be positive; --kills, --freeze-s and --rate not negative")
+    if args.workers < 1 or args.kills < 0 or args.freeze_s < 0 or args.rate < 0 or \
+            args.zombies < 0 or (args.broker_kills or 0) < 0:
+        parser.error("--workers must be positive; --kills, --freeze-s, --rate, --zombies and "
+                     "--broker-kills not negative")
+    if args.zombies and args.workers < 2 and not args.scale:
+        parser.error("a zombie needs a second worker to take its partitions: --scale or --workers 2")
     return args
 
 
@@ -99,6 +110,10 @@ def fault_plan(args: argparse.Namespace, rng: np.random.Generator) -> list[tuple
     plan = [(float(at), "kill") for at in rng.uniform(0.05, 0.95, args.kills)]
     if args.freeze_s:
         plan.append((0.5, "freeze"))
+    # while the group has two workers or more (the scale-up is at a quarter)
+    plan += [(0.3 + 0.4 * (n + 1) / (args.zombies + 1), "zombie") for n in range(args.zombies)]
+    plan += [(0.4 + 0.2 * (n + 1) / (args.broker_kills + 1), "broker kill")
+             for n in range(args.broker_kills or 0)]
     if args.scale:
         plan += [(0.25, "scale up"), (0.75, "scale down")]
     return sorted(plan)
@@ -108,10 +123,13 @@ class Faults:
     """Runs the plan against the cluster and broker, and keeps what each fault did."""
 
     def __init__(self, cluster: Cluster, broker: Any, args: argparse.Namespace,
-                 streaming: Callable[[], bool]) -> None:
+                 streaming: Callable[[], bool], broker_log: Path | None = None) -> None:
         self.cluster, self.broker, self.args, self.streaming = cluster, broker, args, streaming
         self.rng = np.random.default_rng(args.seed + 1)
+        self.broker_log = broker_log
         self.kills: list[dict] = []
+        self.zombies: list[dict] = []
+        self.broker_kills: list[dict] = []
         self.scale_steps: list[dict] = []
         self.freezes: list[dict] = []
         self.errors: list[str] = []
@@ -131,7 +149,7 @@ class Faults:
                     f"group ready in {row['ready_s']} s, it consumes in {row['consuming_s']} s")
         elif fault == "freeze":
             before = cluster.events_in()
-            stopped = freeze(self.broker, self.args.freeze_s)
+            stopped = freeze(self.broker.process, self.args.freeze_s)
             resumed = time.monotonic()
             cluster.wait_consuming(before, self.streaming)
             consuming_s = time.monotonic() - resumed
@@ -141,6 +159,23 @@ class Faults:
             self.freezes.append(row)
             line = (f"broker SIGSTOP {row['freeze_s']} s; after SIGCONT consuming in "
                     f"{row['consuming_s']} s, group settled in {row['settle_s']} s")
+        elif fault == "zombie":
+            owners = cluster.owners()
+            victim = owners[int(self.rng.integers(len(owners)))]
+            row = {**cluster.zombie(victim, cluster.base.session_timeout_s), **when}
+            self.zombies.append(row)
+            line = (f"zombie {row['worker']} (partitions {row['owned']}): taken over in "
+                    f"{row['taken_over_s']} s, SIGCONT after {row['stopped_s']} s, group settled "
+                    f"in {row['settle_s']} s")
+        elif fault == "broker kill":
+            before = cluster.events_in()
+            down_s = kill_broker_and_restart(self.broker, self.broker_log)
+            cluster.wait_consuming(before, self.streaming)
+            row = {"answering_s": round(down_s, 2), "settle_s": round(cluster.settle(), 2),
+                   **when}
+            self.broker_kills.append(row)
+            line = (f"broker SIGKILL: answering again after {row['answering_s']} s, group "
+                    f"settled in {row['settle_s']} s")
         else:
             before = len(cluster.live)
             if fault == "scale up":
@@ -198,12 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    say("broker", f"embedded Tansu on 127.0.0.1:{port}; logs under {workdir}")
-    broker = start_embedded_broker(port, workdir / "broker.log")
+    broker = start_local_broker(args.engine, workdir)
+    if args.broker_kills is None:
+        args.broker_kills = 1 if broker.engine == "kafka" else 0
+    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    say("broker", f"{broker.describe()} on {broker.bootstrap}; logs under {workdir}")
     cluster = None
     try:
-        admin(f"127.0.0.1:{port}").close()
+        if args.broker_kills and broker.engine != "kafka":
+            raise ValueError("--broker-kills needs Apache Kafka: Tansu loses every topic")
         model = args.model or small_model(workdir / "model", args.items)
         say("model", str(model))
         tag = uuid.uuid4().hex[:8]
@@ -226,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         say("stream", f"{len(stream.messages):,} messages ({len(events):,} events of "
             f"{args.users:,} users, {args.hostile} hostile) at {args.rate:g}/s; "
             f"faults: {', '.join(f'{f} at {s:.0%}' for s, f in plan) or 'none'}")
-        faults = Faults(cluster, broker, args, lambda: True)
+        faults = Faults(cluster, broker, args, lambda: True, workdir / "broker.log")
         sent = stream_with_faults(base, stream.messages, faults, plan, args.rate)
         say("stream", f"{sent:,} sent")
         report = check_run(base, cluster, stream, model, args, sent)
@@ -236,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if cluster is not None:
             cluster.stop()
-        stop_process(broker)
+        stop_process(broker.process, timeout=30)
     recoveries = [k["consuming_s"] or k["ready_s"] for k in faults.kills]
     report.update({
         "crashes_injected": len(faults.kills),
@@ -244,9 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         "max_recovery_s": max(recoveries, default=0.0),
         "freeze_s": sum(f["freeze_s"] for f in faults.freezes),
         "freezes": faults.freezes,
+        "zombies": faults.zombies,
+        "broker_kills": faults.broker_kills,
+        "broker": broker.engine,
         "scale_steps": faults.scale_steps,
         "faults_after_stream": sum(not row["mid_stream"] for row in
-                                   [*faults.kills, *faults.freezes, *faults.scale_steps]),
+                                   [*faults.kills, *faults.freezes, *faults.zombies,
+                                    *faults.broker_kills, *faults.scale_steps]),
         "unexpected_exits": cluster.unexpected_exits,
         "fault_errors": faults.errors,
         "wall_s": round(time.monotonic() - STARTED, 1),

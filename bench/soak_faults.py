@@ -1,4 +1,5 @@
-"""The soak's workers, and the faults it injects: SIGKILL and restart, a broker freeze, scaling.
+"""The soak's workers, and the faults it injects: SIGKILL and restart, a broker freeze, a broker
+SIGKILL and restart (Apache Kafka: its log is on disk), a zombie worker, scaling.
 
 Each worker has its own state dir and web port and keeps them across restarts, as a pod on its
 volume would. Every fault is followed by waiting (with a deadline) until the live workers own
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from streams.tools.broker import free_port, stop_process
+from streams.tools.broker import LocalBroker, free_port, start_broker, stop_process, wait_ready
 from streams.tools.cluster import (
     WorkerError,
     exited,
@@ -148,6 +149,27 @@ class Cluster:
 
         wait_for(consuming, self.ready_timeout, "every owner to consume again")
 
+    def zombie(self, victim: Worker, session_timeout_s: float) -> dict[str, Any]:
+        """SIGSTOP ``victim`` until the other workers own every partition (the broker expires its
+        session), then SIGCONT it while they do: it wakes with batches in flight for partitions
+        it no longer owns. Then wait until the whole group has settled again."""
+        others = [w for w in self.live if w is not victim]
+        if not others:
+            raise WorkerError("a zombie needs another worker to take its partitions")
+        owned_before = self.assignment.get(victim.name, [])
+        stopped = time.monotonic()
+        os.kill(victim.process.pid, signal.SIGSTOP)
+        try:
+            wait_until_all_assigned([w.port for w in others], self.base.partitions,
+                                    self.ready_timeout + session_timeout_s,
+                                    [w.process for w in others])
+            taken_s = time.monotonic() - stopped
+        finally:
+            os.kill(victim.process.pid, signal.SIGCONT)
+        return {"worker": victim.name, "owned": owned_before, "taken_over_s": round(taken_s, 2),
+                "stopped_s": round(time.monotonic() - stopped, 2),
+                "settle_s": round(self.settle(), 2)}
+
     def retire_oldest(self) -> Worker:
         """Stop the longest-running worker cleanly (SIGTERM): its partitions move to workers
         that must recover them from the changelog."""
@@ -170,3 +192,19 @@ def freeze(broker: subprocess.Popen, seconds: float) -> float:
     finally:
         os.kill(broker.pid, signal.SIGCONT)
     return time.monotonic() - stopped
+
+
+def kill_broker_and_restart(broker: LocalBroker, log: Path, timeout: float = 120.0) -> float:
+    """SIGKILL the broker and start it again on the same port and log directory (Apache Kafka
+    only: Tansu would come back empty); ``broker`` then holds the new process. Returns seconds
+    from the kill until it answers again."""
+    if broker.engine != "kafka" or broker.data_dir is None:
+        raise WorkerError("only Apache Kafka survives a SIGKILL (Tansu keeps its log in memory)")
+    killed = time.monotonic()
+    os.kill(broker.process.pid, signal.SIGKILL)
+    broker.process.wait(30)
+    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    again = start_broker(port, broker.engine, broker.data_dir, log)
+    broker.process = again.process
+    wait_ready(broker, timeout, log)
+    return time.monotonic() - killed

@@ -1,8 +1,9 @@
 """Throughput: the pipeline against pass-through ceilings and the peer, same broker, same run.
 
-    .venv/bin/python bench/throughput.py [--events 30000] [--bootstrap H:P] [--profile]
+    .venv/bin/python bench/throughput.py [--events 30000] [--engine auto|kafka|tansu] [--bootstrap H:P] [--profile]
 
-Every run gets fresh topics and its own worker process(es), on a generated ML-100K-sized catalog
+The broker is a local Apache Kafka (one KRaft node) where a JDK runs it, else Tansu; each row
+names it. Every run gets fresh topics and its own worker process(es), on a generated ML-100K-sized catalog
 (1,682 items; MF model, d = 64). A run starts its workers, waits until they process a canary event
 on every partition (so start-up and rebalancing are excluded), then produces the measured events
 flat out with librdkafka (fast enough not to be the limit) and reads the output topic.
@@ -31,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from profiling import Profiler
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import child_env, start_worker, wait_for, wait_until_ready, worker_stats
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
@@ -225,7 +226,9 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
-    parser.add_argument("--bootstrap", help="use this broker instead of the embedded one")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting a local one")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
     parser.add_argument("--runs", nargs="*", help="only the runs whose name contains one of these")
     parser.add_argument("--profile", action="store_true", help="py-spy every worker while draining")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
@@ -234,12 +237,11 @@ def main() -> None:
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
-    broker = None
-    bootstrap = args.bootstrap
+    broker, bootstrap, engine = None, args.bootstrap, "given"
     if bootstrap is None:
-        port = free_port()
-        broker = start_embedded_broker(port, work / "broker.log")
-        bootstrap = f"127.0.0.1:{port}"
+        broker = start_local_broker(args.engine, work)
+        bootstrap, engine = broker.bootstrap, broker.engine
+        print(f"broker: {broker.describe()} at {bootstrap}", flush=True)
     try:
         admin(bootstrap).close()
         generated = generate(CATALOG)
@@ -254,13 +256,14 @@ def main() -> None:
             if run.kind == "quix" and not PEER_PYTHON.exists():
                 print(f"skipping {run.name}: no {PEER_PYTHON} (make bench creates it)")
                 continue
-            row = measure(run, bootstrap, model, events, work,
-                          args.out / "profiles" if args.profile else None, overrides)
+            row = {**measure(run, bootstrap, model, events, work,
+                             args.out / "profiles" if args.profile else None, overrides),
+                   "broker": engine}
             print(row, flush=True)
             rows.append(row)
     finally:
         if broker is not None:
-            stop_process(broker)
+            stop_process(broker.process, timeout=30)
     rate = {row["run"]: row["events_per_s"] for row in rows}
     ceiling = rate.get(RUNS[1].name)
     naive = rate.get(RUNS[0].name)
@@ -271,6 +274,7 @@ def main() -> None:
 
     write_report(args.out, "throughput", rows, {
         "run": lambda r: r["run"],
+        "broker": lambda r: r["broker"],
         "events": lambda r: f"{r['events']:,}",
         "records out": lambda r: f"{r['records']:,}",
         "events/s": lambda r: f"{r['events_per_s']:,}",

@@ -127,6 +127,15 @@ def last_ts_of(raw: bytes) -> int:
     return HEAD.unpack_from(raw)[4]
 
 
+def position_of(raw: bytes) -> tuple[int, int] | None:
+    """A v4 value's (partition, offset) of the last event it applied, from the header alone;
+    None for an older version or a value too short to say (whoever compares then cannot)."""
+    if len(raw) < HEAD.size or raw[0] != CODEC_VERSION:
+        return None
+    head = HEAD.unpack_from(raw)
+    return (head[6], head[7]) if head[6] >= 0 else None
+
+
 def _exponent(exponent: int) -> int:
     if not MIN_EXPONENT <= exponent <= MAX_EXPONENT:
         raise CorruptState(f"a stored exponent {exponent} out of range")

@@ -171,11 +171,17 @@ def compact_partition(table: faust.Table, partition: int) -> bool:
 BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]]], Awaitable[None]]
 
 
-def install_batch_plane(app: faust.App, handlers: Mapping[str, BatchHandler]) -> None:
+def install_batch_plane(
+    app: faust.App,
+    handlers: Mapping[str, BatchHandler],
+    on_commit_refused: Callable[[set[TP]], None] = lambda tps: None,
+) -> None:
     """From now on ``app``'s consumer hands every fetch of a topic of ``handlers`` (its active
     partitions' aiokafka records, by partition) to that topic's handler, one batch at a time,
     and acks them once it returns; call before the app's consumer is created (before the worker
-    starts)."""
+    starts). ``on_commit_refused`` hears of revoked partitions whose acked offsets could not be
+    committed: this worker had been put out of the group (a zombie), so what it wrote for them
+    since may be older than what their new owner wrote."""
     base = app.transport.Consumer
 
     class BatchConsumer(base):  # type: ignore[misc, valid-type]
@@ -220,7 +226,10 @@ def install_batch_plane(app: faust.App, handlers: Mapping[str, BatchHandler]) ->
 
         async def on_partitions_revoked(self, revoked: set[TP]) -> None:
             async with self._running():  # a running batch ends (and is acked) first
-                await self.force_commit({tp for tp in revoked if tp.topic in handlers})
+                mine = {tp for tp in revoked if tp.topic in handlers}
+                owed = set(self._filter_committable_offsets(mine))
+                if not await self.force_commit(mine) and owed:
+                    on_commit_refused(owed)
                 await super().on_partitions_revoked(revoked)
 
     app.transport.Consumer = BatchConsumer

@@ -41,8 +41,12 @@ def admin(
             **(security or {}),
         )
     except KafkaError as exc:
+        hint = ""
+        if (security or {}).get("sasl_mechanism"):  # kafka-python sees the broker hang up
+            hint = (f"; a broker that refuses SASL {security['sasl_mechanism']} credentials "
+                    "closes the connection, which reads the same: check the username and password")
         raise BrokerError(
-            f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {exc}"
+            f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {exc}{hint}"
         ) from exc
 
 

@@ -25,6 +25,7 @@ from streams.worker.item_path import ItemPath
 from streams.worker.metrics import PipelineStats
 from streams.worker.retention import COMPACT_EVERY_S, Retention
 from streams.worker.serving import Serving
+from streams.worker.restore import distrust_local_state, keep_newest_on_restore
 from streams.worker.transaction import TableStore
 from streams.worker.user_path import UserPath
 from streams.worker.views import (
@@ -86,6 +87,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     """Build the Faust app for ``settings`` serving ``recommender``."""
     app = new_faust_app(settings, store="rocksdb://")
     users = raw_table(app, USER_TABLE, settings)
+    keep_newest_on_restore(users)  # a zombie's late changelog values must not win a restore
     items = raw_table(app, ITEM_TABLE, settings) if settings.item_stats else None
     board = ItemBoard(settings.popularity_half_life_s * 1000.0) \
         if settings.item_stats and settings.list_rules.reads_item_stats else None  # fmt: skip
@@ -105,7 +107,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         register_item_view(app, items, settings)
         if settings.item_learning:
             register_item_vector_view(app, serving, settings)
-    compat.install_batch_plane(app, handlers)
+    compat.install_batch_plane(app, handlers, lambda tps: distrust_local_state(
+        users, {tp.partition for tp in tps if tp.topic == settings.events_topic}))
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:

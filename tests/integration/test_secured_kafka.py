@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -65,13 +64,14 @@ def test_the_cli_connects_with_the_right_password(secured, settings, mechanism):
     assert PASSWORD not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
-def test_a_wrong_password_is_refused_and_never_shown(secured, settings, mechanism):
+def test_a_wrong_password_is_refused_said_so_and_never_shown(secured, settings):
+    """The broker hangs up on a wrong password and kafka-python retries until its timeout, so
+    the error cannot tell it from a broker that never answered: it says to check the password."""
     _, port = secured
-    done = run_cli(sasl_settings(settings, port, mechanism, WRONG), "topics")
+    done = run_cli(sasl_settings(settings, port, "SCRAM-SHA-512", WRONG), "topics")
     out = done.stdout + done.stderr
-    assert done.returncode != 0, out
-    assert "error" in out.lower()
+    assert done.returncode == 2, out
+    assert "check the username and password" in out, out
     assert WRONG not in out and PASSWORD not in out
 
 
