@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from streams.kafka_edge.topics import BrokerError, admin
 from streams.tools import kafka_broker
@@ -94,21 +95,21 @@ def start_broker(
     engine: str = "auto",
     data_dir: Path | None = None,
     log_path: Path | None = None,
-    sasl: kafka_broker.SaslListener | None = None,
+    secured: Sequence[kafka_broker.Listener] = (),
 ) -> LocalBroker:
     """Start a local broker on 127.0.0.1:port; Apache Kafka keeps its data in ``data_dir``
-    (required for it) and may add a listener that requires ``sasl``. Returns once it is
+    (required for it) and may add ``secured`` listeners (SASL, TLS). Returns once it is
     started, not once it answers: see :func:`wait_ready`."""
     engine = choose_engine(engine)
     bootstrap = f"127.0.0.1:{port}"
     if engine == "tansu":
-        if sasl is not None:
-            raise BrokerError("Tansu has no SASL listener: a secured broker needs --engine kafka")
+        if secured:
+            raise BrokerError("Tansu has no SASL or TLS listener: a secured broker needs Kafka")
         return LocalBroker(engine, start_embedded_broker(port, log_path), bootstrap, None)
     if data_dir is None:
         raise BrokerError("Apache Kafka needs a data directory for its log")
     process = kafka_broker.start_kafka_broker(
-        port, free_port(), data_dir, kafka_broker.kafka_jars(), log_path, sasl
+        port, free_port(), data_dir, kafka_broker.kafka_jars(), log_path, secured
     )
     return LocalBroker(engine, process, bootstrap, data_dir)
 

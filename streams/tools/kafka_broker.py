@@ -20,7 +20,7 @@ import uuid
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from streams.kafka_edge.topics import BrokerError
 
@@ -117,8 +117,9 @@ class SaslListener:
 
     port: int
     users: Mapping[str, str]
+    name = "SASL_PLAINTEXT"
 
-    def properties(self, host: str) -> dict[str, object]:
+    def properties(self) -> dict[str, object]:
         plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
         return {
             "sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
@@ -130,7 +131,7 @@ class SaslListener:
                for mechanism in SCRAM_MECHANISMS},
         }
 
-    def scram_arguments(self) -> list[str]:
+    def format_arguments(self) -> list[str]:
         """StorageTool's ``--add-scram`` for each user and mechanism (KRaft keeps SCRAM
         credentials in its metadata, written when the log directory is formatted)."""
         return [argument for name, password in self.users.items()
@@ -138,13 +139,43 @@ class SaslListener:
                 for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A listener that speaks TLS only, with the broker's key and certificate chain in one PEM
+    file (a PKCS#8 key, unencrypted) and, for mutual TLS, the CA that signs client
+    certificates: so the TLS settings meet a broker that checks them."""
+
+    port: int
+    keystore: Path  # PEM: the broker's private key, then its certificate chain
+    client_ca: Path | None = None  # PEM: require client certificates signed by this CA
+    name = "SSL"
+
+    def properties(self) -> dict[str, object]:
+        prefix = "listener.name.ssl."
+        out: dict[str, object] = {prefix + "ssl.keystore.type": "PEM",
+                                  prefix + "ssl.keystore.location": self.keystore}
+        if self.client_ca is not None:
+            out.update({prefix + "ssl.client.auth": "required",
+                        prefix + "ssl.truststore.type": "PEM",
+                        prefix + "ssl.truststore.location": self.client_ca})
+        return out
+
+    def format_arguments(self) -> list[str]:
+        return []
+
+
+Listener = SaslListener | TlsListener
+
+
 def server_properties(
-    port: int, controller_port: int, log_dir: Path, sasl: SaslListener | None = None
+    port: int, controller_port: int, log_dir: Path, secured: Sequence[Listener] = ()
 ) -> str:
     host = "127.0.0.1"
     listeners = {"PLAINTEXT": port, "CONTROLLER": controller_port}
-    if sasl is not None:
-        listeners["SASL_PLAINTEXT"] = sasl.port
+    listeners.update((listener.name, listener.port) for listener in secured)
+    extra: dict[str, object] = {}
+    for listener in secured:
+        extra.update(listener.properties())
     advertised = {name: at for name, at in listeners.items() if name != "CONTROLLER"}
     settings = {
         "process.roles": "broker,controller",
@@ -169,7 +200,7 @@ def server_properties(
         # a transaction left open past its timeout (a zombie's) blocks read_committed readers
         # until the broker's sweep aborts it: sweep every 2 s instead of 10
         "transaction.abort.timed.out.transaction.cleanup.interval.ms": 2000,
-        **(sasl.properties(host) if sasl else {}),
+        **extra,
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -180,11 +211,12 @@ def start_kafka_broker(
     data_dir: Path,
     jars: Path,
     log_path: Path | None = None,
-    sasl: SaslListener | None = None,
+    secured: Sequence[Listener] = (),
 ) -> subprocess.Popen:
     """Run Apache Kafka on 127.0.0.1:port with its log directory under ``data_dir`` (formatted
-    the first time; a broker started again on the same folder keeps its topics). The caller
-    waits until it answers and stops it with ``stop_process``."""
+    the first time; a broker started again on the same folder keeps its topics), plus the
+    ``secured`` listeners. The caller waits until it answers and stops it with
+    ``stop_process``."""
     if not is_fetched(jars):
         raise BrokerError(f"Apache Kafka's jars are not in {jars}: run `streamrec broker --fetch` "
                           "(or make install) first")
@@ -194,13 +226,13 @@ def start_kafka_broker(
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "log"
     config = data_dir / "server.properties"
-    config.write_text(server_properties(port, controller_port, log_dir, sasl))
+    config.write_text(server_properties(port, controller_port, log_dir, secured))
     (data_dir / "log4j2.properties").write_text(LOG4J2)
     classpath = ["-cp", f"{jars}/*", f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}"]
     if not (log_dir / "meta.properties").is_file():
         formatted = subprocess.run(
             [java, *classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id(),
-             "-c", str(config), *(sasl.scram_arguments() if sasl else [])],
+             "-c", str(config), *(a for one in secured for a in one.format_arguments())],
             capture_output=True, text=True)  # fmt: skip
         if formatted.returncode != 0:
             raise BrokerError(f"formatting Kafka's log directory {log_dir} failed:\n"
