@@ -227,7 +227,8 @@ def install_batch_plane(
         async def on_partitions_revoked(self, revoked: set[TP]) -> None:
             async with self._running():  # a running batch ends (and is acked) first
                 mine = {tp for tp in revoked if tp.topic in handlers}
-                owed = set(self._filter_committable_offsets(mine))
+                # acked, not yet committed (read without Faust's _new_offset: it pops them)
+                owed = {tp for tp in mine if self._acked.get(tp)}
                 if not await self.force_commit(mine) and owed:
                     on_commit_refused(owed)
                 await super().on_partitions_revoked(revoked)

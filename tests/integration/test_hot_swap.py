@@ -47,8 +47,16 @@ def test_an_announced_version_serves_on_both_workers_and_a_corrupt_one_is_refuse
     for one in (first, second):
         wait_until_ready(one.web_port, timeout=90, process=workers(one))
     events = generate(GeneratorConfig(n_users=30, n_items=200, events_per_user=150, seed=8))
-    producer = threading.Thread(  # 22 s of events: the swaps below land while they flow
-        target=produce_events, args=(first, event_messages(events), 200.0), daemon=True)
+    messages, release = event_messages(events), threading.Event()
+
+    def produce() -> None:
+        """Most of the stream (the swaps below land while it flows), then the rest once the
+        rollback is served: so records after it exist however fast the workers drain."""
+        produce_events(first, messages[: len(messages) * 3 // 4], 200.0)
+        if release.wait(180):
+            produce_events(first, messages[len(messages) * 3 // 4 :], 200.0)
+
+    producer = threading.Thread(target=produce, daemon=True)
     producer.start()
 
     def applied() -> int:
@@ -84,6 +92,7 @@ def test_an_announced_version_serves_on_both_workers_and_a_corrupt_one_is_refuse
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     wait_for(lambda: serving(ports, v1), 5, "v1 serving again on both workers within 5 s")
     rolled_back_ms = time.time() * 1000
+    release.set()
     producer.join(120)
 
     assert_each_event_applied_once(first.web_port, events)
