@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 from rich.progress import Progress
@@ -37,13 +36,13 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.generator import GeneratorConfig, generate  # noqa: E402
-from soak_faults import Cluster, freeze, kill_broker_and_restart  # noqa: E402
+from soak_faults import Cluster, Faults  # noqa: E402
 from soak_hostile import mix  # noqa: E402
 from soak_report import STARTED, check_run, say, write  # noqa: E402
 from streams.kafka_edge.topics import ensure_topics  # noqa: E402
 from streams.tools.broker import ENGINES, start_local_broker  # noqa: E402
 from streams.tools.broker import stop_process  # noqa: E402
-from streams.tools.cluster import WorkerError, wait_for  # noqa: E402
+from streams.tools.cluster import wait_for  # noqa: E402
 from streams.tools.producer import produce_events  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -117,86 +116,6 @@ def fault_plan(args: argparse.Namespace, rng: np.random.Generator) -> list[tuple
     if args.scale:
         plan += [(0.25, "scale up"), (0.75, "scale down")]
     return sorted(plan)
-
-
-class Faults:
-    """Runs the plan against the cluster and broker, and keeps what each fault did."""
-
-    def __init__(self, cluster: Cluster, broker: Any, args: argparse.Namespace,
-                 streaming: Callable[[], bool], broker_log: Path | None = None) -> None:
-        self.cluster, self.broker, self.args, self.streaming = cluster, broker, args, streaming
-        self.rng = np.random.default_rng(args.seed + 1)
-        self.broker_log = broker_log
-        self.kills: list[dict] = []
-        self.zombies: list[dict] = []
-        self.broker_kills: list[dict] = []
-        self.scale_steps: list[dict] = []
-        self.freezes: list[dict] = []
-        self.errors: list[str] = []
-
-    def run(self, fault: str, sent: int) -> str:
-        """Inject ``fault`` and wait until the group has settled after it; each row keeps how
-        much of the stream was sent when it began and whether it was still being sent."""
-        cluster = self.cluster
-        when = {"at_sent": sent, "mid_stream": self.streaming(),
-                "at_ms": int(time.time() * 1000)}  # beside the broker's timestamps
-        if fault == "kill":
-            owners = cluster.owners()  # a worker that owns nothing has nothing to lose
-            victim = owners[int(self.rng.integers(len(owners)))]
-            row = {**cluster.kill_and_restart(victim, self.streaming), **when}
-            self.kills.append(row)
-            line = (f"SIGKILL {row['worker']} (partitions {row['owned']}) at {sent:,} sent: "
-                    f"group ready in {row['ready_s']} s, it consumes in {row['consuming_s']} s")
-        elif fault == "freeze":
-            before = cluster.events_in()
-            stopped = freeze(self.broker.process, self.args.freeze_s)
-            resumed = time.monotonic()
-            cluster.wait_consuming(before, self.streaming)
-            consuming_s = time.monotonic() - resumed
-            cluster.settle()
-            row = {"freeze_s": round(stopped, 2), "consuming_s": round(consuming_s, 2),
-                   "settle_s": round(time.monotonic() - resumed, 2), **when}
-            self.freezes.append(row)
-            line = (f"broker SIGSTOP {row['freeze_s']} s; after SIGCONT consuming in "
-                    f"{row['consuming_s']} s, group settled in {row['settle_s']} s")
-        elif fault == "zombie":
-            owners = cluster.owners()
-            victim = owners[int(self.rng.integers(len(owners)))]
-            row = {**cluster.zombie(victim, cluster.base.session_timeout_s), **when}
-            self.zombies.append(row)
-            line = (f"zombie {row['worker']} (partitions {row['owned']}): taken over in "
-                    f"{row['taken_over_s']} s, SIGCONT after {row['stopped_s']} s, group settled "
-                    f"in {row['settle_s']} s")
-        elif fault == "broker kill":
-            before = cluster.events_in()
-            down_s = kill_broker_and_restart(self.broker, self.broker_log)
-            cluster.wait_consuming(before, self.streaming)
-            row = {"answering_s": round(down_s, 2), "settle_s": round(cluster.settle(), 2),
-                   **when}
-            self.broker_kills.append(row)
-            line = (f"broker SIGKILL: answering again after {row['answering_s']} s, group "
-                    f"settled in {row['settle_s']} s")
-        else:
-            before = len(cluster.live)
-            if fault == "scale up":
-                cluster.add()
-            else:
-                cluster.retire_oldest()
-            row = {"step": f"{before} -> {len(cluster.live)}",
-                   "settle_s": round(cluster.settle(), 2), "assignment": cluster.assignment,
-                   **when}
-            self.scale_steps.append(row)
-            line = f"scale {row['step']}: settled in {row['settle_s']} s, {cluster.assignment}"
-        return line if when["mid_stream"] else f"{line} (after the stream)"
-
-    def safely(self, fault: str, sent: int) -> str:
-        """Run ``fault``; a worker error is recorded, and the group settled before going on."""
-        try:
-            return self.run(fault, sent)
-        except WorkerError as exc:
-            self.errors.append(f"{fault}: {exc}")
-            self.cluster.settle()
-            return f"{fault} FAILED: {exc}"
 
 
 def stream_with_faults(base: Settings, messages: list, faults: Faults,
