@@ -21,9 +21,8 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 # exist; without them the demo and the tests run on the embedded Tansu (pip only).
 $(VENV)/.kafka: deploy/kafka/pom.xml $(BIN)/.installed
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
-		$(BIN)/streamrec broker --fetch; \
+		$(BIN)/streamrec broker --fetch && touch $@; \
 	else echo "no JDK or Maven here: the demo and the tests run on the embedded Tansu broker"; fi
-	touch $@
 
 install: $(BIN)/.installed $(VENV)/.kafka
 

@@ -179,18 +179,37 @@ def install_batch_plane(
     """From now on ``app``'s consumer hands every fetch of a topic of ``handlers`` (its active
     partitions' aiokafka records, by partition) to that topic's handler, one batch at a time,
     and acks them once it returns; call before the app's consumer is created (before the worker
-    starts). ``on_commit_refused`` hears of revoked partitions whose acked offsets could not be
-    committed: this worker had been put out of the group (a zombie), so what it wrote for them
-    since may be older than what their new owner wrote."""
+    starts). ``on_commit_refused`` hears, at revocation, of the partitions whose last offset
+    commit failed (on the way, in a batch's or the periodic commit, or at revocation): this
+    worker may have been put out of the group (a zombie), so what it wrote for them since may be
+    older than what their new owner wrote. (A commit refused in an ordinary rebalance counts
+    too: the cost is a longer restore, never a wrong state.)"""
     base = app.transport.Consumer
 
     class BatchConsumer(base):  # type: ignore[misc, valid-type]
         _batch_running: asyncio.Lock | None = None
+        _refused: set[TP] | None = None
 
         def _running(self) -> asyncio.Lock:
             if self._batch_running is None:
                 self._batch_running = asyncio.Lock()
             return self._batch_running
+
+        def _refused_since_commit(self) -> set[TP]:
+            """Partitions of ``handlers`` whose last offset commit failed. Faust cannot say:
+            a failed commit has already popped its acks and advanced its committed offsets."""
+            if self._refused is None:
+                self._refused = set()
+            return self._refused
+
+        async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+            done = await super()._commit(offsets)
+            mine = {tp for tp in offsets if tp.topic in handlers}
+            if done:
+                self._refused_since_commit().difference_update(mine)
+            else:
+                self._refused_since_commit().update(mine)
+            return done
 
         async def _wait_next_records(self, timeout: float) -> Any:
             records, active = await super()._wait_next_records(timeout)
@@ -227,10 +246,11 @@ def install_batch_plane(
         async def on_partitions_revoked(self, revoked: set[TP]) -> None:
             async with self._running():  # a running batch ends (and is acked) first
                 mine = {tp for tp in revoked if tp.topic in handlers}
-                # acked, not yet committed (read without Faust's _new_offset: it pops them)
-                owed = {tp for tp in mine if self._acked.get(tp)}
-                if not await self.force_commit(mine) and owed:
-                    on_commit_refused(owed)
+                await self.force_commit(mine)
+                doubted = self._refused_since_commit() & mine
+                if doubted:
+                    on_commit_refused(doubted)
+                    self._refused_since_commit().difference_update(doubted)
                 await super().on_partitions_revoked(revoked)
 
     app.transport.Consumer = BatchConsumer

@@ -238,9 +238,13 @@ def start_kafka_broker(
             raise BrokerError(f"formatting Kafka's log directory {log_dir} failed:\n"
                               f"{(formatted.stdout + formatted.stderr)[-2000:]}")
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen(
-        [java, *JVM_OPTIONS, *classpath, "kafka.Kafka", str(config)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        return subprocess.Popen(
+            [java, *JVM_OPTIONS, *classpath, "kafka.Kafka", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            out.close()  # the broker has its own descriptor

@@ -12,11 +12,17 @@ Every value carries the (partition, offset) of the last event it applied, so a r
 a value older than what the store holds for that user (same partition, lower offset) is
 skipped. Tombstones are always applied (a deletion has no position to compare).
 
+What this cannot mend, and only fenced transactions can: once the broker has compacted the
+changelog, the zombie's late value is the one kept for its key, so a worker restoring from an
+empty store gets the older state; and a late value written after a user's tombstone brings the
+deleted user back.
+
 The zombie itself wrote its late batch into its own RocksDB too, with the changelog's end as
 its persisted offset: were it given the partition back, Faust would restore nothing and serve
-those older states. It learns what it is when its offset commit is refused at revocation
-(streams/kafka_edge/compat.py), and :func:`distrust_local_state` then drops that partition's
-persisted offset, so the next restore reads the whole changelog partition, newest state first.
+those older states. It learns what it may be from a failed offset commit (the batch's, the
+periodic one or the revocation's: streams/kafka_edge/compat.py), and at revocation
+:func:`distrust_local_state` drops that partition's persisted offset, so the next restore reads
+the whole changelog partition, newest state first.
 Exactly-once with fenced transactions makes a zombie's writes impossible instead (issue 31).
 """
 
@@ -99,6 +105,6 @@ def distrust_local_state(table: faust.Table, partitions: Iterable[int]) -> None:
     may be a zombie's."""
     for partition in partitions:
         compat.rocksdb_partition(table, partition).delete(compat.persisted_offset_key(table))
-        log.warning("%s partition %d: this worker's offset commit was refused (it had been put "
-                    "out of the group); its next restore rereads the whole changelog", table.name,
-                    partition)
+        log.warning("%s partition %d: this worker's last offset commit failed (it may have "
+                    "been put out of the group); its next restore rereads the whole changelog",
+                    table.name, partition)
