@@ -155,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     broker = start_local_broker(args.engine, workdir)
     if args.broker_kills is None:
         args.broker_kills = 1 if broker.engine == "kafka" else 0
-    port = int(broker.bootstrap.rsplit(":", 1)[1])
     say("broker", f"{broker.describe()} on {broker.bootstrap}; logs under {workdir}")
     cluster = None
     try:
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         say("model", str(model))
         tag = uuid.uuid4().hex[:8]
         base = Settings(
-            bootstrap=f"127.0.0.1:{port}", app_id=f"soak-{tag}", events_topic=f"soak-{tag}",
+            bootstrap=broker.bootstrap, app_id=f"soak-{tag}", events_topic=f"soak-{tag}",
             recs_topic=f"soak-{tag}-recs", partitions=args.partitions, model_path=model,
             state_dir=workdir / "unused", web_port=0, top_k=5, history_len=10, half_life_s=3600.0,
             standby_replicas=args.standby_replicas,

@@ -206,8 +206,7 @@ def kill_broker_and_restart(broker: LocalBroker, log: Path, timeout: float = 120
     killed = time.monotonic()
     os.kill(broker.process.pid, signal.SIGKILL)
     broker.process.wait(30)
-    port = int(broker.bootstrap.rsplit(":", 1)[1])
-    again = start_broker(port, broker.engine, broker.data_dir, log)
+    again = start_broker(broker.port, broker.engine, broker.data_dir, log)
     broker.process = again.process
     wait_ready(broker, timeout, log)
     return time.monotonic() - killed
@@ -216,7 +215,7 @@ def kill_broker_and_restart(broker: LocalBroker, log: Path, timeout: float = 120
 class Faults:
     """Runs the plan against the cluster and broker, and keeps what each fault did."""
 
-    def __init__(self, cluster: Cluster, broker: Any, args: argparse.Namespace,
+    def __init__(self, cluster: Cluster, broker: LocalBroker, args: argparse.Namespace,
                  streaming: Callable[[], bool], broker_log: Path | None = None) -> None:
         self.cluster, self.broker, self.args, self.streaming = cluster, broker, args, streaming
         self.rng = np.random.default_rng(args.seed + 1)

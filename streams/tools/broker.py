@@ -84,6 +84,10 @@ class LocalBroker:
     bootstrap: str
     data_dir: Path | None  # Apache Kafka's log directory and config; None for Tansu
 
+    @property
+    def port(self) -> int:
+        return int(self.bootstrap.rsplit(":", 1)[1])
+
     def describe(self) -> str:
         if self.engine == "kafka":
             return f"Apache Kafka {kafka_broker.kafka_version()} (KRaft, data in {self.data_dir})"
