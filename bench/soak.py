@@ -61,7 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--workers", type=int, default=1, help="workers at the start (scaled to N+1 and back)")
     add("--partitions", type=int, default=4)
     add("--standby-replicas", type=int, default=1, help="the workers' STREAMREC_STANDBY_REPLICAS")
-    add("--kills", type=int, default=10, help="SIGKILLs of a random worker, each then restarted")
+    add("--kills", type=int, default=10, help="SIGKILLs of a random worker, each then restarted"
+        " (with exactly-once, every second one while it is inside a transaction)")
+    add("--guarantee", choices=("exactly_once", "at_least_once"), default="exactly_once",
+        help="the workers' processing guarantee (at_least_once on Tansu, which has no "
+        "transactions)")
     add("--freeze-s", type=float, default=10.0, help="seconds the broker is SIGSTOPped (0 = none)")
     add("--engine", choices=ENGINES, default="auto",
         help="the broker: Apache Kafka where a JDK runs it (auto), or Tansu")
@@ -168,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             recs_topic=f"soak-{tag}-recs", partitions=args.partitions, model_path=model,
             state_dir=workdir / "unused", web_port=0, top_k=5, history_len=10, half_life_s=3600.0,
             standby_replicas=args.standby_replicas,
+            processing_guarantee=broker.guarantee(args.guarantee),
         )
+        args.guarantee = base.processing_guarantee
         say("topics", ", ".join(ensure_topics(base)))
         cluster = Cluster(base, workdir)
         for _ in range(args.workers):
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                                    [*faults.kills, *faults.freezes, *faults.zombies,
                                     *faults.broker_kills, *faults.scale_steps]),
         "unexpected_exits": cluster.unexpected_exits,
+        "fenced_exits": cluster.fenced_exits,
         "fault_errors": faults.errors,
         "wall_s": round(time.monotonic() - STARTED, 1),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -215,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     })
     write(args.out, args.name, report)
     # a user no worker answered for is not known to be right
-    failed = report["lost"] or report["applied_twice"] or report["unreadable_users"]
+    failed = report["lost"] or report["applied_twice"] or report["unreadable_users"] or (
+        args.guarantee == "exactly_once" and not report["committed"]["one_per_event"])
     say("done", f"lost {report['lost']}, applied twice {report['applied_twice']}, unreadable "
-        f"users {report['unreadable_users']}: "
+        f"users {report['unreadable_users']}, read_committed one record per event "
+        f"{report['committed']['one_per_event']}: "
         f"{'FAIL' if failed else 'ok'}; {args.out / args.name}.json")
     return 1 if failed else 0
 

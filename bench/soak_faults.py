@@ -29,7 +29,10 @@ from streams.tools.cluster import (
     wait_until_all_assigned,
     worker_stats,
 )
+from streams.kafka_edge.topics import USER_TABLE
+from streams.worker.failure import EXIT_FENCED
 from streams.settings import Settings
+from streams.tools.transaction_watch import TransactionWatch, stop_inside_a_transaction
 
 RESTARTS_PER_SETTLE = 3  # a worker that dies again and again is a finding, not a fault to ride
 
@@ -56,6 +59,7 @@ class Cluster:
     live: list[Worker] = field(default_factory=list)
     started: list[subprocess.Popen] = field(default_factory=list)
     unexpected_exits: list[str] = field(default_factory=list)
+    fenced_exits: list[str] = field(default_factory=list)  # exactly-once's zombies, exit 75
     assignment: dict[str, list[int]] = field(default_factory=dict)  # worker -> partitions
     added: int = 0
 
@@ -84,9 +88,11 @@ class Cluster:
         for _ in range(RESTARTS_PER_SETTLE + 1):
             for worker in self.live:
                 if worker.process.poll() is not None:
-                    self.unexpected_exits.append(
-                        f"{worker.name} exited with {worker.process.returncode} ({worker.log})"
-                    )
+                    gone = f"{worker.name} exited with {worker.process.returncode} ({worker.log})"
+                    if worker.process.returncode == EXIT_FENCED:  # a zombie that was fenced
+                        self.fenced_exits.append(gone)
+                    else:
+                        self.unexpected_exits.append(gone)
                     worker.process = self._spawn(worker.settings, worker.log)
             processes = [w.process for w in self.live]
             try:
@@ -105,12 +111,23 @@ class Cluster:
         assignment that is within ceil(partitions / workers) per worker)."""
         return [w for w in self.live if self.assignment.get(w.name)] or self.live
 
-    def kill_and_restart(self, victim: Worker, streaming: Callable[[], bool]) -> dict[str, Any]:
+    def kill_and_restart(self, victim: Worker, streaming: Callable[[], bool],
+                         inside_transaction: bool = False) -> dict[str, Any]:  # fmt: skip
         """SIGKILL ``victim`` and start it again on its state dir and port. Times kill -> the
         group owns every partition again (ready), and kill -> the victim has consumed since its
         restart (consuming; not timed when it owns no partition, or once the stream is over and
-        there may be nothing left to read)."""
+        there may be nothing left to read). ``inside_transaction``: first SIGSTOP it while a
+        transaction of its own is open (seen on its partitions of the users' changelog; the row
+        says whether one was caught within 20 s)."""
         owned_before = self.assignment.get(victim.name, [])
+        caught = None
+        if inside_transaction and owned_before:
+            watch = TransactionWatch(self.base.bootstrap,
+                                     f"{self.base.app_id}-{USER_TABLE}-changelog", owned_before)
+            try:
+                caught = stop_inside_a_transaction(victim.process.pid, watch, 20.0)
+            finally:
+                watch.close()
         killed = time.monotonic()
         os.kill(victim.process.pid, signal.SIGKILL)
         victim.process.wait(30)
@@ -134,6 +151,7 @@ class Cluster:
             "owns": self.assignment.get(victim.name, []),
             "ready_s": round(ready_s, 2),
             "consuming_s": consuming_s,
+            "inside_transaction": caught,
         }
 
     def events_in(self) -> dict[str, int]:
@@ -236,9 +254,11 @@ class Faults:
         if fault == "kill":
             owners = cluster.owners()  # a worker that owns nothing has nothing to lose
             victim = owners[int(self.rng.integers(len(owners)))]
-            row = {**cluster.kill_and_restart(victim, self.streaming), **when}
+            inside = self.args.guarantee == "exactly_once" and len(self.kills) % 2 == 1
+            row = {**cluster.kill_and_restart(victim, self.streaming, inside), **when}
             self.kills.append(row)
-            line = (f"SIGKILL {row['worker']} (partitions {row['owned']}) at {sent:,} sent: "
+            line = (f"SIGKILL {row['worker']} (partitions {row['owned']}"
+                    f"{', inside a transaction' if row['inside_transaction'] else ''}) at {sent:,} sent: "
                     f"group ready in {row['ready_s']} s, it consumes in {row['consuming_s']} s")
         elif fault == "freeze":
             before = cluster.events_in()

@@ -25,9 +25,11 @@ Position = tuple[int, int]  # (partition, offset), as the worker's records and s
 class TopicReader:
     """Every partition of ``topic`` from offset 0, without a consumer group."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int,
+                 isolation: str = "read_uncommitted") -> None:  # fmt: skip
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50,
+            isolation_level=isolation,
             max_partition_fetch_bytes=2 * 1024 * 1024,  # the ~300 KB hostile message and more
         )
         self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
@@ -60,10 +62,11 @@ def read_topic(
     partitions: int,
     timeout: float,
     done: Callable[[list[ConsumerRecord]], bool] | None = None,
+    isolation: str = "read_uncommitted",
 ) -> tuple[list[ConsumerRecord], bool]:
     """Records of ``topic`` until ``done(records)`` (default: up to the high watermark) or the
     deadline; returns them and whether ``done`` was reached."""
-    reader = TopicReader(bootstrap, topic, partitions)
+    reader = TopicReader(bootstrap, topic, partitions, isolation)
     finished = (lambda records: reader.at_end()) if done is None else done
     deadline = time.monotonic() + timeout
     try:

@@ -64,6 +64,12 @@ def check_run(base: Settings, cluster: Cluster, stream: Stream, model: Path,
     outputs, _ = read_topic(bootstrap, base.recs_topic, partitions, OUTPUT_WAIT_S,
                             covers(valid_positions(stored), trigger_of))
     recs = check_records(outputs, stored)
+    committed, _ = read_topic(bootstrap, base.recs_topic, partitions, OUTPUT_WAIT_S,
+                              covers(valid_positions(stored), trigger_of), "read_committed")
+    seen = check_records(committed, stored)
+    applied_events = states_check.applied
+    one_per_event = (seen["duplicate_records"] == 0 and seen["events_without_record"] == 0
+                     and seen["records"] == applied_events)
     off = [e for e in states_check.examples if "error" not in e]
     steps = wrong_steps(changelog, stored, [e["user"] for e in off]) if off else {}
     trace = {e["user"]: {"wrong_steps": steps[e["user"]],
@@ -71,7 +77,9 @@ def check_run(base: Settings, cluster: Cluster, stream: Stream, model: Path,
              for e in off}
     say("outputs", f"{dead['records']} dead letters {dead['by_reason']}; {recs['records']:,} "
         f"records, {recs['events_without_record']} events without one; {len(changelog):,} "
-        f"changelog values, {backward} going back in position")
+        f"changelog values, {backward} going back in position; read_committed: "
+        f"{seen['records']:,} records, {seen['duplicate_records']} duplicates, "
+        f"{seen['events_without_record']} events without one")
     return {
         "events_in": stored.events_in,
         "sent": sent,
@@ -98,6 +106,9 @@ def check_run(base: Settings, cluster: Cluster, stream: Stream, model: Path,
         "changelog_backward_steps": backward,
         "changelog_backward_examples": backward_examples,
         **recs,
+        "committed": {"records": seen["records"], "duplicate_records": seen["duplicate_records"],
+                      "events_without_record": seen["events_without_record"],
+                      "applied_events": applied_events, "one_per_event": one_per_event},
         "caught_up_s": round(waited, 1),
     }
 

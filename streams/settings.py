@@ -197,6 +197,14 @@ class Settings(DerivedNames, BaseSettings):
         "latency per hop (Faust fixes 1500) and, set too low, a fetch rate that saturates it as "
         "the log grows (streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
     )
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once",
+        description="exactly_once: each batch's records, dead letters, changelog and input "
+        "offsets commit in one Kafka transaction, and a read_committed consumer sees each record "
+        "once (needs a broker with transactions: Apache Kafka, not Tansu). at_least_once: a "
+        "crash may send a batch's records again (drop them by rec_id); state is exactly-once "
+        "either way",
+    )
     # Consumer-group timing: Faust's defaults (60 / 3 / 60 s) keep a worker waiting far longer for
     # its first assignment on the embedded broker (bench/ready_time.py, docs/benchmarks.md).
     session_timeout_s: float = Field(6.0, gt=0)
@@ -269,7 +277,8 @@ class Settings(DerivedNames, BaseSettings):
     def steps(self) -> StepConfig:
         """What a worker's pure batch steps read (streams/steps)."""
         return StepConfig(self.interest, self.top_k, self.emit, self.max_future_skew_s * 1000.0,
-                          self.max_abs_value)  # fmt: skip
+                          self.max_abs_value,
+                          replay_records=self.processing_guarantee != "exactly_once")  # fmt: skip
 
     @property
     def item_learning_config(self) -> ItemLearning:

@@ -55,11 +55,16 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(bootstrap: str, model_path: Path, tmp_path: Path) -> Settings:
-    """Settings with topics and a consumer group no other test shares."""
+def settings(
+    bootstrap: str, local_broker: LocalBroker | None, model_path: Path, tmp_path: Path
+) -> Settings:
+    """Settings with topics and a consumer group no other test shares, and the guarantee the
+    session's broker supports (exactly-once on Apache Kafka)."""
     tag = uuid.uuid4().hex[:8]
     return Settings(
         bootstrap=bootstrap,
+        processing_guarantee=local_broker.guarantee("exactly_once") if local_broker
+        else "exactly_once",
         app_id=f"streamrec-test-{tag}",
         events_topic=f"events-{tag}",
         recs_topic=f"recs-{tag}",

@@ -88,12 +88,13 @@ def event_messages(events: list[Event]) -> list[tuple[bytes, bytes]]:
 
 
 def consume(bootstrap: str, topic: str, count: int, timeout: float,
-            done: Callable[[list], bool] | None = None) -> list:
+            done: Callable[[list], bool] | None = None,
+            isolation: str = "read_uncommitted") -> list:
     """Read ``topic`` from the start until ``count`` records (or ``done(records)``); fail at the
     deadline with what came."""
     done = done or (lambda records: len(records) >= count)
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False)
+                             enable_auto_commit=False, isolation_level=isolation)
     records: list = []
     deadline = time.monotonic() + timeout
     try:

@@ -192,9 +192,11 @@ def up(
                 local = start_local_broker(engine, workdir)
                 processes.append(local.process)
                 broker_pid = local.process.pid
-                settings = settings.model_copy(update={"bootstrap": local.bootstrap})
-                console.print(f"broker   {local.describe()} at {settings.bootstrap}",
-                              soft_wrap=True)
+                settings = settings.model_copy(update={
+                    "bootstrap": local.bootstrap,
+                    "processing_guarantee": local.guarantee(settings.processing_guarantee)})
+                console.print(f"broker   {local.describe()} at {settings.bootstrap}; "
+                              f"{settings.processing_guarantee}", soft_wrap=True)
             if not (settings.model_path / "config.json").is_file():
                 settings = settings.model_copy(update={"model_path": workdir / "model"})
                 _train_small_model(settings)

@@ -42,7 +42,7 @@ streams/worker/retention.py).
 5. The batch plane. Faust hands a stream one message at a time (a ``wait_first`` with four tasks,
 the conductor, a channel queue, an ``Event`` and an ack per message; docs/benchmarks.md's
 throughput table has Faust's per-message pass-through beside the batched one).
-:func:`install_batch_plane` gives the app a consumer whose fetches of the events topic (and of
+:func:`streams.kafka_edge.batch_plane.install_batch_plane` gives the app a consumer whose fetches of the events topic (and of
 the events keyed by item, for the item statistics) go whole to one handler each, while every
 other topic (changelog recovery, standbys) keeps Faust's path. After
 the handler returns, the fetch's offsets go into Faust's own acked-offset bookkeeping, so Faust's
@@ -54,12 +54,11 @@ acked offsets not yet committed, so the next owner would read them again.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, Callable, Container, Mapping, Sequence
+from typing import Any, Container, Mapping
 
 import faust
 import rocksdict
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.transport.drivers.aiokafka import (
     AIOKafkaConsumerThread,
     credentials_to_aiokafka_auth,
@@ -68,6 +67,7 @@ from faust.types import TP, ProducerT
 
 from streams.kafka_edge.highwaters import (  # noqa: F401 (re-exported)
     HighwaterUnknown,
+    committed_ends,
     fetch_highwaters,
 )
 
@@ -77,6 +77,7 @@ _listed_highwaters = AIOKafkaConsumerThread._highwaters
 _create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 _fetch_records = AIOKafkaConsumerThread._fetch_records
 _fetch_max_wait_ms: int | None = None
+_read_committed = False
 
 
 def broker_auth(conf: Any) -> Mapping[str, Any]:
@@ -89,6 +90,8 @@ async def _highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]:
     if self.consumer.in_transaction:
         return listed
     bootstrap = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
+    if _read_committed:  # the last stable offset; a commit marker may end the log
+        return await committed_ends(bootstrap, listed, broker_auth(self.app.conf))
     return await fetch_highwaters(bootstrap, listed, broker_auth(self.app.conf))
 
 
@@ -96,6 +99,8 @@ def _worker_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
     consumer = _create_worker_consumer(self, transport)
     if _fetch_max_wait_ms is not None:
         consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read when the consumer starts
+    if _read_committed:
+        consumer._isolation_level = "read_committed"  # read when the consumer starts
     return consumer
 
 
@@ -127,10 +132,11 @@ async def _fetch_live_records(
     )
 
 
-def install(fetch_max_wait_ms: int | None = None) -> None:
-    """Idempotent; called when the app is created."""
-    global _fetch_max_wait_ms
-    _fetch_max_wait_ms = fetch_max_wait_ms
+def install(fetch_max_wait_ms: int | None = None, read_committed: bool = False) -> None:
+    """Idempotent; called when the app is created. ``read_committed``: the worker's consumer
+    (events, by-item events, changelog recovery, standbys) reads committed records only."""
+    global _fetch_max_wait_ms, _read_committed
+    _fetch_max_wait_ms, _read_committed = fetch_max_wait_ms, read_committed
     AIOKafkaConsumerThread._highwaters = _highwaters
     AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer
     AIOKafkaConsumerThread._fetch_records = _fetch_live_records
@@ -139,6 +145,12 @@ def install(fetch_max_wait_ms: int | None = None) -> None:
 def kafka_producer(producer: ProducerT) -> AIOKafkaProducer:
     """The started aiokafka producer behind ``app.producer`` (raises ``NotReady`` before)."""
     return producer._ensure_producer()
+
+
+def transactional_producer(app: faust.App, transactional_id: str) -> AIOKafkaProducer:
+    """A new (unstarted) aiokafka producer with the app's broker, security and tuning, and
+    ``transactional_id``."""
+    return app.producer._new_producer(transactional_id=transactional_id)
 
 
 def rocksdb_partitions(table: faust.Table) -> Mapping[int, Any]:
@@ -166,114 +178,6 @@ def compact_partition(table: faust.Table, partition: int) -> bool:
     db.close()
     store._dbs[partition] = store._open_for_partition(partition)
     return True
-
-
-BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]]], Awaitable[None]]
-
-
-def install_batch_plane(
-    app: faust.App,
-    handlers: Mapping[str, BatchHandler],
-    on_commit_refused: Callable[[set[TP]], None] = lambda tps: None,
-) -> None:
-    """From now on ``app``'s consumer hands every fetch of a topic of ``handlers`` (its active
-    partitions' aiokafka records, by partition) to that topic's handler, one batch at a time,
-    and acks them once it returns; call before the app's consumer is created (before the worker
-    starts). ``on_commit_refused`` hears, at revocation, of the partitions whose last offset
-    commit failed (on the way, in a batch's or the periodic commit, or at revocation): this
-    worker may have been put out of the group (a zombie), so what it wrote for them since may be
-    older than what their new owner wrote. (A commit refused in an ordinary rebalance counts
-    too: the cost is a longer restore, never a wrong state.)"""
-    base = app.transport.Consumer
-
-    class BatchConsumer(base):  # type: ignore[misc, valid-type]
-        _batch_running: asyncio.Lock | None = None
-        _refused: set[TP] | None = None
-
-        def _running(self) -> asyncio.Lock:
-            if self._batch_running is None:
-                self._batch_running = asyncio.Lock()
-            return self._batch_running
-
-        def _refused_since_commit(self) -> set[TP]:
-            """Partitions of ``handlers`` whose last offset commit failed. Faust cannot say:
-            a failed commit has already popped its acks and advanced its committed offsets."""
-            if self._refused is None:
-                self._refused = set()
-            return self._refused
-
-        async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-            done = await super()._commit(offsets)
-            mine = {tp for tp in offsets if tp.topic in handlers}
-            if done:
-                self._refused_since_commit().difference_update(mine)
-            else:
-                self._refused_since_commit().update(mine)
-            return done
-
-        async def _wait_next_records(self, timeout: float) -> Any:
-            records, active = await super()._wait_next_records(timeout)
-            for topic, handle in handlers.items():
-                mine = {tp: records.pop(tp) for tp in [tp for tp in records or ()
-                                                       if tp.topic == topic]}  # fmt: skip
-                if mine:
-                    await self._run_batch(handle, mine, active)
-            return records, active
-
-        async def _run_batch(
-            self, handle: BatchHandler, fetched: dict[TP, Any], active: Container[TP] | None
-        ) -> None:
-            generation = self.app.consumer_generation_id
-            async with self._running():
-                if (not self.flow_active or self.should_stop
-                        or self.app.consumer_generation_id != generation):
-                    return  # a rebalance: Faust seeks what it keeps back to the commit
-                batch = {}
-                for tp, records in fetched.items():
-                    read = self._read_offset[tp]
-                    kept = [r for r in records if read is None or r.offset >= read]
-                    if kept and (active is None or tp in active):
-                        batch[tp] = kept
-                if not batch:
-                    return
-                await handle(batch)
-                for tp, records in batch.items():
-                    await _ack_records(self, tp, records)
-                if self._commit_every is not None and self._n_acked >= self._commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-
-        async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-            async with self._running():  # a running batch ends (and is acked) first
-                mine = {tp for tp in revoked if tp.topic in handlers}
-                await self.force_commit(mine)
-                doubted = self._refused_since_commit() & mine
-                if doubted:
-                    on_commit_refused(doubted)
-                    self._refused_since_commit().difference_update(doubted)
-                await super().on_partitions_revoked(revoked)
-
-    app.transport.Consumer = BatchConsumer
-
-
-async def _ack_records(consumer: Any, tp: TP, records: Sequence[ConsumerRecord]) -> None:
-    """What Faust's ``_drain_messages`` and ``ack`` do per message, for a whole fetch."""
-    committed = consumer._committed_offset[tp]
-    read = consumer._read_offset[tp]
-    index, acked = consumer._acked_index[tp], consumer._acked[tp]
-    new = []
-    for record in records:
-        offset = record.offset
-        if read and offset - read > 1:  # compacted away, or a transaction marker
-            # the missing offsets only (the drain loop's ``offset`` end doubles the present one)
-            await consumer._add_gap(tp, read + 1, offset - 1)
-        read = offset
-        if (committed is None or offset >= committed) and offset not in index:
-            new.append(offset)
-    index.update(new)
-    acked.extend(new)
-    consumer._n_acked += len(new)
-    consumer._read_offset[tp] = read
 
 
 def rocksdb_partition(table: faust.Table, partition: int) -> Any:

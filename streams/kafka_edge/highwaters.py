@@ -1,8 +1,9 @@
-"""Where each changelog partition ends, from a Fetch's high watermark.
+"""Where each changelog partition ends, as Faust's recovery counts it (plain aiokafka, no Faust).
 
 Tansu answers ListOffsets(latest) with the last batch's base offset + 1
-(streams/kafka_edge/compat.py, fix 2), so recovery asks a Fetch instead; this module is that Fetch,
-plain aiokafka, no Faust.
+(streams/kafka_edge/compat.py, fix 2), so recovery asks a Fetch's high watermark instead
+(:func:`fetch_highwaters`). A changelog written in transactions ends with a commit marker no
+reader is given, so there recovery ends at the last committed record (:func:`committed_ends`).
 """
 
 from __future__ import annotations
@@ -49,3 +50,47 @@ async def fetch_highwaters(
                 for tp, offset in listed.items()}
     finally:
         await consumer.stop()
+
+
+async def committed_ends(
+    bootstrap: list[str], listed: Mapping[TP, int], auth: Mapping[str, Any] | None = None
+) -> dict[TP, int]:
+    """One past the last committed record below each partition's last stable offset
+    (``listed``, what a read_committed ListOffsets says), as recovery counts its end.
+
+    A transaction's commit marker takes an offset no reader is given, so a changelog written by
+    transactions ends one offset (or, after an aborted transaction, more) past its last record:
+    recovery waiting for the stable offset itself would never end. A throwaway read_committed
+    consumer reads back from there until it finds a record."""
+    wanted = {tp: end for tp, end in listed.items() if end > 0}
+    if not wanted:
+        return dict(listed)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed", **(auth or {}))  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign(list(wanted))
+        ends = {tp: await _last_record_end(consumer, tp, end) for tp, end in wanted.items()}
+        return {tp: ends.get(tp, end) for tp, end in listed.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _last_record_end(consumer: AIOKafkaConsumer, tp: TP, stable: int) -> int:
+    """Read ``tp`` from ever further back below ``stable`` until a record shows; 0 if none."""
+    deadline = asyncio.get_running_loop().time() + _FETCH_TIMEOUT_S
+    back = 8
+    while True:
+        start = max(0, stable - back)
+        consumer.seek(tp, start)
+        last = -1
+        while await consumer.position(tp) < stable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise HighwaterUnknown(f"{tp} was not read up to its stable offset {stable} "
+                                       f"within {_FETCH_TIMEOUT_S:.0f}s")
+            for record in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
+                if record.offset < stable:
+                    last = max(last, record.offset)
+        if last >= 0 or start == 0:
+            return last + 1
+        back *= 16

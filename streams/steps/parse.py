@@ -27,6 +27,10 @@ class StepConfig:
     emit: Literal["every", "coalesce"]
     max_future_ms: float = MAX_FUTURE_MS
     max_abs_value: float = MAX_ABS_VALUE
+    # an event the stored state already holds (read again after a crash) gets a record again,
+    # since its first may have died with the worker; not when records and state commit in one
+    # transaction: the state holding it says its record was committed with it
+    replay_records: bool = True
 
 
 class Message(Protocol):

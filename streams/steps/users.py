@@ -128,6 +128,9 @@ def apply_users(
     rebuilt in the serving model's space from its recent items first (:func:`rebase`), the
     same way on a replay, so a hot swap keeps state exactly-once.
 
+    With ``config.replay_records`` off (exactly-once), an event the stored state already held
+    gets no snapshot: the transaction that applied it committed its record.
+
     The states are read, updated and written as rows of whole-batch array operations
     (:mod:`core.state_step`); a value the row reader does not read (an older version, another
     catalog or dimension, a corrupt one) is loaded per user (:func:`load_user_state`) into its
@@ -189,6 +192,8 @@ def apply_users(
         snapshots = update.snapshots
         if snapshots and not update.forgotten:
             done.interests[user_id] = snapshots[-1].state.vector
+        if not config.replay_records:
+            snapshots = [s for s in snapshots if not applied_before(before[n], s.position)]
         done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
     # back in log order (they were grouped by user): the item side skips any event at or
     # below the highest offset it counted from that partition

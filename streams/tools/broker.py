@@ -93,6 +93,11 @@ class LocalBroker:
             return f"Apache Kafka {kafka_broker.kafka_version()} (KRaft, data in {self.data_dir})"
         return "embedded Tansu (memory only: a restart loses every topic)"
 
+    def guarantee(self, wanted: str) -> str:
+        """The processing guarantee a worker on this broker runs when ``wanted`` is asked for:
+        Tansu has no transactions, so at-least-once there."""
+        return wanted if self.engine == "kafka" else "at_least_once"
+
 
 def start_broker(
     port: int,

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.kafka_edge.security import kafka_python_kwargs
+from streams.kafka_edge.transactions import read_isolation
 from streams.settings import Settings
 
 
@@ -28,6 +29,7 @@ def topic_messages(settings: Settings, topic: str, from_beginning: bool,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
         **kafka_python_kwargs(settings),
+        **read_isolation(settings.processing_guarantee),  # what an aborted transaction sent: never
     )
     try:
         yield from consumer

@@ -58,13 +58,15 @@ def run_demo(
     stop_producing = threading.Event()
     producer: threading.Thread | None = None
     try:
+        guarantee = base.processing_guarantee
         if bootstrap is None:
             broker = start_local_broker(engine, workdir)
             processes.append(broker.process)
-            bootstrap = broker.bootstrap
+            bootstrap, guarantee = broker.bootstrap, broker.guarantee(guarantee)
             console.print(f"[bold]broker[/]  {broker.describe()} at {bootstrap}", soft_wrap=True)
         settings = base.model_copy(
             update={
+                "processing_guarantee": guarantee,
                 "bootstrap": bootstrap,
                 "model_path": workdir / "model",
                 "state_dir": workdir / "state",
@@ -94,7 +96,8 @@ def run_demo(
         ready_s = wait_until_ready(
             settings.web_port, timeout=120, process=worker, token=settings.api_token
         )
-        console.print(f"[bold]worker[/]  ready in {ready_s:.1f} s (log: {workdir / 'worker.log'})")
+        console.print(f"[bold]worker[/]  ready in {ready_s:.1f} s, {guarantee} "
+                      f"(log: {workdir / 'worker.log'})")
 
         messages = [to_message(e) for e in generate(catalog)]
         records = recommendation_records(settings, from_beginning=True, idle_timeout=60)

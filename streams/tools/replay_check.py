@@ -104,6 +104,8 @@ def check_through_kafka(
             broker = start_local_broker("auto", workdir)
             processes.append(broker.process)
             bootstrap = broker.bootstrap
+            settings = settings.model_copy(update={
+                "processing_guarantee": broker.guarantee(settings.processing_guarantee)})
         settings = settings.model_copy(
             update={
                 "bootstrap": bootstrap,

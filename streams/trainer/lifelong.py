@@ -37,6 +37,7 @@ from models.train import TrainConfig, update
 from streams.announcements import Announcement, announce, announcement_of
 from streams.trainer.promotion_gate import GateLog, GateMetrics
 from streams.kafka_edge.security import kafka_python_kwargs
+from streams.kafka_edge.transactions import read_isolation
 from streams.settings import Settings
 from streams.steps.parse import Fetched, parse_event_message
 
@@ -173,6 +174,7 @@ class Trainer:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             **kafka_python_kwargs(self.settings),
+            **read_isolation(self.settings.processing_guarantee),
         )
         # every partition assigned by hand: one trainer reads them all, and it starts at once
         # (a group join waits out the broker's rebalance delay first)
@@ -199,7 +201,8 @@ class Trainer:
         judges on are the ones logged while the trainer runs."""
         return KafkaConsumer(self.settings.recs_topic, bootstrap_servers=self.settings.bootstrap,
                              auto_offset_reset="latest", enable_auto_commit=False,
-                             **kafka_python_kwargs(self.settings))  # fmt: skip
+                             **kafka_python_kwargs(self.settings),
+                             **read_isolation(self.settings.processing_guarantee))  # fmt: skip
 
 
 def readable(polled: dict) -> list[dict]:

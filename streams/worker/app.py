@@ -4,7 +4,7 @@ batch plane, the followers, the compaction timer and the web views.
 Faust runs the app: the consumer group and its assignment, offset commits, the tables' changelog
 recovery and standby replicas, the web server. The events skip Faust's per-message stream: each
 fetch goes whole to a path's ``process`` (streams/worker/user_path.py, item_path.py) through the
-batch plane (streams/kafka_edge/compat.py). This module only builds and connects the parts.
+batch plane (streams/kafka_edge/batch_plane.py). This module only builds and connects the parts.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import faust
 
 from models.item_board import ItemBoard
 from models.scoring import Recommender
-from streams.kafka_edge import compat, security
+from streams.kafka_edge import batch_plane, compat, security
 from streams.kafka_edge.topics import ITEM_TABLE, USER_TABLE
+from streams.kafka_edge.transactions import EXACTLY_ONCE, AtLeastOnce, ExactlyOnce, Outlet
 from streams.settings import Settings
 from streams.worker.failure import stop_without_commit
 from streams.worker.followers import start_followers
@@ -55,7 +56,8 @@ def settle_gc() -> None:
 def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> faust.App:
     """A Faust app with the worker's broker, consumer-group and producer tuning (the pipeline and
     the benchmarks' pass-through agents share it, so a ceiling is measured on equal terms)."""
-    compat.install(settings.fetch_max_wait_ms)
+    compat.install(settings.fetch_max_wait_ms,
+                   read_committed=settings.processing_guarantee == EXACTLY_ONCE)
     return faust.App(
         app_id or settings.app_id,
         broker=settings.broker_url,
@@ -97,18 +99,21 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     retention = Retention(lambda: compat.rocksdb_partitions(users),
                           lambda partition: compat.compact_partition(users, partition),
                           settings.interest.ttl_ms)  # fmt: skip
-    producer = lambda: compat.kafka_producer(app.producer)  # noqa: E731 - started with the app
-    user_path = UserPath(settings, table_store(users), producer, serving, board, retention,
+    outlet = new_outlet(app, settings)
+    user_path = UserPath(settings, table_store(users), outlet, serving, board, retention,
                          stats, metrics)  # fmt: skip
     handlers = {subscribe(app, settings.events_topic, settings): user_path.take}
     if items is not None:
-        item_path = ItemPath(settings, table_store(items), producer, serving, stats)
+        item_path = ItemPath(settings, table_store(items), outlet, serving, stats)
         handlers[subscribe(app, settings.item_events_topic, settings)] = item_path.take
         register_item_view(app, items, settings)
         if settings.item_learning:
             register_item_vector_view(app, serving, settings)
-    compat.install_batch_plane(app, handlers, lambda tps: distrust_local_state(
-        users, {tp.partition for tp in tps if tp.topic == settings.events_topic}))
+    batch_plane.install_batch_plane(
+        app, handlers, lambda tps: distrust_local_state(
+            users, {tp.partition for tp in tps if tp.topic == settings.events_topic}),
+        transactional=settings.processing_guarantee == EXACTLY_ONCE, on_revoked=outlet.release,
+        on_assigned=outlet.acquire)
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:
@@ -124,6 +129,15 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
 
     register_views(app, users, settings, serving, stats, metrics, board)
     return app
+
+
+def new_outlet(app: faust.App, settings: Settings) -> Outlet:
+    """How the paths commit a batch: one transaction per input partition's batch, or the app's
+    producer with Faust committing the offsets after (streams/kafka_edge/transactions.py)."""
+    if settings.processing_guarantee == EXACTLY_ONCE:
+        return ExactlyOnce(lambda transactional_id: compat.transactional_producer(
+            app, transactional_id), settings.app_id, app.conf.id)  # fmt: skip
+    return AtLeastOnce(lambda: compat.kafka_producer(app.producer))  # started with the app
 
 
 def raw_table(app: faust.App, name: str, settings: Settings) -> faust.Table:

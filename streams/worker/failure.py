@@ -8,9 +8,12 @@ import os
 import sys
 from typing import NoReturn
 
+from streams.kafka_edge.transactions import Fenced
+
 log = logging.getLogger(__name__)
 
 EXIT_UNCONFINED_FAILURE = 70  # EX_SOFTWARE: restart me; the batch will be read again
+EXIT_FENCED = 75  # EX_TEMPFAIL: another worker owns my partitions now (I was a zombie); restart me
 
 
 def stop_without_commit(exc: BaseException) -> NoReturn:
@@ -22,7 +25,9 @@ def stop_without_commit(exc: BaseException) -> NoReturn:
     that completed, so a restart reads this one again (state is exactly-once, records
     at-least-once).
     """
-    log.critical("stopping without commit: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    fenced = isinstance(exc, Fenced)
+    log.critical("stopping without commit: %s: %s", type(exc).__name__, exc,
+                 exc_info=None if fenced else exc)  # fmt: skip
     logging.shutdown()
     sys.stderr.flush()
-    os._exit(EXIT_UNCONFINED_FAILURE)
+    os._exit(EXIT_FENCED if fenced else EXIT_UNCONFINED_FAILURE)

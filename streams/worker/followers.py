@@ -34,6 +34,7 @@ from models.item_learning import Learned
 from models.scoring import Recommender
 from streams.announcements import Announcement, newest_announcement, newest_of
 from streams.kafka_edge.security import kafka_python_kwargs
+from streams.kafka_edge.transactions import read_isolation
 from streams.settings import Settings
 from streams.worker.metrics import PipelineStats
 from streams.worker.serving import ModelRefused, Serving, load_checked
@@ -60,7 +61,8 @@ def consumer_at_start(settings: Settings, topic: str, partitions: int, stopping:
             consumer = KafkaConsumer(
                 bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None,
                 bootstrap_timeout_ms=max(1_000, int(retry_s * 1000)),
-                **kafka_python_kwargs(settings), **options)  # fmt: skip
+                **kafka_python_kwargs(settings), **read_isolation(settings.processing_guarantee),
+                **options)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable, a DNS failure, ...
             on_failure()
             log.warning("%s: no broker yet (%s); retrying in %.0f s", topic, exc, retry_s)

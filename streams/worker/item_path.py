@@ -12,11 +12,10 @@ worker follows), bad records dead-lettered.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
-
-from aiokafka import AIOKafkaProducer
+from typing import Any, Mapping, Sequence
 
 from models.item_learning import OnlineItems
+from streams.kafka_edge.transactions import Outlet
 from streams.settings import Settings
 from streams.steps.items import apply_items, parse_item_records
 from streams.steps.parse import Fetched
@@ -28,6 +27,7 @@ from streams.worker.transaction import (
     BatchTransaction,
     DeadLetterTopic,
     TableStore,
+    consumed_offsets,
     keys_by_partition,
 )
 
@@ -37,9 +37,9 @@ class ItemPath:
     the learner of the served artifact (made once per artifact)."""
 
     def __init__(self, settings: Settings, store: TableStore,
-                 producer: Callable[[], AIOKafkaProducer],
+                 outlet: Outlet,
                  serving: Serving, stats: PipelineStats) -> None:  # fmt: skip
-        self.settings, self.store, self.producer = settings, store, producer
+        self.settings, self.store, self.outlet = settings, store, outlet
         self.dead_letters = DeadLetterTopic(settings.dlq_topic, settings.dlq_max_bytes)
         self.interest = settings.interest  # built once: a property makes a new one each time
         self.half_life_ms = settings.popularity_half_life_s * 1000.0
@@ -62,8 +62,8 @@ class ItemPath:
         by_item, last, dead, interests = parse_item_records(
             batch, self.interest, settings.max_abs_value,
             (learner.dim, learner.tag) if learner else None)  # fmt: skip
-        tx = BatchTransaction(self.store, keys_by_partition(last, batch), self.producer(),
-                              self.dead_letters)  # fmt: skip
+        tx = BatchTransaction(self.store, keys_by_partition(last, batch), self.outlet,
+                              self.dead_letters, consumed_offsets(batch))  # fmt: skip
         done = apply_items(by_item, tx, self.half_life_ms,
                            bind=lambda item: tx.bind(batch[last[item]].partition),
                            learner=learner, interests=interests)  # fmt: skip

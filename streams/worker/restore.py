@@ -20,7 +20,7 @@ deleted user back.
 The zombie itself wrote its late batch into its own RocksDB too, with the changelog's end as
 its persisted offset: were it given the partition back, Faust would restore nothing and serve
 those older states. It learns what it may be from a failed offset commit (the batch's, the
-periodic one or the revocation's: streams/kafka_edge/compat.py), and at revocation
+periodic one or the revocation's: streams/kafka_edge/batch_plane.py), and at revocation
 :func:`distrust_local_state` drops that partition's persisted offset, so the next restore reads
 the whole changelog partition, newest state first.
 Exactly-once with fenced transactions makes a zombie's writes impossible instead (issue 31).

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import rocksdict
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from core.events import InvalidEvent
 from streams.kafka_edge.publish import send_records, send_to_partitions
+from streams.kafka_edge.transactions import Outlet
 from streams.steps.dead_letters import dead_letter_record
 from streams.steps.parse import Message
 
@@ -44,6 +45,16 @@ class TableStore:
     db_for: Callable[[int], Any]
     changelog_topic: str
     offset_key: bytes
+
+
+def consumed_offsets(batch: Sequence[Message]) -> dict[TopicPartition, int]:
+    """The next offset of each input partition once ``batch`` is done: what a transaction
+    commits for the consumer group."""
+    ends: dict[TopicPartition, int] = {}
+    for message in batch:
+        tp = TopicPartition(message.topic, message.partition)
+        ends[tp] = max(ends.get(tp, 0), message.offset + 1)
+    return ends
 
 
 def keys_by_partition(
@@ -73,12 +84,14 @@ class BatchTransaction:
         self,
         store: TableStore,
         keys: Mapping[int, Iterable[bytes]],
-        producer: AIOKafkaProducer,
+        outlet: Outlet,
         dead_letters: DeadLetterTopic,
+        consumed: Mapping[TopicPartition, int],
     ) -> None:
-        """Reads ``keys`` (the batch's keys by partition) in one multi-get each."""
+        """Reads ``keys`` (the batch's keys by partition) in one multi-get each; ``consumed``
+        is the batch's next offset of each input partition (:func:`consumed_offsets`)."""
         self.store = store
-        self.producer = producer
+        self.outlet, self.consumed = outlet, consumed
         self.dead_letters = dead_letters
         self.stored: dict[bytes, bytes | None] = {}
         for partition, wanted in keys.items():
@@ -122,21 +135,22 @@ class BatchTransaction:
         self.refused.append((message, exc))
 
     async def commit(self) -> None:
-        """Send everything, await every delivery, then write RocksDB (the module's order)."""
-        self.write_local(await self.deliver())
+        """Send everything, await every delivery (and, exactly-once, commit the transaction),
+        then write RocksDB (the module's order)."""
+        self.write_local(await self.outlet.commit(self.deliver, self.consumed))
 
-    async def deliver(self) -> dict[int, int]:
+    async def deliver(self, producer: AIOKafkaProducer) -> dict[int, int]:
         """Send the changelog, the records and the dead letters; return once the broker has them
         all, with each changelog partition's last offset (a failed delivery raises)."""
         changelog = await send_to_partitions(
-            self.producer, self.store.changelog_topic,
+            producer, self.store.changelog_topic,
             {p: list(writes.items()) for p, writes in self.writes.items()})  # fmt: skip
         deliveries = [sent.delivery for sent in changelog]
         for topic, records in self.records:
-            deliveries += await send_records(self.producer, topic, records)
+            deliveries += await send_records(producer, topic, records)
         for message, exc in self.refused:
             key, value, headers = dead_letter_record(message, exc, self.dead_letters.max_bytes)
-            deliveries.append(await self.producer.send(
+            deliveries.append(await producer.send(
                 self.dead_letters.topic, value, key=key, headers=headers))  # fmt: skip
         await asyncio.gather(*deliveries)
         last: dict[int, int] = {}

@@ -10,11 +10,10 @@ the applied events on to the item path, dead-letter what was refused, and commit
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
-
-from aiokafka import AIOKafkaProducer
+from typing import Any, Mapping, Sequence
 
 from models.item_board import ItemBoard
+from streams.kafka_edge.transactions import Outlet
 from streams.settings import Settings
 from streams.steps import records
 from streams.steps.items import item_event_records
@@ -29,6 +28,7 @@ from streams.worker.transaction import (
     BatchTransaction,
     DeadLetterTopic,
     TableStore,
+    consumed_offsets,
     keys_by_partition,
 )
 
@@ -38,11 +38,11 @@ class UserPath:
     watermarks, the counters, and each catalog's item JSON (made once per catalog)."""
 
     def __init__(self, settings: Settings, store: TableStore,
-                 producer: Callable[[], AIOKafkaProducer],
+                 outlet: Outlet,
                  serving: Serving, board: ItemBoard | None, retention: Retention,
                  stats: PipelineStats, metrics: WorkerMetrics) -> None:  # fmt: skip
         self.settings, self.config, self.rules = settings, settings.steps, settings.list_rules
-        self.store, self.producer = store, producer
+        self.store, self.outlet = store, outlet
         self.dead_letters = DeadLetterTopic(settings.dlq_topic, settings.dlq_max_bytes)
         self.serving, self.board, self.retention = serving, board, retention
         self.stats, self.metrics = stats, metrics
@@ -65,8 +65,8 @@ class UserPath:
         parsed = parse_batch(batch, recommender.index, config.max_future_ms, config.max_abs_value)
         stats.next_offsets.update(parsed.next_offsets)
         stats.unknown_items += parsed.unknown_items  # scored with no vector contribution
-        tx = BatchTransaction(self.store, keys_by_partition(parsed.last_index, batch), self.producer(),
-                              self.dead_letters)  # fmt: skip
+        tx = BatchTransaction(self.store, keys_by_partition(parsed.last_index, batch), self.outlet,
+                              self.dead_letters, consumed_offsets(batch))  # fmt: skip
         done = apply_users(parsed, tx, recommender.item_vector, recommender.dim, config,
                            bind=lambda index: tx.bind(batch[index].partition),
                            codebook=recommender.codebook, model_tag=recommender.tag,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections import Counter
 
 import orjson
 import pytest
@@ -12,8 +13,9 @@ import pytest
 from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from core.generator import GeneratorConfig, generate
 from streams.tools.producer import produce_events
+from streams.tools.transaction_watch import TransactionWatch, stop_inside_a_transaction
 from tests.helpers import (
-    assert_state_vector, consume, event_messages, folded_state, item_vectors, reference_state,
+    assert_each_event_applied_once, assert_state_vector, consume, event_messages, folded_state, item_vectors, reference_state,
 )
 
 pytestmark = pytest.mark.integration
@@ -67,3 +69,44 @@ def test_state_after_sigkill_and_restart_equals_reference(settings, workers):
                       done=every_event_has_a_record)
     print(f"{len(records)} records for {len(events)} events; killed at {at_kill['applied']} applied; restarted worker skipped "
           f"{worker_stats(settings.web_port)['duplicates_skipped']} replayed events")
+
+
+def test_a_kill_inside_a_transaction_leaves_one_committed_record_per_event(settings, workers):
+    """Exactly-once records: the killed worker's open transaction is aborted when its successor
+    takes the partitions over, so a read_committed consumer sees each event's record once,
+    while a read_uncommitted one also sees the aborted records."""
+    if settings.processing_guarantee != "exactly_once":
+        pytest.skip("records are at-least-once on a broker without transactions")
+    events = generate(GeneratorConfig(n_users=30, n_items=200, events_per_user=60, seed=12))
+    first = workers(settings)
+    wait_until_ready(settings.web_port, timeout=90, process=first)
+    producer = threading.Thread(
+        target=produce_events, args=(settings, event_messages(events), 400.0), daemon=True)
+    producer.start()
+    wait_for(lambda: (s := worker_stats(settings.web_port)) and s["applied"] >= 200, 90,
+             "some events applied")
+    watch = TransactionWatch(settings.bootstrap, settings.recs_topic, range(settings.partitions))
+    try:
+        assert stop_inside_a_transaction(first.pid, watch, 60), "never inside a transaction"
+    finally:
+        watch.close()
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+
+    second = workers(settings)
+    wait_until_ready(settings.web_port, timeout=90, process=second)
+    producer.join(60)
+    assert_each_event_applied_once(settings.web_port, events)
+
+    def triggers(records: list) -> Counter:
+        return Counter(orjson.loads(r.value)["trigger"]["event_id"] for r in records)
+
+    wanted = {e.event_id for e in events}
+    committed = consume(settings.bootstrap, settings.recs_topic, len(events), timeout=60,
+                        done=lambda records: wanted <= set(triggers(records)),
+                        isolation="read_committed")  # fmt: skip
+    assert max(triggers(committed).values()) == 1, "an event's record seen twice"
+    assert len(committed) == len(events)
+    everything = consume(settings.bootstrap, settings.recs_topic, len(events), timeout=60,
+                         done=lambda records: len(records) > len(events))  # fmt: skip
+    assert max(triggers(everything).values()) >= 2, "the aborted transaction's records are gone?"

@@ -75,6 +75,10 @@ def test_small_soak_loses_nothing_and_applies_nothing_twice(model_path: Path, tm
     assert len(report["zombies"]) == 1 and report["zombies"][0]["mid_stream"], report["zombies"]
     if report["broker"] == "kafka":  # Tansu keeps its log in memory: no restart to survive
         assert [k["mid_stream"] for k in report["broker_kills"]] == [True], report["broker_kills"]
+        # exactly-once: the second kill froze its worker inside a transaction first, and a
+        # read_committed reader sees one record per applied event all the same
+        assert report["kills"][1]["inside_transaction"] is True, report["kills"]
+        assert report["committed"]["one_per_event"], report["committed"]
     assert report["unexpected_exits"] == [] and report["fault_errors"] == []
 
     hostile = report["hostile"]

@@ -15,7 +15,7 @@ import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from streams.kafka_edge import compat
+from streams.kafka_edge import batch_plane, compat
 
 EVENTS = "events"
 
@@ -50,7 +50,7 @@ def test_a_fetch_is_acked_in_fausts_books_with_its_gaps_so_faust_commits_past_it
     consumer = new_app().consumer
     tp = TP(EVENTS, 0)
     consumer._read_offset[tp] = 5  # seeked to the last commit
-    asyncio.run(compat._ack_records(consumer, tp, [record(o) for o in (5, 6, 7, 10, 11)]))
+    asyncio.run(batch_plane._ack_records(consumer, tp, [record(o) for o in (5, 6, 7, 10, 11)]))
     assert consumer._read_offset[tp] == 11 and consumer._n_acked == 5
     assert consumer._new_offset(tp) == 12  # 8 and 9 (compacted away) are a gap, not a stop
 
@@ -59,7 +59,7 @@ def test_offsets_below_the_last_commit_are_not_acked_again():
     consumer = new_app().consumer
     tp = TP(EVENTS, 0)
     consumer._committed_offset[tp] = 7
-    asyncio.run(compat._ack_records(consumer, tp, [record(o) for o in (6, 7, 8)]))
+    asyncio.run(batch_plane._ack_records(consumer, tp, [record(o) for o in (6, 7, 8)]))
     assert sorted(consumer._acked[tp]) == [7, 8]
 
 
@@ -70,7 +70,7 @@ def run_fetch(monkeypatch, fetched: dict, flow_active: bool = True) -> tuple[lis
     async def handle(batch):
         handled.append({tp: [r.offset for r in rs] for tp, rs in batch.items()})
 
-    compat.install_batch_plane(app, {EVENTS: handle})
+    batch_plane.install_batch_plane(app, {EVENTS: handle})
     consumer = app.consumer
     consumer.flow_active = flow_active
     base = type(consumer).__mro__[1]
@@ -104,7 +104,7 @@ def test_a_handler_that_raises_acks_nothing(monkeypatch):
     async def handle(batch):
         raise ConnectionError("the output cannot be written")
 
-    compat.install_batch_plane(app, {EVENTS: handle})
+    batch_plane.install_batch_plane(app, {EVENTS: handle})
     consumer = app.consumer
 
     async def fetch(self, timeout):
@@ -114,3 +114,61 @@ def test_a_handler_that_raises_acks_nothing(monkeypatch):
     with pytest.raises(ConnectionError):
         asyncio.run(consumer._wait_next_records(1.0))
     assert consumer._new_offset(TP(EVENTS, 0)) is None
+
+
+def test_a_fetch_read_again_after_a_seek_to_the_commit_is_not_handled_again(monkeypatch):
+    """A fetch from before a rebalance is handled after it (its transaction commits offset 10);
+    the seek to the committed offset, made before that commit, reads 7..9 again: none of them
+    is handled twice (Faust's own read offset would let 9 through)."""
+    app = new_app()
+    handled: list = []
+
+    async def handle(batch):
+        handled.append([r.offset for rs in batch.values() for r in rs])
+
+    batch_plane.install_batch_plane(app, {EVENTS: handle})
+    consumer, tp = app.consumer, TP(EVENTS, 0)
+    consumer.flow_active = True
+    fetches = iter([[record(o) for o in (7, 8, 9)], [record(o) for o in (7, 8, 9, 10, 11)]])
+
+    async def fetch(self, timeout):
+        return {tp: next(fetches)}, None
+
+    monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
+    consumer._read_offset[tp] = 7  # the seek after the rebalance
+    asyncio.run(consumer._wait_next_records(1.0))
+    consumer._read_offset[tp] = 7  # sought again to a commit read before the batch committed
+    asyncio.run(consumer._wait_next_records(1.0))
+    assert handled == [[7, 8, 9], [10, 11]]
+
+
+def test_transactional_batches_are_one_partition_each_and_faust_commits_none_of_their_offsets(
+    monkeypatch,
+):
+    app = new_app()
+    handled: list = []
+
+    async def handle(batch):
+        handled.append(sorted(tp.partition for tp in batch))
+
+    batch_plane.install_batch_plane(app, {EVENTS: handle}, transactional=True)
+    consumer = app.consumer
+    consumer.flow_active = True
+
+    async def fetch(self, timeout):
+        return {TP(EVENTS, 0): [record(0)], TP(EVENTS, 1): [record(0, partition=1)]}, None
+
+    committed: list = []
+
+    async def commit(self, offsets):
+        committed.append(dict(offsets))
+        return True
+
+    base = type(consumer).__mro__[1]
+    monkeypatch.setattr(base, "_wait_next_records", fetch)
+    monkeypatch.setattr(base, "_commit", commit)
+    asyncio.run(consumer._wait_next_records(1.0))
+    assert handled == [[0], [1]]
+    other = TP("elsewhere", 0)
+    assert asyncio.run(consumer._commit({TP(EVENTS, 0): 1, other: 5})) is True
+    assert committed == [{other: 5}]

@@ -12,6 +12,7 @@ import rocksdict
 
 from core.events import InvalidEvent
 from streams.steps.parse import Fetched
+from streams.kafka_edge.transactions import AtLeastOnce
 from streams.worker.transaction import BatchTransaction, DeadLetterTopic, TableStore
 
 OFFSET_KEY = b"__faust\x00offset__"
@@ -90,7 +91,7 @@ def databases(tmp_path) -> dict[int, rocksdict.Rdict]:
 def a_batch(dbs, producer) -> BatchTransaction:
     dbs[0].put(b"old", b"state-0")
     tx = BatchTransaction(TableStore(dbs.__getitem__, "users-changelog", OFFSET_KEY),
-                          {0: [b"old", b"new"]}, producer, DLQ)  # fmt: skip
+                          {0: [b"old", b"new"]}, AtLeastOnce(lambda: producer), DLQ, {})  # fmt: skip
     assert (tx.get(b"old"), tx.get(b"new")) == (b"state-0", None)  # the one multi-get
     tx.bind(0)
     tx[b"new"] = b"state-1"
@@ -163,7 +164,7 @@ def test_the_write_goes_to_the_database_open_now_not_the_one_a_compaction_closed
     current = {0: old}
     producer = HeldProducer()
     tx = BatchTransaction(TableStore(lambda p: current[p], "users-changelog", OFFSET_KEY),
-                          {0: [b"u"]}, producer, DLQ)  # fmt: skip
+                          {0: [b"u"]}, AtLeastOnce(lambda: producer), DLQ, {})  # fmt: skip
     tx.bind(0)
     tx[b"u"] = b"state"
 
