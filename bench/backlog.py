@@ -52,6 +52,7 @@ def run(mode: str, wait_ms: int, events: list, model: Path, work: Path, args: ar
     try:
         admin(f"127.0.0.1:{port}").close()
         settings = Settings(
+            processing_guarantee="at_least_once",  # Tansu: no transactions
             bootstrap=f"127.0.0.1:{port}", app_id=f"backlog-{tag}", events_topic=f"ev-{tag}",
             recs_topic=f"recs-{tag}", partitions=4, model_path=model, state_dir=work / tag,
             web_port=free_port(), fetch_max_wait_ms=wait_ms, explain=0,

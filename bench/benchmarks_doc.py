@@ -22,6 +22,8 @@ from streams.settings import Settings
 SECTIONS = [
     ("throughput", "Throughput: the pipeline against pass-through ceilings and the peer",
      "bench/throughput.py"),
+    ("exactly_once", "Exactly-once against at-least-once on Apache Kafka, beside the peer's",
+     "bench/throughput.py --events 20000 --runs 'a record per event' quix --name exactly_once"),
     ("latency", "End-to-end latency at fixed offered loads (two Kafka hops)",
      "bench/latency.py --loads 1000 5000"),
     ("fetch_wait", "Consumer fetch wait on the embedded broker (raw aiokafka)",
@@ -95,13 +97,58 @@ def profile_lines(results: Path) -> list[str]:
     return ["", "py-spy (`--gil`, so only the thread holding the GIL is charged):", ""] + lines
 
 
+def section(name: str, title: str, script: str, results: Path) -> list[str]:
+    """A benchmark's section: its title, the command, and its table (or that it was not run)."""
+    lines = [f"## {title}", "", f"`.venv/bin/python {script}`", ""]
+    table = results / f"{name}.md"
+    if table.exists():
+        lines.append(table.read_text().rstrip())
+        if name == "throughput":
+            lines += profile_lines(results)
+    else:
+        lines.append("_Not run: no results file._")
+    return lines
+
+
+def write_sections(out: Path, results: Path, names: list[str]) -> None:
+    """Put the sections ``names`` into the page at ``out`` in place (or after the one before
+    them in SECTIONS), stating when each was rewritten."""
+    text = out.read_text()
+    known = {name: (title, script) for name, title, script in SECTIONS}
+    for name in names:
+        if name not in known:
+            raise SystemExit(f"unknown section {name!r}; known: {', '.join(known)}")
+        title, script = known[name]
+        new = "\n".join(section(name, title, script, results)) + \
+            f"\n\n_This section was rewritten on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC " \
+            "(`benchmarks_doc.py --only`); the page's header describes the last full run._\n"
+        head = f"## {title}\n"
+        if head in text:
+            start = text.index(head)
+            end = text.find("\n## ", start + len(head))
+            text = text[:start] + new + (text[end:] if end >= 0 else "")
+        else:
+            order = [n for n, _, _ in SECTIONS]
+            after = [known[n][0] for n in order[order.index(name) + 1:]]
+            nxt = next((text.index(f"## {t}\n") for t in after if f"## {t}\n" in text), len(text))
+            text = text[:nxt] + new + "\n" + text[nxt:]
+    out.write_text(text)
+    print(f"rewrote {', '.join(names)} in {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument("--notes", type=Path, default=Path("bench/benchmarks_notes.md"),
                         help="hand-written findings placed after the figures")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--only", nargs="*", metavar="NAME",
+                        help="rewrite only these sections of the existing page (each benchmark "
+                        "that was rerun), keeping the others as they are")
     args = parser.parse_args()
+    if args.only:
+        write_sections(args.out, args.results, args.only)
+        return
     lines = [
         "# Benchmarks",
         "",
@@ -113,14 +160,7 @@ def main() -> None:
         settings_line(),
     ]
     for name, title, script in SECTIONS:
-        table = args.results / f"{name}.md"
-        lines += ["", f"## {title}", "", f"`.venv/bin/python {script}`", ""]
-        if table.exists():
-            lines.append(table.read_text().rstrip())
-            if name == "throughput":
-                lines += profile_lines(args.results)
-        else:
-            lines.append("_Not run: no results file._")
+        lines += ["", *section(name, title, script, args.results)]
     if args.notes.exists():
         lines += ["", args.notes.read_text().rstrip()]
     args.out.parent.mkdir(parents=True, exist_ok=True)

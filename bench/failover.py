@@ -91,7 +91,8 @@ def run(standby: int, args: argparse.Namespace, model: Path, work: Path) -> dict
     workers = []
     try:
         admin(f"127.0.0.1:{port}").close()
-        base = Settings(bootstrap=f"127.0.0.1:{port}", app_id=f"failover-{tag}",
+        base = Settings(processing_guarantee="at_least_once",  # Tansu: no transactions
+                        bootstrap=f"127.0.0.1:{port}", app_id=f"failover-{tag}",
                         events_topic=f"ev-{tag}", recs_topic=f"recs-{tag}",
                         partitions=args.partitions, model_path=model, standby_replicas=standby,
                         fetch_max_wait_ms=args.fetch_wait_ms)

@@ -139,7 +139,8 @@ def main() -> None:
                   show_progress=False)  # fmt: skip
         versions = {name: read_config(work / name)["version"] for name in ("a", "b")}
         tag = uuid.uuid4().hex[:8]
-        base = Settings(bootstrap=bootstrap, app_id=f"fresh-{tag}", events_topic=f"events-{tag}",
+        base = Settings(processing_guarantee="at_least_once",  # Tansu: no transactions
+                        bootstrap=bootstrap, app_id=f"fresh-{tag}", events_topic=f"events-{tag}",
                         recs_topic=f"recs-{tag}", model_updates_topic=f"updates-{tag}",
                         partitions=args.workers, model_path=work / "a", fetch_max_wait_ms=10,
                         item_learning=True)  # fmt: skip

@@ -153,6 +153,7 @@ def main() -> None:
         for profile, wait_ms in PROFILES.items():
             tag = uuid.uuid4().hex[:8]
             settings = Settings(
+                processing_guarantee="at_least_once",  # Tansu: no transactions
                 bootstrap=bootstrap, app_id=f"latency-{tag}", events_topic=f"events-{tag}",
                 recs_topic=f"recs-{tag}", partitions=1, model_path=model,
                 state_dir=work / tag / "state", web_port=free_port(), fetch_max_wait_ms=wait_ms,

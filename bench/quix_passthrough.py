@@ -1,6 +1,7 @@
 """The peer's pass-through: Quix Streams (librdkafka) decoding and re-encoding each event.
 
-    .venv-peer/bin/python bench/quix_passthrough.py BOOTSTRAP GROUP IN_TOPIC OUT_TOPIC STATE_DIR
+    .venv-peer/bin/python bench/quix_passthrough.py BOOTSTRAP GROUP IN_TOPIC OUT_TOPIC STATE_DIR \
+        [at-least-once|exactly-once]
 
 Runs in its own venv (bench/peer-requirements.txt); started by bench/throughput.py.
 """
@@ -14,9 +15,11 @@ import orjson
 from quixstreams import Application
 
 
-def main(bootstrap: str, group: str, source_name: str, out_name: str, state_dir: str) -> None:
+def main(bootstrap: str, group: str, source_name: str, out_name: str, state_dir: str,
+         guarantee: str = "at-least-once") -> None:  # fmt: skip
     app = Application(
         broker_address=bootstrap,
+        processing_guarantee=guarantee,
         consumer_group=group,
         auto_offset_reset="earliest",
         state_dir=state_dir,

@@ -79,6 +79,7 @@ def main() -> None:
             for run in range(args.runs):
                 tag = uuid.uuid4().hex[:8]
                 settings = Settings(
+                    processing_guarantee="at_least_once",  # Tansu: no transactions
                     bootstrap=f"127.0.0.1:{port}",
                     app_id=f"ready-{tag}",
                     events_topic=f"ev-{tag}",
@@ -104,6 +105,7 @@ def main() -> None:
         if args.state_users:
             tag = uuid.uuid4().hex[:8]
             settings = Settings(
+                processing_guarantee="at_least_once",  # Tansu: no transactions
                 bootstrap=f"127.0.0.1:{port}", app_id=f"ready-{tag}", events_topic=f"ev-{tag}",
                 recs_topic=f"recs-{tag}", model_path=model, state_dir=work / tag,
                 web_port=free_port(),

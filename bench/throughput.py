@@ -10,7 +10,7 @@ flat out with librdkafka (fast enough not to be the limit) and reads the output 
 Rate = events / (timestamp of the last output record - that of the first), the records being
 counted by reading (the embedded broker's ListOffsets undercounts, streams/kafka_edge/compat.py).
 ``--profile`` samples every worker with py-spy while it drains (bench/profiling.py).
-Writes bench/results/throughput.{json,md}.
+Writes bench/results/throughput.{json,md} (``--name`` another name).
 """
 
 from __future__ import annotations
@@ -52,13 +52,17 @@ class Run:
     partitions: int = 1
     env: dict[str, str] = field(default_factory=dict)
     backlog: int = 0  # events queued before the workers start (a drain), instead of --events
+    peer_guarantee: str = "at-least-once"  # Quix Streams' processing_guarantee
 
 
 RUNS = [
     Run("faust pass-through, topic.send per message", "faust-naive"),
     Run("faust pass-through, take_events + producer.send", "faust-batched"),
     Run("quix streams pass-through (peer)", "quix"),
+    Run("quix streams pass-through (peer), exactly-once", "quix", peer_guarantee="exactly-once"),
     Run("pipeline, a record per event", "pipeline", env={"emit": "every"}),
+    Run("pipeline, a record per event, at-least-once", "pipeline",
+        env={"emit": "every", "processing_guarantee": "at_least_once"}),
     Run("pipeline, ranker and explanations off", "pipeline",
         env={"emit": "every", "rerank_candidates": "0"}),
     Run("pipeline, item statistics off", "pipeline",
@@ -85,9 +89,11 @@ class Output:
     """Reads every partition of a topic from the start, keeping the count and the timestamps of
     the records after the first ``skip`` (the canaries)."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, skip: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, skip: int,
+                 isolation: str) -> None:  # fmt: skip
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10,
+            isolation_level=isolation,
         )
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         self.consumer.assign(tps)
@@ -139,7 +145,7 @@ def start(run: Run, settings: Settings, log: Path) -> subprocess.Popen:
     if run.kind == "quix":
         command = [str(PEER_PYTHON), str(ROOT / "bench" / "quix_passthrough.py"),
                    settings.bootstrap, settings.app_id, settings.events_topic,
-                   settings.recs_topic, str(settings.state_dir)]
+                   settings.recs_topic, str(settings.state_dir), run.peer_guarantee]
     else:
         command = [sys.executable, str(ROOT / "bench" / "passthrough.py"), "worker", "-l", "info"]
     return subprocess.Popen(
@@ -151,12 +157,14 @@ def start(run: Run, settings: Settings, log: Path) -> subprocess.Popen:
 
 
 def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Path,
-            profile_dir: Path | None, overrides: dict[str, str]) -> dict:
+            profile_dir: Path | None, overrides: dict[str, str], engine: str) -> dict:
     tag = uuid.uuid4().hex[:8]
+    fields = {"explain": "0", **run.env, **overrides}  # explanations off unless a run says
+    if engine == "tansu":  # no transactions there
+        fields["processing_guarantee"] = "at_least_once"
     base = Settings(
         bootstrap=bootstrap, app_id=f"tp-{tag}", events_topic=f"events-{tag}",
-        recs_topic=f"recs-{tag}", partitions=run.partitions, model_path=model,
-        **{"explain": "0", **run.env, **overrides},  # explanations off unless a run says
+        recs_topic=f"recs-{tag}", partitions=run.partitions, model_path=model, **fields,
     )
     ensure_topics(base)
     workers = [base.model_copy(update={"state_dir": work / tag / f"w{n}", "web_port": free_port()})
@@ -183,7 +191,10 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
         events = events[: run.backlog]
         send(events)  # all queued: the workers start on a full topic
     processes = [start(run, s, work / tag / f"w{n}.log") for n, s in enumerate(workers)]
-    output = Output(bootstrap, base.recs_topic, run.partitions, skip=run.partitions)
+    guarantee = (run.peer_guarantee.replace("-", "_") if run.kind == "quix"
+                 else base.processing_guarantee if run.kind == "pipeline" else "at_least_once")
+    output = Output(bootstrap, base.recs_topic, run.partitions, skip=run.partitions,
+                    isolation="read_uncommitted" if engine == "tansu" else "read_committed")
     try:
         if run.kind == "pipeline":
             for settings, process in zip(workers, processes):
@@ -216,7 +227,8 @@ def measure(run: Run, bootstrap: str, model: Path, events: list[Event], work: Pa
         output.close()
     seconds = (max(output.timestamps) - min(output.timestamps)) / 1000
     return {
-        "run": run.name, "workers": run.workers, "partitions": run.partitions,
+        "run": run.name, "guarantee": guarantee, "workers": run.workers,
+        "partitions": run.partitions,
         "events": len(events), "records": len(output.timestamps), "seconds": round(seconds, 2),
         "events_per_s": round(len(events) / seconds), "worker_cpu_s": round(cpu, 1), **batches,
         **({"profile": profile} if profile else {}),
@@ -234,6 +246,8 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override a worker setting in every run, e.g. batch_size=1000")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--name", default="throughput",
+                        help="the results' file name: <out>/<name>.{json,md}")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
@@ -256,8 +270,11 @@ def main() -> None:
             if run.kind == "quix" and not PEER_PYTHON.exists():
                 print(f"skipping {run.name}: no {PEER_PYTHON} (make bench creates it)")
                 continue
+            if run.kind == "quix" and run.peer_guarantee != "at-least-once" and engine == "tansu":
+                print(f"skipping {run.name}: Tansu has no transactions")
+                continue
             row = {**measure(run, bootstrap, model, events, work,
-                             args.out / "profiles" if args.profile else None, overrides),
+                             args.out / "profiles" if args.profile else None, overrides, engine),
                    "broker": engine}
             print(row, flush=True)
             rows.append(row)
@@ -272,9 +289,10 @@ def main() -> None:
     def ratio(value: float | None) -> str:
         return "" if not value else f"{value:.2f}"
 
-    write_report(args.out, "throughput", rows, {
+    write_report(args.out, args.name, rows, {
         "run": lambda r: r["run"],
         "broker": lambda r: r["broker"],
+        "guarantee": lambda r: r["guarantee"],
         "events": lambda r: f"{r['events']:,}",
         "records out": lambda r: f"{r['records']:,}",
         "events/s": lambda r: f"{r['events_per_s']:,}",

@@ -22,7 +22,10 @@ Tansu answers ListOffsets(latest) with the *last batch's base offset + 1*, not t
 reads the highwater of each changelog partition with ListOffsets, so on Tansu recovery either
 crashes ("persisted offset ... is higher than the last offset", after a SIGKILL) or stops before
 the end of the changelog and silently loses state. We take the larger of ListOffsets and the Fetch
-response's high watermark; on Apache Kafka they agree, so this changes nothing there. The throwaway
+response's high watermark; on Apache Kafka they agree, so this changes nothing there. With
+exactly-once the worker reads committed records only, and a changelog written in transactions
+ends in a commit marker no reader is given: recovery then ends at the last committed record
+(``committed_ends``), which is where its persisted offset points. The throwaway
 consumer that reads it connects as Faust's own do: :func:`broker_auth` turns ``app.conf``'s
 credentials into aiokafka's keywords with Faust's own ``credentials_to_aiokafka_auth``, so a SASL
 or TLS broker (streams/kafka_edge/security.py) does not refuse recovery.

@@ -66,11 +66,14 @@ async def committed_ends(
     if not wanted:
         return dict(listed)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", **(auth or {}))  # fmt: skip
+                                isolation_level="read_committed", fetch_max_wait_ms=20,
+                                auto_offset_reset="earliest", **(auth or {}))  # fmt: skip
     await consumer.start()
     try:
-        consumer.assign(list(wanted))
-        ends = {tp: await _last_record_end(consumer, tp, end) for tp, end in wanted.items()}
+        ends = {}
+        for tp, end in wanted.items():  # one at a time: a fetch asks for every assigned one
+            consumer.assign([tp])
+            ends[tp] = await _last_record_end(consumer, tp, end)
         return {tp: ends.get(tp, end) for tp, end in listed.items()}
     finally:
         await consumer.stop()

@@ -102,8 +102,8 @@ class ExactlyOnce:
         ((tp, next_offset),) = consumed.items()
         tp = TopicPartition(tp.topic, tp.partition)
         producer = await self.producer_for(tp)
-        await producer.begin_transaction()
         try:
+            await producer.begin_transaction()
             delivered = await deliver(producer)
             await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
             await producer.commit_transaction()

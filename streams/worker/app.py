@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Awaitable
 
 import faust
 
@@ -113,7 +114,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         app, handlers, lambda tps: distrust_local_state(
             users, {tp.partition for tp in tps if tp.topic == settings.events_topic}),
         transactional=settings.processing_guarantee == EXACTLY_ONCE, on_revoked=outlet.release,
-        on_assigned=outlet.acquire)
+        on_assigned=lambda tps: or_stop(outlet.acquire(tps)))
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:
@@ -129,6 +130,16 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
 
     register_views(app, users, settings, serving, stats, metrics, board)
     return app
+
+
+async def or_stop(step: Awaitable[None]) -> None:
+    """Await ``step`` of a rebalance; a failure stops the worker (exit 70, said in its log):
+    aiokafka only logs what a rebalance listener raises, and Faust would then never recover or
+    resume, leaving the worker holding partitions it does not process."""
+    try:
+        await step
+    except Exception as exc:  # noqa: BLE001 - TransactionsRefused, a broker gone, an ACL
+        stop_without_commit(exc)
 
 
 def new_outlet(app: faust.App, settings: Settings) -> Outlet:

@@ -10,7 +10,9 @@ exactly-once:
 
 1. the table's new values to its changelog, the records to their topics and the dead letters to
    the dead-letter topic, each as whole record batches;
-2. every delivery awaited (a failed one raises: nothing is written, nothing acked);
+2. every delivery awaited (a failed one raises: nothing is written, nothing acked); with
+   exactly-once, the batch (of one input partition) is one Kafka transaction that also commits
+   that partition's next offset, and it is committed here (streams/kafka_edge/transactions.py);
 3. only then the values into RocksDB, one write batch per partition with that partition's last
    changelog offset, which is where Faust's recovery resumes.
 

@@ -2,14 +2,17 @@
 listener that requires SASL and one that requires mutual TLS. The CLI's clients connect with the
 right credentials by PLAIN and both SCRAMs and are refused with a wrong password, which no
 output shows; over TLS they connect with the right CA and client certificate and are refused
-with another CA; a worker authenticates its consumer, producer, admin and recovery clients both
-ways and serves every event."""
+with another CA; a worker authenticates its consumer, producers (transactional ones too), admin
+and recovery clients both ways and serves every event; the lifelong trainer reads and announces
+over SASL."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -22,9 +25,10 @@ from streams.settings import Settings
 from streams.tools.broker import (
     LocalBroker, free_port, kafka_unavailable, start_broker, stop_process, wait_ready,
 )
-from streams.tools.cluster import child_env, wait_until_ready
+from streams.tools.cluster import child_env, wait_for, wait_until_ready
 from streams.tools.kafka_broker import SaslListener, TlsListener
 from streams.tools.producer import produce_events
+from streams.trainer.lifelong import Trainer, TrainerConfig
 from tests.helpers import consume, event_messages
 
 pytestmark = pytest.mark.integration
@@ -146,3 +150,28 @@ def test_a_worker_authenticates_every_client_and_serves_every_event(
     records = consume(plain.bootstrap, plain.recs_topic, len(events), timeout=90)
     assert len(records) == len(events)
     assert PASSWORD not in (tmp_path / "worker-0.log").read_text()  # the workers fixture's log
+
+
+def test_the_trainer_reads_and_announces_over_sasl(secured, settings, tmp_path, caplog):
+    """The lifelong trainer's clients (its events consumer, the announcement producer)
+    authenticate too: a version it trained from events read over SASL is announced over SASL."""
+    broker, sasl_port, _, _ = secured
+    safe = sasl_settings(settings, sasl_port, "SCRAM-SHA-512", PASSWORD)
+    ensure_topics(safe)
+    root = tmp_path / "models"
+    shutil.copytree(settings.model_path, root / "start")
+    trainer = Trainer(safe, TrainerConfig(root, every_events=200, every_s=3_600.0, window=1_000,
+                                          reservoir=100, replay=50), root / "start")  # fmt: skip
+    stop = threading.Event()
+    training = threading.Thread(target=trainer.run, args=(stop,), daemon=True)
+    training.start()
+    try:
+        events = generate(GeneratorConfig(n_users=20, n_items=200, events_per_user=15, seed=9))
+        produce_events(safe, event_messages(events), 0.0)
+        wait_for(lambda: trainer.announced, 120, "a version announced over SASL")
+    finally:
+        stop.set()
+        training.join(60)
+    [announced] = consume(broker.bootstrap, settings.model_updates_topic, 1, timeout=30)
+    assert trainer.announced[0].version.encode() in announced.value
+    assert PASSWORD not in caplog.text
