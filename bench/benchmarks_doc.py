@@ -23,7 +23,7 @@ SECTIONS = [
     ("throughput", "Throughput: the pipeline against pass-through ceilings and the peer",
      "bench/throughput.py"),
     ("exactly_once", "Exactly-once against at-least-once on Apache Kafka, beside the peer's",
-     "bench/throughput.py --events 20000 --runs 'a record per event' quix --name exactly_once"),
+     "bench/throughput.py --events 20000 --runs 'a record per event' quix --name exactly_once --repeat 3"),
     ("latency", "End-to-end latency at fixed offered loads (two Kafka hops)",
      "bench/latency.py --loads 1000 5000"),
     ("fetch_wait", "Consumer fetch wait on the embedded broker (raw aiokafka)",

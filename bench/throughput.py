@@ -85,6 +85,10 @@ RUNS = [
 ]
 
 
+# each exactly-once run against its at-least-once twin (the cost of exactly-once)
+PAIRS = {RUNS[3].name: RUNS[2], RUNS[4].name: RUNS[5]}
+
+
 class Output:
     """Reads every partition of a topic from the start, keeping the count and the timestamps of
     the records after the first ``skip`` (the canaries)."""
@@ -246,6 +250,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override a worker setting in every run, e.g. batch_size=1000")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the chosen runs this many times over, in turn (pairs measured "
+                        "side by side; the broker warms up over the first)")
     parser.add_argument("--name", default="throughput",
                         help="the results' file name: <out>/<name>.{json,md}")
     args = parser.parse_args()
@@ -264,9 +271,9 @@ def main() -> None:
               TrainConfig(model="mf", dim=64, epochs=3), model, show_progress=False)
         events = (generated[len(generated) // 2:] * 2)[: args.events]
         rows = []
-        for run in RUNS:
-            if args.runs and not any(part in run.name for part in args.runs):
-                continue
+        chosen = [run for run in RUNS
+                  if not args.runs or any(part in run.name for part in args.runs)]  # fmt: skip
+        for turn, run in [(turn, run) for turn in range(1, args.repeat + 1) for run in chosen]:
             if run.kind == "quix" and not PEER_PYTHON.exists():
                 print(f"skipping {run.name}: no {PEER_PYTHON} (make bench creates it)")
                 continue
@@ -275,21 +282,24 @@ def main() -> None:
                 continue
             row = {**measure(run, bootstrap, model, events, work,
                              args.out / "profiles" if args.profile else None, overrides, engine),
-                   "broker": engine}
+                   "broker": engine, "turn": turn}
             print(row, flush=True)
             rows.append(row)
     finally:
         if broker is not None:
             stop_process(broker.process, timeout=30)
-    rate = {row["run"]: row["events_per_s"] for row in rows}
-    ceiling = rate.get(RUNS[1].name)
-    naive = rate.get(RUNS[0].name)
-    peer = rate.get(RUNS[2].name)
+    rate = {(row["turn"], row["run"]): row["events_per_s"] for row in rows}
+
+    def against(run: Run, row: dict) -> float | None:
+        """``row``'s rate over ``run``'s in the same turn (side by side)."""
+        base = rate.get((row["turn"], run.name))
+        return base and row["events_per_s"] / base
 
     def ratio(value: float | None) -> str:
         return "" if not value else f"{value:.2f}"
 
     write_report(args.out, args.name, rows, {
+        "turn": lambda r: str(r.get("turn", 1)),
         "run": lambda r: r["run"],
         "broker": lambda r: r["broker"],
         "guarantee": lambda r: r["guarantee"],
@@ -298,9 +308,11 @@ def main() -> None:
         "events/s": lambda r: f"{r['events_per_s']:,}",
         "worker CPU s": lambda r: f"{r['worker_cpu_s']}",
         "CPU ms/event": lambda r: f"{1000 * r['worker_cpu_s'] / r['events']:.3f}",
-        "× Faust batched pass-through": lambda r: ratio(ceiling and r["events_per_s"] / ceiling),
-        "× Faust naive pass-through": lambda r: ratio(naive and r["events_per_s"] / naive),
-        "× Quix pass-through": lambda r: ratio(peer and r["events_per_s"] / peer),
+        "× Faust batched pass-through": lambda r: ratio(against(RUNS[1], r)),
+        "× Faust naive pass-through": lambda r: ratio(against(RUNS[0], r)),
+        "× Quix pass-through": lambda r: ratio(against(RUNS[2], r)),
+        "× its at-least-once twin": lambda r: ratio(against(PAIRS[r["run"]], r))
+        if r["run"] in PAIRS else "",
     })
 
 

@@ -94,7 +94,12 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "info",
 ) -> None:
-    """Run a Faust worker: consume events, keep user state, emit top-K recommendations."""
+    """Run a Faust worker: consume events, keep user state, emit top-K recommendations.
+
+    STREAMREC_PROCESSING_GUARANTEE=exactly_once (the default) commits each batch of an input
+    partition as one Kafka transaction, so a read_committed consumer sees each event's record
+    once; it needs a broker with transactions (Apache Kafka). at_least_once is for one without
+    (Tansu): state stays exactly-once, a crash may send a batch's records again."""
     import torch
     from faust.worker import Worker
 
@@ -169,7 +174,8 @@ def up(
     """A local cluster without Docker: broker, topics and N workers, each with its own state
     dir and web port, until Ctrl-C. Prints who owns which partition and writes it to
     <workdir>/cluster.json. Without an artifact at --model-path a small MF model is trained on
-    generated events first."""
+    generated events first. Workers run exactly-once on Apache Kafka (unless
+    STREAMREC_PROCESSING_GUARANTEE=at_least_once) and at-least-once on Tansu."""
     import shutil
 
     from models.artifact import verify_artifact

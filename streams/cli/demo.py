@@ -25,7 +25,9 @@ def demo(
 ) -> None:
     """Broker, topics, model, worker, replay, live recommendations; all shut down at the end.
     The broker is Apache Kafka where a JDK 17 runs it (its jars fetched by make install), else
-    the embedded Tansu; the first line says which.
+    the embedded Tansu; the first line says which. The worker runs exactly-once on Apache Kafka
+    (STREAMREC_PROCESSING_GUARANTEE, unless set to at_least_once) and at-least-once on Tansu,
+    which has no transactions; its line says which.
 
     Other settings (STREAMREC_DIM, STREAMREC_PARTITIONS, ...) come from env.
     """

@@ -102,18 +102,25 @@ class ExactlyOnce:
         ((tp, next_offset),) = consumed.items()
         tp = TopicPartition(tp.topic, tp.partition)
         producer = await self.producer_for(tp)
+        offsets: asyncio.Future | None = None
         try:
             await producer.begin_transaction()
+            # the offsets' two round trips to the coordinators go beside the records' sends
+            # (order within a transaction does not matter: it commits or aborts whole)
+            offsets = asyncio.ensure_future(
+                producer.send_offsets_to_transaction({tp: next_offset}, self.group_id))
             delivered = await deliver(producer)
-            await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+            await offsets
             await producer.commit_transaction()
         except (ProducerFenced, InvalidProducerEpoch, IllegalOperation) as exc:
+            _drop(offsets)
             self.producers.pop(tp, None)
             if isinstance(exc, IllegalOperation) and not _failed_fatally(producer):
                 raise  # not what a fenced producer says: a bug of ours
             raise Fenced(f"{self.transactional_id(tp)} was started by another worker: {tp} "
                          "is no longer this worker's") from exc  # fmt: skip
         except BaseException:
+            _drop(offsets)
             self.producers.pop(tp, None)  # never reused: its transaction's state is unknown
             raise
         return delivered
@@ -132,6 +139,16 @@ class ExactlyOnce:
             producer = self.producers.pop(TopicPartition(tp.topic, tp.partition), None)
             if producer is not None:
                 await producer.stop()
+
+
+def _drop(pending: asyncio.Future | None) -> None:
+    """Cancel ``pending`` if it is still waiting, and mark its exception seen if it has one."""
+    if pending is None:
+        return
+    if not pending.done():
+        pending.cancel()
+    elif not pending.cancelled():
+        pending.exception()
 
 
 def _failed_fatally(producer: AIOKafkaProducer) -> bool:
