@@ -67,8 +67,8 @@ class AtLeastOnce:
 
 
 class ExactlyOnce:
-    """A transactional producer per input partition this worker owns, started at its first
-    batch (which fences the previous owner) and stopped when the partition is revoked."""
+    """A transactional producer per input partition this worker owns, started when the
+    partition is assigned (which fences the previous owner) and stopped when it is revoked."""
 
     def __init__(
         self, new_producer: Callable[[str], AIOKafkaProducer], app_id: str, group_id: str
