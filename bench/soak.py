@@ -36,7 +36,8 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.generator import GeneratorConfig, generate  # noqa: E402
-from soak_faults import Cluster, Faults  # noqa: E402
+from soak_cluster import Cluster  # noqa: E402
+from soak_faults import Faults  # noqa: E402
 from soak_hostile import mix  # noqa: E402
 from soak_report import STARTED, check_run, say, write  # noqa: E402
 from streams.kafka_edge.topics import ensure_topics  # noqa: E402

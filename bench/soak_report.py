@@ -17,11 +17,12 @@ from soak_check import (
     check_dead_letters, check_records, check_states, covers, expected_states, valid_positions,
     wait_caught_up,
 )
-from soak_faults import Cluster
+from soak_cluster import Cluster
 from soak_hostile import RETRY, Stream
 from soak_read import dead_letter_of, read_topic, sort_stored, trigger_of
 from soak_trace import backward_steps, explain, wrong_steps
 from streams.kafka_edge.topics import USER_TABLE
+from streams.kafka_edge.transactions import isolation_level
 from streams.settings import Settings
 from tests.helpers import item_vectors
 
@@ -57,8 +58,7 @@ def check_run(base: Settings, cluster: Cluster, stream: Stream, model: Path,
         f"unreadable {states_check.unreadable}")
     changelog, _ = read_topic(  # as a restore reads it: an aborted transaction's values never
         bootstrap, f"{base.app_id}-{USER_TABLE}-changelog", partitions, OUTPUT_WAIT_S,
-        isolation="read_committed" if base.processing_guarantee == "exactly_once"
-        else "read_uncommitted")  # fmt: skip
+        isolation=isolation_level(base.processing_guarantee))
     backward, backward_examples = backward_steps(changelog)
     letters, _ = read_topic(bootstrap, base.dlq_topic, partitions, OUTPUT_WAIT_S,
                             covers(set(stored.hostile), lambda r: dead_letter_of(r)[0]))

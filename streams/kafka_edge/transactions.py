@@ -157,8 +157,12 @@ def _failed_fatally(producer: AIOKafkaProducer) -> bool:
     return bool(producer._txn_manager and producer._txn_manager.is_fatal_error())
 
 
+def isolation_level(guarantee: str) -> str:
+    """How to read what a worker under ``guarantee`` wrote: committed records only when they
+    are transactional (a broker without transactions, Tansu, is read as it always was)."""
+    return "read_committed" if guarantee == EXACTLY_ONCE else "read_uncommitted"
+
+
 def read_isolation(guarantee: str) -> dict[str, str]:
-    """A consumer's keywords (aiokafka's and kafka-python's alike) under ``guarantee``: only
-    committed records when records are transactional (a broker without transactions, Tansu,
-    is read as it always was)."""
-    return {"isolation_level": "read_committed"} if guarantee == EXACTLY_ONCE else {}
+    """:func:`isolation_level` as a consumer's keyword (aiokafka's and kafka-python's alike)."""
+    return {"isolation_level": isolation_level(guarantee)}

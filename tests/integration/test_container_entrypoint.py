@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from streams.tools.broker import free_port, stop_process
+from streams.kafka_edge.transactions import isolation_level
 from streams.tools.cluster import settings_env, wait_for, worker_stats
 from core.generator import GeneratorConfig, generate
 from tests.helpers import consume, event_messages, produce
@@ -75,7 +76,7 @@ def test_entrypoint_serves_passes_healthcheck_and_stops_cleanly_on_sigterm(setti
         # committed: under exactly-once a record is readable uncommitted a moment before its
         # transaction (and the offsets in it) commits, and a SIGTERM then aborts it
         consume(settings.bootstrap, settings.recs_topic, len(events), timeout=60,
-                isolation=committed(settings))
+                isolation=isolation_level(settings.processing_guarantee))
         worker.send_signal(signal.SIGTERM)  # what `docker stop` sends to the entrypoint
         assert worker.wait(30) == 0  # compose's stop_grace_period
     finally:
@@ -89,16 +90,10 @@ def test_entrypoint_serves_passes_healthcheck_and_stops_cleanly_on_sigterm(setti
         marker = [e._replace(event_id="marker-after-restart") for e in marker]
         produce(settings, event_messages(marker))
         consume(settings.bootstrap, settings.recs_topic, len(events) + 1, timeout=60,
-                isolation=committed(settings))
+                isolation=isolation_level(settings.processing_guarantee))
         stats = wait_for(lambda: (worker_stats(port) or {}).get("applied") and worker_stats(port),
                          30, "the marker event to be applied")
         # only the marker: offsets were committed on SIGTERM, nothing is read twice
         assert (stats["events_in"], stats["duplicates_skipped"]) == (1, 0)
     finally:
         stop_process(restarted)
-
-
-def committed(settings) -> str:
-    """How to read what the worker committed under its guarantee."""
-    return "read_committed" if settings.processing_guarantee == "exactly_once" \
-        else "read_uncommitted"  # fmt: skip

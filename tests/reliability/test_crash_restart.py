@@ -21,14 +21,20 @@ from tests.helpers import (
 pytestmark = pytest.mark.integration
 
 
+def a_worker_streaming(settings, workers, events, rate: float):
+    """A ready worker, and a thread producing ``events`` to it at ``rate`` per second (slow
+    enough that a kill lands after some commits and before the end)."""
+    worker = workers(settings)
+    wait_until_ready(settings.web_port, timeout=90, process=worker)
+    producer = threading.Thread(
+        target=produce_events, args=(settings, event_messages(events), rate), daemon=True)
+    producer.start()
+    return worker, producer
+
+
 def test_state_after_sigkill_and_restart_equals_reference(settings, workers):
     events = generate(GeneratorConfig(n_users=30, n_items=200, events_per_user=100, seed=11))
-    first = workers(settings)
-    wait_until_ready(settings.web_port, timeout=90, process=first)
-    # Produce over a few seconds so the kill lands after some commits and before the end.
-    producer = threading.Thread(
-        target=produce_events, args=(settings, event_messages(events), 1000.0), daemon=True)
-    producer.start()
+    first, producer = a_worker_streaming(settings, workers, events, 1000.0)
     at_kill = wait_for(lambda: (s := worker_stats(settings.web_port)) and
                        s["applied"] >= len(events) // 2 and s, 90, "half the events applied")
     os.kill(first.pid, signal.SIGKILL)
@@ -78,11 +84,7 @@ def test_a_kill_inside_a_transaction_leaves_one_committed_record_per_event(setti
     if settings.processing_guarantee != "exactly_once":
         pytest.skip("records are at-least-once on a broker without transactions")
     events = generate(GeneratorConfig(n_users=30, n_items=200, events_per_user=60, seed=12))
-    first = workers(settings)
-    wait_until_ready(settings.web_port, timeout=90, process=first)
-    producer = threading.Thread(
-        target=produce_events, args=(settings, event_messages(events), 400.0), daemon=True)
-    producer.start()
+    first, producer = a_worker_streaming(settings, workers, events, 400.0)
     wait_for(lambda: (s := worker_stats(settings.web_port)) and s["applied"] >= 200, 90,
              "some events applied")
     watch = TransactionWatch(settings.bootstrap, settings.recs_topic, range(settings.partitions))
