@@ -1,4 +1,4 @@
-"""The soak, small: 3,600 events and ~100 hostile messages through two SIGKILLs, a broker freeze
+"""The soak, small: 4,500 events and ~100 hostile messages through two SIGKILLs, a broker freeze
 longer than the group's session timeout, a zombie (a worker SIGSTOPped until the other owns its
 partitions, then SIGCONTed), on Apache Kafka a broker SIGKILL and restart, and a scale
 1 -> 2 -> 1. No event is lost or applied twice, every hostile message is dead-lettered with its
@@ -33,7 +33,7 @@ DEDUPE_CHECKED = True
 def run_soak(model_path: Path, out: Path, timeout: float = 300) -> tuple[dict, str]:
     command = [
         sys.executable, str(ROOT / "bench" / "soak.py"),
-        "--events", "3600", "--users", "60", "--rate", "30", "--partitions", "2",
+        "--events", "4500", "--users", "60", "--rate", "30", "--partitions", "2",
         "--kills", "2", "--freeze-s", "7", "--hostile", "100", "--drain-timeout", "30",
         # seed 22 puts the kills at 23% and 38%, before the broker kill, freeze and zombie at
         # 50%, whose recovery on Apache Kafka takes a third of the stream
