@@ -60,7 +60,7 @@ $(PEER)/.installed: bench/peer-requirements.txt
 bench: install $(PEER)/.installed
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python bench/throughput.py --events 30000 --profile
-	$(BIN)/python bench/throughput.py --events 20000 --runs 'a record per event' quix --name exactly_once --repeat 3
+	$(BIN)/python bench/throughput.py --events 40000 --runs 'a record per event' quix --name exactly_once --repeat 4 --warm-up
 	$(BIN)/python bench/latency.py --loads 1000 5000
 	$(BIN)/python bench/fetch_wait.py
 	$(BIN)/python bench/scoring.py

@@ -23,7 +23,8 @@ SECTIONS = [
     ("throughput", "Throughput: the pipeline against pass-through ceilings and the peer",
      "bench/throughput.py"),
     ("exactly_once", "Exactly-once against at-least-once on Apache Kafka, beside the peer's",
-     "bench/throughput.py --events 20000 --runs 'a record per event' quix --name exactly_once --repeat 3"),
+     "bench/throughput.py --events 40000 --runs 'a record per event' quix --name exactly_once "
+     "--repeat 4 --warm-up"),
     ("latency", "End-to-end latency at fixed offered loads (two Kafka hops)",
      "bench/latency.py --loads 1000 5000"),
     ("fetch_wait", "Consumer fetch wait on the embedded broker (raw aiokafka)",
@@ -67,7 +68,9 @@ def machine() -> list[str]:
 def settings_line() -> str:
     s = Settings()
     return (
-        f"- Worker settings unless a row says otherwise: batch_size {s.batch_size} (a batch "
+        f"- Worker settings unless a row says otherwise: batch_size {s.max_batch} under "
+        f"exactly-once and {s.model_copy(update={'processing_guarantee': 'at_least_once'}).max_batch}"
+        f" at-least-once (a batch "
         f"is one fetch; the take_events pass-through waits up to batch_within_s "
         f"{s.batch_within_s}), fetch_max_wait_ms {s.fetch_max_wait_ms}, "
         f"torch_threads {s.torch_threads}, top_k {s.top_k}, history_len {s.history_len}, "

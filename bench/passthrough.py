@@ -44,7 +44,7 @@ def faust_app() -> faust.App:
         @app.agent(source)
         async def forward_batched(stream: faust.StreamT) -> None:
             async for batch in stream.take_events(
-                settings.batch_size, within=settings.batch_within_s
+                settings.max_batch, within=settings.batch_within_s
             ):
                 producer = app.producer
                 for event in batch:

@@ -253,6 +253,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the chosen runs this many times over, in turn (pairs measured "
                         "side by side; the broker warms up over the first)")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="first run the first chosen pipeline run once, unrecorded (the broker's JVM "
+                        "and the page cache warm up over it)")
     parser.add_argument("--name", default="throughput",
                         help="the results' file name: <out>/<name>.{json,md}")
     args = parser.parse_args()
@@ -273,7 +276,13 @@ def main() -> None:
         rows = []
         chosen = [run for run in RUNS
                   if not args.runs or any(part in run.name for part in args.runs)]  # fmt: skip
-        for turn, run in [(turn, run) for turn in range(1, args.repeat + 1) for run in chosen]:
+        warm = [run for run in chosen if run.kind == "pipeline"][:1] if args.warm_up else []
+        for run in warm:
+            measure(run, bootstrap, model, events, work, None, overrides, engine)
+            print(f"warmed up with {run.name}", flush=True)
+        # every other turn in reverse, so neither of a pair always runs first (warmer or colder)
+        for turn, run in [(turn, run) for turn in range(1, args.repeat + 1)
+                          for run in (chosen if turn % 2 else chosen[::-1])]:  # fmt: skip
             if run.kind == "quix" and not PEER_PYTHON.exists():
                 print(f"skipping {run.name}: no {PEER_PYTHON} (make bench creates it)")
                 continue

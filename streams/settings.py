@@ -173,7 +173,9 @@ class Settings(DerivedNames, BaseSettings):
         86400.0, gt=0, description="Half-life of an item's decayed popularity, event time (s)"
     )
     batch_size: int = Field(
-        500, ge=1, description="Max events per batch (one fetch of the events topic)"
+        0, ge=0, description="Max events per batch (one fetch of the events topic); 0: 500, "
+        "or 2000 under exactly_once, where each batch is a transaction whose fixed round trips "
+        "a larger batch spreads over more events (a batch grows only while events wait)",
     )
     batch_within_s: float = Field(
         0.02, gt=0, description="Max wait to fill a batch of the pass-through benchmark"
@@ -248,6 +250,13 @@ class Settings(DerivedNames, BaseSettings):
         if isinstance(value, str):
             return None if value.strip() == "" else parse_duration(value)
         return value
+
+    @property
+    def max_batch(self) -> int:
+        """``batch_size``, or the guarantee's default when it is 0."""
+        if self.batch_size:
+            return self.batch_size
+        return 2000 if self.processing_guarantee == "exactly_once" else 500
 
     @property
     def blend(self) -> Blend:

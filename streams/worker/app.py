@@ -54,6 +54,9 @@ def settle_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
 
 
+PRODUCER_BATCH_BYTES = 512 * 1024
+
+
 def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> faust.App:
     """A Faust app with the worker's broker, consumer-group and producer tuning (the pipeline and
     the benchmarks' pass-through agents share it, so a ceiling is measured on equal terms)."""
@@ -76,8 +79,12 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
-        broker_max_poll_records=settings.batch_size,  # a fetch is a batch: bound it
+        broker_max_poll_records=settings.max_batch,  # a fetch is a batch: bound it
         producer_linger_ms=5,
+        # a micro-batch's records for a partition go as one record batch, not many: aiokafka
+        # sends one request at a time per broker, and each extra batch of a partition waits for
+        # the one before it to be sent (a round trip each); below the broker's message.max.bytes
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         # Only our routes: Faust's /table/ would serve a user's raw state, /router/ the topology.
         web_router_enabled=False,
         web_tables_enabled=False,

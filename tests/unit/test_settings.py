@@ -63,3 +63,17 @@ def test_the_default_fetch_wait_holds_a_backlog_on_the_embedded_broker():
     """bench/backlog.py: at 10 ms a run at 600 events/s collapsed after ~74,000 events (Tansu's
     fetch costs grow with the log); at 100 ms 100,000 events kept lag under 700."""
     assert Settings().fetch_max_wait_ms == 100
+
+
+def test_a_batch_is_larger_under_exactly_once_unless_one_is_set():
+    """Each exactly-once batch is a Kafka transaction with fixed round trips; the Faust app's
+    fetch bound is what makes a batch."""
+    from streams.worker.app import new_faust_app
+
+    def fetch_bound(**fields) -> int:
+        return new_faust_app(Settings(**fields), "memory://").conf.broker_max_poll_records
+
+    assert fetch_bound() == 2000
+    assert fetch_bound(processing_guarantee="at_least_once") == 500
+    assert fetch_bound(batch_size=40, processing_guarantee="at_least_once") == 40
+    assert fetch_bound(batch_size=40) == 40
