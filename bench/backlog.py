@@ -1,6 +1,7 @@
-"""Drain a backlog through the worker on the embedded broker, against the consumer's fetch wait.
+"""Drain a backlog through the worker, against the consumer's fetch wait, on either broker.
 
     .venv/bin/python bench/backlog.py [--events 100000] [--rate 600] [--waits 10 100 500]
+        [--engine auto|kafka|tansu]
 
 Why (issue 15, defect 6): with a short ``STREAMREC_FETCH_MAX_WAIT_MS`` a live run kept up for a
 while, then fell far behind and never drained. The cause is the embedded broker: Tansu's memory
@@ -10,10 +11,12 @@ wait means fewer fetches; Apache Kafka (an offset index) does not slow down with
 answers a fetch as soon as data is there whatever the wait. The figures are in
 docs/benchmarks.md, "Backlog on the embedded broker against the consumer fetch wait".
 
-Per fetch wait, on a fresh broker: one worker (4 partitions) runs while a producer offers
-``--rate`` events/s until ``--events`` are sent ("live"), then the backlog left is timed until
-drained; and the same events produced before the worker starts ("preloaded") are timed from the
-worker's start. Lag is sampled from /stats/ every second. Writes bench/results/backlog.{json,md}.
+Per fetch wait, on a fresh local broker (Apache Kafka, one KRaft node, where a JDK runs it, else
+Tansu; the worker runs the default guarantee where the broker allows it): one worker (4 partitions)
+runs while a producer offers ``--rate`` events/s until ``--events`` are sent ("live"), then the
+backlog left is timed until drained; and the same events produced before the worker starts
+("preloaded") are timed from the worker's start. Lag is sampled from /stats/ every second. Writes
+bench/results/backlog.{json,md}.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from core.generator import GeneratorConfig, generate
 from core.report import write_report
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import start_worker, wait_until_ready, worker_stats
 from streams.tools.producer import produce_events, to_message
 from streams.settings import Settings
@@ -46,14 +49,14 @@ def run(mode: str, wait_ms: int, events: list, model: Path, work: Path, args: ar
         ) -> dict:
     """One fetch wait, one mode, on a broker of its own (Tansu's cost grows with its log)."""
     tag = uuid.uuid4().hex[:8]
-    port = free_port()
-    broker = start_embedded_broker(port, work / f"broker-{tag}.log")
+    broker = start_local_broker(args.engine, work / f"broker-{tag}")
+    guarantee = broker.guarantee(Settings().processing_guarantee)
     worker = None
     try:
-        admin(f"127.0.0.1:{port}").close()
+        admin(broker.bootstrap).close()
         settings = Settings(
-            processing_guarantee="at_least_once",  # Tansu: no transactions
-            bootstrap=f"127.0.0.1:{port}", app_id=f"backlog-{tag}", events_topic=f"ev-{tag}",
+            processing_guarantee=guarantee, bootstrap=broker.bootstrap, app_id=f"backlog-{tag}",
+            events_topic=f"ev-{tag}",
             recs_topic=f"recs-{tag}", partitions=4, model_path=model, state_dir=work / tag,
             web_port=free_port(), fetch_max_wait_ms=wait_ms, explain=0,
         )
@@ -87,6 +90,7 @@ def run(mode: str, wait_ms: int, events: list, model: Path, work: Path, args: ar
             produced_at, lag_at_end = 0.0, len(events)
         drain_s = finished - produced_at
         row = {
+            "broker": broker.engine, "guarantee": guarantee,
             "mode": mode, "fetch_max_wait_ms": wait_ms, "events": len(events),
             "offered_per_s": args.rate if mode == "live" else None,
             "drained": done >= len(events), "applied": done,
@@ -101,7 +105,7 @@ def run(mode: str, wait_ms: int, events: list, model: Path, work: Path, args: ar
     finally:
         if worker is not None:
             stop_process(worker, timeout=30)
-        stop_process(broker)
+        stop_process(broker.process, timeout=30)
 
 
 def main() -> None:
@@ -112,6 +116,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["live", "preloaded"],
                         choices=["live", "preloaded"])
     parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="backlog-"))
@@ -124,6 +130,8 @@ def main() -> None:
     rows = [run(mode, wait, events, model, work, args) for mode in args.modes
             for wait in args.waits]
     write_report(args.out, "backlog", rows, {
+        "broker": lambda r: r["broker"],
+        "guarantee": lambda r: r["guarantee"],
         "mode": lambda r: r["mode"] + (f" at {r['offered_per_s']:,.0f}/s" if r["offered_per_s"]
                                        else ""),
         "fetch_max_wait_ms": lambda r: str(r["fetch_max_wait_ms"]),

@@ -67,9 +67,10 @@ def machine() -> list[str]:
 
 def settings_line() -> str:
     s = Settings()
+    at_least_once = s.model_copy(update={"processing_guarantee": "at_least_once"})
     return (
         f"- Worker settings unless a row says otherwise: batch_size {s.max_batch} under "
-        f"exactly-once and {s.model_copy(update={'processing_guarantee': 'at_least_once'}).max_batch}"
+        f"exactly-once and {at_least_once.max_batch}"
         f" at-least-once (a batch "
         f"is one fetch; the take_events pass-through waits up to batch_within_s "
         f"{s.batch_within_s}), fetch_max_wait_ms {s.fetch_max_wait_ms}, "

@@ -1,14 +1,17 @@
 """Failover with real state: kill one of two workers holding 1e6 users and time the takeover.
 
     .venv/bin/python bench/failover.py [--users 1000000] [--standby 1 0] [--partitions 4]
+        [--engine auto|kafka|tansu]
 
-Per standby setting, on a fresh embedded broker: ``--users`` encoded user states (d = 64, 50
-recent items, as bench/ready_time.py writes them) go to the table's changelog; two workers start
-and recover them (each its active partitions, and with standby replicas the other worker's too);
-once the standbys are warm (each worker's RocksDB holds every user), one worker is SIGKILLed.
-Failover time is from the kill until the survivor owns every partition, has recovered, and
-answers a sample of users from the dead worker's partitions. A SIGKILL leaves the group only when
-the session times out (STREAMREC_SESSION_TIMEOUT_S, 6 s), which is part of the figure.
+Per standby setting, on a fresh local broker (Apache Kafka, one KRaft node, where a JDK runs it,
+else Tansu; the workers run the default guarantee where the broker allows it): ``--users`` encoded
+user states (d = 64, 50 recent items, as bench/ready_time.py writes them) go to the table's
+changelog; two workers start and recover them (each its active partitions, and with standby
+replicas the other worker's too); once the standbys are warm (each worker's RocksDB holds every
+user), one worker is SIGKILLed. Failover time is from the kill until the survivor owns every
+partition, has recovered, and answers a sample of users from the dead worker's partitions. A
+SIGKILL leaves the group only when the session times out (STREAMREC_SESSION_TIMEOUT_S, 6 s), which
+is part of the figure.
 Writes bench/results/failover.{json,md}.
 """
 
@@ -33,8 +36,7 @@ from core.interest import UserState
 from core.report import write_report
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import USER_TABLE, admin, ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker
-from streams.tools.broker import stop_process
+from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import fetch_json, start_worker, wait_for, wait_until_all_assigned
 from streams.settings import Settings
 
@@ -86,13 +88,14 @@ def answers(port: int, user: str) -> bool:
 
 def run(standby: int, args: argparse.Namespace, model: Path, work: Path) -> dict:
     tag = uuid.uuid4().hex[:8]
-    port = free_port()
-    broker = start_embedded_broker(port, work / f"broker-{tag}.log")
+    broker = start_local_broker(args.engine, work / f"broker-{tag}")
+    guarantee = broker.guarantee(Settings().processing_guarantee)
+    print(f"broker: {broker.describe()}; {guarantee}", flush=True)
     workers = []
     try:
-        admin(f"127.0.0.1:{port}").close()
-        base = Settings(processing_guarantee="at_least_once",  # Tansu: no transactions
-                        bootstrap=f"127.0.0.1:{port}", app_id=f"failover-{tag}",
+        admin(broker.bootstrap).close()
+        base = Settings(processing_guarantee=guarantee,
+                        bootstrap=broker.bootstrap, app_id=f"failover-{tag}",
                         events_topic=f"ev-{tag}", recs_topic=f"recs-{tag}",
                         partitions=args.partitions, model_path=model, standby_replicas=standby,
                         fetch_max_wait_ms=args.fetch_wait_ms)
@@ -126,7 +129,8 @@ def run(standby: int, args: argparse.Namespace, model: Path, work: Path) -> dict
         failover_s = time.monotonic() - killed
         print(f"standby {standby}: failover {failover_s:.1f} s", flush=True)
         return {
-            "standby_replicas": standby, "users": args.users, "partitions": args.partitions,
+            "broker": broker.engine, "guarantee": guarantee, "standby_replicas": standby,
+            "users": args.users, "partitions": args.partitions,
             "fill_s": fill_s, "startup_s": startup_s, "warm_s": warm_s,
             "recovery_records_per_s": (args.users if standby else args.users / 2) / warm_s,
             "failover_s": failover_s, "moved_partitions": sorted(lost),
@@ -134,7 +138,7 @@ def run(standby: int, args: argparse.Namespace, model: Path, work: Path) -> dict
     finally:
         for process in workers:
             stop_process(process, timeout=30)
-        stop_process(broker)
+        stop_process(broker.process, timeout=30)
 
 
 def main() -> None:
@@ -144,6 +148,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--fetch-wait-ms", type=int, default=Settings().fetch_max_wait_ms)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="failover-"))
@@ -152,6 +158,8 @@ def main() -> None:
           Settings().blend, TrainConfig(model="mf", dim=64, epochs=2), model, show_progress=False)
     rows = [run(standby, args, model, work) for standby in args.standby]
     write_report(args.out, "failover", rows, {
+        "broker": lambda r: r["broker"],
+        "guarantee": lambda r: r["guarantee"],
         "standby replicas": lambda r: str(r["standby_replicas"]),
         "users' state": lambda r: f"{r['users']:,}",
         "2 workers ready, s": lambda r: f"{r['startup_s']:.0f}",

@@ -1,11 +1,13 @@
 """Produce-to-consume latency of raw aiokafka against the consumer's fetch_max_wait_ms.
 
-    .venv/bin/python bench/fetch_wait.py [--messages 200] [--bootstrap H:P]
+    .venv/bin/python bench/fetch_wait.py [--messages 200] [--engines kafka tansu] [--bootstrap H:P]
 
-Why STREAMREC_FETCH_MAX_WAIT_MS exists (streams/kafka_edge/compat.py): Faust fixes the wait at 1500 ms, and a
-broker that holds a fetch until the wait is over, rather than until data arrives, adds that to
-every hop. One producer sends a message every 10 ms (send_and_wait); one consumer reads them;
-latency is the consumer's wall clock minus the send time carried in the message.
+Why STREAMREC_FETCH_MAX_WAIT_MS exists (streams/kafka_edge/compat.py): Faust fixes the wait at
+1500 ms, and a broker that holds a fetch until the wait is over, rather than until data arrives,
+adds that to every hop. One producer sends a message every 10 ms (send_and_wait); one consumer
+reads them; latency is the consumer's wall clock minus the send time carried in the message. Each
+broker engine asked for (Apache Kafka, which answers a fetch once data is there, and Tansu) runs on
+a fresh local broker of its own, one after the other.
 Writes bench/results/fetch_wait.{json,md}.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from streams.kafka_edge.topics import admin
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.tools.broker import ENGINES, kafka_unavailable, start_local_broker, stop_process
 from core.report import write_report
 
 WAITS_MS = (1500, 500, 100, 10)
@@ -60,32 +63,36 @@ async def latencies(bootstrap: str, topic: str, wait_ms: int, messages: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--bootstrap", help="use this broker instead of the embedded one")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES[1:],
+                        help="local brokers to measure, one after the other (default: Apache "
+                        "Kafka where a JDK runs it, and Tansu)")
+    parser.add_argument("--bootstrap", help="measure this broker instead of local ones")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        port = free_port()
-        broker = start_embedded_broker(port)
-        bootstrap = f"127.0.0.1:{port}"
+    engines = args.engines or (["tansu"] if kafka_unavailable() else ["kafka", "tansu"])
     rows = []
-    try:
-        client = admin(bootstrap)
-        for wait_ms in WAITS_MS:
-            topic = f"fetch-wait-{uuid.uuid4().hex[:8]}"
-            client.create_topics([NewTopic(topic, 1, 1)])
-            ms = asyncio.run(latencies(bootstrap, topic, wait_ms, args.messages))
-            rows.append({
-                "fetch_max_wait_ms": wait_ms,
-                "messages": len(ms),
-                **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 99)},
-            })
-        client.close()
-    finally:
-        if broker is not None:
-            stop_process(broker)
+    for engine in ["given"] if args.bootstrap else engines:
+        broker = None
+        if args.bootstrap is None:
+            broker = start_local_broker(engine, Path(tempfile.mkdtemp(prefix="fetch-wait-")))
+        bootstrap = args.bootstrap or broker.bootstrap
+        try:
+            client = admin(bootstrap)
+            for wait_ms in WAITS_MS:
+                topic = f"fetch-wait-{uuid.uuid4().hex[:8]}"
+                client.create_topics([NewTopic(topic, 1, 1)])
+                ms = asyncio.run(latencies(bootstrap, topic, wait_ms, args.messages))
+                rows.append({
+                    "broker": engine, "fetch_max_wait_ms": wait_ms, "messages": len(ms),
+                    **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 99)},
+                })
+                print(rows[-1], flush=True)
+            client.close()
+        finally:
+            if broker is not None:
+                stop_process(broker.process, timeout=30)
     write_report(args.out, "fetch_wait", rows, {
+        "broker": lambda r: r["broker"],
         "fetch_max_wait_ms": lambda r: str(r["fetch_max_wait_ms"]),
         "messages": lambda r: str(r["messages"]),
         "p50 ms": lambda r: f"{r['p50_ms']:.1f}",

@@ -3,6 +3,7 @@ worker, and to the first record scored with it; and from a positive event to its
 vector scoring on every worker; while events flow.
 
     .venv/bin/python bench/freshness.py [--swaps 20] [--probes 20] [--workers 2]
+        [--engine auto|kafka|tansu]
 
 Two small MF artifacts are announced in turn on the model-updates topic (as the lifelong trainer
 and `streamrec models promote` do) while a producer sends 200 events/s to N workers. "Serving"
@@ -10,7 +11,9 @@ is when every worker's /stats/ names the version (polled every 10 ms), "first re
 recommendations topic carries a record scored with it. The workers learn item vectors online
 (STREAMREC_ITEM_LEARNING): each probe is a click on an item no artifact has, sent by a user of
 the flow; "item vector scoring" is when every worker's GET /items/ID/vector says it serves it
-(polled every 10 ms; the next micro-batch scores with it). Writes
+(polled every 10 ms; the next micro-batch scores with it). The broker is a local Apache Kafka
+(one KRaft node) where a JDK runs it, else Tansu; the workers run the default guarantee where the
+broker allows it, and records are read read_committed under exactly-once. Writes
 bench/results/freshness.{json,md} (p50, p99 and max over the swaps and the probes).
 """
 
@@ -32,7 +35,8 @@ from core.report import write_report
 from models.artifact import read_config
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.kafka_edge.transactions import isolation_level
+from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import (
     fetch_json,
     start_worker,
@@ -50,8 +54,9 @@ class FirstRecords(threading.Thread):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap,
-                                      enable_auto_commit=False, fetch_max_wait_ms=5)  # fmt: skip
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5,
+            isolation_level=isolation_level(settings.processing_guarantee))
         self.consumer.assign([TopicPartition(settings.recs_topic, p)
                               for p in range(settings.partitions)])  # fmt: skip
         self.first: dict[str, float] = {}
@@ -124,13 +129,16 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="freshness-"))
-    port = free_port()
-    processes = [start_embedded_broker(port, work / "broker.log")]
+    broker = start_local_broker(args.engine, work)
+    processes = [broker.process]
+    bootstrap, guarantee = broker.bootstrap, broker.guarantee(Settings().processing_guarantee)
+    print(f"broker: {broker.describe()} at {bootstrap}; {guarantee}", flush=True)
     try:
-        bootstrap = f"127.0.0.1:{port}"
         admin(bootstrap).close()
         catalog = generate(GeneratorConfig(n_users=300, n_items=500, events_per_user=40, seed=3))
         for name, seed in (("a", 0), ("b", 1)):
@@ -139,8 +147,8 @@ def main() -> None:
                   show_progress=False)  # fmt: skip
         versions = {name: read_config(work / name)["version"] for name in ("a", "b")}
         tag = uuid.uuid4().hex[:8]
-        base = Settings(processing_guarantee="at_least_once",  # Tansu: no transactions
-                        bootstrap=bootstrap, app_id=f"fresh-{tag}", events_topic=f"events-{tag}",
+        base = Settings(processing_guarantee=guarantee, bootstrap=bootstrap,
+                        app_id=f"fresh-{tag}", events_topic=f"events-{tag}",
                         recs_topic=f"recs-{tag}", model_updates_topic=f"updates-{tag}",
                         partitions=args.workers, model_path=work / "a", fetch_max_wait_ms=10,
                         item_learning=True)  # fmt: skip
@@ -178,18 +186,20 @@ def main() -> None:
         records.stopping.set()
         sending.set()
         sender.join(30)
-        rows = [
+        rows = [{"broker": broker.engine, "guarantee": guarantee, **row} for row in [
             {"measure": "announcement -> serving on every worker", "workers": args.workers,
              "swaps": args.swaps, **percentiles(serving_s)},
             {"measure": "announcement -> first record scored with it", "workers": args.workers,
              "swaps": args.swaps, **percentiles(first_record_s)},
             {"measure": "positive event -> its item vector scoring on every worker",
              "workers": args.workers, "swaps": args.probes, **percentiles(item_s)},
-        ]  # fmt: skip
+        ]]  # fmt: skip
     finally:
         for process in reversed(processes):
             stop_process(process, timeout=30)
     write_report(args.out, "freshness", rows, {
+        "broker": lambda r: r["broker"],
+        "guarantee": lambda r: r["guarantee"],
         "measure": lambda r: r["measure"],
         "workers": lambda r: str(r["workers"]),
         "swaps / probes": lambda r: str(r["swaps"]),

@@ -1,13 +1,17 @@
 """End-to-end latency: an event's produce call -> its recommendation record read by a consumer.
 
-    .venv/bin/python bench/latency.py [--loads 500 1000 2000] [--seconds 10] [--bootstrap H:P]
+    .venv/bin/python bench/latency.py [--loads 500 1000 2000] [--seconds 10]
+        [--engine auto|kafka|tansu] [--bootstrap H:P]
 
 Two Kafka hops (events -> worker -> recommendations -> consumer) on one worker, one partition, a
 generated 1,682-item catalog (ML-100K-sized), d = 64. For each consumer fetch-wait profile (Faust's
 fixed 1500 ms and the tuned STREAMREC_FETCH_MAX_WAIT_MS) the producer sends at fixed offered loads,
 paced by the clock, then flat out to find the maximum, then at 80% of that maximum. Latency is
 measured per event from the wall clock at its send to the wall clock when the consumer reads the
-record that names it (same machine, same clock). Writes bench/results/latency.{json,md}.
+record that names it (same machine, same clock). The broker is a local Apache Kafka (one KRaft
+node) where a JDK runs it, else Tansu; the worker runs the guarantee asked for where that broker
+allows it (Tansu has no transactions), and the consumer reads read_committed under exactly-once.
+Writes bench/results/latency.{json,md}.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import free_port, start_embedded_broker, stop_process
+from streams.kafka_edge.transactions import isolation_level
+from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import WorkerError, start_worker, wait_for, wait_until_ready
 from core.events import encode_event
 from core.generator import GeneratorConfig, generate
@@ -44,7 +49,8 @@ class Arrivals(threading.Thread):
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True)
         self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+            bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5,
+            isolation_level=isolation_level(settings.processing_guarantee),
         )
         partitions = [TopicPartition(settings.recs_topic, p) for p in range(settings.partitions)]
         self.consumer.assign(partitions)
@@ -132,16 +138,22 @@ def main() -> None:
     parser.add_argument("--loads", type=float, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seconds", type=float, default=10.0, help="per fixed load")
     parser.add_argument("--max-events", type=int, default=20_000, help="flat-out run")
-    parser.add_argument("--bootstrap", help="use this broker instead of the embedded one")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting a local one")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"],
+                        default=Settings().processing_guarantee,
+                        help="the worker's (Tansu, which has no transactions: at_least_once)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="latency-"))
     processes = []
-    bootstrap = args.bootstrap
+    bootstrap, engine, guarantee = args.bootstrap, "given", args.guarantee
     if bootstrap is None:
-        port = free_port()
-        processes.append(start_embedded_broker(port, work / "broker.log"))
-        bootstrap = f"127.0.0.1:{port}"
+        broker = start_local_broker(args.engine, work)
+        processes.append(broker.process)
+        bootstrap, engine, guarantee = broker.bootstrap, broker.engine, broker.guarantee(guarantee)
+        print(f"broker: {broker.describe()} at {bootstrap}; {guarantee}", flush=True)
     rows = []
     try:
         admin(bootstrap).close()
@@ -153,22 +165,24 @@ def main() -> None:
         for profile, wait_ms in PROFILES.items():
             tag = uuid.uuid4().hex[:8]
             settings = Settings(
-                processing_guarantee="at_least_once",  # Tansu: no transactions
-                bootstrap=bootstrap, app_id=f"latency-{tag}", events_topic=f"events-{tag}",
-                recs_topic=f"recs-{tag}", partitions=1, model_path=model,
-                state_dir=work / tag / "state", web_port=free_port(), fetch_max_wait_ms=wait_ms,
-                explain=0,
+                processing_guarantee=guarantee, bootstrap=bootstrap, app_id=f"latency-{tag}",
+                events_topic=f"events-{tag}", recs_topic=f"recs-{tag}", partitions=1,
+                model_path=model, state_dir=work / tag / "state", web_port=free_port(),
+                fetch_max_wait_ms=wait_ms, explain=0,
             )
             ensure_topics(settings)
             worker = start_worker(settings, work / tag / "worker.log")
             processes.append(worker)
             wait_until_ready(settings.web_port, timeout=120, process=worker)
-            rows += measure(profile, settings, replay, args.loads, args.seconds, args.max_events)
+            rows += [{**row, "broker": engine, "guarantee": guarantee} for row in
+                     measure(profile, settings, replay, args.loads, args.seconds, args.max_events)]
             stop_process(worker, timeout=30)
     finally:
         for process in reversed(processes):
             stop_process(process, timeout=30)
     write_report(args.out, "latency", rows, {
+        "broker": lambda r: r["broker"],
+        "guarantee": lambda r: r["guarantee"],
         "consumer fetch wait": lambda r: r["profile"],
         "offered load": lambda r: r["offered"],
         "events": lambda r: f"{r['events']:,}",
