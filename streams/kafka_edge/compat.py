@@ -9,7 +9,7 @@ keeps private.
 it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
 only matters on an idle topic; Tansu holds the fetch for much of the wait even when data is
 there, so the wait is added to every hop (bench/fetch_wait.py measures it; docs/benchmarks.md,
-"Consumer fetch wait on the embedded broker"). The worker's wait comes from
+"Consumer fetch wait, Apache Kafka against Tansu"). The worker's wait comes from
 ``STREAMREC_FETCH_MAX_WAIT_MS``, 100 by default, not lower: Tansu's memory storage does work in
 proportion to a partition's records on every fetch, so a consumer that fetches too often
 saturates it as the log grows and the worker never drains its backlog (bench/backlog.py;
