@@ -16,6 +16,7 @@ from typing import Iterator
 import orjson
 import pytest
 
+from streams.kafka_edge.transactions import isolation_level
 from streams.tools.broker import stop_process
 from streams.tools.cluster import settings_env, wait_for
 from core.generator import GeneratorConfig, generate
@@ -80,20 +81,27 @@ def test_up_two_workers_share_partitions_serve_metrics_and_route_queries(setting
     produce(settings, event_messages(events) + bad)
     records = [
         orjson.loads(r.value)
-        for r in consume(settings.bootstrap, settings.recs_topic, len(events), timeout=90)
+        for r in consume(settings.bootstrap, settings.recs_topic, len(events), timeout=90,
+                         isolation=isolation_level(settings.processing_guarantee))
     ]
     assert {r["trigger"]["event_id"] for r in records} == {e.event_id for e in events}
 
     texts = {}
-    for w in workers:
-        with urllib.request.urlopen(f"{w['url']}/metrics", timeout=5) as response:
-            texts[w["url"]] = response.read().decode()
+    total = lambda name: sum(metric(t, name) for t in texts.values())  # noqa: E731
+
+    def counted() -> bool:
+        """A batch's records are readable once it commits; its counts follow a moment later."""
+        for w in workers:
+            with urllib.request.urlopen(f"{w['url']}/metrics", timeout=5) as response:
+                texts[w["url"]] = response.read().decode()
+        return total("streamrec_events_applied_total") == len(events)
+
+    wait_for(counted, 30, "every applied event in the workers' metrics")
     for text in texts.values():  # both owned partitions with events, so both worked
         assert metric(text, "streamrec_events_in_total") > 0
         assert metric(text, "streamrec_end_to_end_latency_seconds_count") > 0
         assert metric(text, "streamrec_scoring_seconds_count") > 0
         assert 'streamrec_model_info{kind="mf"' in text
-    total = lambda name: sum(metric(t, name) for t in texts.values())  # noqa: E731
     assert total("streamrec_events_in_total") == len(events) + 1
     assert total("streamrec_events_applied_total") == len(events)
     assert total("streamrec_dead_lettered_total") == 1
