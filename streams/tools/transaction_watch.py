@@ -29,15 +29,25 @@ class TransactionWatch:
             consumer.close()
 
 
-def stop_inside_a_transaction(pid: int, watch: TransactionWatch, timeout: float) -> bool:
-    """SIGSTOP ``pid`` at a moment ``watch`` sees a transaction open, and seen open again once
-    it is stopped (so it was stopped inside it); False if that never happened within
-    ``timeout`` seconds (the process then runs on)."""
+def stop_inside_a_transaction(pid: int, watch: TransactionWatch, timeout: float,
+                              settle: float = 1.0) -> bool:  # fmt: skip
+    """SIGSTOP ``pid`` at a moment ``watch`` sees a transaction open, and seen open throughout
+    ``settle`` seconds once it is stopped (so it was stopped inside it: a commit the broker
+    already had, stopped or not, ends as its markers are written); False if that never happened
+    within ``timeout`` seconds (the process then runs on)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if watch.open():
             os.kill(pid, signal.SIGSTOP)
-            if watch.open():
+            if _stays_open(watch, settle):
                 return True
             os.kill(pid, signal.SIGCONT)  # it committed meanwhile: try again
     return False
+
+
+def _stays_open(watch: TransactionWatch, seconds: float) -> bool:
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if not watch.open():
+            return False
+    return True
