@@ -32,7 +32,7 @@ from core.generator import GeneratorConfig, generate
 from core.report import write_report
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
+from streams.tools.broker import ENGINE_HELP, ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import start_worker, wait_until_ready, worker_stats
 from streams.tools.producer import produce_events, to_message
 from streams.settings import Settings
@@ -116,8 +116,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["live", "preloaded"],
                         choices=["live", "preloaded"])
     parser.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="backlog-"))

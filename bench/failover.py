@@ -36,7 +36,7 @@ from core.interest import UserState
 from core.report import write_report
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import USER_TABLE, admin, ensure_topics
-from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
+from streams.tools.broker import ENGINE_HELP, ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import fetch_json, start_worker, wait_for, wait_until_all_assigned
 from streams.settings import Settings
 
@@ -148,8 +148,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--fetch-wait-ms", type=int, default=Settings().fetch_max_wait_ms)
     parser.add_argument("--timeout", type=float, default=1800.0)
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="failover-"))

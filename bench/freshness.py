@@ -36,7 +36,7 @@ from models.artifact import read_config
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
 from streams.kafka_edge.transactions import isolation_level
-from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
+from streams.tools.broker import ENGINE_HELP, ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import (
     fetch_json,
     start_worker,
@@ -129,8 +129,7 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="freshness-"))

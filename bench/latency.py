@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
 from streams.kafka_edge.transactions import isolation_level
-from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
+from streams.tools.broker import ENGINE_HELP, ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import WorkerError, start_worker, wait_for, wait_until_ready
 from core.events import encode_event
 from core.generator import GeneratorConfig, generate
@@ -139,8 +139,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per fixed load")
     parser.add_argument("--max-events", type=int, default=20_000, help="flat-out run")
     parser.add_argument("--bootstrap", help="use this broker instead of starting a local one")
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"],
                         default=Settings().processing_guarantee,
                         help="the worker's (Tansu, which has no transactions: at_least_once)")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
+from streams.tools.broker import ENGINE_HELP, ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import start_worker, wait_until_ready
 from core.generator import GeneratorConfig, generate
 from core.report import write_report
@@ -60,8 +60,7 @@ def main() -> None:
         "--state-users", type=int, default=0,
         help="also time a worker recovering this many users' state (tuned profile)",
     )
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ready-"))

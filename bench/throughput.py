@@ -22,7 +22,6 @@ import sys
 import tempfile
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -30,9 +29,10 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from profiling import Profiler
+from throughput_runs import PAIRS, RUNS, SAME_BATCH, Run
 from models.train import TrainConfig, train
 from streams.kafka_edge.topics import admin, ensure_topics
-from streams.tools.broker import ENGINES, free_port, start_local_broker, stop_process
+from streams.tools.broker import ENGINE_HELP, ENGINES, free_port, start_local_broker, stop_process
 from streams.tools.cluster import child_env, start_worker, wait_for, wait_until_ready, worker_stats
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
@@ -42,56 +42,6 @@ from streams.settings import Settings
 CATALOG = GeneratorConfig(n_users=2000, n_items=1682, events_per_user=40, seed=11)
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = Path(os.environ.get("BENCH_PEER_PYTHON", ROOT / ".venv-peer" / "bin" / "python"))
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    kind: str  # "pipeline" or a bench/passthrough.py BENCH_MODE
-    workers: int = 1
-    partitions: int = 1
-    env: dict[str, str] = field(default_factory=dict)
-    backlog: int = 0  # events queued before the workers start (a drain), instead of --events
-    peer_guarantee: str = "at-least-once"  # Quix Streams' processing_guarantee
-
-
-RUNS = [
-    Run("faust pass-through, topic.send per message", "faust-naive"),
-    Run("faust pass-through, take_events + producer.send", "faust-batched"),
-    Run("quix streams pass-through (peer)", "quix"),
-    Run("quix streams pass-through (peer), exactly-once", "quix", peer_guarantee="exactly-once"),
-    Run("pipeline, a record per event", "pipeline", env={"emit": "every"}),
-    Run("pipeline, a record per event, at-least-once", "pipeline",
-        env={"emit": "every", "processing_guarantee": "at_least_once"}),
-    Run("pipeline, a record per event, at-least-once, exactly-once's batch size", "pipeline",
-        env={"emit": "every", "processing_guarantee": "at_least_once",
-             "batch_size": str(Settings().max_batch)}),
-    Run("pipeline, ranker and explanations off", "pipeline",
-        env={"emit": "every", "rerank_candidates": "0"}),
-    Run("pipeline, item statistics off", "pipeline",
-        env={"emit": "every", "item_stats": "false"}),
-    Run("pipeline, online item learning on", "pipeline",
-        env={"emit": "every", "item_learning": "true"}),
-    Run("pipeline, thompson exploring 1 of 10 slots", "pipeline",
-        env={"emit": "every", "explore": "thompson"}),
-    Run("pipeline, MMR diversity (lambda 0.7)", "pipeline",
-        env={"emit": "every", "mmr_lambda": "0.7"}),
-    Run("pipeline, ranker on, 3 explanations per item", "pipeline",
-        env={"emit": "every", "explain": "3"}),
-    Run("pipeline, a record per user per batch", "pipeline", env={"emit": "coalesce"}),
-    Run("pipeline, 1 worker, 2 partitions", "pipeline", partitions=2, env={"emit": "every"}),
-    Run("pipeline, 2 workers, 2 partitions", "pipeline", 2, 2, env={"emit": "every"}),
-    Run("pipeline, 2 workers, 2 partitions, standby replicas off", "pipeline", 2, 2,
-        env={"emit": "every", "standby_replicas": "0"}),
-    Run("pipeline, backlog drain (100,000 queued before start)", "pipeline",
-        env={"emit": "every"}, backlog=100_000),
-]
-
-
-# each exactly-once run against its at-least-once twin (the cost of exactly-once), with the
-# defaults of each guarantee, and the pipeline's also at the same batch size
-PAIRS = {RUNS[3].name: RUNS[2], RUNS[4].name: RUNS[5]}
-SAME_BATCH = {RUNS[4].name: RUNS[6]}
 
 
 class Output:
@@ -248,8 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--bootstrap", help="use this broker instead of starting a local one")
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="the local broker: Apache Kafka where a JDK runs it (auto), or Tansu")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--runs", nargs="*", help="only the runs whose name contains one of these")
     parser.add_argument("--profile", action="store_true", help="py-spy every worker while draining")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",

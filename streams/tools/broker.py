@@ -20,6 +20,7 @@ from streams.kafka_edge.topics import BrokerError, admin
 from streams.tools import kafka_broker
 
 ENGINES = ("auto", "kafka", "tansu")
+ENGINE_HELP = "the local broker: Apache Kafka where a JDK runs it (auto), or Tansu"
 
 
 def tansu_binary() -> Path:
