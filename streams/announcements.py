@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.artifact import MANIFEST_FILE, read_metrics, verify_artifact
 from streams.kafka_edge.security import kafka_python_kwargs
+from streams.kafka_edge.tansu import broker_is_tansu
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,18 +79,34 @@ def newest_of(records: Iterable[Any]) -> tuple[Announcement | None, int]:
     return newest, bad
 
 
-def newest_announcement(settings: Settings, quiet_s: float = 0.5) -> Announcement | None:
-    """The last valid announcement on the topic, read from its start until it has been quiet
-    for ``quiet_s`` (read, not asked: Tansu's ListOffsets(latest) undercounts)."""
+def newest_announcement(
+    settings: Settings, quiet_s: float = 0.5, within_s: float = 60.0
+) -> Announcement | None:
+    """The last valid announcement on the topic, read from its start to its end (for at most
+    ``within_s``, then what was read, said in the log); on Tansu, whose ListOffsets(latest)
+    undercounts, until it has been quiet for ``quiet_s`` instead (streams/kafka_edge/tansu.py)."""
+    kwargs = kafka_python_kwargs(settings)
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                             group_id=None, **kafka_python_kwargs(settings))  # fmt: skip
+                             group_id=None, **kwargs)  # fmt: skip
     newest = None
     try:
         partition = TopicPartition(settings.model_updates_topic, 0)
         consumer.assign([partition])
         consumer.seek_to_beginning(partition)
-        while records := consumer.poll(timeout_ms=int(quiet_s * 1000)):
+        if broker_is_tansu(settings.bootstrap, settings.broker_engine, kwargs):
+            read_to = None  # read until quiet
+        else:
+            read_to = consumer.end_offsets([partition])[partition]
+        deadline = time.monotonic() + within_s
+        while read_to is None or consumer.position(partition) < read_to:
+            records = consumer.poll(timeout_ms=int(quiet_s * 1000))
+            if not records and read_to is None:
+                break
             newest = newest_of([r for batch in records.values() for r in batch])[0] or newest
+            if time.monotonic() > deadline:
+                log.warning("%s not read to its end within %.0fs; the newest read is served",
+                            partition.topic, within_s)  # fmt: skip
+                break
     finally:
         consumer.close()
     return newest

@@ -195,9 +195,16 @@ class Settings(DerivedNames, BaseSettings):
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,
-        description="Longest a consumer fetch waits for data. On the embedded broker it adds "
-        "latency per hop (Faust fixes 1500) and, set too low, a fetch rate that saturates it as "
-        "the log grows (streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
+        description="Longest a consumer fetch waits for data (Faust fixes 1500). Under "
+        "exactly-once a worker's latency at low load follows it; on the embedded Tansu it adds "
+        "latency per hop and, set too low, a fetch rate that saturates it as the log grows "
+        "(streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
+    )
+    broker_engine: Literal["auto", "kafka", "tansu"] = Field(
+        "auto",
+        description="Which broker this is, for the embedded Tansu's workarounds (its "
+        "ListOffsets undercounts, streams/kafka_edge/tansu.py): auto asks the broker's cluster id "
+        "(Tansu calls its cluster tansu_cluster); kafka or tansu says so without asking",
     )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once",

@@ -2,31 +2,24 @@
 
 Checked against faust-streaming 0.15.3 (:data:`FAUST_VERSION`; tests/unit/test_compat.py pins
 each use, tests/unit/test_batch_plane.py the batch plane's, so an upgrade fails there first).
-Fixes make Faust correct and prompt on the embedded broker (Tansu) too; accessors reach what Faust
-keeps private.
+Fixes make Faust correct and prompt (and, where streams/kafka_edge/tansu.py says so, on the
+embedded Tansu too); accessors reach what Faust keeps private.
 
 1. Fetch wait. Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no way to change
-it. Apache Kafka answers a fetch as soon as ``fetch_min_bytes`` (1) have arrived, so that wait
-only matters on an idle topic; Tansu holds the fetch for much of the wait even when data is
-there, so the wait is added to every hop (bench/fetch_wait.py measures it; docs/benchmarks.md,
-"Consumer fetch wait, Apache Kafka against Tansu"). The worker's wait comes from
-``STREAMREC_FETCH_MAX_WAIT_MS``, 100 by default, not lower: Tansu's memory storage does work in
-proportion to a partition's records on every fetch, so a consumer that fetches too often
-saturates it as the log grows and the worker never drains its backlog (bench/backlog.py;
-docs/benchmarks.md, "Backlog on the embedded broker against the consumer fetch wait").
+it. The worker's wait comes from ``STREAMREC_FETCH_MAX_WAIT_MS`` instead, 100 by default: Apache
+Kafka answers a fetch once data is there, but under exactly-once the worker's latency at low load
+follows the wait, cause not yet found; Tansu holds every fetch for much of the wait, and fetching
+too often saturates it as the log grows (docs/benchmarks.md, "Consumer fetch wait, Apache Kafka
+against Tansu" and "What limits the hot path").
 
-2. Changelog recovery.
-
-Tansu answers ListOffsets(latest) with the *last batch's base offset + 1*, not the last offset + 1
-(for example 15 records, the last 10 in one batch -> 6; its Fetch high watermark says 15). Faust
-reads the highwater of each changelog partition with ListOffsets, so on Tansu recovery either
-crashes ("persisted offset ... is higher than the last offset", after a SIGKILL) or stops before
-the end of the changelog and silently loses state. We take the larger of ListOffsets and the Fetch
-response's high watermark; on Apache Kafka they agree, so this changes nothing there. With
+2. Changelog recovery. Faust reads where each changelog partition ends with ListOffsets. With
 exactly-once the worker reads committed records only, and a changelog written in transactions
 ends in a commit marker no reader is given: recovery then ends at the last committed record
-(``committed_ends``), which is where its persisted offset points. The throwaway
-consumer that reads it connects as Faust's own do: :func:`broker_auth` turns ``app.conf``'s
+(``committed_ends``), which is where its persisted offset points. On Tansu, whose ListOffsets
+undercounts, recovery takes a Fetch's high watermark when it is larger (streams/kafka_edge/
+tansu.py: the broker is asked once whether it is Tansu, unless ``STREAMREC_BROKER_ENGINE``
+says).
+The throwaway clients connect as Faust's own do: :func:`broker_auth` turns ``app.conf``'s
 credentials into aiokafka's keywords with Faust's own ``credentials_to_aiokafka_auth``, so a SASL
 or TLS broker (streams/kafka_edge/security.py) does not refuse recovery.
 
@@ -68,11 +61,8 @@ from faust.transport.drivers.aiokafka import (
 )
 from faust.types import TP, ProducerT
 
-from streams.kafka_edge.highwaters import (  # noqa: F401 (re-exported)
-    HighwaterUnknown,
-    committed_ends,
-    fetch_highwaters,
-)
+from streams.kafka_edge.highwaters import HighwaterUnknown, committed_ends  # noqa: F401
+from streams.kafka_edge.tansu import asks_tansu, fetch_highwaters
 
 FAUST_VERSION = "0.15.3"  # what every private use below was read against
 
@@ -81,6 +71,7 @@ _create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 _fetch_records = AIOKafkaConsumerThread._fetch_records
 _fetch_max_wait_ms: int | None = None
 _read_committed = False
+_broker_engine = "auto"  # STREAMREC_BROKER_ENGINE: kafka, tansu, or auto (ask the broker)
 
 
 def broker_auth(conf: Any) -> Mapping[str, Any]:
@@ -93,9 +84,12 @@ async def _highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]:
     if self.consumer.in_transaction:
         return listed
     bootstrap = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
+    auth = broker_auth(self.app.conf)
     if _read_committed:  # the last stable offset; a commit marker may end the log
-        return await committed_ends(bootstrap, listed, broker_auth(self.app.conf))
-    return await fetch_highwaters(bootstrap, listed, broker_auth(self.app.conf))
+        return await committed_ends(bootstrap, listed, auth)
+    if await asks_tansu(bootstrap, _broker_engine, auth):
+        return await fetch_highwaters(bootstrap, listed, auth)
+    return listed
 
 
 def _worker_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
@@ -135,11 +129,14 @@ async def _fetch_live_records(
     )
 
 
-def install(fetch_max_wait_ms: int | None = None, read_committed: bool = False) -> None:
+def install(fetch_max_wait_ms: int | None = None, read_committed: bool = False,
+            broker_engine: str = "auto") -> None:  # fmt: skip
     """Idempotent; called when the app is created. ``read_committed``: the worker's consumer
-    (events, by-item events, changelog recovery, standbys) reads committed records only."""
-    global _fetch_max_wait_ms, _read_committed
+    (events, by-item events, changelog recovery, standbys) reads committed records only;
+    ``broker_engine``: ``tansu``, ``kafka``, or ``auto`` to ask the broker which."""
+    global _fetch_max_wait_ms, _read_committed, _broker_engine
     _fetch_max_wait_ms, _read_committed = fetch_max_wait_ms, read_committed
+    _broker_engine = broker_engine
     AIOKafkaConsumerThread._highwaters = _highwaters
     AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer
     AIOKafkaConsumerThread._fetch_records = _fetch_live_records

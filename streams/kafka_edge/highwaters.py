@@ -1,18 +1,19 @@
 """Where each changelog partition ends, as Faust's recovery counts it (plain aiokafka, no Faust).
 
-Tansu answers ListOffsets(latest) with the last batch's base offset + 1
-(streams/kafka_edge/compat.py, fix 2), so recovery asks a Fetch's high watermark instead
-(:func:`fetch_highwaters`). A changelog written in transactions ends with a commit marker no
-reader is given, so there recovery ends at the last committed record (:func:`committed_ends`).
+A changelog written in transactions ends with a commit marker no reader is given, so recovery
+ends at the last committed record (:func:`committed_ends`). On Tansu, which has no transactions
+and undercounts ListOffsets, recovery asks a Fetch instead (streams/kafka_edge/tansu.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from aiokafka import AIOKafkaConsumer
-from faust.types import TP
+
+if TYPE_CHECKING:
+    from faust.types import TP
 
 _FETCH_TIMEOUT_S = 30.0
 
@@ -20,36 +21,6 @@ _FETCH_TIMEOUT_S = 30.0
 class HighwaterUnknown(RuntimeError):
     """The broker did not say where a changelog partition ends: recovery cannot know when it
     is done, so the worker stops rather than serve what it has read so far."""
-
-
-async def fetch_highwaters(
-    bootstrap: list[str], listed: Mapping[TP, int], auth: Mapping[str, Any] | None = None
-) -> dict[TP, int]:
-    """High watermarks from one Fetch at ``listed - 1`` per partition (a throwaway consumer
-    connecting with ``auth``, aiokafka's security keywords; PLAINTEXT when None)."""
-    wanted = {tp: offset for tp, offset in listed.items() if offset > 0}
-    if not wanted:
-        return dict(listed)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **(auth or {})
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(wanted))
-        for tp, offset in wanted.items():
-            consumer.seek(tp, offset - 1)
-        deadline = asyncio.get_running_loop().time() + _FETCH_TIMEOUT_S
-        while missing := [tp for tp in wanted if consumer.highwater(tp) is None]:
-            if asyncio.get_running_loop().time() > deadline:
-                # fail closed: recovering to the undercounted ListOffsets would serve stale state
-                raise HighwaterUnknown(f"no Fetch high watermark for {missing} within "
-                                       f"{_FETCH_TIMEOUT_S:.0f}s")
-            await consumer.getmany(timeout_ms=200)
-        # a partition listed empty was not asked (nor assigned): its 0 stands
-        return {tp: max(offset, consumer.highwater(tp) or 0) if tp in wanted else offset
-                for tp, offset in listed.items()}
-    finally:
-        await consumer.stop()
 
 
 async def committed_ends(

@@ -61,7 +61,8 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
     """A Faust app with the worker's broker, consumer-group and producer tuning (the pipeline and
     the benchmarks' pass-through agents share it, so a ceiling is measured on equal terms)."""
     compat.install(settings.fetch_max_wait_ms,
-                   read_committed=settings.processing_guarantee == EXACTLY_ONCE)
+                   read_committed=settings.processing_guarantee == EXACTLY_ONCE,
+                   broker_engine=settings.broker_engine)  # fmt: skip
     return faust.App(
         app_id or settings.app_id,
         broker=settings.broker_url,

@@ -10,7 +10,8 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
 from streams.kafka_edge.topics import BrokerError, ensure_topics
-from streams.kafka_edge.compat import fetch_highwaters
+from streams.kafka_edge.security import kafka_python_kwargs
+from streams.kafka_edge.tansu import asks_tansu, broker_is_tansu, fetch_highwaters
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +27,7 @@ def test_topics_are_created_co_partitioned_and_checked(settings):
         ensure_topics(settings.model_copy(update={"partitions": settings.partitions + 1}))
 
 
+@pytest.mark.tansu_lane
 def test_highwater_counts_every_record_of_the_last_batch(settings):
     topic = f"{settings.events_topic}-hw"
 
@@ -63,6 +65,16 @@ def test_a_changelog_partition_listed_empty_keeps_its_zero_beside_one_asked(sett
 
     ensure_topics(settings.model_copy(update={"events_topic": topic}))
     assert asyncio.run(scenario()) == {TP(topic, 0): 3, TP(topic, 1): 0}
+
+
+@pytest.mark.tansu_lane
+def test_a_client_knows_whether_the_broker_is_tansu(settings, local_broker):
+    """Tansu's workarounds run on Tansu only: both ways of asking name the session's broker."""
+    if local_broker is None:
+        pytest.skip("a given broker: its engine is not known here")
+    expected = local_broker.engine == "tansu"
+    assert broker_is_tansu(settings.bootstrap, "auto", kafka_python_kwargs(settings)) is expected
+    assert asyncio.run(asks_tansu([settings.bootstrap], "auto", {})) is expected
 
 
 def test_the_session_runs_on_apache_kafka_where_a_jdk_runs_it(local_broker):
@@ -112,3 +124,20 @@ def test_apache_kafka_keeps_its_topics_across_a_restart(tmp_path):
                 assert read == [b"before the restart"]
         finally:
             stop_process(broker.process, timeout=30)
+
+
+def test_the_newest_announcement_is_read_to_the_topics_end_on_apache_kafka(
+    settings, local_broker, model_path
+):
+    """On Apache Kafka the reader asks where the topic ends and reads to there, however short
+    its quiet wait; only Tansu, whose ListOffsets undercounts, is read until quiet."""
+    from streams.announcements import announce, announcement_of, newest_announcement
+
+    if local_broker is None or local_broker.engine != "kafka":
+        pytest.skip("reading until quiet is Tansu's; this is Apache Kafka's reader")
+    ensure_topics(settings)
+    said = announcement_of(model_path)
+    for n in range(20):
+        announce(settings, said.model_copy(update={"version": f"v{n}"}))
+    newest = newest_announcement(settings, quiet_s=0.001)
+    assert newest is not None and newest.version == "v19"

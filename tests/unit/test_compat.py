@@ -16,7 +16,7 @@ import faust.streams
 import pytest
 from faust.exceptions import NotReady
 
-from streams.kafka_edge import compat, highwaters
+from streams.kafka_edge import compat, tansu
 from streams.worker.views import table_size
 
 
@@ -157,7 +157,56 @@ def test_a_highwater_the_fetch_never_tells_stops_recovery_instead_of_undercounti
         async def getmany(self, timeout_ms: int) -> dict:
             return {}
 
-    monkeypatch.setattr(highwaters, "AIOKafkaConsumer", Silent)
-    monkeypatch.setattr(highwaters, "_FETCH_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("aiokafka.AIOKafkaConsumer", Silent)
+    monkeypatch.setattr(tansu, "_FETCH_TIMEOUT_S", 0.3)
     with pytest.raises(compat.HighwaterUnknown):
         asyncio.run(compat.fetch_highwaters(["127.0.0.1:1"], {TP("changelog", 0): 6}))
+
+
+@pytest.mark.parametrize(
+    "engine, read_committed, asked",
+    [("tansu", False, "fetch"), ("kafka", False, None), ("tansu", True, "committed"),
+     ("kafka", True, "committed")],
+)
+def test_recovery_asks_a_fetch_on_tansu_only(monkeypatch, engine, read_committed, asked):
+    """Tansu's undercounting ListOffsets is corrected on Tansu alone; on Apache Kafka recovery
+    takes what ListOffsets said, or under exactly-once the last committed record."""
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    listed = {TP("changelog", 0): 6}
+    calls = []
+
+    async def fetch(bootstrap, listed, auth):  # noqa: ANN001
+        calls.append("fetch")
+        return {tp: end + 9 for tp, end in listed.items()}
+
+    async def committed(bootstrap, listed, auth):  # noqa: ANN001
+        calls.append("committed")
+        return {tp: end - 1 for tp, end in listed.items()}
+
+    async def listed_ends(self, partitions):  # noqa: ANN001
+        return listed
+
+    monkeypatch.setattr(compat, "fetch_highwaters", fetch)
+    monkeypatch.setattr(compat, "committed_ends", committed)
+    monkeypatch.setattr(compat, "_listed_highwaters", listed_ends)
+    conf = SimpleNamespace(broker=[SimpleNamespace(host="127.0.0.1", port=1)],
+                           broker_credentials=None, ssl_context=None)  # fmt: skip
+    thread = SimpleNamespace(consumer=SimpleNamespace(in_transaction=False),
+                             app=SimpleNamespace(conf=conf))  # fmt: skip
+    compat.install(None, read_committed=read_committed, broker_engine=engine)
+    try:
+        ends = asyncio.run(compat._highwaters(thread, list(listed)))
+    finally:
+        compat.install(None)
+    assert calls == ([asked] if asked else [])
+    assert ends == {"fetch": {TP("changelog", 0): 15}, "committed": {TP("changelog", 0): 5},
+                    None: listed}[asked]  # fmt: skip
+
+
+def test_a_broker_is_tansu_by_the_setting_or_else_by_its_cluster_id():
+    assert tansu.named_tansu("auto", "tansu_cluster")
+    assert not tansu.named_tansu("auto", "MkU3OEVBNTcwNTJENDM2Qk")  # a KRaft cluster id
+    assert tansu.named_tansu("tansu", None) and not tansu.named_tansu("kafka", "tansu_cluster")
