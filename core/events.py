@@ -70,7 +70,8 @@ def parse_ts(raw: object) -> int:
     raise InvalidEvent("bad_ts", f"ts must be epoch ms or ISO-8601, got {type(raw).__name__}")
 
 
-def _parse_id(obj: dict, field: str) -> str:
+def parse_id(obj: dict, field: str) -> str:
+    """A non-empty id of at most 255 UTF-8 bytes: a string, or an integer read as its digits."""
     raw = obj.get(field)
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise InvalidEvent(f"bad_{field}", f"{field} must be a non-empty string or integer")
@@ -115,10 +116,10 @@ def event_from_fields(obj: dict, max_abs_value: float = MAX_ABS_VALUE) -> Event:
     event_id = obj.get("event_id")
     if event_id is not None and not isinstance(event_id, str):
         raise InvalidEvent("bad_event_id", "event_id must be a string")
-    rec_id = None if obj.get("rec_id") is None else _parse_id(obj, "rec_id")
+    rec_id = None if obj.get("rec_id") is None else parse_id(obj, "rec_id")
     return Event(
-        user_id=_parse_id(obj, "user_id"),
-        item_id="" if event_type == DELETE else _parse_id(obj, "item_id"),
+        user_id=parse_id(obj, "user_id"),
+        item_id="" if event_type == DELETE else parse_id(obj, "item_id"),
         type=event_type,
         ts=parse_ts(obj.get("ts")),
         value=None if value is None else float(value),

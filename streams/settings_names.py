@@ -38,6 +38,12 @@ class DerivedNames:
         return f"{self.events_topic}.item-vectors"
 
     @property
+    def items_topic(self) -> str:
+        """The item catalog (core/items.py), keyed by item id and compacted: each item's newest
+        record, a tombstone retiring one."""
+        return f"{self.events_topic}.items"
+
+    @property
     def canonical_url(self) -> str:
         host = self.advertised_host or (
             socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host

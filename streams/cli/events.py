@@ -9,6 +9,7 @@ import typer
 
 from core.log_formats import ReadOptions
 from streams.cli.options import (
+    CATALOG_HELP,
     EVENT_LOG_HELP,
     Bootstrap,
     GenEventsPerUser,
@@ -38,15 +39,19 @@ def produce(
         float, typer.Option(min=0, help="Events per second; 0 = as fast as possible.")
     ] = 0.0,
     limit: Annotated[Optional[int], typer.Option(help="Send at most this many events.")] = None,
+    catalog: Annotated[bool, typer.Option(help=CATALOG_HELP)] = False,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Send events to the events topic, keyed by user_id, in event-time order, showing the
-    rate as it goes. A log is streamed: memory stays bounded however long it is."""
+    rate as it goes. A log is streamed: memory stays bounded however long it is. With
+    --catalog, send an item catalog's items to the items topic instead."""
     from itertools import islice
 
     from streams.tools.producer import load_source, produce_events, progress_bar
 
     settings = load_settings(bootstrap=bootstrap)
+    if catalog:
+        return produce_catalog(settings, source, read, rate, limit)
     generator = chosen_generator(
         source, generate, "an event log path",
         n_users=users, n_items=items, events_per_user=events_per_user, seed=seed,
@@ -58,6 +63,26 @@ def produce(
         with progress_bar(console) as progress:
             sent = produce_events(settings, messages, rate, progress)
     console.print(f"sent {sent} events to {settings.events_topic} at {settings.bootstrap}")
+
+
+def produce_catalog(settings, source: Optional[Path], read: ReadOptions, rate: float,
+                    limit: Optional[int]) -> None:  # fmt: skip
+    """`produce --catalog`: the items of SOURCE to the items topic (compacted, keyed by id)."""
+    from itertools import islice
+
+    from streams.kafka_edge.topics import ensure_topics
+    from streams.tools.producer import catalog_messages, produce_events, progress_bar
+
+    if source is None:
+        raise typer.BadParameter("--catalog needs the catalog file as SOURCE")
+    with user_errors():
+        ensure_topics(settings)  # the items topic is compacted: made so before its first record
+        messages = catalog_messages(source, read, note)
+        if limit is not None:
+            messages = islice(messages, limit)
+        with progress_bar(console) as progress:
+            sent = produce_events(settings, messages, rate, progress, topic=settings.items_topic)
+    console.print(f"sent {sent} items to {settings.items_topic} at {settings.bootstrap}")
 
 
 def tail(

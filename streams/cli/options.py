@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from core.generator import GeneratorConfig
+from core.catalog import FORMATS as CATALOG_FORMATS
 from core.log_formats import FORMATS, ReadOptions
 from streams.settings import Settings
 
@@ -44,6 +45,13 @@ EVENT_LOG_HELP = (
     "*train-item-views.csv; any other CSV/TSV with --format or --columns."
 )
 EventLog = Annotated[Optional[Path], typer.Option(help=EVENT_LOG_HELP)]
+CATALOG_HELP = (
+    "SOURCE is an item catalog, sent to the items topic keyed by item id: MovieLens u.item, "
+    "movies.dat or movies.csv, .jsonl of v1 item records (docs/schemas/item.v1.schema.json), "
+    "or any CSV/TSV with --columns item=…,title=…,text=…,categories=…,tags=…,ts=… (labels "
+    "joined by |). --format, --delimiter, --header, --ts-unit/--ts-format and --skip-bad-rows "
+    "apply to it as to a log."
+)
 # The generator's options, shared by produce, train and evaluate.
 GenUsers = Annotated[int, typer.Option(help="Generator: number of users.")]
 GenItems = Annotated[int, typer.Option(help="Generator: number of items.")]
@@ -134,7 +142,8 @@ _READ = "Reading a log"
 _READER_PARAMS = {
     "fmt": (Optional[str], None, typer.Option(
         "--format", rich_help_panel=_READ,
-        help=f"Log format when the file name does not say: {', '.join(FORMATS)}.")),
+        help=f"Log format when the file name does not say: {', '.join(FORMATS)}; for a "
+        f"catalog (produce --catalog): {', '.join(CATALOG_FORMATS)}.")),
     "columns": (Optional[str], None, typer.Option(
         rich_help_panel=_READ, help="Your own CSV/TSV: which column is which field, by header "
         "name or 0-based index, e.g. user=visitorid,item=itemid,ts=timestamp,type=event. "

@@ -52,9 +52,11 @@ def admin(
 
 def topic_partitions(settings: Settings) -> dict[str, int]:
     """Every topic the pipeline uses and its partition count (all co-partitioned by user, but
-    the model announcements: one partition, every worker reads all of it)."""
+    the model announcements: one partition, every worker reads all of it; and those keyed by
+    item, partitioned alike among themselves)."""
     topics = {
         settings.events_topic: settings.partitions,
+        settings.items_topic: settings.partitions,
         settings.recs_topic: settings.partitions,
         settings.dlq_topic: settings.partitions,
         f"{settings.app_id}-{USER_TABLE}-changelog": settings.partitions,
@@ -78,6 +80,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         f"{settings.app_id}-{ITEM_TABLE}-changelog": {"cleanup.policy": "compact"},
         settings.model_updates_topic: {"cleanup.policy": "compact"},
         settings.item_vectors_topic: {"cleanup.policy": "compact"},  # each item's newest
+        settings.items_topic: {"cleanup.policy": "compact"},  # each item's newest record
         settings.dlq_topic: {
             "retention.ms": "-1" if retention is None or math.isinf(retention)
             else str(int(retention * 1000))

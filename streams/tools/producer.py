@@ -1,4 +1,5 @@
-"""Send events to the events topic with kafka-python: keyed by user_id, rate-limited, counted."""
+"""Send events to the events topic with kafka-python: keyed by user_id, rate-limited, counted;
+and a catalog's items to the items topic, keyed by item id."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from rich.console import Console
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn)
 
+from core.catalog import CatalogReader, catalog_mapping
 from core.events import Event, InvalidEvent, encode_event, parse_event
+from core.items import encode_item
 from core.generator import GeneratorConfig, generate
 from core.sources import EventLog, ReadOptions, iter_jsonl
 from streams.kafka_edge.security import kafka_python_kwargs
@@ -46,6 +49,19 @@ def load_source(
     return _messages(EventLog(path, read), report)
 
 
+def catalog_messages(path: Path, read: ReadOptions | None,
+                     report: Callable[[str], object] | None = None) -> Iterator[Message]:  # fmt: skip
+    """A catalog file's items as messages for the items topic, in file order, streamed: each
+    row checked as the worker checks a catalog record (core/catalog.py). ``report`` hears about
+    skipped bad rows once the file is read."""
+    read = read or ReadOptions()
+    reader = CatalogReader(path, catalog_mapping(path, read), read.skip_bad_rows)
+    for item in reader:
+        yield item.item_id.encode(), encode_item(item)
+    if report is not None and reader.bad_rows:
+        report(f"skipped {reader.bad_rows:,} bad rows of {path}; the first: {reader.first_bad}")
+
+
 def _messages(log: EventLog, report: Callable[[str], object] | None) -> Iterator[Message]:
     yield from (to_message(e) for e in log)
     if report is not None and log.summary():
@@ -77,9 +93,10 @@ def produce_events(
     rate: float,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    topic: str | None = None,
 ) -> int:
-    """Send ``messages`` at up to ``rate``/s (0 = unlimited) until done or ``stop`` is set;
-    return how many were sent. ``progress`` shows the count and the rate as it goes (of a
+    """Send ``messages`` to ``topic`` (the events topic unless given) at up to ``rate``/s
+    (0 = unlimited) until done or ``stop`` is set; return how many were sent. ``progress`` shows the count and the rate as it goes (of a
     total when ``messages`` has a length; a streamed log has none)."""
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1, **kafka_python_kwargs(settings)
@@ -92,7 +109,7 @@ def produce_events(
         for key, value in messages:
             if stop is not None and stop.is_set():
                 break
-            producer.send(settings.events_topic, key=key, value=value)
+            producer.send(topic or settings.events_topic, key=key, value=value)
             sent += 1
             if rate > 0:
                 ahead = started + sent / rate - time.perf_counter()
