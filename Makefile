@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip download --quiet --dest $(WHEELS) -c constraints.txt torch
 	$(BIN)/pip install --quiet --no-index --find-links $(WHEELS) -c constraints.txt torch
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,content]'
 	touch $@
 
 # Apache Kafka's broker jars (deploy/kafka/pom.xml) into ~/.cache/streamrec where a JDK and Maven
@@ -29,10 +29,10 @@ install: $(BIN)/.installed $(VENV)/.kafka
 demo: install
 	$(BIN)/streamrec demo
 
-# The suite on the local broker (Apache Kafka where a JDK runs it), then the Tansu lane: the
-# pipeline's core tests again on the pip-only broker.
+# The suite on the local broker (Apache Kafka where a JDK runs it), in two processes (pytest-xdist,
+# one broker for both), then the Tansu lane: the pipeline's core tests again on the pip-only broker.
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15 tests
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 tests
 	STREAMREC_TEST_BROKER=tansu $(BIN)/pytest -q -p no:cacheprovider -m tansu_lane tests
 
 unit: install

@@ -3,12 +3,15 @@ workers stopped by PID at teardown.
 
 The broker is Apache Kafka where a JDK runs it (the jars fetched by make install), else the
 embedded Tansu; STREAMREC_TEST_BROKER=kafka|tansu picks one (the Tansu lane sets tansu), and
-STREAMREC_TEST_BOOTSTRAP uses a running Kafka instead."""
+STREAMREC_TEST_BOOTSTRAP uses a running Kafka instead. One broker serves the whole run, also when
+pytest-xdist runs it in several processes (make test does)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,13 +22,45 @@ from streams.tools.broker import LocalBroker, free_port, start_local_broker, sto
 from streams.settings import Settings
 
 
+SESSION_BROKER = "_STREAMREC_SESSION_BROKER"  # engine@host:port of the run's broker, for workers
+
+
 def broker_engine() -> str:
     return os.environ.get("STREAMREC_TEST_BROKER", "auto")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist, the controller starts the run's one broker before its workers,
+    which find it in their environment; a run in one process starts it when first needed."""
+    config = session.config
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None) \
+            or os.environ.get("STREAMREC_TEST_BOOTSTRAP"):  # fmt: skip
+        return
+    folder = Path(tempfile.mkdtemp(prefix="streamrec-test-broker-"))
+    broker = start_local_broker(broker_engine(), folder)
+    config.stash[_STARTED] = (broker, folder)
+    os.environ[SESSION_BROKER] = f"{broker.engine}@{broker.bootstrap}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    started = session.config.stash.get(_STARTED, None)
+    if started is not None:
+        broker, folder = started
+        stop_process(broker.process, timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(SESSION_BROKER, None)
+
+
+_STARTED = pytest.StashKey[tuple[LocalBroker, Path]]()
+
+
 @pytest.fixture(scope="session")
 def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
-    """The session's broker; None when STREAMREC_TEST_BOOTSTRAP names one to use instead."""
+    """The run's broker; None when STREAMREC_TEST_BOOTSTRAP names one to use instead."""
+    if os.environ.get(SESSION_BROKER):  # xdist's controller started it and will stop it
+        engine, bootstrap = os.environ[SESSION_BROKER].split("@", 1)
+        yield LocalBroker(engine, None, bootstrap, None)
+        return
     if os.environ.get("STREAMREC_TEST_BOOTSTRAP"):
         yield None
         return

