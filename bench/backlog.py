@@ -119,15 +119,17 @@ def main() -> None:
     parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="backlog-"))
-    users = max(1, args.events // 50)
-    events = generate(GeneratorConfig(n_users=users, n_items=2000, events_per_user=50, seed=3))
-    events = events[: args.events]
-    model = work / "model"
-    train(events[:20_000], Settings().interest, Settings().blend,
-          TrainConfig(model="mf", dim=32, epochs=2), model, show_progress=False)
-    rows = [run(mode, wait, events, model, work, args) for mode in args.modes
-            for wait in args.waits]
+    with tempfile.TemporaryDirectory(prefix="backlog-") as folder:  # brokers' logs: GBs
+        work = Path(folder)
+        users = max(1, args.events // 50)
+        events = generate(GeneratorConfig(n_users=users, n_items=2000, events_per_user=50,
+                                          seed=3))
+        events = events[: args.events]
+        model = work / "model"
+        train(events[:20_000], Settings().interest, Settings().blend,
+              TrainConfig(model="mf", dim=32, epochs=2), model, show_progress=False)
+        rows = [run(mode, wait, events, model, work, args) for mode in args.modes
+                for wait in args.waits]
     write_report(args.out, "backlog", rows, {
         "broker": lambda r: r["broker"],
         "guarantee": lambda r: r["guarantee"],

@@ -151,11 +151,13 @@ def main() -> None:
     parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="failover-"))
-    model = work / "model"
-    train(generate(GeneratorConfig(n_users=50, events_per_user=20)), Settings().interest,
-          Settings().blend, TrainConfig(model="mf", dim=64, epochs=2), model, show_progress=False)
-    rows = [run(standby, args, model, work) for standby in args.standby]
+    with tempfile.TemporaryDirectory(prefix="failover-") as folder:  # brokers' logs: GBs
+        work = Path(folder)
+        model = work / "model"
+        train(generate(GeneratorConfig(n_users=50, events_per_user=20)), Settings().interest,
+              Settings().blend, TrainConfig(model="mf", dim=64, epochs=2), model,
+              show_progress=False)
+        rows = [run(standby, args, model, work) for standby in args.standby]
     write_report(args.out, "failover", rows, {
         "broker": lambda r: r["broker"],
         "guarantee": lambda r: r["guarantee"],

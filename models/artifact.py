@@ -33,6 +33,7 @@ import torch
 from core.forgetting import Forgetting
 from core.interest import InterestConfig
 from models.base import SequenceModel
+from models.content import CONTENT_FILE, ContentVectors
 from models.ranker import RANKER_FILE, Ranker
 from models.registry import model_kind
 from models.retrieval import ANN_FILE, AnnIndex
@@ -42,7 +43,7 @@ from models.scoring import Recommender
 REQUIRED_FILES = ("weights.pt", "items.json", "config.json")
 FORGETTING_KEY = "forgetting"
 # Loaded whenever present, so whether they are present is part of what the manifest vouches for.
-OPTIONAL_FILES = (RANKER_FILE, ANN_FILE)
+OPTIONAL_FILES = (RANKER_FILE, ANN_FILE, CONTENT_FILE)
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 
@@ -112,9 +113,10 @@ def save_artifact(
     metrics: dict[str, Any],
     ranker: Ranker | None = None,
     ann_min_items: int = 100_000,
+    content: ContentVectors | None = None,
 ) -> str:
     """Write the artifact and return its version id. Catalogs of ``ann_min_items`` or more
-    get an HNSW index. The manifest is removed first and written last: an artifact rewritten
+    get an HNSW index; ``content``, the item catalog's content vectors in this model's space. The manifest is removed first and written last: an artifact rewritten
     in place is refused until it is whole again, never served as a mix of two versions."""
     path.mkdir(parents=True, exist_ok=True)
     (path / MANIFEST_FILE).unlink(missing_ok=True)
@@ -127,6 +129,11 @@ def save_artifact(
         torch.save(ranker.state_dict(), path / RANKER_FILE)
         served.append(RANKER_FILE)
         config = {**config, "ranker": {"init": ranker.init_args()}}
+    if content is not None:
+        content.save(path / CONTENT_FILE)
+        served.append(CONTENT_FILE)
+        config = {**config, "content": {"encoder": content.encoder, "items": len(content.item_ids),
+                                        "dim": int(content.content.shape[1])}}  # fmt: skip
     if len(item_ids) >= ann_min_items:
         with torch.inference_mode():
             AnnIndex.build(model.item_embeddings(), model.item_biases()).save(path / ANN_FILE)
@@ -267,7 +274,9 @@ def _load_model(
 
 def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
     """Load a verified artifact for serving (see verify_artifact), with its ANN index and
-    ranker when it has them."""
+    ranker when it has them; with content vectors, every catalog item the model was not
+    trained on joins the catalog with its projected vector, a candidate before its first
+    event."""
     config = verify_artifact(path)
     model, item_ids, config = _load_model(path, config)
     index = AnnIndex.load(path / ANN_FILE) if (path / ANN_FILE).is_file() else None
@@ -275,4 +284,10 @@ def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
     if (path / RANKER_FILE).is_file():
         ranker = Ranker(**config["ranker"]["init"])
         ranker.load_state_dict(torch.load(path / RANKER_FILE, weights_only=True))
-    return Recommender(model, item_ids, config["version"], blend, index, ranker)
+    recommender = Recommender(model, item_ids, config["version"], blend, index, ranker)
+    if (path / CONTENT_FILE).is_file():
+        known = recommender.index
+        new = {i: v for i, v in ContentVectors.load(path / CONTENT_FILE).projected().items()
+               if i not in known}  # fmt: skip
+        recommender = recommender.with_item_vectors(new) if new else recommender
+    return recommender

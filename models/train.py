@@ -21,11 +21,13 @@ import torch
 from rich.progress import Progress
 
 from core.events import Event
+from core.items import Item
 from core.interest import InterestConfig
 from core.forgetting import Forgetting
 from models.artifact import forgetting_entry, forgetting_of, load_model, save_artifact
 from models.base import SequenceModel
 from models.blend import Blend
+from models.content import PACKAGED_ENCODER, content_vectors, load_encoder
 from models.data import (
     Interactions, interactions, recent_examples, replayed_examples, training_windows,
 )
@@ -132,11 +134,15 @@ def train(
     out: Path,
     show_progress: bool = True,
     forgetting: Forgetting | None = None,
+    catalog: Sequence[Item] = (),
+    encoder: str = PACKAGED_ENCODER,
 ) -> tuple[str, dict[str, Any]]:
     """Fit on an event log, save the artifact to ``out``, return (version, metrics). ``interest``
     says which events are positives and how the ranker's interest vectors decay (as served);
     ``blend`` is the query the ranker re-ranks. ``forgetting``: the function the artifact names
-    as fit for (a forgetting fit's winner); default the exponential decay of ``interest``."""
+    as fit for (a forgetting fit's winner); default the exponential decay of ``interest``.
+    ``catalog``: what the items are; their content vectors (from ``encoder``,
+    models/content.py) go into the artifact, projected into the trained model's space."""
     data = positive_interactions(events, interest, config.min_count)
     if len(data) < 10:
         raise ValueError(f"need at least 10 positive events to train, got {len(data)}")
@@ -167,8 +173,13 @@ def train(
     trained_for = forgetting or Forgetting.exponential(interest.half_life_ms,
                                                        interest.half_life_events)
     config_out = {"train": asdict(config), **forgetting_entry(trained_for)}
+    content = None
+    if catalog:
+        with torch.inference_mode():
+            vectors = model.item_embeddings().detach().float().numpy()
+        content = content_vectors(catalog, data.item_ids, vectors, load_encoder(encoder), encoder)
     version = save_artifact(
-        out, model, data.item_ids, config_out, metrics, ranker, config.ann_min_items
+        out, model, data.item_ids, config_out, metrics, ranker, config.ann_min_items, content
     )
     return version, metrics
 

@@ -80,6 +80,20 @@ def train(
             "decay only and log a non-exponential one."
         ),
     ] = None,
+    catalog: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="An item catalog whose format its name says (u.item, movies.dat, movies.csv, "
+            ".jsonl of v1 item records, a .csv of v1 fields): its items' content vectors go into "
+            "the artifact, and items no event names become candidates from them. Needs the "
+            "content extra."
+        ),
+    ] = None,
+    encoder: Annotated[
+        str,
+        typer.Option(help="Content encoder: minilm (the packaged all-MiniLM-L6-v2) or a "
+                     "sentence-transformers model directory."),
+    ] = "minilm",
 ) -> None:
     """Train a model on an event log and write a versioned artifact.
 
@@ -109,6 +123,9 @@ def train(
     if forgetting_fit and warm_start is not None:
         raise typer.BadParameter("--forgetting-fit names the function of a new model; an "
                                  "update (--warm-start) keeps its parent's")
+    if catalog and warm_start is not None:
+        raise typer.BadParameter("--catalog goes with a new model; an update (--warm-start) "
+                                 "does not carry content vectors yet")
     with user_errors():
         forgetting = fitted_winner(forgetting_fit) if forgetting_fit else None
         events = load_events(data, read, generator, note)
@@ -122,13 +139,23 @@ def train(
                 f"({metrics['train_seconds']} s)"
             )
             return
+        items = catalog_items(catalog) if catalog else ()
         version, metrics = train_model(events, settings.interest, settings.blend, config,
-                                       settings.model_path, forgetting=forgetting)  # fmt: skip
+                                       settings.model_path, forgetting=forgetting,
+                                       catalog=items, encoder=encoder)  # fmt: skip
     console.print(
         f"{model} {version} -> {settings.model_path}  test HR@10 {metrics['test_hr@10']:.4f}  "
         f"NDCG@10 {metrics['test_ndcg@10']:.4f}  ({metrics['epochs_run']} epochs, "
         f"{metrics['train_seconds']} s)"
     )
+
+
+def catalog_items(path: Path) -> list:
+    """A catalog file's items (core/catalog.py), read whole: a catalog is one row per item."""
+    from core.catalog import CatalogReader, catalog_mapping
+    from core.log_formats import ReadOptions
+
+    return list(CatalogReader(path, catalog_mapping(path, ReadOptions())))
 
 
 def fitted_winner(path: Path) -> Forgetting:
