@@ -175,9 +175,12 @@ def train(
     config_out = {"train": asdict(config), **forgetting_entry(trained_for)}
     content = None
     if catalog:
+        started = time.perf_counter()
         with torch.inference_mode():
             vectors = model.item_embeddings().detach().float().numpy()
         content = content_vectors(catalog, data.item_ids, vectors, load_encoder(encoder), encoder)
+        metrics["content_items"] = len(catalog)
+        metrics["content_seconds"] = round(time.perf_counter() - started, 2)
     version = save_artifact(
         out, model, data.item_ids, config_out, metrics, ranker, config.ann_min_items, content
     )

@@ -148,6 +148,9 @@ def train(
         f"NDCG@10 {metrics['test_ndcg@10']:.4f}  ({metrics['epochs_run']} epochs, "
         f"{metrics['train_seconds']} s)"
     )
+    if "content_items" in metrics:
+        console.print(f"content vectors: {metrics['content_items']:,} catalog items encoded with "
+                      f"{encoder} and projected in {metrics['content_seconds']} s")  # fmt: skip
 
 
 def catalog_items(path: Path) -> list:
