@@ -7,7 +7,8 @@ A v1 item record is a JSON object, keyed on the topic by its ``item_id``::
      "categories": ["Animation", "Comedy"], "tags": ["pixar"], "ts": 788918400000, "v": 1}
 
 Only ``item_id`` and something to say what the item is (a title, a text, a category or a tag)
-are required. ``ts`` is when the item appeared (epoch ms or ISO-8601, as an event's), so a
+are required. ``ts`` is when the item appeared (epoch ms or ISO-8601, as an event's, but before
+1970 too: films and books are older than the epoch), so a
 replay can tell an item that is new from one that is old. The topic is compacted: a newer record
 for an id replaces the older, and a record with no value (a tombstone) retires the item. The
 content an encoder reads is :func:`item_text`; the rules are those of events (core/events.py),
@@ -16,11 +17,12 @@ so the same dead-letter reasons mean the same thing on both topics.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 import orjson
 
-from core.events import SCHEMA_VERSION, InvalidEvent, parse_id, parse_ts
+from core.events import MAX_TS_MS, SCHEMA_VERSION, InvalidEvent, parse_id, parse_ts
 
 MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 100_000  # an encoder reads the first few hundred word pieces; a book is a mistake
@@ -70,12 +72,25 @@ def item_from_fields(obj: dict) -> Item:
     if not (title.strip() or text.strip() or categories or tags):
         raise InvalidItem("no_content", "an item needs a title, a text, a category or a tag")
     ts = obj.get("ts")
-    if ts is not None:
+    return Item(item_id, title, text, categories, tags, None if ts is None else _item_ts(ts))
+
+
+def _item_ts(raw: object) -> int:
+    """An event's time rules, but before 1970 too: a film of 1967 appeared then (a negative
+    epoch-ms number, or an ISO date Python reads)."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and -MAX_TS_MS < raw < 0:
+        return int(raw)
+    if isinstance(raw, str):
         try:
-            ts = parse_ts(ts)
-        except InvalidEvent as exc:
-            raise InvalidItem(exc.reason, exc.detail) from None
-    return Item(item_id, title, text, categories, tags, ts)
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidItem("bad_ts", f"ts {raw[:64]!r} is not ISO-8601") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return _item_ts(round(moment.timestamp() * 1000))
+    try:
+        return parse_ts(raw)
+    except InvalidEvent as exc:
+        raise InvalidItem(exc.reason, exc.detail) from None
 
 
 def _text(obj: dict, field: str, limit: int) -> str:

@@ -17,6 +17,7 @@ ITEMS = [
     Item("1", "Toy Story (1995)", "", ("Animation", "Children's", "Comedy"), (), 788918400000),
     Item("2", "GoldenEye (1995)", "", ("Action", "Adventure", "Thriller"), (), 788918400000),
     Item("267", "unknown", "", ("unknown",), (), None),
+    Item("30", "Belle de jour (1967)", "", ("Drama",), (), -94694400000),  # before 1970
     Item("1682", "Scream of Stone (Schrei aus Stein) (1991)", "", ("Drama",), (), 826243200000),
 ]
 
@@ -27,7 +28,8 @@ def read(path: Path, **options: object) -> list[Item]:
 
 def u_item_row(item: Item) -> str:
     """A line of MovieLens 100K's u.item: id|title|release date|video date|URL|19 genre flags."""
-    dates = {788918400000: "01-Jan-1995", 826243200000: "08-Mar-1996", None: ""}
+    dates = {788918400000: "01-Jan-1995", 826243200000: "08-Mar-1996",
+             -94694400000: "01-Jan-1967", None: ""}
     flags = "|".join("1" if genre in item.categories else "0" for genre in ML_100K_GENRES)
     return f"{item.item_id}|{item.title}|{dates[item.ts]}||http://x/{item.item_id}|{flags}\n"
 
