@@ -19,7 +19,7 @@ from typing import Iterator
 
 from core.events import InvalidEvent
 from core.items import Item, item_from_fields, parse_item
-from core.log_formats import TS_UNITS, Column, ReadOptions, parse_columns, parse_delimiter
+from core.log_formats import TS_UNITS, Column, ReadOptions, parse_columns
 from core.log_reader import MISSING, LogReader, column_indices, open_text, ts_parser
 
 FIELDS = ("item", "title", "text", "categories", "tags", "ts")
@@ -108,11 +108,7 @@ def catalog_mapping(path: Path, read: ReadOptions) -> CatalogMapping | None:
     changes: dict[str, object] = {}
     if read.columns:
         changes |= {"columns": parse_columns(read.columns), "optional": (), "flags": ()}
-    for name in ("ts_unit", "ts_format", "header"):
-        if getattr(read, name) is not None:
-            changes[name] = getattr(read, name)
-    if read.delimiter is not None:
-        changes["delimiter"] = parse_delimiter(read.delimiter)
+    changes |= read.layout_changes()
     return replace(base, **changes) if changes else base
 
 

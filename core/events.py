@@ -50,13 +50,14 @@ class InvalidEvent(ValueError):
         self.detail = detail
 
 
-def parse_ts(raw: object) -> int:
-    """Event time in epoch ms from an int/float of ms or an ISO-8601 string (naive = UTC)."""
+def parse_ts(raw: object, earliest_ms: int = 0) -> int:
+    """Event time in epoch ms from an int/float of ms or an ISO-8601 string (naive = UTC), from
+    ``earliest_ms`` on (an event is never before 1970; an item may be: core/items.py)."""
     if isinstance(raw, bool):
         raise InvalidEvent("bad_ts", "ts must be epoch ms or ISO-8601, got a boolean")
     if isinstance(raw, (int, float)):
         # range first: isfinite() overflows on an int too large for a float
-        if not 0 <= raw < MAX_TS_MS or not math.isfinite(raw):
+        if not earliest_ms <= raw < MAX_TS_MS or not math.isfinite(raw):
             raise InvalidEvent("bad_ts", f"ts {str(raw)[:32]!r} is not epoch milliseconds")
         return int(raw)
     if isinstance(raw, str):
@@ -66,7 +67,7 @@ def parse_ts(raw: object) -> int:
             raise InvalidEvent("bad_ts", f"ts {raw[:64]!r} is not ISO-8601") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
-        return parse_ts(round(parsed.timestamp() * 1000))
+        return parse_ts(round(parsed.timestamp() * 1000), earliest_ms)
     raise InvalidEvent("bad_ts", f"ts must be epoch ms or ISO-8601, got {type(raw).__name__}")
 
 
@@ -84,15 +85,21 @@ def parse_id(obj: dict, field: str) -> str:
 def parse_event(raw: bytes | None, max_abs_value: float = MAX_ABS_VALUE) -> Event:
     """Decode one message value; raise :class:`InvalidEvent` saying what is wrong. ``value``
     must lie within ``±max_abs_value``."""
+    return event_from_fields(json_object(raw, "an event"), max_abs_value)
+
+
+def json_object(raw: bytes | None, what: str, invalid: type[InvalidEvent] = InvalidEvent) -> dict:
+    """A message value decoded as the JSON object every v1 message is, or ``invalid`` saying
+    why not (``empty``, ``bad_json``)."""
     if not raw:
-        raise InvalidEvent("empty", "message value is empty")
+        raise invalid("empty", "message value is empty")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("bad_json", str(exc)[:200]) from None
+        raise invalid("bad_json", str(exc)[:200]) from None
     if not isinstance(obj, dict):
-        raise InvalidEvent("bad_json", "event must be a JSON object")
-    return event_from_fields(obj, max_abs_value)
+        raise invalid("bad_json", f"{what} must be a JSON object")
+    return obj
 
 
 def event_from_fields(obj: dict, max_abs_value: float = MAX_ABS_VALUE) -> Event:

@@ -17,18 +17,16 @@ so the same dead-letter reasons mean the same thing on both topics.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import NamedTuple
 
 import orjson
 
-from core.events import MAX_TS_MS, SCHEMA_VERSION, InvalidEvent, parse_id, parse_ts
+from core.events import MAX_TS_MS, SCHEMA_VERSION, InvalidEvent, json_object, parse_id, parse_ts
 
 MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 100_000  # an encoder reads the first few hundred word pieces; a book is a mistake
 MAX_LABELS = 64  # categories, and tags, each
 MAX_LABEL_CHARS = 255
-FIELDS = ("item_id", "title", "text", "categories", "tags", "ts", "v")
 
 
 class Item(NamedTuple):
@@ -45,16 +43,9 @@ class InvalidItem(InvalidEvent):
 
 
 def parse_item(raw: bytes | None) -> Item:
-    """Decode one catalog message value; raise :class:`InvalidItem` saying what is wrong."""
-    if not raw:
-        raise InvalidItem("empty", "message value is empty (a tombstone retires the item)")
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidItem("bad_json", str(exc)[:200]) from None
-    if not isinstance(obj, dict):
-        raise InvalidItem("bad_json", "an item record must be a JSON object")
-    return item_from_fields(obj)
+    """Decode one catalog message value; raise :class:`InvalidItem` saying what is wrong (an
+    empty value is a tombstone, which retires the item, not a record)."""
+    return item_from_fields(json_object(raw, "an item record", InvalidItem))
 
 
 def item_from_fields(obj: dict) -> Item:
@@ -76,19 +67,9 @@ def item_from_fields(obj: dict) -> Item:
 
 
 def _item_ts(raw: object) -> int:
-    """An event's time rules, but before 1970 too: a film of 1967 appeared then (a negative
-    epoch-ms number, or an ISO date Python reads)."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and -MAX_TS_MS < raw < 0:
-        return int(raw)
-    if isinstance(raw, str):
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidItem("bad_ts", f"ts {raw[:64]!r} is not ISO-8601") from None
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        return _item_ts(round(moment.timestamp() * 1000))
+    """An event's time rules, but before 1970 too: a film of 1967 appeared then."""
     try:
-        return parse_ts(raw)
+        return parse_ts(raw, earliest_ms=-MAX_TS_MS + 1)
     except InvalidEvent as exc:
         raise InvalidItem(exc.reason, exc.detail) from None
 

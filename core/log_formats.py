@@ -197,9 +197,15 @@ class ReadOptions:
             changes |= {"columns": parse_columns(self.columns), "optional": ()}
         if self.type_map:
             changes["type_map"] = base.type_map | parse_type_map(self.type_map)
-        for name in ("ts_unit", "ts_format", "header"):
-            if getattr(self, name) is not None:
-                changes[name] = getattr(self, name)
+        changes |= self.layout_changes()
+        return replace(base, **changes) if changes else base
+
+    def layout_changes(self) -> dict[str, object]:
+        """What the user said of any delimited file's layout (timestamps, header, delimiter),
+        to lay over a format's preset: an event log's or an item catalog's (core/catalog.py)."""
+        changes: dict[str, object] = {name: getattr(self, name)
+                                      for name in ("ts_unit", "ts_format", "header")
+                                      if getattr(self, name) is not None}  # fmt: skip
         if self.delimiter is not None:
             changes["delimiter"] = parse_delimiter(self.delimiter)
-        return replace(base, **changes) if changes else base
+        return changes

@@ -200,12 +200,9 @@ class Settings(DerivedNames, BaseSettings):
         "latency per hop and, set too low, a fetch rate that saturates it as the log grows "
         "(streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
     )
-    broker_engine: Literal["auto", "kafka", "tansu"] = Field(
-        "auto",
-        description="Which broker this is, for the embedded Tansu's workarounds (its "
-        "ListOffsets undercounts, streams/kafka_edge/tansu.py): auto asks the broker's cluster id "
-        "(Tansu calls its cluster tansu_cluster); kafka or tansu says so without asking",
-    )
+    broker_engine: Literal["auto", "kafka", "tansu"] = Field("auto", description="Which "
+        "broker this is, for Tansu's workarounds (streams/kafka_edge/tansu.py): auto asks its "
+        "cluster id (Tansu's is tansu_cluster); kafka or tansu says so without asking")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once",
         description="exactly_once: each batch's records, dead letters, changelog and input "
