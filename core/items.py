@@ -39,7 +39,7 @@ class Item(NamedTuple):
 
 
 class InvalidItem(InvalidEvent):
-    """A catalog record the worker refuses: the ``reason`` is dead-lettered as an event's is."""
+    """A catalog record refused, with a ``reason`` from the same vocabulary as an event's."""
 
 
 def parse_item(raw: bytes | None) -> Item:

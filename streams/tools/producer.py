@@ -52,8 +52,8 @@ def load_source(
 def catalog_messages(path: Path, read: ReadOptions | None,
                      report: Callable[[str], object] | None = None) -> Iterator[Message]:  # fmt: skip
     """A catalog file's items as messages for the items topic, in file order, streamed: each
-    row checked as the worker checks a catalog record (core/catalog.py). ``report`` hears about
-    skipped bad rows once the file is read."""
+    row held to the v1 item rules (core/items.py) by the catalog reader (core/catalog.py).
+    ``report`` hears about skipped bad rows once the file is read."""
     read = read or ReadOptions()
     reader = CatalogReader(path, catalog_mapping(path, read), read.skip_bad_rows)
     for item in reader:
@@ -96,8 +96,9 @@ def produce_events(
     topic: str | None = None,
 ) -> int:
     """Send ``messages`` to ``topic`` (the events topic unless given) at up to ``rate``/s
-    (0 = unlimited) until done or ``stop`` is set; return how many were sent. ``progress`` shows the count and the rate as it goes (of a
-    total when ``messages`` has a length; a streamed log has none)."""
+    (0 = unlimited) until done or ``stop`` is set; return how many were sent. ``progress``
+    shows the count and the rate as it goes (of a total when ``messages`` has a length; a
+    streamed log has none)."""
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1, **kafka_python_kwargs(settings)
     )
