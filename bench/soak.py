@@ -224,10 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     write(args.out, args.name, report)
     # a user no worker answered for is not known to be right
     failed = report["lost"] or report["applied_twice"] or report["unreadable_users"] or (
-        args.guarantee == "exactly_once" and not report["committed"]["one_per_event"])
+        args.guarantee == "exactly_once" and not report["committed"]["one_per_event"]) or (
+        faults.errors)  # a fault the group did not recover from by its deadline
     say("done", f"lost {report['lost']}, applied twice {report['applied_twice']}, unreadable "
         f"users {report['unreadable_users']}, read_committed one record per event "
-        f"{report['committed']['one_per_event']}: "
+        f"{report['committed']['one_per_event']}, faults failed {len(faults.errors)}: "
         f"{'FAIL' if failed else 'ok'}; {args.out / args.name}.json")
     return 1 if failed else 0
 

@@ -80,14 +80,7 @@ class Cluster:
         again on its state dir."""
         started = time.monotonic()
         for _ in range(RESTARTS_PER_SETTLE + 1):
-            for worker in self.live:
-                if worker.process.poll() is not None:
-                    gone = f"{worker.name} exited with {worker.process.returncode} ({worker.log})"
-                    if worker.process.returncode == EXIT_FENCED:  # a zombie that was fenced
-                        self.fenced_exits.append(gone)
-                    else:
-                        self.unexpected_exits.append(gone)
-                    worker.process = self._spawn(worker.settings, worker.log)
+            self.revive()
             processes = [w.process for w in self.live]
             try:
                 owned = wait_until_all_assigned([w.port for w in self.live], self.base.partitions,
@@ -99,6 +92,21 @@ class Cluster:
             self.assignment = {w.name: owned[w.port] for w in self.live}
             return time.monotonic() - started
         raise WorkerError(f"workers keep exiting: {'; '.join(self.unexpected_exits[-3:])}")
+
+    def revive(self) -> list[str]:
+        """Start again, on its state dir, any worker found exited (not by the soak), and note
+        its exit: what a supervisor (compose's restart policy) does. Returns their names."""
+        revived = []
+        for worker in self.live:
+            if worker.process.poll() is not None:
+                gone = f"{worker.name} exited with {worker.process.returncode} ({worker.log})"
+                if worker.process.returncode == EXIT_FENCED:  # a zombie that was fenced
+                    self.fenced_exits.append(gone)
+                else:
+                    self.unexpected_exits.append(gone)
+                worker.process = self._spawn(worker.settings, worker.log)
+                revived.append(worker.name)
+        return revived
 
     def owners(self) -> list[Worker]:
         """The live workers that own a partition (Faust may leave one with none: it keeps an
@@ -157,8 +165,10 @@ class Cluster:
         stream is over): after a broker freeze the group can look settled before the broker
         has expired anyone's session, so settling alone says little."""
         owners = [w for w in self.live if self.assignment.get(w.name)]
+        before = dict(before)
 
         def consuming() -> bool:
+            before.update(dict.fromkeys(self.revive(), 0))  # a restarted one counts from 0
             now = self.events_in()
             return not streaming() or all(now[w.name] > before.get(w.name, 0) for w in owners)
 

@@ -55,6 +55,7 @@ from typing import Any, Container, Mapping
 import faust
 import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.transport.drivers.aiokafka import (
     AIOKafkaConsumerThread,
     credentials_to_aiokafka_auth,
@@ -156,6 +157,14 @@ def transactional_producer(app: faust.App, transactional_id: str) -> AIOKafkaPro
     return AIOKafkaProducer(**{**producer._settings_default(), **producer._settings_auth(),
                                **producer._settings_extra()},
                             transactional_id=transactional_id, retry_backoff_ms=20)  # fmt: skip
+
+
+def admin_client(app: faust.App) -> AIOKafkaAdminClient:
+    """A new (unstarted) aiokafka admin client with the app's broker and security."""
+    producer = app.producer
+    return AIOKafkaAdminClient(
+        bootstrap_servers=producer._settings_default()["bootstrap_servers"],
+        **producer._settings_auth())
 
 
 def rocksdb_partitions(table: faust.Table) -> Mapping[int, Any]:

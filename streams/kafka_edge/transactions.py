@@ -18,15 +18,22 @@ path, the tools' consumers) never sees what an aborted or a fenced transaction s
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Mapping, Protocol, TypeVar
+import logging
+from typing import Any, Awaitable, Callable, Mapping, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, KafkaError, ProducerFenced
 
 T = TypeVar("T")
 Deliver = Callable[[AIOKafkaProducer], Awaitable[T]]
 
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
+OUTAGE_S = 300.0  # how long a transaction that lost the broker waits for it to answer again
+OUTAGE_BACKOFF_S = 1.0
+_NOT_YET = object()  # what a transaction delivered before its sends were all delivered
+
+log = logging.getLogger(__name__)
 
 
 class TransactionsRefused(RuntimeError):
@@ -40,9 +47,11 @@ class Fenced(RuntimeError):
 
 class Outlet(Protocol):
     """Commits a batch's sends (``deliver`` sends them with the producer it is given and awaits
-    every delivery) together with ``consumed``, the next offset of each input partition."""
+    every delivery, and may be called again if a transaction must be sent again) together with
+    ``consumed``: the offsets the batch read of each input partition (its first record's to one
+    past its last, which is what the group commits)."""
 
-    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, int]) -> T: ...
+    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, range]) -> T: ...
 
     async def acquire(self, partitions: set[TopicPartition]) -> None: ...
 
@@ -56,7 +65,7 @@ class AtLeastOnce:
     def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
         self.producer = producer
 
-    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, int]) -> T:
+    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, range]) -> T:
         return await deliver(self.producer())
 
     async def acquire(self, partitions: set[TopicPartition]) -> None:
@@ -68,12 +77,27 @@ class AtLeastOnce:
 
 class ExactlyOnce:
     """A transactional producer per input partition this worker owns, started when the
-    partition is assigned (which fences the previous owner) and stopped when it is revoked."""
+    partition is assigned (which fences the previous owner) and stopped when it is revoked.
+
+    A transaction that loses the broker (a connection refused or reset, a request timed out:
+    aiokafka's producer may not survive one) is settled once the broker answers again, as
+    Kafka Streams does with a task whose commit timed out: a new producer with the same id is
+    started, which makes the broker finish the transaction it kept (a commit it had begun
+    completes, anything else is aborted), and the group's committed offset then says what
+    happened. The batch's own next offset: it committed. Not past the batch's first record: it
+    did not, and the batch is sent again, whole, in a new transaction. Anything else: another
+    worker has committed the partition since, so this one is a zombie (:class:`Fenced`)."""
 
     def __init__(
-        self, new_producer: Callable[[str], AIOKafkaProducer], app_id: str, group_id: str
+        self,
+        new_producer: Callable[[str], AIOKafkaProducer],
+        app_id: str,
+        group_id: str,
+        new_admin: Callable[[], AIOKafkaAdminClient],
+        outage_s: float = OUTAGE_S,
     ) -> None:
         self.new_producer, self.app_id, self.group_id = new_producer, app_id, group_id
+        self.new_admin, self.outage_s = new_admin, outage_s
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
 
     def transactional_id(self, tp: TopicPartition) -> str:
@@ -94,36 +118,95 @@ class ExactlyOnce:
             self.producers[tp] = producer
         return producer
 
-    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, int]) -> T:
-        """One transaction; ``consumed`` names the one input partition it is for. Anything
-        raised leaves the transaction uncommitted (the caller stops the worker)."""
+    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, range]) -> T:
+        """One transaction; ``consumed`` names the one input partition it is for and the
+        offsets its batch read. Anything raised leaves the transaction uncommitted (the caller
+        stops the worker); a lost broker is waited for (the class says how)."""
         if len(consumed) != 1:
             raise ValueError(f"a transaction is one input partition's, not {sorted(consumed)}")
-        ((tp, next_offset),) = consumed.items()
+        ((tp, offsets),) = consumed.items()
         tp = TopicPartition(tp.topic, tp.partition)
-        producer = await self.producer_for(tp)
-        offsets: asyncio.Future | None = None
+        deadline = asyncio.get_running_loop().time() + self.outage_s
+        while True:
+            producer = await self.producer_for(tp)
+            delivered: Any = _NOT_YET
+            pending: asyncio.Future | None = None
+            try:
+                await producer.begin_transaction()
+                # the offsets' two round trips to the coordinators go beside the records' sends
+                # (order within a transaction does not matter: it commits or aborts whole)
+                pending = asyncio.ensure_future(
+                    producer.send_offsets_to_transaction({tp: offsets.stop}, self.group_id))
+                delivered = await deliver(producer)
+                await pending
+                await producer.commit_transaction()
+                return delivered
+            except (ProducerFenced, InvalidProducerEpoch, IllegalOperation) as exc:
+                _drop(pending)
+                self.producers.pop(tp, None)
+                await _stop_quietly(producer)
+                if isinstance(exc, IllegalOperation) and not _failed_fatally(producer):
+                    raise  # not what a fenced producer says: a bug of ours
+                raise self.fenced(tp) from exc
+            except KafkaError as exc:  # the broker lost: what became of the transaction?
+                _drop(pending)
+                self.producers.pop(tp, None)
+                await _stop_quietly(producer)
+                log.warning("%s lost the broker inside a transaction (%s: %s); settling it",
+                            self.transactional_id(tp), type(exc).__name__, exc)  # fmt: skip
+                if await self.settle(tp, offsets, deadline, exc):
+                    if delivered is _NOT_YET:
+                        raise RuntimeError("a transaction committed before its sends") from exc
+                    return delivered
+                log.warning("%s: its transaction was aborted; sending the batch again",
+                            self.transactional_id(tp))  # fmt: skip
+            except BaseException:
+                _drop(pending)
+                self.producers.pop(tp, None)  # never reused: its transaction's state is unknown
+                raise
+
+    async def settle(self, tp: TopicPartition, offsets: range, deadline: float,
+                     lost: KafkaError) -> bool:  # fmt: skip
+        """Once the broker answers: True if the transaction committed, False if it was aborted
+        (a new producer is then ready); :class:`Fenced` if another worker committed since.
+        Re-raises ``lost`` if the broker does not answer by ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise lost
+            producer = self.new_producer(self.transactional_id(tp))
+            try:  # starting it settles the transaction the broker kept for this id
+                await asyncio.wait_for(producer.start(), left)
+                self.producers[tp] = producer
+                committed = await asyncio.wait_for(self.group_offset(tp), left)
+                break
+            except (KafkaError, asyncio.TimeoutError, OSError):
+                self.producers.pop(tp, None)
+                await _stop_quietly(producer)
+                await asyncio.sleep(min(OUTAGE_BACKOFF_S, max(0.0, deadline - loop.time())))
+        if committed == offsets.stop:
+            return True
+        if committed is None or committed <= offsets.start:
+            return False
+        self.producers.pop(tp, None)
+        await _stop_quietly(producer)
+        raise self.fenced(tp) from lost
+
+    async def group_offset(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of ``tp`` (None when it has none)."""
+        admin = self.new_admin()
+        await admin.start()
         try:
-            await producer.begin_transaction()
-            # the offsets' two round trips to the coordinators go beside the records' sends
-            # (order within a transaction does not matter: it commits or aborts whole)
-            offsets = asyncio.ensure_future(
-                producer.send_offsets_to_transaction({tp: next_offset}, self.group_id))
-            delivered = await deliver(producer)
-            await offsets
-            await producer.commit_transaction()
-        except (ProducerFenced, InvalidProducerEpoch, IllegalOperation) as exc:
-            _drop(offsets)
-            self.producers.pop(tp, None)
-            if isinstance(exc, IllegalOperation) and not _failed_fatally(producer):
-                raise  # not what a fenced producer says: a bug of ours
-            raise Fenced(f"{self.transactional_id(tp)} was started by another worker: {tp} "
-                         "is no longer this worker's") from exc  # fmt: skip
-        except BaseException:
-            _drop(offsets)
-            self.producers.pop(tp, None)  # never reused: its transaction's state is unknown
-            raise
-        return delivered
+            found = await admin.list_consumer_group_offsets(self.group_id, partitions=[tp])
+        finally:
+            await admin.close()
+        offset = found.get(tp)
+        return None if offset is None or offset.offset < 0 else offset.offset
+
+    def fenced(self, tp: TopicPartition) -> Fenced:
+        return Fenced(f"{self.transactional_id(tp)} was started by another worker: {tp} is no "
+                      "longer this worker's")  # fmt: skip
 
     async def acquire(self, partitions: set[TopicPartition]) -> None:
         """Start the producers of newly assigned partitions before anything of them is read:
@@ -139,6 +222,15 @@ class ExactlyOnce:
             producer = self.producers.pop(TopicPartition(tp.topic, tp.partition), None)
             if producer is not None:
                 await producer.stop()
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    """Stop a producer whose broker may be gone; its pending sends fail, which is all that is
+    wanted of it."""
+    try:
+        await asyncio.wait_for(producer.stop(), 10)
+    except Exception:  # noqa: BLE001 - a dead sender re-raises its error on stop
+        log.debug("a producer stopped with an error", exc_info=True)
 
 
 def _drop(pending: asyncio.Future | None) -> None:

@@ -155,7 +155,8 @@ def new_outlet(app: faust.App, settings: Settings) -> Outlet:
     producer with Faust committing the offsets after (streams/kafka_edge/transactions.py)."""
     if settings.processing_guarantee == EXACTLY_ONCE:
         return ExactlyOnce(lambda transactional_id: compat.transactional_producer(
-            app, transactional_id), settings.app_id, app.conf.id)  # fmt: skip
+            app, transactional_id), settings.app_id, app.conf.id,
+            lambda: compat.admin_client(app))  # fmt: skip
     return AtLeastOnce(lambda: compat.kafka_producer(app.producer))  # started with the app
 
 

@@ -49,14 +49,15 @@ class TableStore:
     offset_key: bytes
 
 
-def consumed_offsets(batch: Sequence[Message]) -> dict[TopicPartition, int]:
-    """The next offset of each input partition once ``batch`` is done: what a transaction
-    commits for the consumer group."""
-    ends: dict[TopicPartition, int] = {}
+def consumed_offsets(batch: Sequence[Message]) -> dict[TopicPartition, range]:
+    """The offsets ``batch`` read of each input partition, from its first record's to the next
+    offset once it is done (what a transaction commits for the consumer group)."""
+    read: dict[TopicPartition, range] = {}
     for message in batch:
         tp = TopicPartition(message.topic, message.partition)
-        ends[tp] = max(ends.get(tp, 0), message.offset + 1)
-    return ends
+        was = read.get(tp, range(message.offset, message.offset + 1))
+        read[tp] = range(min(was.start, message.offset), max(was.stop, message.offset + 1))
+    return read
 
 
 def keys_by_partition(
@@ -88,10 +89,10 @@ class BatchTransaction:
         keys: Mapping[int, Iterable[bytes]],
         outlet: Outlet,
         dead_letters: DeadLetterTopic,
-        consumed: Mapping[TopicPartition, int],
+        consumed: Mapping[TopicPartition, range],
     ) -> None:
         """Reads ``keys`` (the batch's keys by partition) in one multi-get each; ``consumed``
-        is the batch's next offset of each input partition (:func:`consumed_offsets`)."""
+        is the offsets the batch read of each input partition (:func:`consumed_offsets`)."""
         self.store = store
         self.outlet, self.consumed = outlet, consumed
         self.dead_letters = dead_letters
