@@ -286,8 +286,9 @@ def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
         ranker.load_state_dict(torch.load(path / RANKER_FILE, weights_only=True))
     recommender = Recommender(model, item_ids, config["version"], blend, index, ranker)
     if (path / CONTENT_FILE).is_file():
+        content = ContentVectors.load(path / CONTENT_FILE)
         known = recommender.index
-        new = {i: v for i, v in ContentVectors.load(path / CONTENT_FILE).projected().items()
-               if i not in known}  # fmt: skip
+        new = {i: v for i, v in content.projected().items() if i not in known}
         recommender = recommender.with_item_vectors(new) if new else recommender
+        recommender.content = content  # what projects a catalog item heard of later
     return recommender

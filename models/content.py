@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -99,6 +99,32 @@ def fit_projection(content: np.ndarray, vectors: np.ndarray, ridge: float = 1.0)
     return Projection(weights.astype(np.float32), bias.astype(np.float32))
 
 
+ENCODER_HEADER = "streamrec.encoder"  # the content topic's header naming a vector's encoder
+
+
+class Content(NamedTuple):
+    """An item's content vector and the encoder that made it."""
+
+    encoder: str
+    vector: np.ndarray
+
+
+def pack_content(vector: np.ndarray) -> bytes:
+    """A content vector as the content topic carries it: little-endian float32."""
+    return np.asarray(vector, "<f4").tobytes()
+
+
+def unpack_content(raw: bytes) -> np.ndarray:
+    """The vector :func:`pack_content` packed; ValueError for bytes that are not one (a length
+    that is no whole number of floats, a value that is not finite)."""
+    if not raw or len(raw) % 4:
+        raise ValueError(f"{len(raw)} bytes are not a float32 vector")
+    vector = np.frombuffer(raw, "<f4").astype(np.float32)
+    if not np.isfinite(vector).all():
+        raise ValueError("a content vector with a value that is not finite")
+    return vector
+
+
 CONTENT_FILE = "content.npz"  # in an artifact: the catalog's content vectors and the projection
 
 
@@ -136,11 +162,18 @@ def content_vectors(
 ) -> ContentVectors:
     """Encode the catalog ``items`` and fit the projection on those the model also has (row n
     of ``model_vectors`` is ``model_ids[n]``'s vector)."""
-    content = encode_items(encoder, items)
+    ids = tuple(item.item_id for item in items)
+    return fitted(ids, encode_items(encoder, items), model_ids, model_vectors, encoder_name, ridge)
+
+
+def fitted(item_ids: Sequence[str], content: np.ndarray, model_ids: Sequence[str],
+           model_vectors: np.ndarray, encoder_name: str, ridge: float = 1.0) -> ContentVectors:
+    """The catalog's ``content`` vectors with a projection fitted on the items the model also
+    has: how a model update (a warm start) carries its parent's content without encoding."""
     row = {item: n for n, item in enumerate(model_ids)}
-    both = [n for n, item in enumerate(items) if item.item_id in row]
+    both = [n for n, item in enumerate(item_ids) if item in row]
     if not both:
         raise ValueError("no catalog item is in the model: nothing to fit the projection on")
-    targets = np.asarray(model_vectors)[[row[items[n].item_id] for n in both]]
+    targets = np.asarray(model_vectors)[[row[item_ids[n]] for n in both]]
     projection = fit_projection(content[both], targets, ridge)
-    return ContentVectors(tuple(i.item_id for i in items), content, projection, encoder_name)
+    return ContentVectors(tuple(item_ids), content, projection, encoder_name)

@@ -73,11 +73,13 @@ def run_prequential(
     on_policy: Callable[[str], None] | None = None,
     item_vectors: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """One result row per policy: overall metrics, per-window metrics, and evaluator speed;
+    """One result row per policy: overall metrics, on the events of new items
+    (:func:`new_item_tests`), per-window metrics, and evaluator speed;
     with ``item_vectors`` (one per stream item: a fixed reference space, the same for every
     policy) also the lists' intra-list diversity (models/diversity.py)."""
     targets = stream.items[stream.tested]
     test_ts = stream.ts[stream.tested]
+    new_item = new_item_tests(stream)
     popularity_rank = _popularity_rank(stream.items, len(stream.item_ids))
     bounds = np.linspace(0, len(targets), windows + 1).astype(int)
     results = []
@@ -101,6 +103,9 @@ def run_prequential(
                 "diversity": float("nan") if item_vectors is None
                 else intra_list_diversity(lists, item_vectors),
                 "tested": len(targets),
+                "new_items": {"tested": int(new_item.sum()),
+                              **{name: float(v[new_item].mean()) if new_item.any() else 0.0
+                                 for name, v in gains.items()}},  # fmt: skip
                 "events": len(stream.events),
                 "seconds": round(seconds, 2),  # model training excluded
                 "train_seconds": round(training, 2),
@@ -118,6 +123,15 @@ def run_prequential(
             }
         )
     return results
+
+
+def new_item_tests(stream: Stream) -> np.ndarray:
+    """Which tested events are of an item first seen after the warm-up (the stream's first
+    tested event): the cold start of new items, which no model trained on the warm-up knows."""
+    first = np.full(len(stream.item_ids), len(stream.items))
+    np.minimum.at(first, stream.items, np.arange(len(stream.items)))
+    warm_end = int(np.argmax(stream.tested)) if stream.tested.any() else len(stream.items)
+    return first[stream.items[stream.tested]] >= warm_end
 
 
 def _gains(lists: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:

@@ -32,6 +32,8 @@ def write_results(rows: list[dict[str, Any]], out: Path, title: str, k: int = 10
             if r.get("worst_window_vs_best") is None
             else f"{_ratio(r['worst_window_vs_best'][1])} ({r['worst_window_vs_best'][0]})",
             "tested": lambda r: f"{r['tested']:,}",
+            f"new items: NDCG@{k} (tested)": lambda r: "-" if "new_items" not in r
+            else f"{r['new_items'][f'ndcg@{k}']:.4f} ({r['new_items']['tested']:,})",
             "events/s": lambda r: f"{r['events_per_s']:,}",
         },
     )

@@ -12,6 +12,7 @@ the next batch boundary as a worker takes it between micro-batches.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,9 @@ import numpy as np
 from core.events import Event
 from core.interest import InterestConfig, UserState, rebase
 from core.state_step import apply_user_events
+from core.items import Item
 from models.artifact import load_recommender
+from models.content import PACKAGED_ENCODER
 from models.exploration import Exploration, explore_rows
 from models.half_life import HalfLife
 from models.slates import ListRules, candidates
@@ -112,10 +115,13 @@ class ProductPolicy:
         return self.versions.train_seconds
 
     def serving(self, start: int) -> Recommender:
-        """The version at ``start``, as this policy blends it."""
-        base = self.versions.at(start)
-        ranker = base.ranker if self.sequence else None
-        return Recommender(base.model, base.item_ids, base.version, self.blend, base.search, ranker)
+        """The version at ``start``, as this policy blends it (with every item it serves: a
+        catalog item it has only a content vector for too)."""
+        serving = copy.copy(self.versions.at(start))
+        serving.blend = self.blend
+        if not self.sequence:
+            serving.ranker = None
+        return serving
 
     def run(self, stream: Stream, k: int) -> np.ndarray:
         """(tested events, k) stream item indices, -1 where the list is shorter."""
@@ -249,10 +255,14 @@ def trainer(
     workdir: Path,
     show_progress: bool = False,
     warm_start: bool = False,
+    catalog: Sequence[Item] = (),
+    encoder: str = PACKAGED_ENCODER,
 ) -> Callable[[Sequence[Event]], Recommender]:
     """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving.
     With ``warm_start`` every version after the first is an :func:`~models.train.update` of
-    the one before (so versions must be asked for in stream order, as the policies do)."""
+    the one before (so versions must be asked for in stream order, as the policies do).
+    ``catalog``: the first version encodes it (``encoder``) and every version serves a catalog
+    item it has no interaction of from its content vector (models/content.py)."""
     last = 0  # events the newest version was fitted on; it lives in version_dir(workdir, last)
 
     def fit(events: Sequence[Event]) -> Recommender:
@@ -263,7 +273,8 @@ def trainer(
                 raise ValueError(f"versions out of order: {len(events)} events after {last}")
             update(version_dir(workdir, last), events, interest, config, out)
         else:
-            train(events, interest, blend, config, out, show_progress=show_progress)
+            train(events, interest, blend, config, out, show_progress=show_progress,
+                  catalog=catalog, encoder=encoder)  # fmt: skip
         last = len(events)
         return load_recommender(out)
 

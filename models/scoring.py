@@ -60,6 +60,7 @@ class Recommender:
         self.search = index or ExactIndex(self.items, self.bias)
         self._vectors = self.items.numpy()  # numpy view for the per-event update
         self.n_model = len(self.item_ids)  # the artifact's items: what the sequence model knows
+        self.content: "ContentVectors | None" = None  # noqa: F821 - the artifact's, if any
 
     @property
     def kind(self) -> str:

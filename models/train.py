@@ -27,7 +27,14 @@ from core.forgetting import Forgetting
 from models.artifact import forgetting_entry, forgetting_of, load_model, save_artifact
 from models.base import SequenceModel
 from models.blend import Blend
-from models.content import PACKAGED_ENCODER, content_vectors, load_encoder
+from models.content import (
+    CONTENT_FILE,
+    PACKAGED_ENCODER,
+    ContentVectors,
+    content_vectors,
+    fitted,
+    load_encoder,
+)
 from models.data import (
     Interactions, interactions, recent_examples, replayed_examples, training_windows,
 )
@@ -211,8 +218,9 @@ def update(
     passes over the newest ``config.recent_events`` positives of ``events`` (the whole log so
     far, for their users' context), with ``config.replay_examples`` older examples drawn at
     random among them so the update does not forget. No early stopping and no ranker: an update is seconds where
-    a retrain is minutes, so versions can follow the stream. Save to ``out``, return (version,
-    metrics)."""
+    a retrain is minutes, so versions can follow the stream. The parent's content vectors, if
+    it has them, are projected into the new version's space (no text is encoded again). Save to
+    ``out``, return (version, metrics)."""
     old, old_ids, old_config = load_model(previous)
     if config.model != old.kind:
         raise ValueError(f"cannot update a {old.kind} artifact as {config.model!r}")
@@ -244,8 +252,14 @@ def update(
     }
     config_out = {"train": asdict(config), "warm_start_from": old_config["version"],
                   **forgetting_entry(forgetting_of(old_config, interest))}  # fmt: skip
+    content = None
+    if (previous / CONTENT_FILE).is_file():  # the parent's catalog, projected anew
+        parent = ContentVectors.load(previous / CONTENT_FILE)
+        with torch.inference_mode():
+            vectors = model.item_embeddings().detach().float().numpy()
+        content = fitted(parent.item_ids, parent.content, data.item_ids, vectors, parent.encoder)
     version = save_artifact(
-        out, model, data.item_ids, config_out, metrics, None, config.ann_min_items
+        out, model, data.item_ids, config_out, metrics, None, config.ann_min_items, content
     )
     return version, metrics
 

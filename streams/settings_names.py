@@ -44,6 +44,12 @@ class DerivedNames:
         return f"{self.events_topic}.items"
 
     @property
+    def content_topic(self) -> str:
+        """The catalog items' content vectors (models/content.py), keyed by item and compacted:
+        written by ``streamrec catalog``, followed by every worker."""
+        return f"{self.events_topic}.content"
+
+    @property
     def canonical_url(self) -> str:
         host = self.advertised_host or (
             socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import cluster, demo, evaluate, events, ope, promote, simulate, train, trainer
+from streams.cli import (
+    catalog, cluster, demo, evaluate, events, ope, promote, simulate, train, trainer,
+)
 
 app = typer.Typer(
     help="Real-time recommendations on Kafka: events -> decayed interest -> Torch top-K.",
@@ -31,6 +33,7 @@ for command in (
     events.tail,
     train.train,
     trainer.trainer,
+    catalog.catalog,
     demo.demo,
 ):
     app.command()(command)

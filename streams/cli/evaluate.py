@@ -14,13 +14,16 @@ import typer
 from core.log_formats import ReadOptions
 from streams.cli.options import (
     Bootstrap,
+    CatalogFile,
     Dim,
+    Encoder,
     EventLog,
     GenEventsPerUser,
     GenItems,
     GenUsers,
     RecentEvents,
     Seed,
+    catalog_items,
     TorchThreads,
     chosen_generator,
     console,
@@ -154,6 +157,8 @@ def evaluate_command(
         ),
     ] = False,
     recent_events: RecentEvents = 10_000,
+    catalog: CatalogFile = None,
+    encoder: Encoder = "minilm",
     replay: Annotated[int, typer.Option(
         min=0, help="With --warm-start: each update also replays N older examples drawn at "
         "random, as `streamrec trainer --replay` does (0 = none).")] = 0,
@@ -247,15 +252,15 @@ def evaluate_command(
     with user_errors(), tempfile.TemporaryDirectory(prefix="streamrec-evaluate-") as tmp:
         workdir = Path(tmp)
         stream = stream_of(data, read, generator, min_rating, warmup)
+        catalog_rows = catalog_items(catalog) if catalog else ()
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         policies += retrained_policies(chosen, settings.interest, config)
         versions = None
         if fit_forgetting:
             forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)
         if {"interest", "product", "sources"} & set(chosen) or forgettings:
-            versions = model_versions(
-                stream, artifact, settings, config, workdir, warm_start, retrain_every
-            )
+            versions = model_versions(stream, artifact, settings, config, workdir, warm_start,
+                                      retrain_every, catalog_rows, encoder)  # fmt: skip
             kind = model if artifact is None else "model"
             policies += product_policies_chosen(chosen, versions, settings, half_lives, kind,
                                                 item_learning, explore or [], explore_budget,

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from core.forgetting import Forgetting
     from core.generator import GeneratorConfig
     from core.interest import InterestConfig
+    from core.items import Item
     from core.log_formats import ReadOptions
     from models.half_life import HalfLife
     from models.periodic import Retrained
@@ -63,18 +64,20 @@ def model_versions(
     workdir: Path,
     warm_start: bool,
     retrain_every: int,
+    catalog: Sequence[Item] = (),
+    encoder: str = "minilm",
 ) -> ModelVersions:
     """The model the product serves along the stream: the given artifact, or versions trained
-    on the events so far (from scratch, or warm-started from the version before)."""
+    on the events so far (from scratch, or warm-started from the version before), with the
+    ``catalog``'s content vectors when one is given."""
     from models.artifact import load_recommender
     from models.product import ModelVersions, trainer
 
     if artifact is not None:
         fit = lambda _events: load_recommender(artifact)  # noqa: E731
     else:
-        fit = trainer(
-            settings.interest, settings.blend, config, workdir, console.is_terminal, warm_start
-        )
+        fit = trainer(settings.interest, settings.blend, config, workdir, console.is_terminal,
+                      warm_start, catalog, encoder)  # fmt: skip
     return ModelVersions(fit, stream, retrain_every or None, warm_started=warm_start)
 
 

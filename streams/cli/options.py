@@ -60,6 +60,22 @@ GenEventsPerUser = Annotated[int, typer.Option(help="Generator: events per user.
 Seed = Annotated[int, typer.Option(help="Seed for data generation and training.")]
 Dim = Annotated[int, typer.Option(min=2, help="Embedding dimension.")]
 TorchThreads = Annotated[int, typer.Option(min=1, help="Torch CPU threads.")]
+CatalogFile = Annotated[Optional[Path], typer.Option(
+    "--catalog", help="An item catalog whose format its name says (u.item, movies.dat, "
+    "movies.csv, .jsonl of v1 item records, a .csv of v1 fields): its items' content vectors go "
+    "into the model, and items no event names become candidates from them. Needs the content "
+    "extra.")]
+Encoder = Annotated[str, typer.Option(
+    help="Content encoder: minilm (the packaged all-MiniLM-L6-v2) or a sentence-transformers "
+    "model directory.")]
+
+
+def catalog_items(path: Path) -> list:
+    """A catalog file's items (core/catalog.py), read whole: a catalog is one row per item."""
+    from core.catalog import CatalogReader, catalog_mapping
+    from core.log_formats import ReadOptions
+
+    return list(CatalogReader(path, catalog_mapping(path, ReadOptions())))
 RecentEvents = Annotated[
     int, typer.Option(min=1, help="Newest positive events a warm-started version trains on.")
 ]

@@ -9,7 +9,9 @@ import typer
 
 from core.log_formats import ReadOptions
 from streams.cli.options import (
+    CatalogFile,
     Dim,
+    Encoder,
     EventLog,
     GenEventsPerUser,
     GenItems,
@@ -17,6 +19,7 @@ from streams.cli.options import (
     RecentEvents,
     Seed,
     TorchThreads,
+    catalog_items,
     chosen_generator,
     console,
     load_settings,
@@ -80,20 +83,8 @@ def train(
             "decay only and log a non-exponential one."
         ),
     ] = None,
-    catalog: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="An item catalog whose format its name says (u.item, movies.dat, movies.csv, "
-            ".jsonl of v1 item records, a .csv of v1 fields): its items' content vectors go into "
-            "the artifact, and items no event names become candidates from them. Needs the "
-            "content extra."
-        ),
-    ] = None,
-    encoder: Annotated[
-        str,
-        typer.Option(help="Content encoder: minilm (the packaged all-MiniLM-L6-v2) or a "
-                     "sentence-transformers model directory."),
-    ] = "minilm",
+    catalog: CatalogFile = None,
+    encoder: Encoder = "minilm",
 ) -> None:
     """Train a model on an event log and write a versioned artifact.
 
@@ -125,7 +116,7 @@ def train(
                                  "update (--warm-start) keeps its parent's")
     if catalog and warm_start is not None:
         raise typer.BadParameter("--catalog goes with a new model; an update (--warm-start) "
-                                 "does not carry content vectors yet")
+                                 "carries its parent's content vectors, projected anew")
     with user_errors():
         forgetting = fitted_winner(forgetting_fit) if forgetting_fit else None
         events = load_events(data, read, generator, note)
@@ -151,14 +142,6 @@ def train(
     if "content_items" in metrics:
         console.print(f"content vectors: {metrics['content_items']:,} catalog items encoded with "
                       f"{encoder} and projected in {metrics['content_seconds']} s")  # fmt: skip
-
-
-def catalog_items(path: Path) -> list:
-    """A catalog file's items (core/catalog.py), read whole: a catalog is one row per item."""
-    from core.catalog import CatalogReader, catalog_mapping
-    from core.log_formats import ReadOptions
-
-    return list(CatalogReader(path, catalog_mapping(path, ReadOptions())))
 
 
 def fitted_winner(path: Path) -> Forgetting:

@@ -57,6 +57,7 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     topics = {
         settings.events_topic: settings.partitions,
         settings.items_topic: settings.partitions,
+        settings.content_topic: settings.partitions,
         settings.recs_topic: settings.partitions,
         settings.dlq_topic: settings.partitions,
         f"{settings.app_id}-{USER_TABLE}-changelog": settings.partitions,
@@ -81,6 +82,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.model_updates_topic: {"cleanup.policy": "compact"},
         settings.item_vectors_topic: {"cleanup.policy": "compact"},  # each item's newest
         settings.items_topic: {"cleanup.policy": "compact"},  # each item's newest record
+        settings.content_topic: {"cleanup.policy": "compact"},  # each item's newest vector
         settings.dlq_topic: {
             "retention.ms": "-1" if retention is None or math.isinf(retention)
             else str(int(retention * 1000))

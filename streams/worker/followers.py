@@ -7,6 +7,9 @@ own (reading must not hold up the batches), all by one rule, :class:`Follower`:
 - ``<events topic>.item-vectors``: the item vectors the item paths (streams/worker/item_path.py)
   learned online, keyed by item, laid over the served model by
   :meth:`streams.worker.serving.Serving.lay_learned_vectors`.
+- ``<events topic>.content``: the catalog items' content vectors (``streamrec catalog`` encodes
+  them), a new item's projected into the served model's space by
+  :meth:`streams.worker.serving.Serving.lay_content_vectors`.
 - the item table's changelog: every item's statistics, what exploration and the trending
   fallback read (models/item_board.py), laid on the worker's :class:`ItemBoard`.
 
@@ -24,20 +27,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
-from core.codec import CorruptState
-from core.item_stats import decode_item_counts, decode_item_vector
 from models.item_board import ItemBoard
-from models.item_learning import Learned
 from models.scoring import Recommender
-from streams.announcements import Announcement, newest_announcement, newest_of
+from streams.announcements import Announcement, newest_announcement
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.kafka_edge.transactions import read_isolation
 from streams.settings import Settings
 from streams.worker.metrics import PipelineStats
 from streams.worker.serving import ModelRefused, Serving, load_checked
+from streams.worker.topic_readers import read_announcements, read_content, read_stats, read_vectors
 
 log = logging.getLogger(__name__)
 
@@ -152,44 +152,6 @@ def taken_by(take: Callable[[dict], None]) -> Callable[[dict], Action]:
     return lambda read: functools.partial(take, read)
 
 
-def read_announcements(records: list) -> tuple[dict[str, Announcement], int]:
-    """The newest valid announcement of ``records``, and how many were not announcements."""
-    newest, bad = newest_of(records)
-    return ({"serve": newest} if newest is not None else {}), bad
-
-
-def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
-    """The newest readable vector per item of ``records``, and how many were unreadable."""
-    vectors: dict[str, Learned] = {}
-    bad = 0
-    for record in records:
-        if record.value is None:
-            continue  # a tombstone: the item keeps what it has
-        try:
-            model, updates, raw = decode_item_vector(record.value)
-            item = record.key.decode()
-        except (CorruptState, AttributeError, UnicodeDecodeError):
-            bad += 1
-            continue
-        vectors[item] = Learned(model, updates, np.frombuffer(raw, "<f4").astype(np.float32))
-    return vectors, bad
-
-
-def read_stats(records: list) -> tuple[dict[str, tuple[int, int, float, int]], int]:
-    """The newest readable counts per item of ``records`` (the head of each value, all a
-    worker's board keeps), and how many were unreadable."""
-    stats: dict[str, tuple[int, int, float, int]] = {}
-    bad = 0
-    for record in records:
-        if record.value is None:
-            continue
-        try:
-            stats[record.key.decode()] = decode_item_counts(record.value)
-        except (CorruptState, AttributeError, UnicodeDecodeError):
-            bad += 1
-    return stats, bad
-
-
 def model_follower(settings: Settings, serving: Serving,
                    loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
     """The follower of the model-updates topic. Only the newest announcement read since the
@@ -234,6 +196,16 @@ def vector_follower(settings: Settings, serving: Serving,
                     taken_by(serving.lay_learned_vectors), loop, refused)  # fmt: skip
 
 
+def content_follower(settings: Settings, serving: Serving,
+                     loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+    """The follower of the catalog's content vectors, new items laid over the served model."""
+    def refused(count: int) -> None:
+        serving.stats.content_vectors_refused += count
+
+    return Follower(settings, settings.content_topic, settings.partitions, read_content,
+                    taken_by(serving.lay_content_vectors), loop, refused)  # fmt: skip
+
+
 def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, topic: str,
                    loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
     """The follower of the item statistics (the item table's changelog ``topic``), laid on
@@ -248,10 +220,11 @@ def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, t
 def start_followers(settings: Settings, serving: Serving, board: ItemBoard | None,
                     stats: PipelineStats, item_stats_topic: str | None,
                     loop: asyncio.AbstractEventLoop) -> list[Follower]:  # fmt: skip
-    """Start the worker's followers and return them: the model updates always, the learned
-    item vectors with ``settings.item_learning``, and the item statistics (``item_stats_topic``,
-    the item table's changelog) when the worker keeps a ``board``."""
-    followers = [model_follower(settings, serving, loop)]
+    """Start the worker's followers and return them: the model updates and the catalog's content
+    vectors always, the learned item vectors with ``settings.item_learning``, and the item
+    statistics (``item_stats_topic``, the item table's changelog) when the worker keeps a
+    ``board``."""
+    followers = [model_follower(settings, serving, loop), content_follower(settings, serving, loop)]
     if settings.item_learning:
         followers.append(vector_follower(settings, serving, loop))
     if board is not None:

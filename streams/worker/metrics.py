@@ -44,6 +44,8 @@ class PipelineStats:
     item_vectors_learned: int = 0  # vectors this worker's item path moved and sent
     item_vectors_applied: int = 0  # learned item vectors now scored with (from every worker)
     item_vectors_refused: int = 0  # unreadable, or of another dimension or model space
+    content_vectors_applied: int = 0  # new catalog items scored from their content vector
+    content_vectors_refused: int = 0  # unreadable, or with no projection or another dimension
     items_explored: int = 0  # slots of records that showed an explored item (source explore/new)
     trending_lists: int = 0  # records of cold users that got the trending fallback
     items_known: int = 0  # items whose statistics this worker has read (exploration, trending)
@@ -69,6 +71,8 @@ class PipelineStats:
             "item_vectors_learned": self.item_vectors_learned,
             "item_vectors_applied": self.item_vectors_applied,
             "item_vectors_refused": self.item_vectors_refused,
+            "content_vectors_applied": self.content_vectors_applied,
+            "content_vectors_refused": self.content_vectors_refused,
             "items_explored": self.items_explored,
             "trending_lists": self.trending_lists,
             "items_known": self.items_known,
@@ -136,6 +140,10 @@ class WorkerMetrics(Collector):
              "Online item vectors taken into scoring"),
             ("item_vectors_refused", stats.item_vectors_refused,
              "Online item vectors refused (unreadable, other dimension or model)"),
+            ("content_vectors_applied", stats.content_vectors_applied,
+             "New catalog items scored from their content vector"),
+            ("content_vectors_refused", stats.content_vectors_refused,
+             "Content vectors refused (unreadable, no projection, other dimension)"),
             ("items_explored", stats.items_explored, "Record slots showing an explored item"),
             ("trending_lists", stats.trending_lists, "Records of cold users given trending items"),
         ):

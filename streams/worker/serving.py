@@ -30,6 +30,7 @@ from core.forgetting import Forgetting
 from core.interest import InterestConfig
 from models.artifact import ArtifactError, forgetting_of, load_recommender, read_config
 from models.blend import Blend
+from models.content import Content
 from models.item_learning import Learned, fits
 from models.scoring import Recommender
 from streams.worker.metrics import PipelineStats
@@ -60,6 +61,7 @@ class Serving:
         self.stats = stats or PipelineStats()
         self.last_refusal: str | None = None
         self.learned: dict[str, Learned] = {}  # item id -> the newest learned vector heard of
+        self.content: dict[str, Content] = {}  # item id -> its content vector, as heard of
         self.bound = longest_vector(recommender)
 
     @property
@@ -94,6 +96,33 @@ class Serving:
             self.active = Active(recommender.with_item_vectors(take), older)
             self.stats.item_vectors_applied += len(take)
 
+    def lay_content_vectors(self, content: dict[str, Content]) -> None:
+        """Score the catalog items the served model does not know from their content vectors
+        (written by ``streamrec catalog``), projected into its space, from the next batch on
+        (on the event loop). Every one is kept, for a later version with a projection; refused
+        (and counted) while the model has none, or when another encoder than the model's made
+        it. A learned vector of the item, once there is one, is laid over it."""
+        self.content.update(content)
+        take = self._projected(content, self.artifact)
+        if take:
+            recommender, older = self.active
+            self.active = Active(recommender.with_item_vectors(take), older)
+            self.stats.content_vectors_applied += len(take)
+
+    def _projected(self, content: dict[str, Content],
+                   artifact: Recommender) -> dict[str, np.ndarray]:  # fmt: skip
+        """``content``'s vectors of items ``artifact`` does not know, in its space."""
+        fitted = artifact.content
+        new = {item: c.vector for item, c in content.items()
+               if item not in artifact.index and item not in self.learned}  # fmt: skip
+        fits = {item: vector for item, vector in new.items() if fitted is not None
+                and content[item].encoder == fitted.encoder
+                and len(vector) == fitted.projection.weights.shape[0]}  # fmt: skip
+        self.stats.content_vectors_refused += len(new) - len(fits)
+        if not fits:
+            return {}
+        return dict(zip(fits, fitted.projection(np.stack(list(fits.values())))))
+
     def swap(self, recommender: Recommender, parent: str | None = None) -> None:
         """Serve ``recommender`` from the next batch on; runs on the event loop. Learned
         vectors that fit it are laid over it: a new item's carry over when the announcement
@@ -104,8 +133,9 @@ class Serving:
                 if c.fingerprint != recommender.codebook.fingerprint]  # fmt: skip
         lineage = frozenset({self.artifact.tag, *self.lineage}) \
             if parent is not None and parent == self.artifact.version else frozenset()  # fmt: skip
-        overlay = {i: v.vector for i, v in self.learned.items()
-                   if self._fits(i, v, recommender, lineage)}  # fmt: skip
+        overlay = self._projected(self.content, recommender) if self.content else {}
+        overlay.update({i: v.vector for i, v in self.learned.items()
+                        if self._fits(i, v, recommender, lineage)})  # fmt: skip
         served = recommender.with_item_vectors(overlay) if overlay else recommender
         self.artifact, self.lineage = recommender, lineage
         self.bound = longest_vector(recommender)

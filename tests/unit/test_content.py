@@ -89,3 +89,38 @@ def test_a_new_item_is_recommended_from_its_text_before_anyone_engaged_with_it(t
         off_topic = [i for i in ranked if topic_of[i] != topic]
         assert len(off_topic) < 0.25 * len(old) * 2 / 3, (topic, off_topic)
         assert not {f"new-{t}" for t in topics if t != topic} & set(ranked), (topic, ranked)
+
+
+class HashEncoder:
+    """A stand-in sentence encoder: each text's vector is drawn from a seed of its bytes."""
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 8
+
+    def encode(self, texts, **options):  # noqa: ANN001, ANN003
+        rows = [np.random.default_rng(list(t.encode())).normal(size=8) for t in texts]
+        return np.asarray(rows, np.float32)
+
+
+def test_a_model_update_carries_its_parents_content_projected_into_its_own_space(tmp_path,
+                                                                                 monkeypatch):
+    from core.generator import GeneratorConfig, generate
+    from models import train as training
+    from models.artifact import load_recommender
+    from models.content import CONTENT_FILE, ContentVectors
+    from streams.settings import Settings
+
+    monkeypatch.setattr(training, "load_encoder", lambda name: HashEncoder())
+    events = generate(GeneratorConfig(n_users=60, n_items=40, events_per_user=20, seed=3))
+    catalog = [Item(f"i{i}", title=f"item {i}") for i in range(40)] + [Item("unseen", title="new")]
+    config = training.TrainConfig(model="mf", dim=8, epochs=2, ranker=False)
+    interest = Settings().interest
+    training.train(events, interest, Settings().blend, config, tmp_path / "v1",
+                   show_progress=False, catalog=catalog)  # fmt: skip
+    training.update(tmp_path / "v1", events, interest, config, tmp_path / "v2")
+    parent = ContentVectors.load(tmp_path / "v1" / CONTENT_FILE)
+    child = ContentVectors.load(tmp_path / "v2" / CONTENT_FILE)
+    assert child.item_ids == parent.item_ids and np.array_equal(child.content, parent.content)
+    assert not np.allclose(child.projection.weights, parent.projection.weights)  # refitted
+    served = load_recommender(tmp_path / "v2")
+    assert np.allclose(served.item_vector("unseen"), child.projected()["unseen"])

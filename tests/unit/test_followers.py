@@ -14,7 +14,8 @@ import pytest
 
 from streams.announcements import announcement_of
 from streams.settings import Settings
-from streams.worker.followers import Follower, model_follower, read_announcements, taken_by
+from streams.worker.followers import Follower, model_follower, taken_by
+from streams.worker.topic_readers import read_announcements
 from streams.worker.metrics import PipelineStats
 from streams.worker.serving import Serving
 from tests.unit.step_helpers import recommender

@@ -230,7 +230,7 @@ def test_vectors_read_from_the_topic_skip_what_is_unreadable():
     from types import SimpleNamespace
 
     from core.item_stats import encode_item_vector
-    from streams.worker.followers import read_vectors
+    from streams.worker.topic_readers import read_vectors
 
     good = encode_item_vector(9, 2, np.ones(4, "<f4").tobytes())
     records = [SimpleNamespace(key=b"x", value=good), SimpleNamespace(key=b"y", value=b"\x01"),
