@@ -227,7 +227,9 @@ def update(
     data = positive_interactions(events, interest, config.min_count)
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = warm_started(old, old_ids, data.item_ids).to(config.device)
+    parent = ContentVectors.load(previous / CONTENT_FILE) \
+        if (previous / CONTENT_FILE).is_file() else None  # fmt: skip
+    model = warm_started(old, old_ids, data.item_ids, parent).to(config.device)
     inputs, targets = recent_examples(data, config.recent_events, model.max_len, model.pad)
     replayed, replayed_targets = replayed_examples(
         data, config.recent_events, config.replay_examples, model.max_len, model.pad,
@@ -253,8 +255,7 @@ def update(
     config_out = {"train": asdict(config), "warm_start_from": old_config["version"],
                   **forgetting_entry(forgetting_of(old_config, interest))}  # fmt: skip
     content = None
-    if (previous / CONTENT_FILE).is_file():  # the parent's catalog, projected anew
-        parent = ContentVectors.load(previous / CONTENT_FILE)
+    if parent is not None:  # the parent's catalog, projected anew
         with torch.inference_mode():
             vectors = model.item_embeddings().detach().float().numpy()
         content = fitted(parent.item_ids, parent.content, data.item_ids, vectors, parent.encoder)
@@ -265,10 +266,13 @@ def update(
 
 
 def warm_started(
-    previous: SequenceModel, previous_ids: Sequence[str], item_ids: Sequence[str]
+    previous: SequenceModel, previous_ids: Sequence[str], item_ids: Sequence[str],
+    content: ContentVectors | None = None,
 ) -> SequenceModel:
     """A model of ``previous``'s kind over the catalog ``item_ids``: every weight of
-    ``previous``, item embeddings and biases by item id; items it lacks keep a fresh init."""
+    ``previous``, item embeddings and biases by item id; an item it lacks starts from its
+    ``content`` vector projected into ``previous``'s space (what the parent served it with)
+    when it has one, else from a fresh init."""
     model = type(previous)(**{**previous.init_args(), "n_items": len(item_ids)})
     per_item = {"items.weight", "item_bias"}
     shared = {k: v for k, v in previous.state_dict().items() if k not in per_item}
@@ -282,4 +286,11 @@ def warm_started(
         with torch.no_grad():
             model.items.weight[new_rows] = previous.items.weight[old_rows]
             model.item_bias[new_rows] = previous.item_bias[old_rows]
+    projected = content.projected() if content is not None else {}
+    fresh = [(row, item) for row, item in enumerate(item_ids)
+             if item not in old_row and item in projected]  # fmt: skip
+    if fresh:
+        with torch.no_grad():
+            model.items.weight[[row for row, _ in fresh]] = torch.from_numpy(
+                np.stack([projected[item] for _, item in fresh])).to(model.items.weight.dtype)
     return model

@@ -46,6 +46,8 @@ POLICIES = {
     "v-sknn": "V-SKNN over users' last 20 items (k 100, sample 500, linear, idf 10)",
     "stan": "STAN over users' last 20 items (k 100, sample 5000, session-rec's lambdas)",
     "sr": "sequential rules from the user's newest item (steps 10, linear, top 20)",
+    "content-knn": "items whose text is most like the user's last 5, by --catalog's content "
+    "vectors alone (an announced item is a candidate before its first event); only when named",
     "interest": "the product's decayed interest vector alone, at each --half-life",
     "product": "the product: interest vector + --model's encoder and ranker",
     "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
@@ -55,9 +57,9 @@ POLICIES = {
        for name, label in (("sasrec", "SASRec"), ("gru4rec", "GRU4Rec"))
        for every in ("60min", "1d")},
 }
-# Each retraining is a full training: only run when named.
+# Each retraining is a full training: only run when named; content-knn needs --catalog.
 RETRAINED = tuple(name for name in POLICIES if name.startswith(("sasrec-", "gru4rec-")))
-DEFAULT_POLICIES = tuple(name for name in POLICIES if name not in RETRAINED)
+DEFAULT_POLICIES = tuple(name for name in POLICIES if name not in (*RETRAINED, "content-knn"))
 DEFAULT_HALF_LIVES = ("1h", "1d", "7d", "30d", "inf")
 
 
@@ -216,7 +218,7 @@ def evaluate_command(
     from models.train import TrainConfig
 
     from streams.cli.evaluate_steps import (
-        check_kafka_path, chosen_policies, fitted_forgetting, forgetting_policies_of,
+        check_kafka_path, chosen_policies, content_knn, fitted_forgetting, forgetting_policies_of,
         model_versions, product_policies_chosen, retrained_policies, run_policies,
         source_rankers, stream_of)
 
@@ -225,6 +227,8 @@ def evaluate_command(
         raise typer.BadParameter("--through-kafka needs the interest or product policy")
     if replay and not warm_start:
         raise typer.BadParameter("--replay is part of a --warm-start update")
+    if "content-knn" in chosen and catalog is None:
+        raise typer.BadParameter("--policy content-knn needs --catalog FILE")
     if ablate_sources and "sources" not in chosen:
         raise typer.BadParameter("--ablate-sources needs --policy sources")
     if warm_start and (not retrain_every or artifact is not None):
@@ -255,6 +259,8 @@ def evaluate_command(
         catalog_rows = catalog_items(catalog) if catalog else ()
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         policies += retrained_policies(chosen, settings.interest, config)
+        if "content-knn" in chosen:
+            policies.append(content_knn(stream, catalog_rows, encoder))
         versions = None
         if fit_forgetting:
             forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from core.interest import InterestConfig
     from core.items import Item
     from core.log_formats import ReadOptions
+    from models.content_knn import ContentKNN
     from models.half_life import HalfLife
     from models.periodic import Retrained
     from models.prequential import Policy
@@ -192,6 +193,17 @@ def retrained_policies(
         for kind, _, every in [name.partition("-")]
         if kind in kinds
     ]
+
+
+def content_knn(stream: Stream, catalog: Sequence[Item], encoder: str) -> ContentKNN:
+    """The content-only policy over ``catalog``'s items, encoded once (models/content_knn.py)."""
+    from models.content import encode_items, load_encoder
+    from models.content_knn import ContentKNN, catalog_content
+
+    note(f"encoding {len(catalog):,} catalog items with {encoder} for content-knn")
+    content, announced = catalog_content(stream, catalog,
+                                         encode_items(load_encoder(encoder), catalog))  # fmt: skip
+    return ContentKNN(stream.n_users, content, announced)
 
 
 def run_policies(stream: Stream, policies: Sequence[Policy], k: int, windows: int,

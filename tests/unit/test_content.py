@@ -124,3 +124,9 @@ def test_a_model_update_carries_its_parents_content_projected_into_its_own_space
     assert not np.allclose(child.projection.weights, parent.projection.weights)  # refitted
     served = load_recommender(tmp_path / "v2")
     assert np.allclose(served.item_vector("unseen"), child.projected()["unseen"])
+    # an item the parent served from its content starts the next version from that vector
+    model, ids, _ = training.load_model(tmp_path / "v1")
+    grown = training.warm_started(model, ids, [*ids, "unseen", "no-content"], parent)
+    rows = grown.item_embeddings().detach().numpy()
+    assert np.allclose(rows[len(ids)], parent.projected()["unseen"], atol=1e-6)
+    assert not np.allclose(rows[len(ids) + 1], parent.projection.bias)
