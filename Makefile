@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
-.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
+.PHONY: install demo test unit integration offline-eval bench bench-ann evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -121,6 +121,25 @@ evaluate-taobao: install
 		$(UPDATES) $(BASELINES) $(PRODUCT) --ablate-sources --out $(PREQ)/taobao
 
 # Event types carry no signal in the generator, so they weigh the same here.
+# Content vectors against none (docs/evaluation.md, "Content vectors"): each set twice, the second
+# time with its item catalog, then the table and plot of both.
+CONTENT_POLICIES := --history-len 1000 --policy popularity --policy trending --policy item-knn \
+	--policy interest --policy product --half-life 2ev
+evaluate-content: install
+	for c in off on; do \
+	  C=$$([ $$c = on ] && echo "--policy content-knn --catalog $(DATASETS)/ml-100k/u.item"); \
+	  $(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data $(UPDATES) $(CONTENT_POLICIES) \
+	    $$C --out $(PREQ)/ml-100k-content-$$c || exit 1; \
+	  C=$$([ $$c = on ] && echo "--catalog $(DATASETS)/ml-1m/movies.dat"); \
+	  $(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz $(UPDATES) \
+	    --history-len 1000 --policy trending --policy item-knn --policy interest --half-life 2ev \
+	    $$C --out $(PREQ)/ml-1m-content-$$c || exit 1; \
+	done
+	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz \
+	  --policy content-knn --catalog $(DATASETS)/ml-1m/movies.dat --out $(PREQ)/ml-1m-content-knn
+	$(BIN)/python bench/content_eval.py --pair "ML-100K=$(PREQ)/ml-100k-content-off,$(PREQ)/ml-100k-content-on" \
+	  --pair "ML-1M part=$(PREQ)/ml-1m-content-off,$(PREQ)/ml-1m-content-on" --out docs/img/content-vectors.png
+
 evaluate-synthetic: install
 	STREAMREC_EVENT_WEIGHTS='{"view":1,"click":1,"cart":1,"purchase":1,"rating":1,"skip":-1}' \
 	$(BIN)/streamrec evaluate --generate --users 1000 --events-per-user 100 --true-half-life 6h \

@@ -53,14 +53,17 @@ def ratio(on: float, off: float) -> str:
 
 def plot(rows: list[dict], path: Path) -> None:
     product = [r for r in rows if not r["baseline"]]
-    labels = [f"{r['data']}\n{r['policy']}" for r in product]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(product)), 4.5))
+    labels = [f"{r['data']}\n{r['policy'].replace(' + ', chr(10) + '+ ')}" for r in product]
+    fig, axes = plt.subplots(1, 2, figsize=(max(10, 3.2 * len(product)), 5))
     for ax, (slice_name, off, on) in zip(axes, [("all tested events", "overall_off", "overall_on"),
                                                 ("events of new items", "new_off", "new_on")]):
         xs = range(len(product))
         ax.bar([x - 0.2 for x in xs], [r[off] for r in product], 0.4, label="without content")
         ax.bar([x + 0.2 for x in xs], [r[on] for r in product], 0.4, label="with content")
-        ax.set_xticks(list(xs), labels, fontsize=7)
+        ax.set_xticks(list(xs), labels, fontsize=8)
+        for x, r in zip(xs, product):  # the values: a slice near 0 is otherwise invisible
+            ax.annotate(f"{r[off]:.4f}\n{r[on]:.4f}", (x, max(r[off], r[on])), ha="center",
+                        va="bottom", fontsize=7)
         ax.set_title(f"NDCG@10, {slice_name}")
         ax.legend(fontsize=8)
     fig.tight_layout()

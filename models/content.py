@@ -55,9 +55,11 @@ def load_encoder(name: str = PACKAGED_ENCODER) -> Any:
     path = encoder_path(name)
     try:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
     except ImportError:
         raise EncoderMissing("sentence-transformers is not installed: "
                              "pip install 'streamrec[content]'") from None  # fmt: skip
+    transformers_logging.disable_progress_bar()  # a bar per load would fill a service's log
     return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 

@@ -29,3 +29,13 @@ def test_an_announced_item_like_the_users_last_is_recommended_before_its_first_e
     assert first[0] in ("a2", "a3") and "late" not in first and "gone" not in first
     # u's third event (b1, after a1 and a2): the last items are both a's: a3 first, b1 after
     assert stream.item_ids[lists[1][0]] == "a3"
+
+
+def test_the_new_item_slice_is_the_tested_events_of_items_first_seen_after_the_warm_up():
+    from models.prequential import new_item_tests
+
+    events = [Event("u", "old", "click", 1, None, None), Event("v", "old", "click", 2, None, None),
+              Event("u", "new", "click", 3, None, None), Event("v", "new", "click", 4, None, None),
+              Event("v", "old", "click", 5, None, None)]  # fmt: skip
+    stream = Stream.of(events, warmup=0.4)  # events 2 and on are tested (u's and v's)
+    assert new_item_tests(stream).tolist() == [True, True, False]

@@ -79,6 +79,8 @@ def test_bad_options_are_one_line_errors(tmp_path):
               "--out", str(tmp_path)],
     )
     assert no_product.exit_code == 2 and "needs the interest or product" in no_product.output
+    no_catalog = runner.invoke(app, ["evaluate", "--generate", "--policy", "content-knn"])
+    assert no_catalog.exit_code == 2 and "needs --catalog FILE" in no_catalog.output
     assert not (tmp_path / "prequential.json").exists()  # refused before anything ran
 
 
