@@ -109,16 +109,18 @@ class Serving:
             self.active = Active(recommender.with_item_vectors(take), older)
             self.stats.content_vectors_applied += len(take)
 
-    def _projected(self, content: dict[str, Content],
-                   artifact: Recommender) -> dict[str, np.ndarray]:  # fmt: skip
-        """``content``'s vectors of items ``artifact`` does not know, in its space."""
+    def _projected(self, content: dict[str, Content], artifact: Recommender,
+                   count: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+        """``content``'s vectors of items ``artifact`` does not know, in its space; ``count``
+        the ones it cannot take as refused (once, as they are heard of)."""
         fitted = artifact.content
         new = {item: c.vector for item, c in content.items()
                if item not in artifact.index and item not in self.learned}  # fmt: skip
         fits = {item: vector for item, vector in new.items() if fitted is not None
                 and content[item].encoder == fitted.encoder
                 and len(vector) == fitted.projection.weights.shape[0]}  # fmt: skip
-        self.stats.content_vectors_refused += len(new) - len(fits)
+        if count:
+            self.stats.content_vectors_refused += len(new) - len(fits)
         if not fits:
             return {}
         return dict(zip(fits, fitted.projection(np.stack(list(fits.values())))))
@@ -133,7 +135,7 @@ class Serving:
                 if c.fingerprint != recommender.codebook.fingerprint]  # fmt: skip
         lineage = frozenset({self.artifact.tag, *self.lineage}) \
             if parent is not None and parent == self.artifact.version else frozenset()  # fmt: skip
-        overlay = self._projected(self.content, recommender) if self.content else {}
+        overlay = self._projected(self.content, recommender, count=False) if self.content else {}
         overlay.update({i: v.vector for i, v in self.learned.items()
                         if self._fits(i, v, recommender, lineage)})  # fmt: skip
         served = recommender.with_item_vectors(overlay) if overlay else recommender

@@ -51,6 +51,8 @@ def test_without_a_projection_content_waits_for_a_model_that_has_one():
     holder = Serving(recommender(), stats)  # trained without a catalog
     holder.lay_content_vectors({"new": Content("minilm", np.ones(CONTENT_DIM, np.float32))})
     assert holder.recommender.item_vector("new") is None and stats.content_vectors_refused == 1
+    holder.swap(recommender())  # another model without a projection: not refused again
+    assert stats.content_vectors_refused == 1
     holder.swap(with_projection(other_space(), 2 * np.eye(CONTENT_DIM, 4)))
     assert np.allclose(holder.recommender.item_vector("new"), [2, 2, 2, 0])
 
