@@ -141,17 +141,19 @@ class ExactlyOnce:
                 await pending
                 await producer.commit_transaction()
                 return delivered
-            except (ProducerFenced, InvalidProducerEpoch, IllegalOperation) as exc:
+            except BaseException as exc:
                 _drop(pending)
-                self.producers.pop(tp, None)
+                self.producers.pop(tp, None)  # never reused: its transaction's state is unknown
+                if not isinstance(exc, (KafkaError, IllegalOperation)):
+                    raise
+                fatal = _failed_fatally(producer)
                 await _stop_quietly(producer)
-                if isinstance(exc, IllegalOperation) and not _failed_fatally(producer):
+                if isinstance(exc, (ProducerFenced, InvalidProducerEpoch)) or (
+                        isinstance(exc, IllegalOperation) and fatal):  # fmt: skip
+                    raise self.fenced(tp) from exc
+                if isinstance(exc, IllegalOperation):
                     raise  # not what a fenced producer says: a bug of ours
-                raise self.fenced(tp) from exc
-            except KafkaError as exc:  # the broker lost: what became of the transaction?
-                _drop(pending)
-                self.producers.pop(tp, None)
-                await _stop_quietly(producer)
+                # the broker lost: what became of the transaction?
                 log.warning("%s lost the broker inside a transaction (%s: %s); settling it",
                             self.transactional_id(tp), type(exc).__name__, exc)  # fmt: skip
                 if await self.settle(tp, offsets, deadline, exc):
@@ -160,10 +162,6 @@ class ExactlyOnce:
                     return delivered
                 log.warning("%s: its transaction was aborted; sending the batch again",
                             self.transactional_id(tp))  # fmt: skip
-            except BaseException:
-                _drop(pending)
-                self.producers.pop(tp, None)  # never reused: its transaction's state is unknown
-                raise
 
     async def settle(self, tp: TopicPartition, offsets: range, deadline: float,
                      lost: KafkaError) -> bool:  # fmt: skip

@@ -87,15 +87,6 @@ async def committed_values(bootstrap: str, topic: str, count: int) -> list[bytes
     return seen
 
 
-async def group_offset(bootstrap: str, group: str, tp: TopicPartition) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return (await admin.list_consumer_group_offsets(group, partitions=[tp]))[tp].offset
-    finally:
-        await admin.close()
-
-
 async def send_all(producer: AIOKafkaProducer, topic: str, values: list[bytes]) -> None:
     sent = [await producer.send(topic, value, partition=0) for value in values]
     await asyncio.gather(*sent)
@@ -152,7 +143,7 @@ def test_a_commit_that_loses_the_broker_commits_once_when_it_is_back(tmp_path: P
         finally:
             await outlet.release({tp})
         assert await committed_values(bootstrap, recs, len(values)) == values
-        assert await group_offset(bootstrap, outlet.group_id, tp) == 3
+        assert await outlet.group_offset(tp) == 3
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 240))
@@ -189,6 +180,6 @@ def test_a_commit_that_lost_the_broker_while_another_worker_committed_is_fenced(
         await zombie.release({tp})
         await successor.release({tp})
         assert await committed_values(bootstrap, recs, 1) == [b"successor"]
-        assert await group_offset(bootstrap, f"{app_id}-group", tp) == 2
+        assert await successor.group_offset(tp) == 2
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
