@@ -64,7 +64,8 @@ def test_records_carry_propensities_within_the_budget_and_a_new_user_trends(sett
     assert "i7" not in [i["item_id"] for i in newcomer["items"]]  # what they engaged with
     scores = [i["score"] for i in newcomer["items"]]  # the decayed popularity, highest first
     assert scores == sorted(scores, reverse=True) and scores[-1] > 0
-    stats = worker_stats(live.web_port)
+    stats = wait_for(lambda: (s := worker_stats(live.web_port))["items_explored"] >= explored_slots
+                     and s, timeout=30, what="the explored slots counted")  # counted after commit
     assert stats["trending_lists"] >= 1 and stats["items_explored"] == explored_slots
 
     # feedback on 60 of the explored lists, each a click on its last item: what `streamrec ope`

@@ -50,7 +50,9 @@ def test_every_event_gets_k_unseen_items_and_state_matches_reference(settings, w
         assert (state["count"], state["last_ts"], state["recent"]) == (
             expected["count"], expected["last_ts"], expected["recent"])
         assert_state_vector(state, expected)
-    stats = worker_stats(settings.web_port)
+    # Counts move after the commit, so the records can be read a moment before them.
+    stats = wait_for(lambda: (s := worker_stats(settings.web_port))["applied"] == len(events) and s,
+                     timeout=30, what="every event counted applied")
     assert stats["applied"] == len(events) and stats["unknown_items"] > 0
 
 
