@@ -122,23 +122,35 @@ evaluate-taobao: install
 
 # Event types carry no signal in the generator, so they weigh the same here.
 # Content vectors against none (docs/evaluation.md, "Content vectors"): each set twice, the second
-# time with its item catalog, then the table and plot of both.
+# time with its item catalog: the served policies (interest, product), then the evaluated default
+# `sources` (with the catalog, content neighbours are one of its sources); content-knn; then the
+# table and plot of every pair.
 CONTENT_POLICIES := --history-len 1000 --policy popularity --policy trending --policy item-knn \
 	--policy interest --policy product --half-life 2ev
+ML1M := $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz
 evaluate-content: install
 	for c in off on; do \
 	  C=$$([ $$c = on ] && echo "--policy content-knn --catalog $(DATASETS)/ml-100k/u.item"); \
 	  $(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data $(UPDATES) $(CONTENT_POLICIES) \
 	    $$C --out $(PREQ)/ml-100k-content-$$c || exit 1; \
+	  C=$$([ $$c = on ] && echo "--catalog $(DATASETS)/ml-100k/u.item"); \
+	  $(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data $(UPDATES) $(BASELINES) \
+	    $(PRODUCT) $$C --out $(PREQ)/ml-100k-sources-content-$$c || exit 1; \
 	  C=$$([ $$c = on ] && echo "--catalog $(DATASETS)/ml-1m/movies.dat"); \
-	  $(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz $(UPDATES) \
+	  $(BIN)/streamrec evaluate --data $(ML1M) $(UPDATES) \
 	    --history-len 1000 --policy trending --policy item-knn --policy interest --half-life 2ev \
 	    $$C --out $(PREQ)/ml-1m-content-$$c || exit 1; \
+	  $(BIN)/streamrec evaluate --data $(ML1M) $(UPDATES) --policy sr $(PRODUCT) \
+	    $$C --out $(PREQ)/ml-1m-sources-content-$$c || exit 1; \
 	done
-	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz \
+	$(BIN)/streamrec evaluate --data $(ML1M) \
 	  --policy content-knn --catalog $(DATASETS)/ml-1m/movies.dat --out $(PREQ)/ml-1m-content-knn
-	$(BIN)/python bench/content_eval.py --pair "ML-100K=$(PREQ)/ml-100k-content-off,$(PREQ)/ml-100k-content-on" \
-	  --pair "ML-1M part=$(PREQ)/ml-1m-content-off,$(PREQ)/ml-1m-content-on" --out docs/img/content-vectors.png
+	$(BIN)/python bench/content_eval.py \
+	  --pair "ML-100K=$(PREQ)/ml-100k-content-off,$(PREQ)/ml-100k-content-on" \
+	  --pair "ML-100K=$(PREQ)/ml-100k-sources-content-off,$(PREQ)/ml-100k-sources-content-on" \
+	  --pair "ML-1M part=$(PREQ)/ml-1m-content-off,$(PREQ)/ml-1m-content-on" \
+	  --pair "ML-1M part=$(PREQ)/ml-1m-sources-content-off,$(PREQ)/ml-1m-sources-content-on" \
+	  --out docs/img/content-vectors.png
 
 evaluate-synthetic: install
 	STREAMREC_EVENT_WEIGHTS='{"view":1,"click":1,"cart":1,"purchase":1,"rating":1,"skip":-1}' \

@@ -25,8 +25,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+CONTENT_SOURCE = " + content-knn"  # what `sources` adds to its name with --catalog
+
+
 def rows_of(run: Path) -> dict[str, dict]:
-    return {row["policy"]: row for row in json.loads((run / "prequential.json").read_text())}
+    """Each policy's row by name; `sources` by its name without the content source, so that its
+    runs with and without the catalog pair up."""
+    rows = json.loads((run / "prequential.json").read_text())
+    return {row["policy"].removesuffix(CONTENT_SOURCE): row for row in rows}
 
 
 def compare(name: str, off: Path, on: Path, k: int = 10) -> list[dict]:
@@ -83,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         off, _, on = dirs.partition(",")
         if not (name and off and on):
             parser.error(f"--pair {spec!r}: want NAME=OFF_DIR,ON_DIR")
-        rows += compare(name, Path(off), Path(on))
+        had = {(r["data"], r["policy"]) for r in rows}  # a policy two pairs of a set both ran
+        rows += [r for r in compare(name, Path(off), Path(on)) if (name, r["policy"]) not in had]
     if not rows:
         parser.error("no policy is in both runs of a pair with a new-item slice")
     write_report(args.out.parent, args.out.stem, rows, {

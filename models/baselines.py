@@ -33,6 +33,11 @@ class StreamingPolicy:
     def learn(self, user: int, item: int, ts: int) -> None:
         raise NotImplementedError
 
+    def announced(self, ts: int) -> np.ndarray | None:
+        """(N,) bool: the items this policy may propose at ``ts`` though no event has had them
+        yet (a catalog's); None when it knows only the items seen in the stream."""
+        return None
+
     def run(self, stream: Stream, k: int) -> np.ndarray:
         """Test-then-learn over the stream; (tested events, k) item rows, -1 where none."""
         users, items, ts, tested = stream.users, stream.items, stream.ts, stream.tested

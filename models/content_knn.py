@@ -30,7 +30,7 @@ class ContentKNN(StreamingPolicy):
                  last: int = 5, decay: float = 0.7) -> None:  # fmt: skip
         super().__init__(n_users, len(content))
         self.content = np.asarray(content, np.float32)
-        self.announced = np.asarray(announced, np.int64)
+        self.announced_ts = np.asarray(announced, np.int64)
         self.in_catalog = np.abs(self.content).sum(axis=1) > 0
         self.weights = decay ** np.arange(last)[::-1]  # oldest first, as seen[] is ordered
 
@@ -44,6 +44,10 @@ class ContentKNN(StreamingPolicy):
     def learn(self, user: int, item: int, ts: int) -> None:
         """Nothing to learn: the content is fixed, and the base class keeps each user's items."""
 
+    def announced(self, ts: int) -> np.ndarray:
+        """The catalog's items announced by ``ts``, seen in the stream or not."""
+        return self.in_catalog & (self.announced_ts <= ts)
+
     def run(self, stream: Stream, k: int) -> np.ndarray:
         """As every streaming policy, but the candidates are the catalog's announced items,
         seen in the stream or not."""
@@ -53,7 +57,7 @@ class ContentKNN(StreamingPolicy):
             user, item, t = int(stream.users[n]), int(stream.items[n]), int(stream.ts[n])
             if stream.tested[n]:
                 scores = self.scores(user, t)
-                scores[~(self.in_catalog & (self.announced <= t))] = -np.inf
+                scores[~self.announced(t)] = -np.inf
                 scores[self.seen[user]] = -np.inf
                 out[row] = top_k(scores, k)
                 row += 1

@@ -51,19 +51,20 @@ class SourceRanker(StreamingPolicy):
         per_source: int = 50,
         learning_rate: float = 0.1,
         name: str | None = None,
-        extra: StreamingPolicy | None = None,
+        extras: Sequence[StreamingPolicy] = (),
         trending_half_life_ms: float = DAY_MS,
     ) -> None:
-        """``extra``: one more source, built already (the product's interest vector,
-        :class:`models.interest_source.InterestSource`); it joins as the last source."""
+        """``extras``: more sources, built already (the product's interest vector,
+        :class:`models.interest_source.InterestSource`; content neighbours,
+        :class:`models.content_knn.ContentKNN`, whose catalog's items are candidates before
+        their first event); they join after ``sources``, in order."""
         super().__init__(n_users, n_items)
         unknown = sorted(set(sources) - set(SOURCES))
-        if unknown or not (sources or extra):
+        if unknown or not (sources or extras):
             raise ValueError(f"unknown sources {unknown}; choose from {', '.join(SOURCES)}")
         self.sources = {s: BASELINES[s](n_users, n_items, trending_half_life_ms, 0)
                         for s in sources}  # fmt: skip
-        if extra is not None:
-            self.sources[extra.name] = extra
+        self.sources.update((extra.name, extra) for extra in extras)
         self.name = name or "sources: " + " + ".join(self.sources)
         self.per_source, self.learning_rate = per_source, learning_rate
         self.first_ts = np.full(n_items, -1, dtype=np.int64)
@@ -91,6 +92,9 @@ class SourceRanker(StreamingPolicy):
         """(candidates,) item indices and their (candidates, features) rows: every source's
         top list over the items the user may be shown."""
         allowed = self.known.copy()
+        for source in self.sources.values():
+            if (announced := source.announced(ts)) is not None:
+                allowed |= announced
         allowed[self.seen[user]] = False
         columns, tops = [], []
         for source in self.sources.values():
@@ -132,7 +136,7 @@ class SourceRanker(StreamingPolicy):
                     shown = candidates[order[:k]]
                     out[row, : len(shown)] = shown
                     row += 1
-                if self.known[item] and item not in self.seen[user]:
+                if item not in self.seen[user]:  # a step only if some source proposed it
                     self.step(bucket, candidates, rows, item)
             self.learn(user, item, t)
             self.known[item] = True

@@ -51,7 +51,8 @@ POLICIES = {
     "interest": "the product's decayed interest vector alone, at each --half-life",
     "product": "the product: interest vector + --model's encoder and ranker",
     "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
-    "interest vector at --sources-half-life, ranked by a ranker learned online",
+    "interest vector at --sources-half-life (with --catalog, content-knn too), ranked by a "
+    "ranker learned online",
     **{f"{name}-{every}": f"{label} retrained from scratch every {every} of event time, "
        "frozen between"
        for name, label in (("sasrec", "SASRec"), ("gru4rec", "GRU4Rec"))
@@ -212,13 +213,15 @@ def evaluate_command(
 
     from core.durations import parse_duration
     from core.forgetting import Forgetting
+    from models.content_knn import ContentKNN
     from models.prequential import baselines
     from models.prequential_report import write_results
     from models.half_life import HalfLife
     from models.train import TrainConfig
 
     from streams.cli.evaluate_steps import (
-        check_kafka_path, chosen_policies, content_knn, fitted_forgetting, forgetting_policies_of,
+        catalog_content_of, check_kafka_path, chosen_policies, fitted_forgetting,
+        forgetting_policies_of,
         model_versions, product_policies_chosen, retrained_policies, run_policies,
         source_rankers, stream_of)
 
@@ -259,8 +262,10 @@ def evaluate_command(
         catalog_rows = catalog_items(catalog) if catalog else ()
         policies: list[Policy] = list(baselines(stream, chosen, trending_s, seed))
         policies += retrained_policies(chosen, settings.interest, config)
+        content = catalog_content_of(stream, catalog_rows, encoder) \
+            if catalog and {"content-knn", "sources"} & set(chosen) else None  # fmt: skip
         if "content-knn" in chosen:
-            policies.append(content_knn(stream, catalog_rows, encoder))
+            policies.append(ContentKNN(stream.n_users, *content))
         versions = None
         if fit_forgetting:
             forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)
@@ -274,7 +279,7 @@ def evaluate_command(
             policies += forgetting_policies_of(versions, settings, forgettings)
             if "sources" in chosen:
                 policies += source_rankers(stream, versions, settings, sources_h, trending_s,
-                                           ablate_sources)
+                                           ablate_sources, content)
         rows = run_policies(stream, policies, k, windows, versions)
         source = f"{data.parent.name}/{data.name}" if data else "generated events"
         plot = write_results(rows, out, f"{source}: NDCG@{k} over time (prequential)", k)

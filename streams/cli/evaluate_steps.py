@@ -11,12 +11,13 @@ import typer
 from streams.cli.options import console, note
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from core.forgetting import Forgetting
     from core.generator import GeneratorConfig
     from core.interest import InterestConfig
     from core.items import Item
     from core.log_formats import ReadOptions
-    from models.content_knn import ContentKNN
     from models.half_life import HalfLife
     from models.periodic import Retrained
     from models.prequential import Policy
@@ -156,24 +157,31 @@ def fitted_forgetting(
 
 def source_rankers(
     stream: Stream, versions: ModelVersions, settings: Settings, half_life: HalfLife,
-    trending_half_life_s: float, ablation: bool,
+    trending_half_life_s: float, ablation: bool, content: tuple | None = None,
 ) -> list[SourceRanker]:  # fmt: skip
     """``sources``: candidates from every source and the product's interest vector at
-    ``half_life``, ranked by the online ranker; with ``ablation`` also once without each."""
+    ``half_life``, and content neighbours when ``content`` (:func:`catalog_content_of`) is
+    given, ranked by the online ranker; with ``ablation`` also once without each."""
+    from models.content_knn import ContentKNN
     from models.interest_source import InterestSource
     from models.source_ranker import SOURCES, SourceRanker
 
     interest = half_life.applied_to(settings.interest)
 
-    def ranker(sources: Sequence[str], with_interest: bool = True, name: str | None = None):
-        extra = InterestSource(stream, versions, interest, settings.blend) if with_interest \
-            else None  # fmt: skip
+    def ranker(sources: Sequence[str], with_interest: bool = True, name: str | None = None,
+               with_content: bool = True):  # fmt: skip
+        extras = [InterestSource(stream, versions, interest, settings.blend)] if with_interest \
+            else []  # fmt: skip
+        if content is not None and with_content:
+            extras.append(ContentKNN(stream.n_users, *content))
         return SourceRanker(stream.n_users, len(stream.item_ids), sources, name=name,
-                            extra=extra, trending_half_life_ms=trending_half_life_s * 1000.0)
+                            extras=extras, trending_half_life_ms=trending_half_life_s * 1000.0)
 
     rankers = [ranker(SOURCES)]
     if ablation:
         rankers.append(ranker(SOURCES, with_interest=False, name="sources - interest"))
+        if content is not None:
+            rankers.append(ranker(SOURCES, with_content=False, name="sources - content-knn"))
         rankers += [ranker([s for s in SOURCES if s != left_out], name=f"sources - {left_out}")
                     for left_out in SOURCES]  # fmt: skip
     return rankers
@@ -195,15 +203,15 @@ def retrained_policies(
     ]
 
 
-def content_knn(stream: Stream, catalog: Sequence[Item], encoder: str) -> ContentKNN:
-    """The content-only policy over ``catalog``'s items, encoded once (models/content_knn.py)."""
+def catalog_content_of(stream: Stream, catalog: Sequence[Item], encoder: str
+                       ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The stream's items' content vectors and announcement times from ``catalog``, encoded
+    once for every content policy (models/content_knn.py)."""
     from models.content import encode_items, load_encoder
-    from models.content_knn import ContentKNN, catalog_content
+    from models.content_knn import catalog_content
 
-    note(f"encoding {len(catalog):,} catalog items with {encoder} for content-knn")
-    content, announced = catalog_content(stream, catalog,
-                                         encode_items(load_encoder(encoder), catalog))  # fmt: skip
-    return ContentKNN(stream.n_users, content, announced)
+    note(f"encoding {len(catalog):,} catalog items with {encoder} for the content neighbours")
+    return catalog_content(stream, catalog, encode_items(load_encoder(encoder), catalog))
 
 
 def run_policies(stream: Stream, policies: Sequence[Policy], k: int, windows: int,

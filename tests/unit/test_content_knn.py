@@ -39,3 +39,27 @@ def test_the_new_item_slice_is_the_tested_events_of_items_first_seen_after_the_w
               Event("v", "old", "click", 5, None, None)]  # fmt: skip
     stream = Stream.of(events, warmup=0.4)  # events 2 and on are tested (u's and v's)
     assert new_item_tests(stream).tolist() == [True, True, False]
+
+
+def test_the_source_ranker_proposes_an_announced_item_by_its_content_only_with_content():
+    from models.source_ranker import SourceRanker
+
+    # topic a: items a0-a5, topic b: b0-b5; "a-new" is in the catalog from the start and is
+    # like the a's, but no event has it until the last one, the test
+    log = [(f"u{n}", f"{'ab'[n % 2]}{step}") for step in range(6) for n in range(20)]
+    events = [Event(u, i, "click", 1_000 * n, None, None) for n, (u, i) in enumerate(log)]
+    events.append(Event("u0", "a-new", "click", 1_000 * len(events), None, None))
+    tested = Stream.of(events, warmup=0.0)
+    catalog = [Item(i, title="x") for i in tested.item_ids]
+    vectors = np.array([[1, 0] if i.startswith("a") else [0, 1] for i in tested.item_ids],
+                       np.float32)  # fmt: skip
+    content, announced = catalog_content(tested, catalog, vectors)
+
+    def last_list(extras):
+        ranker = SourceRanker(tested.n_users, len(tested.item_ids), ("popularity",),
+                              extras=extras)  # fmt: skip
+        return [tested.item_ids[i] for i in ranker.run(tested, k=10)[-1] if i >= 0]
+
+    with_content = last_list([ContentKNN(tested.n_users, content, announced)])
+    assert with_content[0] == "a-new"  # the ranker learned that content predicts here
+    assert "a-new" not in last_list([])  # popularity alone cannot know it

@@ -98,7 +98,7 @@ def with_interest(stream, rec, retrain_every=None, **options):
     events (each the fixture model: the swap and rebase still run)."""
     versions = ModelVersions(lambda _: rec, stream, retrain_every)
     source = InterestSource(stream, versions, InterestConfig(history_len=1000), Blend())
-    return SourceRanker(stream.n_users, len(stream.item_ids), extra=source, **options)
+    return SourceRanker(stream.n_users, len(stream.item_ids), extras=[source], **options)
 
 
 def test_a_list_depends_only_on_the_events_before_it(generated):
