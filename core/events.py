@@ -15,6 +15,7 @@ is feedback, not interest, so it leaves the interest state as it was and gets no
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -29,6 +30,10 @@ MAX_TS_MS = 10**14  # year ~5138: beyond that it is a unit mistake, not a date
 # Default bound on |value|: 1e39 is finite in float64 but inf in the float32 state, and 1e30 is
 # finite there yet swamps every other event of the user. Ratings and scores live far below.
 MAX_ABS_VALUE = 1e6
+# Every JSON string, with the colon after it when it is a key. In valid JSON a '"' outside a
+# string opens one, so scanning from the start meets each string whole: the keys are counted
+# exactly, whatever a value's text looks like.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
 
 
 class Event(NamedTuple):
@@ -99,7 +104,23 @@ def json_object(raw: bytes | None, what: str, invalid: type[InvalidEvent] = Inva
         raise invalid("bad_json", str(exc)[:200]) from None
     if not isinstance(obj, dict):
         raise invalid("bad_json", f"{what} must be a JSON object")
+    keys = _keys(obj)
+    # Each key in the text has a colon after it, so as many colons as decoded keys means no key
+    # was there twice; only when a string holds a colon (an ISO time) are the keys counted.
+    if raw.count(b":") != keys and sum(1 for colon in _STRING.findall(raw) if colon) != keys:
+        # parsers disagree on which of two equal keys wins: a path to smuggle a field past one
+        raise invalid("bad_json", f"{what} has a key twice in one object")
     return obj
+
+
+def _keys(value: dict | list) -> int:
+    """How many keys the decoded JSON ``value`` holds, in every object at any depth (a plain
+    loop: it runs for every message)."""
+    count = len(value) if type(value) is dict else 0
+    for inner in value.values() if type(value) is dict else value:
+        if type(inner) is dict or type(inner) is list:
+            count += _keys(inner)
+    return count
 
 
 def event_from_fields(obj: dict, max_abs_value: float = MAX_ABS_VALUE) -> Event:
@@ -121,8 +142,10 @@ def event_from_fields(obj: dict, max_abs_value: float = MAX_ABS_VALUE) -> Event:
     if event_type == "rating" and value is None:
         raise InvalidEvent("bad_value", "a rating event needs a value")
     event_id = obj.get("event_id")
-    if event_id is not None and not isinstance(event_id, str):
-        raise InvalidEvent("bad_event_id", "event_id must be a string")
+    if event_id is not None and (not isinstance(event_id, str)
+                                 or len(event_id.encode()) > _MAX_ID_BYTES):  # fmt: skip
+        raise InvalidEvent("bad_event_id", f"event_id must be a string of at most "
+                           f"{_MAX_ID_BYTES} UTF-8 bytes")  # it is echoed into every record
     rec_id = None if obj.get("rec_id") is None else parse_id(obj, "rec_id")
     return Event(
         user_id=parse_id(obj, "user_id"),

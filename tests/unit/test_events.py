@@ -41,6 +41,10 @@ def test_iso_timestamps_and_integer_ids():
         (raw(value="high"), "bad_value"),
         (raw(v=2), "bad_version"),
         (raw(event_id=5), "bad_event_id"),
+        (raw(event_id="e" * 1_000_000), "bad_event_id"),  # it would be echoed into the record
+        # a duplicate key: parsers disagree on which one wins, a smuggling path
+        (b'{"user_id":"u1","item_id":"i1","type":"view","ts":5,"type":"delete"}', "bad_json"),
+        (b'{"user_id":"u1","item_id":"i1","type":"view","ts":5,"x":{"a":1,"a" :2}}', "bad_json"),
     ],
 )
 def test_invalid_events_say_why(value, reason):
@@ -73,3 +77,9 @@ def test_a_delete_request_needs_only_the_user():
     assert (event.user_id, event.type, event.item_id, event.ts) == ("u1", "delete", "", 5)
     with pytest.raises(InvalidEvent, match="bad_item_id"):
         parse_event(b'{"user_id": "u1", "type": "click", "ts": 5}')
+
+
+def test_a_key_inside_a_string_is_no_duplicate():
+    text = 'type":"delete", "ts": 1, "\\":'  # a value that looks like keys, escapes included
+    event = parse_event(raw(event_id=text, extra={"type": [1, {"ts": 2}]}))
+    assert event.event_id == text and event.type == "click"

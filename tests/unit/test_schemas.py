@@ -81,7 +81,7 @@ def _known_gap(doc: dict, reason: str) -> bool:
         return isinstance(doc.get("ts"), str)
     field = reason.removeprefix("bad_")
     raw = doc.get(field)
-    return field in ("user_id", "item_id", "rec_id") and isinstance(raw, str) and (
+    return field in ("user_id", "item_id", "rec_id", "event_id") and isinstance(raw, str) and (
         len(raw.encode()) > 255)
 
 
