@@ -21,6 +21,7 @@ from streams.kafka_edge import batch_plane, compat, security
 from streams.kafka_edge.topics import ITEM_TABLE, USER_TABLE
 from streams.kafka_edge.transactions import EXACTLY_ONCE, AtLeastOnce, ExactlyOnce, Outlet
 from streams.settings import Settings
+from streams.worker.bad_requests import quiet_bad_requests
 from streams.worker.failure import stop_without_commit
 from streams.worker.followers import start_followers
 from streams.worker.item_path import ItemPath
@@ -97,6 +98,7 @@ def new_faust_app(settings: Settings, store: str, app_id: str | None = None) -> 
 def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     """Build the Faust app for ``settings`` serving ``recommender``."""
     app = new_faust_app(settings, store="rocksdb://")
+    quiet_bad_requests()
     users = raw_table(app, USER_TABLE, settings)
     keep_newest_on_restore(users)  # a zombie's late changelog values must not win a restore
     items = raw_table(app, ITEM_TABLE, settings) if settings.item_stats else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -44,6 +45,13 @@ def get(url: str, authorization: str | None = None) -> tuple[int, str, bytes]:
             return response.status, response.headers.get_content_type(), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get_content_type(), exc.read()
+
+
+def raw_request(port: int, request: bytes) -> bytes:
+    """The status line the server answers ``request`` with, sent as raw bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        return conn.makefile("rb").readline()
 
 
 def locked(settings: Settings) -> tuple[Settings, str]:
@@ -94,6 +102,13 @@ def test_faust_pages_are_gone_and_every_route_asks_for_the_token(settings, worke
     assert token.encode() not in stats_body
     assert token.encode() not in get(f"{base}/metrics", right)[2]
     assert token not in (tmp_path / "worker-0.log").read_text(errors="replace")
+
+    # A request line of 100 KB is the client's error: answered 4xx, logged without a traceback
+    # (aiohttp logs it before it answers, so the log already holds whatever it wrote).
+    status_line = raw_request(settings.web_port, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n")
+    assert status_line.split()[1] in (b"400", b"414"), status_line
+    log = (tmp_path / "worker-0.log").read_text(errors="replace")
+    assert "Traceback" not in log and "Error handling request" not in log
 
     # Our clients: a refused token is a clear error at once, not a wait for a deadline.
     with pytest.raises(WorkerError, match="401"):
