@@ -75,10 +75,12 @@ def folded_state(events: list[Event], model_path: Path, settings: Settings) -> l
     return state.vector.tolist()
 
 
-def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
+def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]],
+            topic: str | None = None) -> None:  # fmt: skip
+    """``messages`` to ``topic``, by default the events topic."""
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
     for key, value in messages:
-        producer.send(settings.events_topic, key=key, value=value)
+        producer.send(topic or settings.events_topic, key=key, value=value)
     producer.flush()
     producer.close()
 

@@ -27,7 +27,15 @@ import numpy as np
 import orjson
 
 from core.codec import CorruptState
-from core.events import IMPRESSION, MAX_ABS_VALUE, MAX_TS_MS, Event, InvalidEvent
+from core.events import (
+    DELETE,
+    EVENT_TYPES,
+    IMPRESSION,
+    MAX_ABS_VALUE,
+    MAX_TS_MS,
+    Event,
+    InvalidEvent,
+)
 from core.interest import InterestConfig, event_id_hash
 from core.item_stats import (
     ItemStats,
@@ -41,6 +49,8 @@ from streams.steps.parse import Message, Position
 from streams.steps.users import StateTable
 
 log = logging.getLogger(__name__)
+# what the user path sends to the by-item topic: every event it applies but a delete request
+ITEM_EVENT_TYPES = frozenset(EVENT_TYPES) - {DELETE}
 
 
 def item_event_records(
@@ -92,8 +102,11 @@ def parse_item_records(
     interest: InterestConfig,
     max_abs_value: float = MAX_ABS_VALUE,
     space: tuple[int, int] | None = None,
+    partitions: int = 2**31,
 ) -> ItemRecords:
-    """The records parsed. An interest (``"u"``) is read only with ``space``, the learner's
+    """The records parsed. Each must be what the user path writes: its key the item, an event
+    type it sends here, a rating's value, a position on one of the events topic's
+    ``partitions``. An interest (``"u"``) is read only with ``space``, the learner's
     (dimension, model tag), and only if its ``"m"`` is that tag (a user path on another
     version wrote it: the event still counts, with no step); then it must be that many finite
     float16 numbers of about unit length."""
@@ -108,8 +121,10 @@ def parse_item_records(
             at, id_hash = (obj["p"], obj["o"]), obj["h"]
             # within what the user path lets through (core/events.py), so nothing a record
             # says can make a statistic non-finite
-            if not (isinstance(item, str) and isinstance(kind, str) and _int(ts, 63)
-                    and ts < MAX_TS_MS and _int(at[0], 31) and _int(at[1], 63)
+            if not (isinstance(item, str) and message.key == item.encode()
+                    and kind in ITEM_EVENT_TYPES and (kind != "rating" or value is not None)
+                    and _int(ts, 63) and ts < MAX_TS_MS
+                    and _int(at[0], 31) and at[0] < partitions and _int(at[1], 63)
                     and (id_hash is None or _int(id_hash, 64))
                     and (value is None or (isinstance(value, (int, float))
                                            and abs(value) <= max_abs_value))):  # fmt: skip

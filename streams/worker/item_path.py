@@ -12,6 +12,7 @@ worker follows), bad records dead-lettered.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Sequence
 
 from models.item_learning import OnlineItems
@@ -31,6 +32,8 @@ from streams.worker.transaction import (
     keys_by_partition,
 )
 
+log = logging.getLogger(__name__)
+
 
 class ItemPath:
     """What the item path keeps between batches: the counters and, with online item learning,
@@ -44,6 +47,7 @@ class ItemPath:
         self.interest = settings.interest  # built once: a property makes a new one each time
         self.half_life_ms = settings.popularity_half_life_s * 1000.0
         self.serving, self.stats = serving, stats
+        self.logged: set[str] = set()  # dead-letter reasons logged once already
         self.learner = Remade(lambda artifact: OnlineItems(
             artifact.vectors, artifact.index, artifact.tag, settings.item_learning_config,
             serving.lineage))  # fmt: skip
@@ -61,7 +65,7 @@ class ItemPath:
         learner = self.learner(self.serving.artifact) if settings.item_learning else None
         by_item, last, dead, interests = parse_item_records(
             batch, self.interest, settings.max_abs_value,
-            (learner.dim, learner.tag) if learner else None)  # fmt: skip
+            (learner.dim, learner.tag) if learner else None, settings.partitions)  # fmt: skip
         tx = BatchTransaction(self.store, keys_by_partition(last, batch), self.outlet,
                               self.dead_letters, consumed_offsets(batch))  # fmt: skip
         done = apply_items(by_item, tx, self.half_life_ms,
@@ -73,6 +77,12 @@ class ItemPath:
         for message, exc in [*dead, *done.dead]:
             tx.dead_letter(message, exc)
         await tx.commit()
+        for _, exc in [*dead, *done.dead]:
+            self.stats.dead_lettered[exc.reason] += 1
+            if exc.reason not in self.logged:  # a flood of them must not flood the log
+                self.logged.add(exc.reason)
+                log.warning("by-item record dead-lettered (%s; the first of its kind): %s",
+                            exc.reason, exc.detail[:200])  # fmt: skip
         self.stats.item_events_applied += done.applied
         self.stats.item_events_duplicates += done.duplicates
         self.stats.item_vectors_learned += len(done.vectors)

@@ -65,7 +65,12 @@ def test_a_by_item_record_out_of_the_events_bounds_is_a_dead_letter():
         return Message(b"a", orjson.dumps(record))
 
     bad = [written(v=1e300), written(v=-1e7),
-           written(ts=10**15), written(p=-1), written(t=7)]  # fmt: skip
-    by_item, _, dead, _ = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6)
+           written(ts=10**15), written(p=-1), written(t=7),
+           # issue 32: no events partition 4 (of 4): 65,536 of them overflowed the item state
+           written(p=4), written(p=70_000),
+           # a type the user path never sends here, a rating without its value, another item
+           written(t="nonsense"), written(t="delete"), written(v=None), written(i="b")]
+    by_item, _, dead, _ = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6,
+                                             partitions=4)  # fmt: skip
     assert len(dead) == len(bad) and all(exc.reason == "bad_item_event" for _, exc in dead)
-    assert len(by_item["a"]) == 1
+    assert list(by_item) == ["a"] and len(by_item["a"]) == 1
