@@ -69,26 +69,40 @@ def announce(settings: Settings, announcement: Announcement, timeout: float = 30
 def newest_of(records: Iterable[Any]) -> tuple[Announcement | None, int]:
     """The newest valid announcement among the topic's ``records`` (in log order), and how
     many were not announcements (logged, skipped: an older valid one is still served)."""
-    newest, bad = None, 0
+    records = list(records)
+    valid = valid_of(records)
+    return (valid[-1] if valid else None), len(records) - len(valid)
+
+
+def valid_of(records: Iterable[Any]) -> list[Announcement]:
+    """The announcements among ``records``, in order; the rest logged and skipped."""
+    valid = []
     for record in records:
         try:
-            newest = Announcement.model_validate_json(record.value or b"")
+            valid.append(Announcement.model_validate_json(record.value or b""))
         except ValidationError:
-            bad += 1
             log.warning("not an announcement at offset %d; skipped", record.offset)
-    return newest, bad
+    return valid
 
 
 def newest_announcement(
     settings: Settings, quiet_s: float = 0.5, within_s: float = 60.0
 ) -> Announcement | None:
-    """The last valid announcement on the topic, read from its start to its end (for at most
-    ``within_s``, then what was read, said in the log); on Tansu, whose ListOffsets(latest)
-    undercounts, until it has been quiet for ``quiet_s`` instead (streams/kafka_edge/tansu.py)."""
+    """The last valid announcement on the topic (:func:`announcements`)."""
+    said = announcements(settings, quiet_s, within_s)
+    return said[-1] if said else None
+
+
+def announcements(settings: Settings, quiet_s: float = 0.5, within_s: float = 60.0
+                  ) -> list[Announcement]:  # fmt: skip
+    """The valid announcements on the topic in log order, read from its start to its end (for
+    at most ``within_s``, then what was read, said in the log); on Tansu, whose
+    ListOffsets(latest) undercounts, until it has been quiet for ``quiet_s`` instead
+    (streams/kafka_edge/tansu.py)."""
     kwargs = kafka_python_kwargs(settings)
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
                              group_id=None, **kwargs)  # fmt: skip
-    newest = None
+    said: list[Announcement] = []
     try:
         partition = TopicPartition(settings.model_updates_topic, 0)
         consumer.assign([partition])
@@ -102,11 +116,11 @@ def newest_announcement(
             records = consumer.poll(timeout_ms=int(quiet_s * 1000))
             if not records and read_to is None:
                 break
-            newest = newest_of([r for batch in records.values() for r in batch])[0] or newest
+            said += valid_of([r for batch in records.values() for r in batch])
             if time.monotonic() > deadline:
                 log.warning("%s not read to its end within %.0fs; the newest read is served",
                             partition.topic, within_s)  # fmt: skip
                 break
     finally:
         consumer.close()
-    return newest
+    return said

@@ -181,6 +181,8 @@ class Settings(DerivedNames, BaseSettings):
         0.02, gt=0, description="Max wait to fill a batch of the pass-through benchmark"
     )
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
+    model_root: Path | None = Field(None, description="Announced model versions are served "
+                                    "only from under this directory; default model_path's")
     state_dir: Path = Field(Path("state"), description="Worker data dir (RocksDB tables)")
     web_port: int = Field(6066, ge=0, le=65535)
     web_host: str = Field(
@@ -285,6 +287,11 @@ class Settings(DerivedNames, BaseSettings):
             self.dedupe_window,
             None if self.user_ttl is None else self.user_ttl * 1000.0,
         )
+
+    @property
+    def models_root(self) -> Path:
+        """The directory announced artifacts must lie under, resolved."""
+        return (self.model_root or self.model_path.resolve().parent).resolve()
 
     @property
     def steps(self) -> StepConfig:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -29,9 +31,10 @@ from typing import Any, Callable, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
 
+from models.artifact import MANIFEST_FILE
 from models.item_board import ItemBoard
 from models.scoring import Recommender
-from streams.announcements import Announcement, newest_announcement
+from streams.announcements import Announcement, announcements
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.kafka_edge.transactions import read_isolation
 from streams.settings import Settings
@@ -169,8 +172,7 @@ def model_follower(settings: Settings, serving: Serving,
         if announced.version == serves[0]:
             return None
         try:
-            recommender = load_checked(Path(announced.path), announced.version, settings.blend,
-                                       settings.interest)
+            recommender = load_announced(announced, settings)
         except ModelRefused as exc:
             return functools.partial(serving.refuse, announced.version, str(exc))
         except Exception as exc:  # noqa: BLE001 - a check that crashed refuses the model too
@@ -237,16 +239,39 @@ def start_followers(settings: Settings, serving: Serving, board: ItemBoard | Non
 
 
 def starting_model(settings: Settings, configured: Recommender) -> Recommender:
-    """What a starting worker serves: the newest announced version if it loads and checks,
-    else the configured artifact, so a restart does not serve an older model for a moment
-    and rebase its users twice."""
-    announced = newest_announcement(settings)
-    if announced is None or announced.version == configured.version:
-        return configured
+    """What a starting worker serves: the newest announced version that loads and checks, as
+    its peers serve it (they refused the newer ones too), else the configured artifact; so a
+    restart neither serves an older model for a moment, rebasing its users twice, nor another
+    version than its peers."""
+    return first_that_loads(announcements(settings), settings, configured)
+
+
+def first_that_loads(announced: list[Announcement], settings: Settings,
+                     configured: Recommender) -> Recommender:  # fmt: skip
+    """Of ``announced`` (log order), the newest that :func:`load_announced` serves, else
+    ``configured``."""
+    for said in reversed(announced):
+        if said.version == configured.version:
+            return configured
+        try:
+            return load_announced(said, settings)
+        except ModelRefused as exc:
+            log.error("announced model %s refused, trying the one announced before it: %s",
+                      said.version, exc)  # fmt: skip
+    return configured
+
+
+def load_announced(announced: Announcement, settings: Settings) -> Recommender:
+    """The announced artifact for serving, or :class:`ModelRefused`: only from under the model
+    root, only if its manifest is the one announced (the manifest hashes every file, checked
+    on load), then as :func:`load_checked` checks it."""
+    path, root = Path(announced.path), settings.models_root
+    if not path.resolve().is_relative_to(root):
+        raise ModelRefused(f"{path} is outside the model root {root} (STREAMREC_MODEL_ROOT)")
     try:
-        return load_checked(Path(announced.path), announced.version, settings.blend,
-                            settings.interest)
-    except ModelRefused as exc:
-        log.error("announced model %s refused, serving %s: %s", announced.version,
-                  configured.version, exc)  # fmt: skip
-        return configured
+        digest = hashlib.sha256((path / MANIFEST_FILE).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ModelRefused(f"{path}: {exc}") from None
+    if not hmac.compare_digest(digest, announced.sha256):
+        raise ModelRefused(f"{path}: its manifest's sha256 is not the announced one")
+    return load_checked(path, announced.version, settings.blend, settings.interest)

@@ -110,7 +110,7 @@ def test_the_follower_keeps_trying_while_the_broker_is_unreachable(loop):
 
 def test_the_newest_announcement_is_served_and_the_served_version_skipped(model_path, loop):
     serving = Serving(recommender(), PipelineStats())
-    ready = model_follower(Settings(), serving, loop).ready
+    ready = model_follower(Settings(model_path=model_path), serving, loop).ready
     said = announcement_of(model_path)
     broken = said.model_copy(update={"version": "v-broken", "path": str(model_path / "nope")})
     backlog = [SimpleNamespace(value=v.model_dump_json().encode(), offset=n)
@@ -133,7 +133,7 @@ def test_a_rollback_announced_before_the_swap_ran_is_still_served(model_path, lo
     back in. A refusal changes nothing served: a good artifact later announced under the refused
     version is still served (a corrupt copy refused, then the real one promoted)."""
     serving = Serving(recommender(), PipelineStats())
-    ready = model_follower(Settings(), serving, loop).ready
+    ready = model_follower(Settings(model_path=model_path), serving, loop).ready
     first = serving.recommender.version
     good = announcement_of(model_path)
     to_new = ready({"serve": good})  # handed over, not yet run
@@ -143,7 +143,39 @@ def test_a_rollback_announced_before_the_swap_ran_is_still_served(model_path, lo
     assert rollback.func == serving.refuse
     assert ready({"serve": good}) is None  # what the loop will serve already
 
-    fresh = model_follower(Settings(), Serving(recommender(), PipelineStats()), loop).ready
+    fresh = model_follower(Settings(model_path=model_path), Serving(recommender(), PipelineStats()),
+                         loop).ready
     corrupt = good.model_copy(update={"path": str(model_path / "nope")})  # good's version
     assert fresh({"serve": corrupt}).func.__name__ == "refuse"
     assert fresh({"serve": good}).func.__name__ == "swap", "the refused version stuck"
+
+
+def test_an_announcement_is_served_only_from_the_model_root_and_with_its_manifests_hash(
+        model_path, loop, tmp_path):  # fmt: skip
+    import shutil
+
+    settings = Settings(model_path=model_path)  # the root: the directory model_path is in
+    serving = Serving(recommender(), PipelineStats())
+    ready = model_follower(settings, serving, loop).ready
+    said = announcement_of(model_path)
+    forged = said.model_copy(update={"sha256": "0" * 64})  # issue 32: served before
+    refused = ready({"serve": forged})
+    assert refused.func == serving.refuse and "sha256" in refused.args[1]
+    elsewhere = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(model_path, elsewhere)
+    outside = ready({"serve": announcement_of(elsewhere)})  # a good artifact, outside the root
+    assert outside.func == serving.refuse and "outside the model root" in outside.args[1]
+    assert ready({"serve": said}).func == serving.swap
+
+
+def test_a_restarted_worker_serves_the_newest_announcement_that_loads(model_path, tmp_path):
+    """A refused announcement leaves its peers on the one before: so must a worker's start."""
+    from streams.worker.followers import first_that_loads
+
+    settings = Settings(model_path=model_path)
+    good = announcement_of(model_path)
+    broken = good.model_copy(update={"version": "v-broken", "path": str(model_path / "nope")})
+    configured = recommender()
+    assert first_that_loads([good, broken], settings, configured).version == good.version
+    assert first_that_loads([broken], settings, configured) is configured
+    assert first_that_loads([], settings, configured) is configured
