@@ -35,13 +35,13 @@ def serving(ports: list[int], version: str) -> bool:
 def test_an_announced_version_serves_on_both_workers_and_a_corrupt_one_is_refused(
     settings, workers, tmp_path
 ):
-    root = tmp_path / "models"
+    root = tmp_path / "served" / "models"  # the workers serve from under tmp_path / "served"
     shutil.copytree(settings.model_path, root / "v1")
     catalog = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=30, seed=5))
     train(catalog, Settings().interest, Settings().blend, TrainConfig(model="mf", dim=16, epochs=2),
           root / "v2", show_progress=False)  # fmt: skip
     v1, v2 = (read_config(root / name)["version"] for name in ("v1", "v2"))
-    first = settings.model_copy(update={"model_path": root / "v1"})
+    first = settings.model_copy(update={"model_path": root / "v1", "model_root": root.parent})
     second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
     ports = [first.web_port, second.web_port]
     for one in (first, second):
@@ -71,17 +71,28 @@ def test_an_announced_version_serves_on_both_workers_and_a_corrupt_one_is_refuse
     wait_for(lambda: applied() >= at_cut + 400, 30, "400 events scored by v2")
 
     # a corrupt copy of v1: refused on both, v2 keeps serving
-    shutil.copytree(root / "v1", tmp_path / "corrupt")
-    weights = tmp_path / "corrupt" / "weights.pt"
+    shutil.copytree(root / "v1", root.parent / "corrupt")  # not where promote looks for v1
+    weights = root.parent / "corrupt" / "weights.pt"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     weights.write_bytes(bytes(data))
-    corrupt = announcement_of(root / "v1").model_copy(update={"path": str(tmp_path / "corrupt")})
+    corrupt = announcement_of(root / "v1").model_copy(
+        update={"path": str(root.parent / "corrupt")})
     announce(first, corrupt)
     wait_for(lambda: all(worker_stats(p)["models_refused"] == 1 for p in ports), 10,
              "the corrupt artifact refused on both")
     assert serving(ports, v2)
     assert "weights.pt" in worker_stats(ports[0])["last_model_refusal"]
+    # v1 as it is, but announced with another manifest hash, then from outside the model root
+    # (issue 32: both were served)
+    forged = announcement_of(root / "v1").model_copy(update={"sha256": "0" * 64})
+    shutil.copytree(root / "v1", tmp_path / "outside")
+    for n, said in enumerate([forged, announcement_of(tmp_path / "outside")], start=2):
+        announce(first, said)
+        wait_for(lambda: all(worker_stats(p)["models_refused"] == n for p in ports), 10,
+                 f"refusal {n} on both")  # fmt: skip
+        assert serving(ports, v2)
+    assert "outside the model root" in worker_stats(ports[0])["last_model_refusal"]
 
     # a rollback by hand, through the CLI
     promote_ms = time.time() * 1000
