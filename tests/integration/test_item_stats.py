@@ -1,13 +1,14 @@
 """Per-item statistics through the broker (issue 17): two workers, the events repartitioned by
 item; every item's counts, first and last seen times and popularity equal the statistics of its
 events applied once, although producer retries repeat some events and the query lands on either
-worker."""
+worker; and by-item records no user path wrote are dead letters that stop neither worker."""
 
 from __future__ import annotations
 
 import math
 import urllib.error
 
+import orjson
 import pytest
 
 from core.events import Event, encode_event
@@ -17,6 +18,8 @@ from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker
 from tests.helpers import produce
 
 pytestmark = pytest.mark.integration
+
+TS = 1_700_000_000_000
 
 
 def events_with_retries() -> tuple[list[Event], list[Event]]:
@@ -32,8 +35,9 @@ def events_with_retries() -> tuple[list[Event], list[Event]]:
 def test_each_items_statistics_count_its_events_once_on_either_worker(settings, workers, tmp_path):
     first = settings
     second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
-    for one in (first, second):
-        wait_until_ready(one.web_port, timeout=90, process=workers(one))
+    processes = [workers(one) for one in (first, second)]
+    for one, process in zip((first, second), processes):
+        wait_until_ready(one.web_port, timeout=90, process=process)
     sent, unique = events_with_retries()
     produce(first, [(e.user_id.encode(), encode_event(e)) for e in sent])
     ports = [first.web_port, second.web_port]
@@ -57,3 +61,50 @@ def test_each_items_statistics_count_its_events_once_on_either_worker(settings, 
     with pytest.raises(urllib.error.HTTPError) as missing:
         fetch_json(f"http://127.0.0.1:{first.web_port}/items/never-seen/stats")
     assert missing.value.code == 404
+
+    forged_by_item_records_are_dead_letters(first, ports, processes, tmp_path)
+
+
+def by_item(item: str = "hot", key: str | None = None, **fields) -> tuple[bytes, bytes]:
+    """A by-item record as the user path writes one, with ``fields`` changed."""
+    record = {"i": item, "t": "click", "ts": TS, "v": None, "p": 0, "o": 0, "h": None, **fields}
+    return (key or item).encode(), orjson.dumps(record)
+
+
+def forged_by_item_records_are_dead_letters(settings, ports, processes, tmp_path) -> None:
+    """By-item records no user path wrote, sent straight to the internal topic (issue 32,
+    findings 1 and 5): each is dead-lettered with its reason, counted on /stats/ and logged
+    once; the item's statistics stay those of its real events, and no worker stops."""
+    # finding 1: positions on events partitions that do not exist (65,536 of them, each kept in
+    # the item's state, overflowed its encoding and stopped every worker at every restart)
+    forged = [by_item(p=p) for p in range(settings.partitions, settings.partitions + 10)]
+    forged.append(by_item(p=70_000))
+    # finding 5: what a user path never sends: another type, a delete, a rating without its
+    # value, an item that is not its key
+    forged += [by_item(t="nonsense"), by_item(t="delete"), by_item(t="rating"),
+               by_item(item="other", key="hot")]  # fmt: skip
+    produce(settings, forged, topic=settings.item_events_topic)
+
+    def dead() -> int:
+        return sum(worker_stats(p)["dead_lettered"].get("bad_item_event", 0) for p in ports)
+
+    wait_for(lambda: dead() >= len(forged), 60, "the forged records dead-lettered")
+    assert dead() == len(forged) and all(p.poll() is None for p in processes)
+    with pytest.raises(urllib.error.HTTPError):  # none of them counted
+        fetch_json(f"http://127.0.0.1:{ports[0]}/items/hot/stats")
+
+    real = [Event(f"u{n}", "hot", "click", TS + n, None, f"hot-{n}") for n in range(3)]
+    produce(settings, [(e.user_id.encode(), encode_event(e)) for e in real])
+    item = wait_for(lambda: (got := item_stats_or_none(ports[0], "hot")) and
+                    got["positives"] == len(real) and got, 60, "the real events counted")  # fmt: skip
+    assert item["positives"] == len(real)
+    logs = "".join(path.read_text(errors="replace") for path in tmp_path.glob("worker-*.log"))
+    assert logs.count("by-item record dead-lettered") == 1  # logged once for its kind
+    assert all(p.poll() is None for p in processes)
+
+
+def item_stats_or_none(port: int, item: str) -> dict | None:
+    try:
+        return fetch_json(f"http://127.0.0.1:{port}/items/{item}/stats")
+    except urllib.error.HTTPError:
+        return None
