@@ -145,12 +145,22 @@ evaluate-content: install
 	done
 	$(BIN)/streamrec evaluate --data $(ML1M) \
 	  --policy content-knn --catalog $(DATASETS)/ml-1m/movies.dat --out $(PREQ)/ml-1m-content-knn
+	# content only for new items: one model trained on the warm-up, never updated
+	for c in off on; do \
+	  C=$$([ $$c = on ] && echo "--catalog $(DATASETS)/ml-100k/u.item"); \
+	  $(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data --model interest-mf \
+	    --history-len 1000 --policy item-knn --policy interest --half-life 2ev $$C \
+	    --out $(PREQ)/ml-100k-frozen-content-$$c || exit 1; \
+	done
 	$(BIN)/python bench/content_eval.py \
 	  --pair "ML-100K=$(PREQ)/ml-100k-content-off,$(PREQ)/ml-100k-content-on" \
 	  --pair "ML-100K=$(PREQ)/ml-100k-sources-content-off,$(PREQ)/ml-100k-sources-content-on" \
 	  --pair "ML-1M part=$(PREQ)/ml-1m-content-off,$(PREQ)/ml-1m-content-on" \
 	  --pair "ML-1M part=$(PREQ)/ml-1m-sources-content-off,$(PREQ)/ml-1m-sources-content-on" \
 	  --out docs/img/content-vectors.png
+	$(BIN)/python bench/content_eval.py \
+	  --pair "ML-100K frozen=$(PREQ)/ml-100k-frozen-content-off,$(PREQ)/ml-100k-frozen-content-on" \
+	  --out docs/img/content-only-new-items.png
 
 evaluate-synthetic: install
 	STREAMREC_EVENT_WEIGHTS='{"view":1,"click":1,"cart":1,"purchase":1,"rating":1,"skip":-1}' \
