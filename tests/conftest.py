@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import hypothesis  # noqa: F401 - imported now, not by its plugin's summary (see below)
+import hypothesis.strategies._internal.types  # noqa: F401 - imported lazily by st.builds
 import pytest
 
 from streams.tools.broker import LocalBroker, free_port, start_local_broker, stop_process
@@ -26,7 +27,8 @@ from streams.settings import Settings
 # hypothesis's pytest plugin imports hypothesis at the run's summary, and pytest compiles it
 # then. After aiokafka has fenced a transactional producer, CPython 3.11.7's compiler can fail
 # with "AST constructor recursion depth mismatch" (its recursion counter is off by its 50-frame
-# headroom), which fails a run of only the fencing tests; so it is imported at collection.
+# headroom), which fails a run of only the fencing tests; so it is imported at collection, and
+# so is the module hypothesis imports on a test's first st.builds (a CI run failed there).
 
 SESSION_BROKER = "_STREAMREC_SESSION_BROKER"  # engine@host:port of the run's broker, for workers
 
