@@ -20,7 +20,7 @@ import uuid
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from streams.kafka_edge.topics import BrokerError
 
@@ -101,9 +101,16 @@ def fetch_kafka(jars: Path) -> Path:
     return jars
 
 
-def cluster_id() -> str:
-    """A new KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A new KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    An id that begins with '-' is drawn again, as Kafka's own ``Uuid.randomUuid`` does: the
+    storage tool would read it as an option and refuse to format.
+    """
+    while True:
+        drawn = base64.urlsafe_b64encode(draw().bytes).decode().rstrip("=")
+        if not drawn.startswith("-"):
+            return drawn
 
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")

@@ -3,11 +3,13 @@ compose file and the image use exists in the CLI and the settings."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,14 @@ def test_every_metric_the_dashboard_queries_is_exported():
 def test_compose_restarts_a_worker_that_stopped_without_commit():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     assert compose["services"]["worker"]["restart"] == "unless-stopped"
+
+
+def test_a_cluster_id_is_never_read_as_an_option_by_kafkas_storage_tool():
+    """One draw in 64 begins with '-' in URL-safe base64, and `kafka-storage format -t -x...` then
+    fails with "expected one argument"; like Kafka's own Uuid.randomUuid, such a draw is redrawn."""
+    from streams.tools.kafka_broker import cluster_id
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x07" + bytes(15))])
+    drawn = cluster_id(lambda: next(draws))
+    assert not drawn.startswith("-")
+    assert base64.urlsafe_b64decode(drawn + "==")[0] == 0x07
