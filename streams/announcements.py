@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
+from core.seal import Seal
 from models.artifact import MANIFEST_FILE, read_metrics, verify_artifact
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.kafka_edge.tansu import broker_is_tansu
@@ -59,9 +60,11 @@ def announcement_of(path: Path, parent: str | None = None) -> Announcement:
 def announce(settings: Settings, announcement: Announcement, timeout: float = 30.0) -> None:
     """Send ``announcement`` and wait until the broker has it."""
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, **kafka_python_kwargs(settings))
+    value, seal = announcement.model_dump_json().encode(), settings.seal
+    headers = seal.headers(settings.model_updates_topic, ANNOUNCEMENT_KEY, value) if seal else []
     try:
-        producer.send(settings.model_updates_topic, key=ANNOUNCEMENT_KEY,
-                      value=announcement.model_dump_json().encode()).get(timeout)  # fmt: skip
+        producer.send(settings.model_updates_topic, key=ANNOUNCEMENT_KEY, value=value,
+                      headers=headers).get(timeout)  # fmt: skip
     finally:
         producer.close()
 
@@ -74,10 +77,16 @@ def newest_of(records: Iterable[Any]) -> tuple[Announcement | None, int]:
     return (valid[-1] if valid else None), len(records) - len(valid)
 
 
-def valid_of(records: Iterable[Any]) -> list[Announcement]:
-    """The announcements among ``records``, in order; the rest logged and skipped."""
+def valid_of(records: Iterable[Any], seal: Seal | None = None) -> list[Announcement]:
+    """The announcements among ``records``, in order (with a ``seal``, only those with the
+    cluster's MAC); the rest logged and skipped."""
     valid = []
     for record in records:
+        if seal is not None and not seal.verifies(record.topic, record.key, record.value,
+                                                  record.headers):  # fmt: skip
+            log.warning("an announcement without a valid MAC at offset %d; skipped",
+                        record.offset)  # fmt: skip
+            continue
         try:
             valid.append(Announcement.model_validate_json(record.value or b""))
         except ValidationError:
@@ -116,7 +125,7 @@ def announcements(settings: Settings, quiet_s: float = 0.5, within_s: float = 60
             records = consumer.poll(timeout_ms=int(quiet_s * 1000))
             if not records and read_to is None:
                 break
-            said += valid_of([r for batch in records.values() for r in batch])
+            said += valid_of([r for batch in records.values() for r in batch], settings.seal)
             if time.monotonic() > deadline:
                 log.warning("%s not read to its end within %.0fs; the newest read is served",
                             partition.topic, within_s)  # fmt: skip

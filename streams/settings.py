@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.durations import parse_duration
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
+from core.seal import Seal
 from models.blend import Blend
 from models.exploration import POLICIES, Exploration
 from models.item_learning import ItemLearning
@@ -117,6 +118,12 @@ class Settings(DerivedNames, BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    internal_key: SecretStr | None = Field(
+        None, min_length=16, description="A key shared by the cluster's processes (16+ "
+        "bytes): every record on the internal topics (by-item events, item and content "
+        "vectors, model announcements) carries its MAC, and one without a valid MAC is "
+        "refused (core/seal.py)",
+    )
     ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker (SSL)")
     ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
     ssl_keyfile: Path | None = Field(None, description="Client key (mutual TLS)")
@@ -287,6 +294,12 @@ class Settings(DerivedNames, BaseSettings):
             self.dedupe_window,
             None if self.user_ttl is None else self.user_ttl * 1000.0,
         )
+
+    @property
+    def seal(self) -> Seal | None:
+        """What signs and checks internal records; None without an ``internal_key``."""
+        key = self.internal_key
+        return Seal(key.get_secret_value().encode()) if key else None
 
     @property
     def models_root(self) -> Path:

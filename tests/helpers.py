@@ -17,6 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from core.events import Event, encode_event
 from core.interest import UserState
+from core.seal import Seal
 from core.state_step import apply_user_events
 from models.artifact import load_recommender
 from streams.settings import Settings
@@ -76,11 +77,14 @@ def folded_state(events: list[Event], model_path: Path, settings: Settings) -> l
 
 
 def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]],
-            topic: str | None = None) -> None:  # fmt: skip
-    """``messages`` to ``topic``, by default the events topic."""
+            topic: str | None = None, seal: Seal | None = None) -> None:  # fmt: skip
+    """``messages`` to ``topic``, by default the events topic; each with its MAC by ``seal``
+    if there is one (core/seal.py)."""
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+    topic = topic or settings.events_topic
     for key, value in messages:
-        producer.send(topic or settings.events_topic, key=key, value=value)
+        headers = seal.headers(topic, key, value) if seal else []
+        producer.send(topic, key=key, value=value, headers=headers)
     producer.flush()
     producer.close()
 

@@ -66,6 +66,7 @@ class CatalogAgent:
                  batch_size: int = 64) -> None:  # fmt: skip
         self.settings, self.encoder, self.encoder_name = settings, encoder, encoder_name
         self.batch_size = batch_size
+        self.seal = settings.seal
         self.stats = CatalogStats()
         security = kafka_python_kwargs(settings)
         self.consumer = KafkaConsumer(
@@ -88,8 +89,7 @@ class CatalogAgent:
         for record in records:
             if record.value is None:
                 items.pop(record.key.decode(errors="replace"), None)
-                sent.append(self.producer.send(self.settings.content_topic, key=record.key,
-                                               value=None))  # fmt: skip
+                sent.append(self.send_content(record.key, None))
                 self.stats.retired += 1
                 continue
             try:
@@ -116,10 +116,16 @@ class CatalogAgent:
         vectors = encode_items(self.encoder, items, batch_size=self.batch_size)
         self.stats.encode_seconds += time.perf_counter() - started
         self.stats.encoded += len(items)
-        header = [(ENCODER_HEADER, self.encoder_name.encode())]
-        return [self.producer.send(self.settings.content_topic, key=item.item_id.encode(),
-                                   value=pack_content(vector), headers=header)
+        return [self.send_content(item.item_id.encode(), pack_content(vector))
                 for item, vector in zip(items, vectors)]  # fmt: skip
+
+    def send_content(self, key: bytes, value: bytes | None) -> Any:
+        """Send a content vector (None: the item retired) with the encoder that made it and,
+        with an internal key, the cluster's MAC (core/seal.py)."""
+        topic, seal = self.settings.content_topic, self.seal
+        headers = [(ENCODER_HEADER, self.encoder_name.encode())] if value is not None else []
+        headers += seal.headers(topic, key, value) if seal else []
+        return self.producer.send(topic, key=key, value=value, headers=headers)
 
     def run(self, keep_going: Callable[[], bool], idle_s: float | None = None,
             progress: Callable[[CatalogStats], None] = lambda stats: None) -> CatalogStats:

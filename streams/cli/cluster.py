@@ -123,6 +123,9 @@ def worker(
         note_unserved_forgetting(settings.model_path, recommender.version, settings.interest)
         recommender = starting_model(settings, recommender)  # the newest announced, if any
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    if settings.seal is None:
+        console.print("[yellow]no STREAMREC_INTERNAL_KEY:[/] records on the internal topics are "
+                      "believed from whoever the broker lets write them (README: Secured Kafka)")
     faust_app = create_app(settings, recommender)
     faust_worker = Worker(faust_app, loglevel=loglevel)
     # Faust's terminal spinner sets the root logger to DEBUG at --loglevel warn and above, so

@@ -17,6 +17,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.partitioner import DefaultPartitioner
 
+from core.seal import Seal
+
 _partitioner = DefaultPartitioner()  # murmur2, as the Java client and aiokafka's send pick
 
 
@@ -37,18 +39,20 @@ async def send_to_partitions(
     producer: AIOKafkaProducer,
     topic: str,
     by_partition: Mapping[int, Sequence[tuple[bytes, bytes | None]]],
+    seal: Seal | None = None,
 ) -> list[Sent]:
     """Queue each partition's ``(key, value)`` records (a None value is a tombstone) in as few
-    record batches as fit."""
+    record batches as fit, each with its MAC when there is a ``seal``."""
     sent = []
     for partition, records in by_partition.items():
         batch, count = producer.create_batch(), 0
         for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, anew
+            headers = seal.headers(topic, key, value) if seal else []
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 sent.append(Sent(partition, count, await _send_now(producer, batch, topic,
                                                                    partition)))  # fmt: skip
-                batch, count = producer.create_batch(), 0
-                batch.append(key=key, value=value, timestamp=None)
+                batch, count = producer.create_batch(), 0  # the full one went: a new one
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
             count += 1
         if count:
             sent.append(Sent(partition, count, await _send_now(producer, batch, topic, partition)))
@@ -68,14 +72,15 @@ async def _send_now(
 
 
 async def send_records(
-    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes]]
+    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes]],
+    seal: Seal | None = None,
 ) -> list[asyncio.Future]:
-    """Queue ``(key, value)`` records on ``topic``, keyed to partitions as ``send`` would;
-    return the batches' delivery futures."""
+    """Queue ``(key, value)`` records on ``topic``, keyed to partitions as ``send`` would (with
+    their MACs when there is a ``seal``); return the batches' delivery futures."""
     await producer.client._wait_on_metadata(topic)
     partitions = sorted(producer.client.cluster.partitions_for_topic(topic))
     available = sorted(producer.client.cluster.available_partitions_for_topic(topic))
     by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for key, value in records:
         by_partition.setdefault(_partitioner(key, partitions, available), []).append((key, value))
-    return [sent.delivery for sent in await send_to_partitions(producer, topic, by_partition)]
+    return [sent.delivery for sent in await send_to_partitions(producer, topic, by_partition, seal)]

@@ -37,6 +37,7 @@ from core.events import (
     InvalidEvent,
 )
 from core.interest import InterestConfig, event_id_hash
+from core.seal import Seal
 from core.item_stats import (
     ItemStats,
     apply_item_events,
@@ -89,12 +90,37 @@ class ItemsApplied:
 class ItemRecords(NamedTuple):
     """A by-item fetch parsed: each item's ``(type, ts, weight, position, event-id hash)`` in
     order, the batch index of each item's last record (to bind its partition), the records
-    that are not ours (dead letters), and the users' unit interests by event position."""
+    that are not ours (dead letters), the users' unit interests by event position, and the
+    batch index of the record that claimed each position."""
 
     by_item: dict[str, list[tuple[str, int, float, Position, int | None]]]
     last: dict[str, int]
     dead: list[tuple[Message, InvalidEvent]]
     interests: dict[Position, np.ndarray]
+    at: dict[Position, int] = {}
+
+    def claimed(self) -> dict[int, int]:
+        """The highest offset claimed on each events partition."""
+        highest: dict[int, int] = {}
+        for partition, offset in self.at:
+            highest[partition] = max(offset, highest.get(partition, -1))
+        return highest
+
+    def within(self, ends: Mapping[int, int], messages: Sequence[Message]) -> ItemRecords:
+        """Without the events at or past their events partition's end (``ends``: its next
+        offset), each dead-lettered: no user path applied an event that is not there yet, and
+        a position far ahead (2**62) would make every later real event of the item look
+        counted (issue 32 #4)."""
+        past = {at for at in self.at if at[1] >= ends.get(at[0], 0)}
+        if not past:
+            return self
+        by_item = {item: kept for item, entries in self.by_item.items()
+                   if (kept := [e for e in entries if e[3] not in past])}  # fmt: skip
+        dead = self.dead + [(messages[self.at[at]], InvalidEvent(
+            "bad_item_event", f"position {at[0]}/{at[1]} past the events topic's end "
+            f"{ends.get(at[0], 0)}")) for at in sorted(past)]  # fmt: skip
+        return ItemRecords(by_item, {i: n for i, n in self.last.items() if i in by_item}, dead,
+                           self.interests, {at: n for at, n in self.at.items() if at not in past})
 
 
 def parse_item_records(
@@ -103,18 +129,25 @@ def parse_item_records(
     max_abs_value: float = MAX_ABS_VALUE,
     space: tuple[int, int] | None = None,
     partitions: int = 2**31,
+    seal: Seal | None = None,
 ) -> ItemRecords:
-    """The records parsed. Each must be what the user path writes: its key the item, an event
-    type it sends here, a rating's value, a position on one of the events topic's
-    ``partitions``. An interest (``"u"``) is read only with ``space``, the learner's
-    (dimension, model tag), and only if its ``"m"`` is that tag (a user path on another
-    version wrote it: the event still counts, with no step); then it must be that many finite
-    float16 numbers of about unit length."""
+    """The records parsed. Each must be what the user path writes: its MAC when there is a
+    ``seal`` (core/seal.py), its key the item, an event type it sends here, a rating's value,
+    a position on one of the events topic's ``partitions`` (whether the topic has it yet,
+    :meth:`ItemRecords.within` says). An interest (``"u"``) is read only with ``space``, the
+    learner's (dimension, model tag), and only if its ``"m"`` is that tag (a user path on
+    another version wrote it: the event still counts, with no step); then it must be that many
+    finite float16 numbers of about unit length."""
     by_item: dict[str, list[tuple[str, int, float, Position, int | None]]] = {}
     last: dict[str, int] = {}
     dead = []
     interests: dict[Position, np.ndarray] = {}
+    claimed_at: dict[Position, int] = {}
     for index, message in enumerate(messages):
+        if seal is not None and not seal.verifies(message.topic, message.key, message.value,
+                                                  message.headers):  # fmt: skip
+            dead.append((message, InvalidEvent("bad_mac", "no valid MAC of the internal key")))
+            continue
         try:
             obj = orjson.loads(message.value)
             item, kind, ts, value = obj["i"], obj["t"], obj["ts"], obj["v"]
@@ -141,7 +174,8 @@ def parse_item_records(
             continue
         by_item.setdefault(event.item_id, []).append(entry)
         last[event.item_id] = index
-    return ItemRecords(by_item, last, dead, interests)
+        claimed_at[entry[3]] = index
+    return ItemRecords(by_item, last, dead, interests, claimed_at)
 
 
 def _unit_interest(text: object, dim: int) -> np.ndarray:

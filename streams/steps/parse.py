@@ -48,6 +48,8 @@ class Message(Protocol):
     def timestamp(self) -> float: ...
     @property
     def topic(self) -> str: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
 
 
 class Fetched(NamedTuple):
@@ -59,12 +61,13 @@ class Fetched(NamedTuple):
     offset: int
     timestamp: float  # seconds, as Faust's messages have it
     topic: str
+    headers: Sequence[tuple[str, bytes]] = ()
 
     @classmethod
     def of(cls, record: Any) -> Fetched:
         """From an aiokafka or kafka-python record (their timestamps are in ms)."""
         return cls(record.key, record.value, record.partition, record.offset,
-                   record.timestamp / 1000.0, record.topic)  # fmt: skip
+                   record.timestamp / 1000.0, record.topic, record.headers or ())  # fmt: skip
 
 
 @dataclass

@@ -105,7 +105,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     board = ItemBoard(settings.popularity_half_life_s * 1000.0) \
         if settings.item_stats and settings.list_rules.reads_item_stats else None  # fmt: skip
     stats = PipelineStats()
-    serving = Serving(recommender, stats)  # swapped between batches by the model follower
+    serving = Serving(recommender, stats,  # swapped between batches by the model follower
+                      settings.processing_guarantee != "exactly_once")  # fmt: skip
     metrics = worker_metrics(app, users, settings.events_topic, serving, stats)
     retention = Retention(lambda: compat.rocksdb_partitions(users),
                           lambda partition: compat.compact_partition(users, partition),
@@ -115,7 +116,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                          stats, metrics)  # fmt: skip
     handlers = {subscribe(app, settings.events_topic, settings): user_path.take}
     if items is not None:
-        item_path = ItemPath(settings, table_store(items), outlet, serving, stats)
+        item_path = ItemPath(settings, table_store(items), outlet, serving, stats,
+                             lambda partitions: compat.listed_ends(app, settings.events_topic,
+                                                                   partitions))  # fmt: skip
         handlers[subscribe(app, settings.item_events_topic, settings)] = item_path.take
         register_item_view(app, items, settings)
         if settings.item_learning:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
 
+from core.seal import Seal, verified
 from models.artifact import MANIFEST_FILE
 from models.item_board import ItemBoard
 from models.scoring import Recommender
@@ -82,7 +83,8 @@ class Follower(threading.Thread):
     """Reads a compacted topic from its start for as long as the worker runs. In this thread,
     ``read`` makes each poll's records into the newest readable value per key (and a count of
     the unreadable ones, handed to ``on_bad`` on the loop), and ``ready`` makes what was read
-    since the last hand-over into what the event loop is to run (None: nothing).
+    since the last hand-over into what the event loop is to run (None: nothing). With a
+    ``seal``, a record without the cluster's MAC is not read, only counted (core/seal.py).
 
     One failure rule for every topic: a failure (the broker gone a while, a bug) is logged and
     the topic read again from its start after ``retry_s``, so nothing stays unknown and the
@@ -91,12 +93,12 @@ class Follower(threading.Thread):
     def __init__(self, settings: Settings, topic: str, partitions: int, read: Reader,
                  ready: Callable[[dict], Action | None], loop: asyncio.AbstractEventLoop,
                  on_bad: Callable[[int], None] = lambda count: None,
-                 retry_s: float = RETRY_S) -> None:  # fmt: skip
+                 retry_s: float = RETRY_S, seal: Seal | None = None) -> None:  # fmt: skip
         super().__init__(name=f"follow {topic}", daemon=True)
         self.settings, self.topic, self.partitions = settings, topic, partitions
         self.read, self.ready, self.on_bad = read, ready, on_bad
         self.loop = loop
-        self.retry_s = retry_s
+        self.retry_s, self.seal = retry_s, seal
         self.stopping = threading.Event()
         self.connect_failures = 0  # connects the broker did not answer
         self.failures = 0  # reads that failed and started again
@@ -138,9 +140,12 @@ class Follower(threading.Thread):
         handed = time.monotonic()
         while not self.stopping.is_set():
             polled = consumer.poll(timeout_ms=POLL_MS)
-            read, bad = self.read([r for batch in polled.values() for r in batch])
+            records, unsigned = verified(self.seal, [r for b in polled.values() for r in b])
+            read, bad = self.read(records)
+            bad += unsigned
             if bad:
-                log.warning("%s: %d unreadable records skipped", self.topic, bad)
+                log.warning("%s: %d unreadable records skipped (%d without a valid MAC)",
+                            self.topic, bad, unsigned)  # fmt: skip
                 self.loop.call_soon_threadsafe(self.on_bad, bad)
             pending.update(read)
             if pending and (not read or time.monotonic() - handed >= HAND_OVER_S):
@@ -182,10 +187,10 @@ def model_follower(settings: Settings, serving: Serving,
         return functools.partial(serving.swap, recommender, announced.parent)
 
     def unreadable(count: int) -> None:
-        serving.refuse("?", f"{count} record(s) on the topic not an announcement")
+        serving.refuse("?", f"{count} record(s) on the topic not an announcement or unsigned")
 
     return Follower(settings, settings.model_updates_topic, 1, read_announcements, ready, loop,
-                    unreadable)  # fmt: skip
+                    unreadable, seal=settings.seal)  # fmt: skip
 
 
 def vector_follower(settings: Settings, serving: Serving,
@@ -195,7 +200,8 @@ def vector_follower(settings: Settings, serving: Serving,
         serving.stats.item_vectors_refused += count
 
     return Follower(settings, settings.item_vectors_topic, settings.partitions, read_vectors,
-                    taken_by(serving.lay_learned_vectors), loop, refused)  # fmt: skip
+                    taken_by(serving.lay_learned_vectors), loop, refused,
+                    seal=settings.seal)  # fmt: skip
 
 
 def content_follower(settings: Settings, serving: Serving,
@@ -205,7 +211,8 @@ def content_follower(settings: Settings, serving: Serving,
         serving.stats.content_vectors_refused += count
 
     return Follower(settings, settings.content_topic, settings.partitions, read_content,
-                    taken_by(serving.lay_content_vectors), loop, refused)  # fmt: skip
+                    taken_by(serving.lay_content_vectors), loop, refused,
+                    seal=settings.seal)  # fmt: skip
 
 
 def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, topic: str,

@@ -13,12 +13,12 @@ worker follows), bad records dead-lettered.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from models.item_learning import OnlineItems
 from streams.kafka_edge.transactions import Outlet
 from streams.settings import Settings
-from streams.steps.items import apply_items, parse_item_records
+from streams.steps.items import ItemRecords, apply_items, parse_item_records
 from streams.steps.parse import Fetched
 from streams.worker.failure import stop_without_commit
 from streams.worker.metrics import PipelineStats
@@ -34,19 +34,25 @@ from streams.worker.transaction import (
 
 log = logging.getLogger(__name__)
 
+EndsAsker = Callable[[list[int]], Awaitable[Mapping[int, int]]]
+
 
 class ItemPath:
     """What the item path keeps between batches: the counters and, with online item learning,
     the learner of the served artifact (made once per artifact)."""
 
     def __init__(self, settings: Settings, store: TableStore,
-                 outlet: Outlet,
-                 serving: Serving, stats: PipelineStats) -> None:  # fmt: skip
+                 outlet: Outlet, serving: Serving, stats: PipelineStats,
+                 ask_events_ends: EndsAsker) -> None:  # fmt: skip
+        """``ask_events_ends(partitions)``: the events topic's end (next offset) of each."""
         self.settings, self.store, self.outlet = settings, store, outlet
         self.dead_letters = DeadLetterTopic(settings.dlq_topic, settings.dlq_max_bytes)
         self.interest = settings.interest  # built once: a property makes a new one each time
         self.half_life_ms = settings.popularity_half_life_s * 1000.0
         self.serving, self.stats = serving, stats
+        self.seal = settings.seal  # built once, as ``interest``
+        self.ask_events_ends = ask_events_ends
+        self.events_ends: dict[int, int] = {}  # as last heard; only ever grows
         self.logged: set[str] = set()  # dead-letter reasons logged once already
         self.learner = Remade(lambda artifact: OnlineItems(
             artifact.vectors, artifact.index, artifact.tag, settings.item_learning_config,
@@ -59,13 +65,25 @@ class ItemPath:
         except Exception as exc:  # noqa: BLE001 - a table or broker failure
             stop_without_commit(exc)
 
+    async def within_events(self, batch: Sequence[Fetched], parsed: ItemRecords) -> ItemRecords:
+        """``parsed`` without the positions past the events topic's end, asked of the broker
+        only when a record claims one past the end last heard (a busy topic: about once a
+        batch, one request)."""
+        claimed = parsed.claimed()
+        if any(offset >= self.events_ends.get(p, 0) for p, offset in claimed.items()):
+            for partition, end in (await self.ask_events_ends(sorted(claimed))).items():
+                self.events_ends[partition] = max(end, self.events_ends.get(partition, 0))
+        return parsed.within(self.events_ends, batch)
+
     async def process(self, batch: Sequence[Fetched]) -> None:
         """One fetch; returns once every record is counted and committed, or dead-lettered."""
         settings = self.settings
         learner = self.learner(self.serving.artifact) if settings.item_learning else None
-        by_item, last, dead, interests = parse_item_records(
+        parsed = await self.within_events(batch, parse_item_records(
             batch, self.interest, settings.max_abs_value,
-            (learner.dim, learner.tag) if learner else None, settings.partitions)  # fmt: skip
+            (learner.dim, learner.tag) if learner else None, settings.partitions,
+            self.seal))  # fmt: skip
+        by_item, last, dead, interests, _ = parsed
         tx = BatchTransaction(self.store, keys_by_partition(last, batch), self.outlet,
                               self.dead_letters, consumed_offsets(batch))  # fmt: skip
         done = apply_items(by_item, tx, self.half_life_ms,
@@ -73,7 +91,8 @@ class ItemPath:
                            learner=learner, interests=interests)  # fmt: skip
         if settings.item_learning:
             tx.send(settings.item_vectors_topic,
-                    [(item.encode(), vector) for item, vector in done.vectors.items()])
+                    [(item.encode(), vector) for item, vector in done.vectors.items()],
+                    self.seal)
         for message, exc in [*dead, *done.dead]:
             tx.dead_letter(message, exc)
         await tx.commit()

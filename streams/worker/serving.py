@@ -54,7 +54,13 @@ class Active(NamedTuple):
 class Serving:
     """The worker's current model, the catalogs of the ones before it, and what was refused."""
 
-    def __init__(self, recommender: Recommender, stats: PipelineStats | None = None) -> None:
+    def __init__(self, recommender: Recommender, stats: PipelineStats | None = None,
+                 ordered_by_updates: bool = True) -> None:  # fmt: skip
+        """``ordered_by_updates``: a learned vector with fewer updates than the one held in the
+        same model is a stale owner's and refused. Without exactly-once only: there a stale
+        owner is fenced, so the topic's order is the truth, and a count cannot be sent that
+        pins an item (:meth:`lay_learned_vectors`)."""
+        self.ordered_by_updates = ordered_by_updates
         self.active = Active(recommender, ())
         self.artifact = recommender  # the served model as loaded, before any learned vector
         self.lineage: frozenset[int] = frozenset()  # tags of the versions it was warm-started from
@@ -75,16 +81,18 @@ class Serving:
     def lay_learned_vectors(self, vectors: dict[str, Learned]) -> None:
         """Score with these learned item vectors from the next batch on (on the event loop).
         Every readable one is kept, for a later version it fits; refused (and counted) are one
-        that is not finite or longer than the catalog's longest vector allows
-        (``MAX_NORM_FACTOR`` x, as the learner clips to it), and one older than the vector held
-        for the item in the same model (fewer updates: a stale owner's)."""
+        that is not finite, longer than the catalog's longest vector allows (``MAX_NORM_FACTOR``
+        x, as the learner clips to it) or of another dimension than the served model's, and,
+        ``ordered_by_updates``, one older than the vector held for the item in the same model
+        (fewer updates: a stale owner's)."""
         bound = MAX_NORM_FACTOR * self.bound
         take = {}
         for item, learned in vectors.items():
             norm = float(np.linalg.norm(learned.vector))
             held = self.learned.get(item)
             if not (math.isfinite(norm) and norm <= bound) or (
-                held is not None and held.model == learned.model
+                learned.vector.shape != (self.artifact.dim,)) or (
+                self.ordered_by_updates and held is not None and held.model == learned.model
                 and learned.updates < held.updates):  # fmt: skip
                 self.stats.item_vectors_refused += 1
                 continue

@@ -32,6 +32,7 @@ import rocksdict
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from core.events import InvalidEvent
+from core.seal import Seal
 from streams.kafka_edge.publish import send_records, send_to_partitions
 from streams.kafka_edge.transactions import Outlet
 from streams.steps.dead_letters import dead_letter_record
@@ -102,7 +103,7 @@ class BatchTransaction:
             self.stored.update(zip(wanted, store.db_for(partition).get(wanted)))
         self.partition = -1
         self.writes: dict[int, dict[bytes, bytes | None]] = {}
-        self.records: list[tuple[str, Sequence[tuple[bytes, bytes]]]] = []
+        self.records: list[tuple[str, Sequence[tuple[bytes, bytes]], Seal | None]] = []
         self.refused: list[tuple[Message, InvalidEvent]] = []
 
     def bind(self, partition: int) -> None:
@@ -128,10 +129,12 @@ class BatchTransaction:
         writes.update((key, None) for key in dead)
         return len(dead)
 
-    def send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """``(key, value)`` records for ``topic``, partitioned by key as Kafka's clients do."""
+    def send(self, topic: str, records: Sequence[tuple[bytes, bytes]],
+             seal: Seal | None = None) -> None:  # fmt: skip
+        """``(key, value)`` records for ``topic``, partitioned by key as Kafka's clients do;
+        with a ``seal``, each carries its MAC (an internal topic's record)."""
         if records:
-            self.records.append((topic, records))
+            self.records.append((topic, records, seal))
 
     def dead_letter(self, message: Message, exc: InvalidEvent) -> None:
         """The message's bytes (cut to fit if too large), with why and where from."""
@@ -149,8 +152,8 @@ class BatchTransaction:
             producer, self.store.changelog_topic,
             {p: list(writes.items()) for p, writes in self.writes.items()})  # fmt: skip
         deliveries = [sent.delivery for sent in changelog]
-        for topic, records in self.records:
-            deliveries += await send_records(producer, topic, records)
+        for topic, records, seal in self.records:
+            deliveries += await send_records(producer, topic, records, seal)
         for message, exc in self.refused:
             key, value, headers = dead_letter_record(message, exc, self.dead_letters.max_bytes)
             deliveries.append(await producer.send(

@@ -43,6 +43,7 @@ class UserPath:
                  stats: PipelineStats, metrics: WorkerMetrics) -> None:  # fmt: skip
         self.settings, self.config, self.rules = settings, settings.steps, settings.list_rules
         self.store, self.outlet = store, outlet
+        self.seal = settings.seal  # signs the by-item records (None: no internal key)
         self.dead_letters = DeadLetterTopic(settings.dlq_topic, settings.dlq_max_bytes)
         self.serving, self.board, self.retention = serving, board, retention
         self.stats, self.metrics = stats, metrics
@@ -86,7 +87,7 @@ class UserPath:
         if self.settings.item_stats:  # the item statistics count what the users' states did
             interests = done.interests if self.settings.item_learning else None
             tx.send(self.settings.item_events_topic,
-                    item_event_records(done.item_events, interests, recommender.tag))
+                    item_event_records(done.item_events, interests, recommender.tag), self.seal)
         refused = [*parsed.dead, *done.dead]
         for message, exc in refused:
             tx.dead_letter(message, exc)

@@ -73,12 +73,14 @@ def by_item(item: str = "hot", key: str | None = None, **fields) -> tuple[bytes,
 
 def forged_by_item_records_are_dead_letters(settings, ports, processes, tmp_path) -> None:
     """By-item records no user path wrote, sent straight to the internal topic (issue 32,
-    findings 1 and 5): each is dead-lettered with its reason, counted on /stats/ and logged
+    findings 1, 4 and 5): each is dead-lettered with its reason, counted on /stats/ and logged
     once; the item's statistics stay those of its real events, and no worker stops."""
     # finding 1: positions on events partitions that do not exist (65,536 of them, each kept in
     # the item's state, overflowed its encoding and stopped every worker at every restart)
     forged = [by_item(p=p) for p in range(settings.partitions, settings.partitions + 10)]
     forged.append(by_item(p=70_000))
+    # finding 4: a position far past the events topic's end froze the item's statistics
+    forged.append(by_item(o=2**62))
     # finding 5: what a user path never sends: another type, a delete, a rating without its
     # value, an item that is not its key
     forged += [by_item(t="nonsense"), by_item(t="delete"), by_item(t="rating"),

@@ -29,6 +29,7 @@ class Message:
     offset: int = 0
     timestamp: float = 1.0
     topic: str = "events"
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def recommender() -> Recommender:

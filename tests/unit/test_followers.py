@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams.announcements import announcement_of
+from core.seal import Seal
+from streams.announcements import announcement_of, valid_of
 from streams.settings import Settings
 from streams.worker.followers import Follower, model_follower, taken_by
 from streams.worker.topic_readers import read_announcements
@@ -179,3 +180,51 @@ def test_a_restarted_worker_serves_the_newest_announcement_that_loads(model_path
     assert first_that_loads([good, broken], settings, configured).version == good.version
     assert first_that_loads([broken], settings, configured) is configured
     assert first_that_loads([], settings, configured) is configured
+
+
+def test_a_follower_with_a_seal_reads_only_the_clusters_records(loop):
+    seal = Seal(b"k" * 16)
+    signed = SimpleNamespace(topic="internal", key=b"a", value=b"1", offset=0,
+                             headers=seal.headers("internal", b"a", b"1"))  # fmt: skip
+    forged = [SimpleNamespace(topic="internal", key=b"b", value=b"2", offset=1, headers=[]),
+              SimpleNamespace(topic="internal", key=b"c", value=b"3", offset=2,  # another topic's
+                              headers=seal.headers("other", b"c", b"3"))]  # fmt: skip
+
+    class AtStart(Follower):
+        def connected(self) -> Log:
+            return Log([signed, *forged])
+
+    taken: list[dict] = []
+    counted: list[int] = []
+    arrived = threading.Condition()
+
+    def note(into: list, what) -> None:
+        with arrived:
+            into.append(what)
+            arrived.notify_all()
+
+    follower = AtStart(Settings(), "internal", 1,
+                       lambda records: ({r.key.decode(): r.value for r in records}, 0),
+                       taken_by(functools.partial(note, taken)), loop,
+                       functools.partial(note, counted), seal=seal)  # fmt: skip
+    follower.start()
+    try:
+        with arrived:
+            assert arrived.wait_for(lambda: taken and counted, timeout=30)
+    finally:
+        follower.stop()
+        follower.join(30)
+    assert taken == [{"a": b"1"}] and counted == [2]
+
+
+def test_an_announcement_without_the_clusters_mac_is_not_valid(model_path):
+    seal = Seal(b"k" * 16)
+    value = announcement_of(model_path).model_dump_json().encode()
+
+    def record(headers) -> SimpleNamespace:
+        return SimpleNamespace(topic="updates", key=b"serve", value=value, offset=0,
+                               headers=headers)  # fmt: skip
+
+    assert valid_of([record(seal.headers("updates", b"serve", value))], seal)
+    assert not valid_of([record([])], seal)
+    assert valid_of([record([])])  # without a key, every announcement is believed

@@ -18,7 +18,7 @@ def test_records_keyed_by_item_count_once_and_bad_ones_are_dead_letters(caplog):
     assert [key for key, _ in records] == [b"a", b"a", b"b"]
     messages = [Message(k, v, 3, n) for n, (k, v) in enumerate(records)]
     messages.append(Message(b"a", b"{not json", 3, 9))
-    by_item, last, dead, _ = parse_item_records(messages, InterestConfig())
+    by_item, last, dead, _, _ = parse_item_records(messages, InterestConfig())
     assert [m.offset for m, _ in dead] == [9] and dead[0][1].reason == "bad_item_event"
     assert last == {"a": 1, "b": 2}
     table = {b"b": b"\xff corrupt"}
@@ -47,7 +47,7 @@ def test_a_producer_retry_replayed_after_a_crash_is_still_counted_once():
 
     def to_items(done, delivered: int | None = None) -> None:
         records = item_event_records(done.item_events)[:delivered]
-        by_item, _, _, _ = parse_item_records([Message(k, v) for k, v in records], InterestConfig())
+        by_item = parse_item_records([Message(k, v) for k, v in records], InterestConfig()).by_item
         apply_items(by_item, items, 86_400_000.0)
 
     to_items(apply(parse_batch(batch, set(ITEMS)), users), delivered=1)  # then a crash
@@ -70,7 +70,29 @@ def test_a_by_item_record_out_of_the_events_bounds_is_a_dead_letter():
            written(p=4), written(p=70_000),
            # a type the user path never sends here, a rating without its value, another item
            written(t="nonsense"), written(t="delete"), written(v=None), written(i="b")]
-    by_item, _, dead, _ = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6,
-                                             partitions=4)  # fmt: skip
+    parsed = parse_item_records([written(), *bad], InterestConfig(), max_abs_value=1e6,
+                                partitions=4)  # fmt: skip
+    by_item, dead = parsed.by_item, parsed.dead
     assert len(dead) == len(bad) and all(exc.reason == "bad_item_event" for _, exc in dead)
     assert list(by_item) == ["a"] and len(by_item["a"]) == 1
+
+
+def test_a_position_past_the_events_topics_end_is_a_dead_letter():
+    """Issue 32 #4: four by-item records for an item at offset 2**62 made every later real event
+    of it count as a duplicate. No user path applied an event past the topic's end."""
+    import orjson
+
+    def written(offset: int, partition: int = 0) -> Message:
+        record = {"i": "a", "t": "click", "ts": 10, "v": None, "p": partition, "o": offset,
+                  "h": None}  # fmt: skip
+        return Message(b"a", orjson.dumps(record))
+
+    messages = [written(3), written(2**62), written(9), written(0, partition=1)]
+    parsed = parse_item_records(messages, InterestConfig())
+    assert parsed.claimed() == {0: 2**62, 1: 0}
+    kept = parsed.within({0: 10, 1: 1}, messages)
+    assert [e[3] for e in kept.by_item["a"]] == [(0, 3), (0, 9), (1, 0)]
+    [(message, exc)] = kept.dead
+    assert message is messages[1] and exc.reason == "bad_item_event" and "past" in exc.detail
+    assert parsed.within({0: 2**62 + 1, 1: 1}, messages) is parsed  # nothing past: unchanged
+    assert parsed.within({}, messages).by_item == {}  # an end not known yet: nothing is there

@@ -13,7 +13,8 @@ NOW_MS = 1_700_000_000_000
 
 def record(event: Event, offset: int, key: bytes | None = None) -> SimpleNamespace:
     return SimpleNamespace(key=key or event.user_id.encode(), value=encode_event(event),
-                           partition=0, offset=offset, timestamp=NOW_MS, topic="events")
+                           partition=0, offset=offset, timestamp=NOW_MS, topic="events",
+                           headers=[])
 
 
 def test_the_trainer_learns_what_the_workers_apply_and_forgets_who_asks(model_path, tmp_path):

@@ -24,7 +24,7 @@ class Appending(list):
 
     closed = False
 
-    def append(self, key=None, value=None, timestamp=None):
+    def append(self, key=None, value=None, timestamp=None, headers=()):
         super().append((key, value))
         return True
 
