@@ -184,7 +184,9 @@ def apply_users(
             table[key] = values[n]
         elif update.forgotten:
             del table[key]  # a tombstone even for a gone entry: a replayed delete's may be lost
-            done.deleted.extend([key] if raw is not None else [])
+            # forgotten: a user stored before, or created by this batch's events
+            existed = raw is not None or any(e.type != DELETE for e, _ in events)
+            done.deleted.extend([key] if existed else [])
         done.applied += update.applied
         repeated_at = set(update.repeated_at)
         done.item_events.extend((e, at) for e, at in events

@@ -69,3 +69,18 @@ def test_a_replayed_delete_sends_its_tombstone_again_though_the_entry_is_gone():
     again = run(forget)  # the local delete survived the crash, its tombstone may not have
     assert deleted == [b"u1", b"u1"] and b"u1" not in table
     assert (first.deleted, again.deleted) == ([b"u1"], [])  # the user was forgotten once
+
+
+def test_a_user_created_and_deleted_in_one_batch_counts_as_deleted():
+    """Issue 32 #7: such a delete was not counted in ``users_deleted`` (nothing was stored
+    before the batch), though the user's events were applied and then forgotten."""
+    class Tombstones(dict):
+        def __delitem__(self, key: bytes) -> None:  # Faust's table: a tombstone, no KeyError
+            self.pop(key, None)
+
+    rec = recommender()
+    table = Tombstones()
+    batch = messages(event("u1", "a", 1), Event("u1", "", "delete", 2),
+                     Event("u2", "", "delete", 3))  # fmt: skip
+    done = apply_users(parse_batch(batch, set(ITEMS)), table, rec.item_vector, rec.dim, CONFIG)
+    assert done.deleted == [b"u1"] and table == {}  # u2 was never there: nothing forgotten
