@@ -105,6 +105,20 @@ class Settings(DerivedNames, BaseSettings):
         description="Retention of the dead-letter topic when the pipeline creates it "
         "(3600, 6h, 7d, inf)",
     )
+    recs_retention: float | None = Field(
+        7 * 86400.0,
+        gt=0,
+        description="Retention of the recommendations topic when the pipeline creates it "
+        "(3600, 6h, 7d, inf): a deleted user's records leave it within about 1.1x this",
+    )
+    forget_within: float = Field(
+        2 * 86400.0,
+        gt=0,
+        description="How long a deleted or evicted user's old states and tombstone may stay "
+        "in the table changelogs the pipeline creates (3600, 6h, 2d): half of it each is "
+        "their max.compaction.lag.ms and delete.retention.ms (a worker whose data dir is "
+        "older than that half may miss a tombstone: start it on an empty one)",
+    )
     dlq_max_bytes: int = Field(
         256 * 1024,
         ge=1024,
@@ -256,7 +270,8 @@ class Settings(DerivedNames, BaseSettings):
             raise ValueError("item_learning needs item_stats: the item path learns the vectors")
         return self
 
-    @field_validator("user_ttl", "dlq_retention", mode="before")
+    @field_validator("user_ttl", "dlq_retention", "recs_retention", "forget_within",
+                     mode="before")  # fmt: skip
     @classmethod
     def _duration(cls, value: object) -> object:
         """A duration as people type it (``6h``, ``30d``), or seconds."""

@@ -50,7 +50,7 @@ acked offsets not yet committed, so the next owner would read them again.
 
 from __future__ import annotations
 
-from typing import Any, Container, Mapping
+from typing import Any, Callable, Container, Mapping
 
 import faust
 import rocksdict
@@ -209,6 +209,19 @@ def compact_partition(table: faust.Table, partition: int) -> bool:
     db.close()
     store._dbs[partition] = store._open_for_partition(partition)
     return True
+
+
+def before_store_stops(table: faust.Table, before: Callable[[], None]) -> None:
+    """Call ``before()`` when ``table``'s RocksDB store is stopped, before it lets go of its
+    databases (Faust's ``Store.stop`` clears them: nothing reaches them after)."""
+    store = table.data
+    stop = store.stop
+
+    async def stop_after() -> None:
+        before()
+        await stop()
+
+    store.stop = stop_after
 
 
 def rocksdb_partition(table: faust.Table, partition: int) -> Any:

@@ -72,22 +72,42 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Configs the pipeline creates its topics with: the table's changelog is compacted (the
-    newest state per user, and a deleted user's tombstone, is what survives), and the dead-letter
-    topic keeps ``STREAMREC_DLQ_RETENTION`` (it holds users' raw input: not forever by default)."""
-    retention = settings.dlq_retention
+    """Configs the pipeline creates its topics with. The tables' changelogs are compacted (the
+    newest state per key survives) within ``STREAMREC_FORGET_WITHIN``: a deleted user's old
+    states within half of it, the tombstone within the other half. The recommendations and the
+    dead-letter topics (users' records and raw input) keep ``STREAMREC_RECS_RETENTION`` and
+    ``STREAMREC_DLQ_RETENTION``, in segments of a tenth of it, so a record leaves within about
+    1.1x the retention."""
+    changelog = {"cleanup.policy": "compact", **_compacted_within(settings.forget_within)}
     return {
-        f"{settings.app_id}-{USER_TABLE}-changelog": {"cleanup.policy": "compact"},
-        f"{settings.app_id}-{ITEM_TABLE}-changelog": {"cleanup.policy": "compact"},
+        f"{settings.app_id}-{USER_TABLE}-changelog": changelog,
+        f"{settings.app_id}-{ITEM_TABLE}-changelog": changelog,
         settings.model_updates_topic: {"cleanup.policy": "compact"},
         settings.item_vectors_topic: {"cleanup.policy": "compact"},  # each item's newest
         settings.items_topic: {"cleanup.policy": "compact"},  # each item's newest record
         settings.content_topic: {"cleanup.policy": "compact"},  # each item's newest vector
-        settings.dlq_topic: {
-            "retention.ms": "-1" if retention is None or math.isinf(retention)
-            else str(int(retention * 1000))
-        },
+        settings.recs_topic: _retained(settings.recs_retention),
+        settings.dlq_topic: _retained(settings.dlq_retention),
     }
+
+
+def _compacted_within(seconds: float) -> dict[str, str]:
+    """A compacted topic's configs that bound how long a superseded value and a tombstone stay
+    (the broker rolls a segment whose records are older than ``max.compaction.lag.ms`` at its
+    next write, so a partition that receives none keeps its last segment)."""
+    if math.isinf(seconds):
+        return {}
+    half = str(max(1, int(seconds * 500)))
+    return {"max.compaction.lag.ms": half, "delete.retention.ms": half}
+
+
+def _retained(seconds: float | None) -> dict[str, str]:
+    """A topic's configs that delete a record about ``seconds`` after it was written (a
+    segment goes once its newest record is past the retention: segments of a tenth of it)."""
+    if seconds is None or math.isinf(seconds):
+        return {"retention.ms": "-1"}
+    ms = int(seconds * 1000)
+    return {"retention.ms": str(ms), "segment.ms": str(max(1, ms // 10))}
 
 
 def _described(client: KafkaAdminClient, wanted: dict[str, int], deadline: float) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from typing import Awaitable
 
 import faust
@@ -39,6 +40,8 @@ from streams.worker.views import (
 )
 
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (CPython's default: 700)
+
+log = logging.getLogger(__name__)
 
 
 def settle_gc() -> None:
@@ -100,7 +103,12 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     app = new_faust_app(settings, store="rocksdb://")
     quiet_bad_requests()
     users = raw_table(app, USER_TABLE, settings)
-    keep_newest_on_restore(users)  # a zombie's late changelog values must not win a restore
+    retention = Retention(lambda: compat.rocksdb_partitions(users),
+                          lambda partition: compat.compact_partition(users, partition),
+                          settings.interest.ttl_ms)  # fmt: skip
+    # a zombie's late changelog values must not win a restore; a restored or standby
+    # tombstone's partition is compacted like the active path's
+    keep_newest_on_restore(users, retention.forgot)
     items = raw_table(app, ITEM_TABLE, settings) if settings.item_stats else None
     board = ItemBoard(settings.popularity_half_life_s * 1000.0) \
         if settings.item_stats and settings.list_rules.reads_item_stats else None  # fmt: skip
@@ -108,9 +116,6 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     serving = Serving(recommender, stats,  # swapped between batches by the model follower
                       settings.processing_guarantee != "exactly_once")  # fmt: skip
     metrics = worker_metrics(app, users, settings.events_topic, serving, stats)
-    retention = Retention(lambda: compat.rocksdb_partitions(users),
-                          lambda partition: compat.compact_partition(users, partition),
-                          settings.interest.ttl_ms)  # fmt: skip
     outlet = new_outlet(app, settings)
     user_path = UserPath(settings, table_store(users), outlet, serving, board, retention,
                          stats, metrics)  # fmt: skip
@@ -132,6 +137,15 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:
         stats.compactions += retention.compact()
+
+    def compact_before_stopping() -> None:
+        """A user deleted just before a stop leaves no byte on disk either."""
+        compacted = retention.compact()
+        stats.compactions += compacted
+        if compacted:
+            log.info("compacted %d partition(s) that lost users before stopping", compacted)
+
+    compat.before_store_stops(users, compact_before_stopping)
 
     @app.task
     async def follow_internal_topics() -> None:

@@ -73,9 +73,12 @@ def newest_only(
     return kept, stale
 
 
-def keep_newest_on_restore(table: faust.Table) -> None:
+def keep_newest_on_restore(table: faust.Table,
+                           forgot: Callable[[set[int]], None] = lambda partitions: None) -> None:
     """Make ``table``'s changelog restores and standby updates skip stale values; its
-    persisted offsets still advance past them."""
+    persisted offsets still advance past them. ``forgot`` hears of the partitions a restore
+    or a standby update wrote tombstones into (a deleted or evicted user: their files are to
+    be compacted, as the active path's are)."""
     apply = table.apply_changelog_batch
 
     def stored(partition: int, keys: Sequence[bytes]) -> Sequence[bytes | None]:
@@ -85,6 +88,9 @@ def keep_newest_on_restore(table: faust.Table) -> None:
         events = list(batch)
         kept, stale = newest_only(events, stored)
         apply(kept)
+        tombstoned = {event.message.partition for event in kept if event.message.value is None}
+        if tombstoned:
+            forgot(tombstoned)
         if stale:
             log.warning("changelog restore of %s skipped %d values older than the state it "
                         "held (superseded ones on a full reread, or written late by a worker "

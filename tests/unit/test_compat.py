@@ -55,6 +55,20 @@ def test_a_partitions_database_opens_on_first_use_and_size_counts_its_keys(tmp_p
     assert table_size(table) == 3
 
 
+def test_before_the_store_stops_its_databases_are_still_open(tmp_path: Path):
+    """Faust's Store.stop lets go of the partitions' databases: a compaction at shutdown must
+    run before it (issue 32 #7)."""
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="rocksdb://",
+                    datadir=str(tmp_path))  # fmt: skip
+    table = app.Table("users", partitions=2, key_type=bytes, value_type=bytes,
+                      options={"driver": "rocksdict"})  # fmt: skip
+    compat.rocksdb_partition(table, 1).put(b"u1", b"state")
+    seen: list = []
+    compat.before_store_stops(table, lambda: seen.append(sorted(compat.rocksdb_partitions(table))))
+    asyncio.run(table.data.stop())
+    assert seen == [[1]] and dict(compat.rocksdb_partitions(table)) == {}
+
+
 def test_the_kafka_producer_behind_fausts_is_reached_and_not_ready_before_start():
     app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
     with pytest.raises(NotReady):

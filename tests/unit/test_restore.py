@@ -52,3 +52,20 @@ def test_tombstones_and_other_partitions_are_always_applied():
              event(1, b"v", state(0, 10), 3)]
     kept, stale = newest_only(batch, lambda p, keys: [store.get((p, k)) for k in keys])
     assert stale == 0 and len(kept) == 3
+
+
+def test_a_restored_or_standby_tombstone_has_its_partition_compacted():
+    """Issue 32 #7: a standby's copy of a deleted user was deleted by the tombstone but its
+    files were never compacted; the partitions a changelog batch tombstoned are reported."""
+    from streams.worker.restore import keep_newest_on_restore
+
+    applied: list = []
+    store = SimpleNamespace(_db_for_partition=lambda partition: SimpleNamespace(
+        get=lambda keys: [None] * len(keys)))  # fmt: skip
+    table = SimpleNamespace(name="users", data=store, apply_changelog_batch=applied.extend)
+    forgot: list[set[int]] = []
+    keep_newest_on_restore(table, forgot.append)
+    table.apply_changelog_batch([event(0, b"u", state(0, 5), 1), event(1, b"v", None, 2),
+                                 event(3, b"w", None, 3)])  # fmt: skip
+    table.apply_changelog_batch([event(0, b"u", state(0, 6), 4)])
+    assert len(applied) == 4 and forgot == [{1, 3}]
