@@ -12,23 +12,25 @@ import math
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.durations import parse_duration
 from core.interest import DEFAULT_EVENT_WEIGHTS, InterestConfig
-from core.seal import Seal
 from models.blend import Blend
 from models.exploration import POLICIES, Exploration
 from models.item_learning import ItemLearning
 from models.slates import ListRules
 from streams.settings_names import DerivedNames
+from streams.settings_retention import RetentionSettings
+from streams.settings_security import SecuritySettings
 from streams.steps.parse import StepConfig
 
 
-class Settings(DerivedNames, BaseSettings):
+class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
     """Everything a worker, producer or trainer needs; names persist as topic and table names
-    (the topic names and addresses derived from these fields: streams/settings_names.py)."""
+    (the topic names and addresses derived from these fields: streams/settings_names.py; who
+    may talk to the broker, the API and the internal topics: streams/settings_security.py; how
+    long what it keeps of users stays: streams/settings_retention.py)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="forbid")
 
@@ -93,54 +95,6 @@ class Settings(DerivedNames, BaseSettings):
         description="A user's last N event_ids are kept in the state; an event repeating one "
         "of them (a producer retry) is skipped. 0 = off",
     )
-    user_ttl: float | None = Field(
-        None,
-        gt=0,
-        description="Evict a user inactive longer than this in event time (3600, 6h, 30d); "
-        "unset = keep forever",
-    )
-    dlq_retention: float | None = Field(
-        7 * 86400.0,
-        gt=0,
-        description="Retention of the dead-letter topic when the pipeline creates it "
-        "(3600, 6h, 7d, inf)",
-    )
-    recs_retention: float | None = Field(
-        7 * 86400.0,
-        gt=0,
-        description="Retention of the recommendations topic when the pipeline creates it "
-        "(3600, 6h, 7d, inf): a deleted user's records leave it within about 1.1x this",
-    )
-    forget_within: float = Field(
-        2 * 86400.0,
-        gt=0,
-        description="How long a deleted or evicted user's old states and tombstone may stay "
-        "in the table changelogs the pipeline creates (3600, 6h, 2d): half of it each is "
-        "their max.compaction.lag.ms and delete.retention.ms (a worker whose data dir is "
-        "older than that half may miss a tombstone: start it on an empty one)",
-    )
-    dlq_max_bytes: int = Field(
-        256 * 1024,
-        ge=1024,
-        description="A dead letter larger than this is stored truncated, with its size, "
-        "offset and SHA-256 in headers (the broker would refuse it whole)",
-    )
-    api_token: SecretStr | None = Field(
-        None, description="If set, the query API asks for 'Authorization: Bearer <token>'"
-    )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    internal_key: SecretStr | None = Field(
-        None, min_length=16, description="A key shared by the cluster's processes (16+ "
-        "bytes): every record on the internal topics (by-item events, item and content "
-        "vectors, model announcements) carries its MAC, and one without a valid MAC is "
-        "refused (core/seal.py)",
-    )
-    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker (SSL)")
-    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
-    ssl_keyfile: Path | None = Field(None, description="Client key (mutual TLS)")
     item_stats: bool = Field(
         True,
         description="Keep per-item statistics (impressions, positives, decayed popularity, "
@@ -270,15 +224,6 @@ class Settings(DerivedNames, BaseSettings):
             raise ValueError("item_learning needs item_stats: the item path learns the vectors")
         return self
 
-    @field_validator("user_ttl", "dlq_retention", "recs_retention", "forget_within",
-                     mode="before")  # fmt: skip
-    @classmethod
-    def _duration(cls, value: object) -> object:
-        """A duration as people type it (``6h``, ``30d``), or seconds."""
-        if isinstance(value, str):
-            return None if value.strip() == "" else parse_duration(value)
-        return value
-
     @property
     def max_batch(self) -> int:
         """``batch_size``, or the guarantee's default when it is 0."""
@@ -309,12 +254,6 @@ class Settings(DerivedNames, BaseSettings):
             self.dedupe_window,
             None if self.user_ttl is None else self.user_ttl * 1000.0,
         )
-
-    @property
-    def seal(self) -> Seal | None:
-        """What signs and checks internal records; None without an ``internal_key``."""
-        key = self.internal_key
-        return Seal(key.get_secret_value().encode()) if key else None
 
     @property
     def models_root(self) -> Path:
