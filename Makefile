@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
-.PHONY: install demo test unit integration offline-eval bench bench-ann bench-poisoning evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
+.PHONY: install demo test unit integration offline-eval bench bench-ann bench-poisoning bench-hotkey evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-ann: install
 # hostile stream on the events topic (a few minutes); bench/results/poisoning.{json,md}.
 bench-poisoning: install
 	$(BIN)/python bench/poisoning.py
+
+# Issue 32's hot-key run: other users' latency while one user bursts, slices off and on.
+bench-hotkey: install
+	$(BIN)/python bench/hotkey.py
 
 # Every performance benchmark, then docs/benchmarks.md from their tables (about 90 minutes from a clean clone on
 # 2 cores). The peer (Quix Streams) needs its own venv: it pins an older pydantic.

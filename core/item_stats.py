@@ -73,11 +73,16 @@ def apply_item_events(
     stats: ItemStats,
     events: Iterable[tuple[str, int, float, tuple[int, int], int | None]],
     half_life_ms: float,
+    by_position: bool = True,
 ) -> tuple[ItemStats, list[tuple[str, int, float, tuple[int, int], int | None]]]:
     """Apply ``(type, ts, weight, (partition, offset), event-id hash or None)`` in order;
     returns the new stats and the events applied (the rest were counted before: at or below
     their partition's highest counted offset, or repeating a recent event id). The vector is
-    kept as it is: the caller steps it for the applied events."""
+    kept as it is: the caller steps it for the applied events.
+
+    ``by_position`` off, the offset does not decide: for user paths that hold a hot user's events
+    back (the batch plane's slices), whose by-item records then come out of offset order, under
+    exactly-once, where each by-item record is read once and none is sent twice."""
     applied = dict(stats.applied)
     seen = stats.seen
     impressions, positives, popularity = stats.impressions, stats.positives, stats.popularity
@@ -85,9 +90,9 @@ def apply_item_events(
     done = []
     for entry in events:
         kind, ts, weight, (partition, offset), id_hash = entry
-        if offset <= applied.get(partition, -1):
+        if by_position and offset <= applied.get(partition, -1):
             continue
-        applied[partition] = offset
+        applied[partition] = max(offset, applied.get(partition, -1))
         if id_hash is not None:
             if id_hash in seen:  # a producer retry of an event counted (the user path skips
                 continue  # it, but after a crash its replay cannot tell it from the first)

@@ -15,7 +15,27 @@ from aiokafka import ConsumerRecord
 from faust.types import TP
 
 
-BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]]], Awaitable[None]]
+# a batch's records by partition, and the next offset each partition's input resumes at once
+# they are applied (where a transaction commits the group's offset)
+BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]], Mapping[TP, int]],
+                        Awaitable[None]]
+HELD_MOST = 50_000  # records a partition holds back at most (memory): past it, slices grow
+
+
+def slice_by_key(records: Sequence[Any], most: int) -> tuple[list[Any], list[Any]]:
+    """``records`` (in offset order) split into what a batch takes, at most ``most`` of each
+    key, and what is held back for the next: a key's records from its first one held back on,
+    so each key's records are still applied in their order."""
+    taken: dict[bytes | None, int] = {}
+    now, later = [], []
+    for record in records:
+        count = taken.get(record.key, 0)
+        if count >= most:
+            later.append(record)
+        else:
+            taken[record.key] = count + 1
+            now.append(record)
+    return now, later
 
 
 def install_batch_plane(
@@ -25,6 +45,7 @@ def install_batch_plane(
     transactional: bool = False,
     on_revoked: Callable[[set[TP]], Awaitable[None]] | None = None,
     on_assigned: Callable[[set[TP]], Awaitable[None]] | None = None,
+    slices: Mapping[str, int] | None = None,
 ) -> None:
     """From now on ``app``'s consumer hands every fetch of a topic of ``handlers`` (its active
     partitions' aiokafka records, by partition) to that topic's handler, one batch at a time,
@@ -39,7 +60,15 @@ def install_batch_plane(
     records come as a batch of their own (a transaction commits one partition's offsets).
     ``on_revoked`` is awaited with the revoked partitions of ``handlers`` once no batch runs;
     ``on_assigned`` with the assigned ones before Faust recovers the tables or seeks to the
-    committed offsets (so a transaction the previous owner left pending can be settled first)."""
+    committed offsets (so a transaction the previous owner left pending can be settled first).
+    ``slices`` (transactional only) caps how many records of one key a batch of a topic takes:
+    a hot key's backlog is held back and worked off in slices while the other keys' records go
+    ahead of it, and each transaction commits its partition's offset only up to the first record
+    held back (a restart reads from there: what went ahead is read again, and skipped by the
+    states' positions)."""
+    if slices and not transactional:
+        raise ValueError("slices need transactions: a commit must stop at a held-back record")
+    slices = dict(slices or {})
     base = app.transport.Consumer
 
     class BatchConsumer(base):  # type: ignore[misc, valid-type]
@@ -73,6 +102,13 @@ def install_batch_plane(
             return done
 
         _handled: dict[TP, int] | None = None
+        _held_back: dict[TP, list] | None = None
+
+        def _held(self) -> dict[TP, list]:
+            """Each partition's records held back by its slice, for the next batch."""
+            if self._held_back is None:
+                self._held_back = {}
+            return self._held_back
 
         def _handled_up_to(self) -> dict[TP, int]:
             """Each partition's next offset after the batches handled since it was assigned.
@@ -88,13 +124,13 @@ def install_batch_plane(
             for topic, handle in handlers.items():
                 mine = {tp: records.pop(tp) for tp in [tp for tp in records or ()
                                                        if tp.topic == topic]}  # fmt: skip
-                if mine:
-                    await self._run_batch(handle, mine, active)
+                held = any(tp.topic == topic for tp in self._held())
+                if mine or held:  # what is held back goes on also when nothing new came
+                    await self._run_batch(handle, topic, mine, active)
             return records, active
 
-        async def _run_batch(
-            self, handle: BatchHandler, fetched: dict[TP, Any], active: Container[TP] | None
-        ) -> None:
+        async def _run_batch(self, handle: BatchHandler, topic: str, fetched: dict[TP, Any],
+                             active: Container[TP] | None) -> None:  # fmt: skip
             generation = self.app.consumer_generation_id
             async with self._running():
                 if (not self.flow_active or self.should_stop
@@ -106,17 +142,35 @@ def install_batch_plane(
                     kept = [r for r in records if r.offset >= read]
                     if kept and (active is None or tp in active):
                         batch[tp] = kept
-                if not batch:
+                held = [tp for tp in self._held() if tp.topic == topic
+                        and (active is None or tp in active)]  # fmt: skip
+                if not batch and not held:
                     return
-                for part in ([{tp: records} for tp, records in batch.items()]
-                             if transactional else [batch]):  # fmt: skip
-                    await handle(part)
+                if transactional:
+                    for tp in sorted({*batch, *held}):
+                        await self._run_slice(handle, tp, self._held().pop(tp, [])
+                                              + batch.get(tp, []))  # fmt: skip
+                else:
+                    await handle(batch, {tp: rs[-1].offset + 1 for tp, rs in batch.items()})
                 for tp, records in batch.items():
                     await _ack_records(self, tp, records)
                     self._handled_up_to()[tp] = records[-1].offset + 1
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
+
+        async def _run_slice(self, handle: BatchHandler, tp: TP, records: list) -> None:
+            """One partition's transaction: at most its slice of each key (more once over
+            ``HELD_MOST`` records wait), the rest held back for the next batch."""
+            most = slices.get(tp.topic)
+            now, later = (records, []) if not most else slice_by_key(
+                records, max(most, len(records) - HELD_MOST))  # fmt: skip
+            if later:
+                self._held()[tp] = later
+            # nothing held back: past everything read (a batch of held records only may be
+            # older than what went ahead of it)
+            end = max(records[-1].offset + 1, self._handled_up_to().get(tp, 0))
+            await handle({tp: now}, {tp: later[0].offset if later else end})
 
         async def on_partitions_assigned(self, assigned: set[TP], *args: Any,
                                          **kwargs: Any) -> None:  # fmt: skip
@@ -130,6 +184,7 @@ def install_batch_plane(
                 await self.force_commit(mine)
                 for tp in mine:
                     self._handled_up_to().pop(tp, None)
+                    self._held().pop(tp, None)  # the next owner reads them from the commit
                 doubted = self._refused_since_commit() & mine
                 if doubted:
                     on_commit_refused(doubted)

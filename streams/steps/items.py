@@ -203,12 +203,15 @@ def apply_items(
     bind=lambda item: None,
     learner: OnlineItems | None = None,
     interests: Mapping[Position, np.ndarray] | None = None,
+    by_position: bool = True,
 ) -> ItemsApplied:
     """Each item's events onto its stored statistics (a corrupt value starts afresh, logged);
     an item is written back only if an event counted. With a ``learner`` each counted event
     that ``interests`` has a user for moves the item's vector, and every item with a vector in
     the learner's space that had such an event in the batch (counted now or before: its record
-    may not have reached the workers) is in ``vectors``."""
+    may not have reached the workers) is in ``vectors``. ``by_position`` off: a position at or
+    below the item's highest counted one is not skipped (:func:`core.item_stats.apply_item_events`
+    says when)."""
     done = ItemsApplied()
     for item, events in by_item.items():
         bind(item)
@@ -220,7 +223,7 @@ def apply_items(
                 stats = decode_item_stats(raw)
             except CorruptState:
                 log.exception("item %s: unreadable statistics, starting afresh", item)
-        stats, applied = apply_item_events(stats, events, half_life_ms)
+        stats, applied = apply_item_events(stats, events, half_life_ms, by_position)
         done.applied += len(applied)
         done.duplicates += len(events) - len(applied)
         if learner is not None and interests:

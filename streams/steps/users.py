@@ -189,8 +189,11 @@ def apply_users(
             done.deleted.extend([key] if existed else [])
         done.applied += update.applied
         repeated_at = set(update.repeated_at)
+        # exactly-once (no replayed records): an event applied before a restart had its by-item
+        # record committed with it, so it is not sent again
         done.item_events.extend((e, at) for e, at in events
-                                if e.type != DELETE and at not in repeated_at)  # fmt: skip
+                                if e.type != DELETE and at not in repeated_at and (
+                                    config.replay_records or not applied_before(before[n], at)))
         snapshots = update.snapshots
         if snapshots and not update.forgotten:
             done.interests[user_id] = snapshots[-1].state.vector

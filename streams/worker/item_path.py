@@ -58,10 +58,12 @@ class ItemPath:
             artifact.vectors, artifact.index, artifact.tag, settings.item_learning_config,
             serving.lineage))  # fmt: skip
 
-    async def take(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
+    async def take(self, fetched: Mapping[Any, Sequence[Any]],
+                   resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
         """The batch plane's handler: a table or broker failure stops the worker unacked."""
         try:
-            await self.process([Fetched.of(r) for batch in fetched.values() for r in batch])
+            await self.process([Fetched.of(r) for batch in fetched.values() for r in batch],
+                               resume_at)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a table or broker failure
             stop_without_commit(exc)
 
@@ -75,7 +77,8 @@ class ItemPath:
                 self.events_ends[partition] = max(end, self.events_ends.get(partition, 0))
         return parsed.within(self.events_ends, batch)
 
-    async def process(self, batch: Sequence[Fetched]) -> None:
+    async def process(self, batch: Sequence[Fetched],
+                      resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
         """One fetch; returns once every record is counted and committed, or dead-lettered."""
         settings = self.settings
         learner = self.learner(self.serving.artifact) if settings.item_learning else None
@@ -85,10 +88,11 @@ class ItemPath:
             self.seal))  # fmt: skip
         by_item, last, dead, interests, _ = parsed
         tx = BatchTransaction(self.store, keys_by_partition(last, batch), self.outlet,
-                              self.dead_letters, consumed_offsets(batch))  # fmt: skip
+                              self.dead_letters, consumed_offsets(batch, resume_at))  # fmt: skip
         done = apply_items(by_item, tx, self.half_life_ms,
                            bind=lambda item: tx.bind(batch[last[item]].partition),
-                           learner=learner, interests=interests)  # fmt: skip
+                           learner=learner, interests=interests,
+                           by_position=not settings.events_per_user_batch)  # fmt: skip
         if settings.item_learning:
             tx.send(settings.item_vectors_topic,
                     [(item.encode(), vector) for item, vector in done.vectors.items()],

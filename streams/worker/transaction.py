@@ -50,14 +50,21 @@ class TableStore:
     offset_key: bytes
 
 
-def consumed_offsets(batch: Sequence[Message]) -> dict[TopicPartition, range]:
+def consumed_offsets(batch: Sequence[Message], resume_at: Mapping[Any, int] | None = None
+                     ) -> dict[TopicPartition, range]:  # fmt: skip
     """The offsets ``batch`` read of each input partition, from its first record's to the next
-    offset once it is done (what a transaction commits for the consumer group)."""
+    offset once it is done (what a transaction commits for the consumer group): the one after
+    its last record, or ``resume_at``'s for the partition (the batch plane held records back,
+    and the input resumes at the first of them)."""
     read: dict[TopicPartition, range] = {}
     for message in batch:
         tp = TopicPartition(message.topic, message.partition)
         was = read.get(tp, range(message.offset, message.offset + 1))
         read[tp] = range(min(was.start, message.offset), max(was.stop, message.offset + 1))
+    for tp, offsets in read.items():
+        resume = (resume_at or {}).get(tp)
+        if resume is not None:
+            read[tp] = range(offsets.start, resume)
     return read
 
 

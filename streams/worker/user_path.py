@@ -49,15 +49,18 @@ class UserPath:
         self.stats, self.metrics = stats, metrics
         self.writer = Remade(records.ItemsWriter)  # by the catalog's item ids
 
-    async def take(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
+    async def take(self, fetched: Mapping[Any, Sequence[Any]],
+                   resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
         """The batch plane's handler: a failure no step could confine stops the worker before
         anything of the batch is acked."""
         try:
-            await self.process([Fetched.of(r) for batch in fetched.values() for r in batch])
+            await self.process([Fetched.of(r) for batch in fetched.values() for r in batch],
+                               resume_at)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - what apply_users could not confine
             stop_without_commit(exc)
 
-    async def process(self, batch: Sequence[Fetched]) -> None:
+    async def process(self, batch: Sequence[Fetched],
+                      resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
         """One fetch; returns once every event is applied and committed, or dead-lettered."""
         config, stats = self.config, self.stats
         recommender, older_codebooks = self.serving.active  # one model for the whole batch
@@ -67,7 +70,7 @@ class UserPath:
         stats.next_offsets.update(parsed.next_offsets)
         stats.unknown_items += parsed.unknown_items  # scored with no vector contribution
         tx = BatchTransaction(self.store, keys_by_partition(parsed.last_index, batch), self.outlet,
-                              self.dead_letters, consumed_offsets(batch))  # fmt: skip
+                              self.dead_letters, consumed_offsets(batch, resume_at))  # fmt: skip
         done = apply_users(parsed, tx, recommender.item_vector, recommender.dim, config,
                            bind=lambda index: tx.bind(batch[index].partition),
                            codebook=recommender.codebook, model_tag=recommender.tag,

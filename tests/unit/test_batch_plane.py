@@ -67,7 +67,7 @@ def run_fetch(monkeypatch, fetched: dict, flow_active: bool = True) -> tuple[lis
     app = new_app()
     handled: list = []
 
-    async def handle(batch):
+    async def handle(batch, resume_at=None):
         handled.append({tp: [r.offset for r in rs] for tp, rs in batch.items()})
 
     batch_plane.install_batch_plane(app, {EVENTS: handle})
@@ -101,7 +101,7 @@ def test_nothing_is_handled_or_acked_while_a_rebalance_stops_the_flow(monkeypatc
 def test_a_handler_that_raises_acks_nothing(monkeypatch):
     app = new_app()
 
-    async def handle(batch):
+    async def handle(batch, resume_at=None):
         raise ConnectionError("the output cannot be written")
 
     batch_plane.install_batch_plane(app, {EVENTS: handle})
@@ -123,7 +123,7 @@ def test_a_fetch_read_again_after_a_seek_to_the_commit_is_not_handled_again(monk
     app = new_app()
     handled: list = []
 
-    async def handle(batch):
+    async def handle(batch, resume_at=None):
         handled.append([r.offset for rs in batch.values() for r in rs])
 
     batch_plane.install_batch_plane(app, {EVENTS: handle})
@@ -148,7 +148,7 @@ def test_transactional_batches_are_one_partition_each_and_faust_commits_none_of_
     app = new_app()
     handled: list = []
 
-    async def handle(batch):
+    async def handle(batch, resume_at=None):
         handled.append(sorted(tp.partition for tp in batch))
 
     batch_plane.install_batch_plane(app, {EVENTS: handle}, transactional=True)
@@ -172,3 +172,65 @@ def test_transactional_batches_are_one_partition_each_and_faust_commits_none_of_
     other = TP("elsewhere", 0)
     assert asyncio.run(consumer._commit({TP(EVENTS, 0): 1, other: 5})) is True
     assert committed == [{other: 5}]
+
+
+def keyed(offset: int, key: bytes) -> SimpleNamespace:
+    return SimpleNamespace(topic=EVENTS, partition=0, offset=offset, key=key, value=b"{}",
+                           timestamp=1_000)  # fmt: skip
+
+
+def test_a_slice_takes_at_most_so_many_of_a_key_and_holds_back_the_rest_in_order():
+    records = [keyed(o, b"hot") for o in range(5)] + [keyed(5, b"a"), keyed(6, b"hot")]
+    now, later = batch_plane.slice_by_key(records, 2)
+    assert [r.offset for r in now] == [0, 1, 5] and [r.offset for r in later] == [2, 3, 4, 6]
+
+
+def test_a_hot_keys_backlog_goes_in_slices_behind_the_others_and_commits_stop_at_it(monkeypatch):
+    """Issue 32 #6: one user's burst stalled every user behind it. With slices, the other keys'
+    records go in the first batch; each transaction commits its partition's offset only up to
+    the first record held back, and what is held back goes on even when nothing new comes."""
+    app = new_app()
+    handled: list = []
+
+    async def handle(batch, resume_at):
+        [(tp, records)] = batch.items()
+        handled.append(([(r.key, r.offset) for r in records], resume_at[tp]))
+
+    batch_plane.install_batch_plane(app, {EVENTS: handle}, transactional=True,
+                                    slices={EVENTS: 2})  # fmt: skip
+    consumer, tp = app.consumer, TP(EVENTS, 0)
+    consumer.flow_active = True
+    fetches = iter([[keyed(o, b"hot") for o in range(4)] + [keyed(4, b"a")], [], [], []])
+
+    async def fetch(self, timeout):
+        records = next(fetches)
+        return ({tp: records} if records else {}), None
+
+    monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
+    for _ in range(3):
+        asyncio.run(consumer._wait_next_records(1.0))
+    assert handled == [([(b"hot", 0), (b"hot", 1), (b"a", 4)], 2),
+                       ([(b"hot", 2), (b"hot", 3)], 5)]  # fmt: skip
+    assert consumer._held() == {}
+
+
+def test_a_revoked_partition_drops_what_it_held_back(monkeypatch):
+    app = new_app()
+    batch_plane.install_batch_plane(app, {EVENTS: lambda batch, resume_at: asyncio.sleep(0)},
+                                    transactional=True, slices={EVENTS: 1})  # fmt: skip
+    consumer, tp = app.consumer, TP(EVENTS, 0)
+    consumer._held()[tp] = [keyed(3, b"hot")]
+    base = type(consumer).__mro__[1]
+
+    async def nothing(self, *args, **kwargs):
+        return None
+
+    monkeypatch.setattr(base, "on_partitions_revoked", nothing)
+    monkeypatch.setattr(consumer, "force_commit", lambda tps: asyncio.sleep(0))
+    asyncio.run(consumer.on_partitions_revoked({tp}))
+    assert consumer._held() == {}  # the next owner reads them from the committed offset
+
+
+def test_slices_need_transactions():
+    with pytest.raises(ValueError, match="transactions"):
+        batch_plane.install_batch_plane(new_app(), {EVENTS: None}, slices={EVENTS: 5})

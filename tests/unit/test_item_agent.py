@@ -96,3 +96,15 @@ def test_a_position_past_the_events_topics_end_is_a_dead_letter():
     assert message is messages[1] and exc.reason == "bad_item_event" and "past" in exc.detail
     assert parsed.within({0: 2**62 + 1, 1: 1}, messages) is parsed  # nothing past: unchanged
     assert parsed.within({}, messages).by_item == {}  # an end not known yet: nothing is there
+
+
+def test_out_of_order_positions_all_count_when_the_position_does_not_decide():
+    """A user path with slices sends a hot user's by-item records after later offsets of other
+    users (issue 32 #6); under exactly-once each is read once, so none is skipped by position."""
+    from core.item_stats import ItemStats, apply_item_events
+
+    events = [("click", 10, 1.0, (0, 9), None), ("click", 11, 1.0, (0, 4), None)]
+    ordered, counted = apply_item_events(ItemStats(), events, 1000.0)
+    assert (ordered.positives, len(counted)) == (1, 1)  # the older position skipped
+    sliced, counted = apply_item_events(ItemStats(), events, 1000.0, by_position=False)
+    assert (sliced.positives, len(counted), sliced.applied) == (2, 2, {0: 9})

@@ -303,3 +303,6 @@ def test_a_replayed_event_gets_a_record_again_only_when_records_are_at_least_onc
     assert [s.position for s in at_least_once.snapshots] == [(0, 0), (0, 1), (0, 2)]
     assert [s.position for s in exactly_once.snapshots] == [(0, 2)]
     assert (exactly_once.duplicates, exactly_once.applied) == (2, 1)
+    # nor a by-item record: it went with the state (the item side may not skip it by position)
+    assert [at for _, at in exactly_once.item_events] == [(0, 2)]
+    assert len(at_least_once.item_events) == 3

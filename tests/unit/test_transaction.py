@@ -177,3 +177,15 @@ def test_the_write_goes_to_the_database_open_now_not_the_one_a_compaction_closed
 
     asyncio.run(run())
     assert hasattr(reopened, "written")
+
+
+def test_a_batch_with_records_held_back_commits_its_offset_up_to_the_first_of_them():
+    from aiokafka import TopicPartition
+
+    from streams.worker.transaction import consumed_offsets
+    from tests.unit.step_helpers import Message
+
+    batch = [Message(b"u", b"{}", 0, offset) for offset in (2, 3, 7)]
+    assert consumed_offsets(batch) == {TopicPartition("events", 0): range(2, 8)}
+    assert consumed_offsets(batch, {TopicPartition("events", 0): 5}) == {
+        TopicPartition("events", 0): range(2, 5)}  # fmt: skip
