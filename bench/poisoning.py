@@ -10,9 +10,9 @@ and fifteen malformed ones; model announcements with a zero sha256, an artifact 
 model root, a rollback and garbage; item vectors for ten never-seen items 1.45x as long as the
 catalog's longest, one with 4e9 updates for a real item, one of another dimension and 200 of
 65,535 dimensions; content vectors for new items; and on the events topic the soak's hostile
-kinds, a 1 MB event id and duplicate JSON keys. A legitimate version is announced with the key
-before, legitimate events go before and after. Finding 6 (a hot user) is not in the run: its
-fix is not built. Writes bench/results/poisoning.{json,md}: one row per check.
+kinds, a 1 MB event id, duplicate JSON keys and one user's burst of 20,000 events (finding 6).
+A legitimate version is announced with the key before, legitimate events go before and after.
+Writes bench/results/poisoning.{json,md}: one row per check.
 """
 
 from __future__ import annotations
@@ -154,9 +154,13 @@ def recommended(settings: Settings, count: int) -> list[dict]:
 def run(bootstrap: str, work: Path) -> list[dict]:
     tag = uuid.uuid4().hex[:8]
     root = work / "models"
-    history = generate(GeneratorConfig(n_users=80, n_items=40, events_per_user=8, seed=5))
-    first, later = history[: len(history) // 2], history[len(history) // 2 :]
-    for name, events in (("v1", first), ("v2", history), ("outside", first)):
+    generated = generate(GeneratorConfig(n_users=80, n_items=40, events_per_user=8, seed=5))
+    first, later = generated[: len(generated) // 2], generated[len(generated) // 2 :]
+    end = max(e.ts for e in generated)
+    burst = [Event("hot", first[n % len(first)].item_id, "click", end + n, None, f"hot-{n}")
+             for n in range(20_000)]  # fmt: skip
+    history = generated + burst
+    for name, events in (("v1", first), ("v2", generated), ("outside", first)):
         where = (work if name == "outside" else root) / name
         train(events, Settings().interest, Settings().blend,
               TrainConfig(model="mf", dim=16, epochs=3), where, show_progress=False)
@@ -191,7 +195,7 @@ def run(bootstrap: str, work: Path) -> list[dict]:
         expected = hostile_events(settings, first[0])
         code = long_request_line(ports[0])
         send(bootstrap, settings.events_topic, [(e.user_id.encode(), encode_event(e))
-                                                for e in later])  # fmt: skip
+                                                for e in burst + later])  # fmt: skip
         hostile = sum(expected.values())
         wait_for(lambda: sum(s["events_in"] for s in stats()) >= len(history) + hostile, 180,
                  "every event read")  # fmt: skip

@@ -24,11 +24,11 @@ FAULTY_WORKER = """
 import runpy, sys
 import streams.worker.transaction
 real, calls = streams.worker.transaction.send_records, [0]
-async def failing(producer, topic, records):
+async def failing(producer, topic, records, seal=None):
     calls[0] += 1
     if calls[0] == 3:
         raise ConnectionError("injected: the recommendations topic cannot be written")
-    return await real(producer, topic, records)
+    return await real(producer, topic, records, seal)
 streams.worker.transaction.send_records = failing
 sys.argv = ["streams", "worker", "--loglevel", "info"]
 runpy.run_module("streams", run_name="__main__")
