@@ -167,13 +167,15 @@ def kafka_producer(producer: ProducerT) -> AIOKafkaProducer:
 
 def transactional_producer(app: faust.App, transactional_id: str) -> AIOKafkaProducer:
     """A new (unstarted) aiokafka producer with the app's broker, security and tuning, and
-    ``transactional_id``. Its retries back off 20 ms, not aiokafka's 100: a transaction's first
+    ``transactional_id``. Its retries back off 5 ms, not aiokafka's 100: a transaction's first
     request meets the broker still writing the previous one's markers (CONCURRENT_TRANSACTIONS,
-    KAFKA-5477), and aiokafka waits its full backoff for it except in AddPartitionsToTxn."""
+    KAFKA-5477; on Kafka 4 also its produce verification, KIP-890, which answers an old produce
+    version NOT_ENOUGH_REPLICAS meanwhile), and aiokafka waits its full backoff for it except in
+    AddPartitionsToTxn."""
     producer = app.producer
     return AIOKafkaProducer(**{**producer._settings_default(), **producer._settings_auth(),
                                **producer._settings_extra()},
-                            transactional_id=transactional_id, retry_backoff_ms=20)  # fmt: skip
+                            transactional_id=transactional_id, retry_backoff_ms=5)  # fmt: skip
 
 
 def admin_client(app: faust.App) -> AIOKafkaAdminClient:
