@@ -200,8 +200,8 @@ def apply_users(
         if not config.replay_records:
             snapshots = [s for s in snapshots if not applied_before(before[n], s.position)]
         done.snapshots.extend(snapshots[-1:] if config.emit == "coalesce" else snapshots)
-    # back in log order (they were grouped by user): the item side skips any event at or
-    # below the highest offset it counted from that partition
+    # back in log order (they were grouped by user): without slices the item side skips any
+    # event at or below the highest offset it counted from that partition
     done.item_events.sort(key=lambda entry: entry[1])
     return done
 

@@ -133,8 +133,8 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
             users, {tp.partition for tp in tps if tp.topic == settings.events_topic}),
         transactional=settings.processing_guarantee == EXACTLY_ONCE, on_revoked=outlet.release,
         on_assigned=lambda tps: or_stop(outlet.acquire(tps)),
-        slices={settings.events_topic: settings.events_per_user_batch}
-        if settings.events_per_user_batch else None)  # fmt: skip
+        slices={settings.events_topic: settings.user_slice}
+        if settings.user_slice else None)  # fmt: skip
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:

@@ -92,7 +92,7 @@ class ItemPath:
         done = apply_items(by_item, tx, self.half_life_ms,
                            bind=lambda item: tx.bind(batch[last[item]].partition),
                            learner=learner, interests=interests,
-                           by_position=not settings.events_per_user_batch)  # fmt: skip
+                           by_position=not settings.user_slice)  # fmt: skip
         if settings.item_learning:
             tx.send(settings.item_vectors_topic,
                     [(item.encode(), vector) for item, vector in done.vectors.items()],
