@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
-from core.seal import Seal
+from core.seal import Seal, verified
 from models.artifact import MANIFEST_FILE, read_metrics, verify_artifact
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.kafka_edge.tansu import broker_is_tansu
@@ -81,12 +81,10 @@ def valid_of(records: Iterable[Any], seal: Seal | None = None) -> list[Announcem
     """The announcements among ``records``, in order (with a ``seal``, only those with the
     cluster's MAC); the rest logged and skipped."""
     valid = []
+    records, unsigned = verified(seal, list(records))
+    if unsigned:
+        log.warning("%d announcements without a valid MAC; skipped", unsigned)
     for record in records:
-        if seal is not None and not seal.verifies(record.topic, record.key, record.value,
-                                                  record.headers):  # fmt: skip
-            log.warning("an announcement without a valid MAC at offset %d; skipped",
-                        record.offset)  # fmt: skip
-            continue
         try:
             valid.append(Announcement.model_validate_json(record.value or b""))
         except ValidationError:

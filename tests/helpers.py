@@ -76,6 +76,14 @@ def folded_state(events: list[Event], model_path: Path, settings: Settings) -> l
     return state.vector.tolist()
 
 
+def another_worker(settings: Settings, folder: Path) -> Settings:
+    """``settings`` for a second worker of the same cluster on this machine: its own web port
+    and data dir (under ``folder``), everything else shared."""
+    from streams.tools.broker import free_port
+
+    return settings.model_copy(update={"web_port": free_port(), "state_dir": folder / "state-2"})
+
+
 def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]],
             topic: str | None = None, seal: Seal | None = None) -> None:  # fmt: skip
     """``messages`` to ``topic``, by default the events topic; each with its MAC by ``seal``

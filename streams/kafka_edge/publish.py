@@ -20,6 +20,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from core.seal import Seal
 
 _partitioner = DefaultPartitioner()  # murmur2, as the Java client and aiokafka's send pick
+_NO_HEADERS: list = []  # shared, never changed (aiokafka's own default is one list too)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ async def send_to_partitions(
     for partition, records in by_partition.items():
         batch, count = producer.create_batch(), 0
         for key, value in records:
-            headers = seal.headers(topic, key, value) if seal else []
+            headers = seal.headers(topic, key, value) if seal else _NO_HEADERS
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 sent.append(Sent(partition, count, await _send_now(producer, batch, topic,
                                                                    partition)))  # fmt: skip

@@ -18,12 +18,11 @@ import pytest
 from core.generator import GeneratorConfig, generate
 from models.artifact import read_config
 from models.train import TrainConfig, train
-from streams.tools.broker import free_port
 from streams.tools.cluster import child_env, wait_for, wait_until_ready, worker_stats
 from streams.announcements import announce, announcement_of
 from streams.tools.producer import produce_events
 from streams.settings import Settings
-from tests.helpers import assert_each_event_applied_once, consume, event_messages
+from tests.helpers import another_worker, assert_each_event_applied_once, consume, event_messages
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +41,7 @@ def test_an_announced_version_serves_on_both_workers_and_a_corrupt_one_is_refuse
           root / "v2", show_progress=False)  # fmt: skip
     v1, v2 = (read_config(root / name)["version"] for name in ("v1", "v2"))
     first = settings.model_copy(update={"model_path": root / "v1", "model_root": root.parent})
-    second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
+    second = another_worker(first, tmp_path)
     ports = [first.web_port, second.web_port]
     for one in (first, second):
         wait_until_ready(one.web_port, timeout=90, process=workers(one))

@@ -11,10 +11,9 @@ import pytest
 
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
-from streams.tools.broker import free_port
 from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
 from streams.settings import Settings
-from tests.helpers import consume, produce
+from tests.helpers import another_worker, consume, produce
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +31,7 @@ def test_a_new_item_reaches_its_topics_users_through_both_workers(settings, work
     defaults = Settings()  # a week's half-life and 50 recent items: interests span topics
     first = settings.model_copy(update={"item_learning": True, "top_k": 10, "history_len": 50,
                                         "half_life_s": defaults.half_life_s})  # fmt: skip
-    second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
+    second = another_worker(first, tmp_path)
     for one in (first, second):
         wait_until_ready(one.web_port, timeout=90, process=workers(one))
     ports = [first.web_port, second.web_port]

@@ -13,9 +13,8 @@ import pytest
 
 from core.events import Event, encode_event
 from core.item_stats import ItemStats, apply_item_events
-from streams.tools.broker import free_port
 from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
-from tests.helpers import produce
+from tests.helpers import another_worker, produce
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ def events_with_retries() -> tuple[list[Event], list[Event]]:
 
 def test_each_items_statistics_count_its_events_once_on_either_worker(settings, workers, tmp_path):
     first = settings
-    second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
+    second = another_worker(first, tmp_path)
     processes = [workers(one) for one in (first, second)]
     for one, process in zip((first, second), processes):
         wait_until_ready(one.web_port, timeout=90, process=process)

@@ -14,9 +14,8 @@ from core.generator import GeneratorConfig, generate
 from core.item_stats import encode_item_vector
 from core.seal import Seal
 from models.artifact import load_recommender
-from streams.tools.broker import free_port
 from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
-from tests.helpers import consume, produce
+from tests.helpers import another_worker, consume, produce
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +25,7 @@ FAKES = [f"fake-{n}" for n in range(10)]
 
 def test_records_without_the_clusters_mac_change_nothing(settings, workers, tmp_path):
     first = settings.model_copy(update={"item_learning": True, "internal_key": KEY})
-    second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
+    second = another_worker(first, tmp_path)
     for one in (first, second):
         wait_until_ready(one.web_port, timeout=90, process=workers(one))
     ports = [first.web_port, second.web_port]

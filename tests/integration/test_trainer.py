@@ -14,11 +14,10 @@ import pytest
 
 from core.generator import GeneratorConfig, generate
 from models.artifact import read_config, verify_artifact
-from streams.tools.broker import free_port
 from streams.tools.cluster import wait_for, wait_until_ready, worker_stats
 from streams.tools.producer import produce_events
 from streams.trainer.lifelong import Trainer, TrainerConfig
-from tests.helpers import assert_each_event_applied_once, consume, event_messages
+from tests.helpers import another_worker, assert_each_event_applied_once, consume, event_messages
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ def test_the_trainers_versions_serve_on_both_workers_while_every_event_applies_o
     shutil.copytree(settings.model_path, root / "start")
     start_version = read_config(root / "start")["version"]
     first = settings.model_copy(update={"model_path": root / "start"})
-    second = first.model_copy(update={"web_port": free_port(), "state_dir": tmp_path / "state-2"})
+    second = another_worker(first, tmp_path)
     ports = [first.web_port, second.web_port]
     for one in (first, second):
         wait_until_ready(one.web_port, timeout=90, process=workers(one))

@@ -5,6 +5,8 @@ again (the entry is gone either way)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from core.codec import decode_state
 from core.events import Event
 from streams.steps.users import Applied, apply_users
@@ -84,3 +86,22 @@ def test_a_user_created_and_deleted_in_one_batch_counts_as_deleted():
                      Event("u2", "", "delete", 3))  # fmt: skip
     done = apply_users(parse_batch(batch, set(ITEMS)), table, rec.item_vector, rec.dim, CONFIG)
     assert done.deleted == [b"u1"] and table == {}  # u2 was never there: nothing forgotten
+
+
+def test_a_replayed_event_gets_a_record_again_only_when_records_are_at_least_once():
+    """At-least-once: the first record of an event read again after a crash may have died with
+    the worker, so it gets another. Exactly-once: the state holds the event only if the
+    transaction that applied it committed, its record with it, so a replay sends none."""
+    table: dict = {}
+    first = [event("u1", "a", 10), event("u1", "b", 11)]
+    apply(parse_batch(messages(*first), set(ITEMS)), table)
+    again = messages(*first, event("u1", "c", 12))  # read again from the start, and one more
+    at_least_once = apply(parse_batch(again, set(ITEMS)), dict(table))
+    exactly_once = apply(parse_batch(again, set(ITEMS)), dict(table),
+                         replace(CONFIG, replay_records=False))  # fmt: skip
+    assert [s.position for s in at_least_once.snapshots] == [(0, 0), (0, 1), (0, 2)]
+    assert [s.position for s in exactly_once.snapshots] == [(0, 2)]
+    assert (exactly_once.duplicates, exactly_once.applied) == (2, 1)
+    # nor a by-item record: it went with the state (the item side may not skip it by position)
+    assert [at for _, at in exactly_once.item_events] == [(0, 2)]
+    assert len(at_least_once.item_events) == 3
