@@ -152,12 +152,11 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
         "or 2000 under exactly_once, where each batch is a transaction whose fixed round trips "
         "a larger batch spreads over more events (a batch grows only while events wait)",
     )
-    user_slice: int = Field(
-        0, ge=0, description="Most events of one user a batch takes (0: no limit). With a "
-        "limit a hot user's backlog is worked off in slices while other users' events go ahead "
-        "of it (streams/kafka_edge/batch_plane.py); needs exactly_once. Off by default: a "
-        "restart while events are held back applies again what went ahead of them for users "
-        "deleted or evicted since (README)",
+    user_slice: int | None = Field(
+        None, ge=0, description="Most events of one user a batch takes (0: no limit; unset: "
+        "200 under exactly_once, none at least once): a hot user's backlog is worked off in "
+        "slices while other users' events go ahead of it (streams/kafka_edge/batch_plane.py). "
+        "Exactly-once only: at least once a limit is refused",
     )
     batch_within_s: float = Field(
         0.02, gt=0, description="Max wait to fill a batch of the pass-through benchmark"
@@ -233,6 +232,13 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
             raise ValueError("user_slice needs exactly_once: a commit must stop at the first "
                              "event held back")
         return self
+
+    @property
+    def max_user_slice(self) -> int:
+        """``user_slice``, or the guarantee's default when it is unset (0: no limit)."""
+        if self.user_slice is not None:
+            return self.user_slice
+        return 200 if self.processing_guarantee == "exactly_once" else 0
 
     @property
     def max_batch(self) -> int:

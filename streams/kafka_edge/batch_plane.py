@@ -14,23 +14,29 @@ import faust
 from aiokafka import ConsumerRecord
 from faust.types import TP
 
+from streams.kafka_edge.held_back import MOST_KEYS, HeldBack, Resume, after_batch, keys_free
 
-# a batch's records by partition, and the next offset each partition's input resumes at once
-# they are applied (where a transaction commits the group's offset)
-BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]], Mapping[TP, int]],
+
+# a batch's records by partition, and where each partition's input resumes once they are
+# applied (what a transaction commits for the consumer group)
+BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]], Mapping[TP, Resume]],
                         Awaitable[None]]
 HELD_MOST = 50_000  # records a partition holds back at most (memory): past it, slices grow
 
 
-def slice_by_key(records: Sequence[Any], most: int) -> tuple[list[Any], list[Any]]:
-    """``records`` (in offset order) split into what a batch takes, at most ``most`` of each
-    key, and what is held back for the next: a key's records from its first one held back on,
-    so each key's records are still applied in their order."""
+def slice_by_key(records: Sequence[Any], most: int, keys_most: int = MOST_KEYS
+                 ) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    """``records`` (each key's in offset order) split into what a batch takes, at most ``most``
+    of each key, and what is held back for the next: a key's records from its first one held
+    back on, so each key's records are still applied in their order. At most ``keys_most`` keys
+    are held back; any other key goes whole."""
     taken: dict[bytes | None, int] = {}
+    held: set[bytes | None] = set()
     now, later = [], []
     for record in records:
         count = taken.get(record.key, 0)
-        if count >= most:
+        if record.key in held or (count >= most and len(held) < keys_most):
+            held.add(record.key)
             later.append(record)
         else:
             taken[record.key] = count + 1
@@ -44,7 +50,7 @@ def install_batch_plane(
     on_commit_refused: Callable[[set[TP]], None] = lambda tps: None,
     transactional: bool = False,
     on_revoked: Callable[[set[TP]], Awaitable[None]] | None = None,
-    on_assigned: Callable[[set[TP]], Awaitable[None]] | None = None,
+    on_assigned: Callable[[set[TP]], Awaitable[Mapping[TP, str] | None]] | None = None,
     slices: Mapping[str, int] | None = None,
 ) -> None:
     """From now on ``app``'s consumer hands every fetch of a topic of ``handlers`` (its active
@@ -60,12 +66,13 @@ def install_batch_plane(
     records come as a batch of their own (a transaction commits one partition's offsets).
     ``on_revoked`` is awaited with the revoked partitions of ``handlers`` once no batch runs;
     ``on_assigned`` with the assigned ones before Faust recovers the tables or seeks to the
-    committed offsets (so a transaction the previous owner left pending can be settled first).
+    committed offsets (so a transaction the previous owner left pending can be settled first);
+    it returns the note committed with each one's offset, if any.
     ``slices`` (transactional only) caps how many records of one key a batch of a topic takes:
     a hot key's backlog is held back and worked off in slices while the other keys' records go
     ahead of it, and each transaction commits its partition's offset only up to the first record
-    held back (a restart reads from there: what went ahead is read again, and skipped by the
-    states' positions)."""
+    held back, with a note of what went ahead (streams/kafka_edge/held_back.py): a restart reads
+    from there and skips what the note says was applied."""
     if slices and not transactional:
         raise ValueError("slices need transactions: a commit must stop at a held-back record")
     slices = dict(slices or {})
@@ -103,12 +110,20 @@ def install_batch_plane(
 
         _handled: dict[TP, int] | None = None
         _held_back: dict[TP, list] | None = None
+        _held_notes: dict[TP, HeldBack] | None = None
 
         def _held(self) -> dict[TP, list]:
             """Each partition's records held back by its slice, for the next batch."""
             if self._held_back is None:
                 self._held_back = {}
             return self._held_back
+
+        def _notes(self) -> dict[TP, HeldBack]:
+            """Each partition's note of what past its committed offset was applied (read at
+            assignment, then kept up to date with each transaction)."""
+            if self._held_notes is None:
+                self._held_notes = {}
+            return self._held_notes
 
         def _handled_up_to(self) -> dict[TP, int]:
             """Each partition's next offset after the batches handled since it was assigned.
@@ -120,6 +135,8 @@ def install_batch_plane(
             return self._handled
 
         async def _wait_next_records(self, timeout: float) -> Any:
+            if any(tp.topic in handlers for tp in self._held()):
+                timeout = 0.0  # what is held back goes on at once, without waiting for a fetch
             records, active = await super()._wait_next_records(timeout)
             for topic, handle in handlers.items():
                 mine = {tp: records.pop(tp) for tp in [tp for tp in records or ()
@@ -148,10 +165,10 @@ def install_batch_plane(
                     return
                 if transactional:
                     for tp in sorted({*batch, *held}):
-                        await self._run_slice(handle, tp, self._held().pop(tp, [])
-                                              + batch.get(tp, []))  # fmt: skip
+                        await self._run_slice(handle, tp, batch.get(tp, []))
                 else:
-                    await handle(batch, {tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+                    await handle(batch, {tp: Resume(rs[-1].offset + 1)
+                                         for tp, rs in batch.items()})  # fmt: skip
                 for tp, records in batch.items():
                     await _ack_records(self, tp, records)
                     self._handled_up_to()[tp] = records[-1].offset + 1
@@ -159,23 +176,39 @@ def install_batch_plane(
                     self._n_acked = 0
                     await self.commit()
 
-        async def _run_slice(self, handle: BatchHandler, tp: TP, records: list) -> None:
-            """One partition's transaction: at most its slice of each key (more once over
-            ``HELD_MOST`` records wait), the rest held back for the next batch."""
+        async def _run_slice(self, handle: BatchHandler, tp: TP, fetched: list) -> None:
+            """One partition's transaction: what it held back, then what was fetched (less what
+            its note says was applied before), at most its slice of each key (more once over
+            ``HELD_MOST`` records wait); the rest is held back for the next batch."""
+            note = self._notes().get(tp)
+            # one past the last record read (a batch of held records only may be older than
+            # what went ahead of it)
+            read_end = max(self._handled_up_to().get(tp, 0),
+                           fetched[-1].offset + 1 if fetched else 0)  # fmt: skip
+            records = self._held().pop(tp, []) + [
+                r for r in fetched if note is None or not note.applied(r)]
+            if not records:
+                return  # all of it applied before: the committed offset and note still hold
             most = slices.get(tp.topic)
             now, later = (records, []) if not most else slice_by_key(
-                records, max(most, len(records) - HELD_MOST))  # fmt: skip
+                records, max(most, len(records) - HELD_MOST), keys_free(note, read_end))
             if later:
                 self._held()[tp] = later
-            # nothing held back: past everything read (a batch of held records only may be
-            # older than what went ahead of it)
-            end = max(records[-1].offset + 1, self._handled_up_to().get(tp, 0))
-            await handle({tp: now}, {tp: later[0].offset if later else end})
+            note = after_batch(note, read_end, later)
+            if note is None:
+                self._notes().pop(tp, None)
+            else:
+                self._notes()[tp] = note
+            await handle({tp: now}, {tp: note.resume() if note else Resume(read_end)})
 
         async def on_partitions_assigned(self, assigned: set[TP], *args: Any,
                                          **kwargs: Any) -> None:  # fmt: skip
             if on_assigned is not None:
-                await on_assigned({tp for tp in assigned if tp.topic in handlers})
+                notes = await on_assigned({tp for tp in assigned if tp.topic in handlers})
+                for tp, note in (notes or {}).items():
+                    held = HeldBack.decode(note)
+                    if held is not None:
+                        self._notes()[TP(tp.topic, tp.partition)] = held
             await super().on_partitions_assigned(assigned, *args, **kwargs)
 
         async def on_partitions_revoked(self, revoked: set[TP]) -> None:
@@ -185,6 +218,7 @@ def install_batch_plane(
                 for tp in mine:
                     self._handled_up_to().pop(tp, None)
                     self._held().pop(tp, None)  # the next owner reads them from the commit
+                    self._notes().pop(tp, None)  # and its note
                 doubted = self._refused_since_commit() & mine
                 if doubted:
                     on_commit_refused(doubted)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, NamedTuple, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -45,15 +45,27 @@ class Fenced(RuntimeError):
     partition (a zombie). Nothing of its transaction is committed."""
 
 
+class Consumed(NamedTuple):
+    """The offsets a batch read of an input partition, from its first record's to ``stop``,
+    the offset its input resumes at (one past its last record, or the first record held back),
+    which a transaction commits with ``note`` (streams/kafka_edge/held_back.py)."""
+
+    start: int
+    stop: int
+    note: str = ""
+
+
 class Outlet(Protocol):
     """Commits a batch's sends (``deliver`` sends them with the producer it is given and awaits
     every delivery, and may be called again if a transaction must be sent again) together with
     ``consumed``: the offsets the batch read of each input partition (its first record's to one
     past its last, which is what the group commits)."""
 
-    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, range]) -> T: ...
+    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, Consumed]) -> T: ...
 
     async def acquire(self, partitions: set[TopicPartition]) -> None: ...
+
+    async def notes(self, partitions: set[TopicPartition]) -> dict[TopicPartition, str]: ...
 
     async def release(self, partitions: set[TopicPartition]) -> None: ...
 
@@ -65,11 +77,15 @@ class AtLeastOnce:
     def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
         self.producer = producer
 
-    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, range]) -> T:
+    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, Consumed]) -> T:
         return await deliver(self.producer())
 
     async def acquire(self, partitions: set[TopicPartition]) -> None:
         """Nothing is held per partition."""
+
+    async def notes(self, partitions: set[TopicPartition]) -> dict[TopicPartition, str]:
+        """No transaction commits a note."""
+        return {}
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Nothing is held per partition."""
@@ -118,7 +134,7 @@ class ExactlyOnce:
             self.producers[tp] = producer
         return producer
 
-    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, range]) -> T:
+    async def commit(self, deliver: Deliver[T], consumed: Mapping[TopicPartition, Consumed]) -> T:
         """One transaction; ``consumed`` names the one input partition it is for and the
         offsets its batch read. Anything raised leaves the transaction uncommitted (the caller
         stops the worker); a lost broker is waited for (the class says how)."""
@@ -136,7 +152,8 @@ class ExactlyOnce:
                 # the offsets' two round trips to the coordinators go beside the records' sends
                 # (order within a transaction does not matter: it commits or aborts whole)
                 pending = asyncio.ensure_future(
-                    producer.send_offsets_to_transaction({tp: offsets.stop}, self.group_id))
+                    producer.send_offsets_to_transaction({tp: (offsets.stop, offsets.note)},
+                                                      self.group_id))  # fmt: skip
                 delivered = await deliver(producer)
                 await pending
                 await producer.commit_transaction()
@@ -163,7 +180,7 @@ class ExactlyOnce:
                 log.warning("%s: its transaction was aborted; sending the batch again",
                             self.transactional_id(tp))  # fmt: skip
 
-    async def settle(self, tp: TopicPartition, offsets: range, deadline: float,
+    async def settle(self, tp: TopicPartition, offsets: Consumed, deadline: float,
                      lost: KafkaError) -> bool:  # fmt: skip
         """Once the broker answers: True if the transaction committed, False if it was aborted
         (a new producer is then ready); :class:`Fenced` if another worker committed since.
@@ -193,14 +210,24 @@ class ExactlyOnce:
 
     async def group_offset(self, tp: TopicPartition) -> int | None:
         """The group's committed offset of ``tp`` (None when it has none)."""
+        found = (await self.committed([tp])).get(tp)
+        return None if found is None or found.offset < 0 else found.offset
+
+    async def committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        """The group's committed offsets (and their metadata) of ``partitions``."""
         admin = self.new_admin()
         await admin.start()
         try:
-            found = await admin.list_consumer_group_offsets(self.group_id, partitions=[tp])
+            return await admin.list_consumer_group_offsets(self.group_id, partitions=partitions)
         finally:
             await admin.close()
-        offset = found.get(tp)
-        return None if offset is None or offset.offset < 0 else offset.offset
+
+    async def notes(self, partitions: set[TopicPartition]) -> dict[TopicPartition, str]:
+        """The note committed with each partition's offset (the last transaction's, once
+        :meth:`acquire` has settled it): what past the offset was applied already."""
+        wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        found = await self.committed(wanted) if wanted else {}
+        return {tp: meta.metadata for tp, meta in found.items() if meta.metadata}
 
     def fenced(self, tp: TopicPartition) -> Fenced:
         return Fenced(f"{self.transactional_id(tp)} was started by another worker: {tp} is no "

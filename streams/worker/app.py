@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from typing import Awaitable
+from typing import Awaitable, TypeVar
 
 import faust
 
@@ -42,6 +42,7 @@ from streams.worker.views import (
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (CPython's default: 700)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def settle_gc() -> None:
@@ -132,9 +133,9 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
         app, handlers, lambda tps: distrust_local_state(
             users, {tp.partition for tp in tps if tp.topic == settings.events_topic}),
         transactional=settings.processing_guarantee == EXACTLY_ONCE, on_revoked=outlet.release,
-        on_assigned=lambda tps: or_stop(outlet.acquire(tps)),
-        slices={settings.events_topic: settings.user_slice}
-        if settings.user_slice else None)  # fmt: skip
+        on_assigned=lambda tps: or_stop(acquired(outlet, tps)),
+        slices={settings.events_topic: settings.max_user_slice}
+        if settings.max_user_slice else None)  # fmt: skip
 
     @app.timer(COMPACT_EVERY_S)
     async def compact() -> None:
@@ -161,12 +162,19 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
     return app
 
 
-async def or_stop(step: Awaitable[None]) -> None:
+async def acquired(outlet: Outlet, partitions: set) -> dict:
+    """Newly assigned ``partitions`` taken over (their previous owner's transaction settled),
+    and the note committed with each one's offset (what past it was applied already)."""
+    await outlet.acquire(partitions)
+    return await outlet.notes(partitions)
+
+
+async def or_stop(step: Awaitable[T]) -> T:
     """Await ``step`` of a rebalance; a failure stops the worker (exit 70, said in its log):
     aiokafka only logs what a rebalance listener raises, and Faust would then never recover or
     resume, leaving the worker holding partitions it does not process."""
     try:
-        await step
+        return await step
     except Exception as exc:  # noqa: BLE001 - TransactionsRefused, a broker gone, an ACL
         stop_without_commit(exc)
 

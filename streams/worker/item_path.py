@@ -16,6 +16,7 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from models.item_learning import OnlineItems
+from streams.kafka_edge.held_back import Resume
 from streams.kafka_edge.transactions import Outlet
 from streams.settings import Settings
 from streams.steps.items import ItemRecords, apply_items, parse_item_records
@@ -59,7 +60,7 @@ class ItemPath:
             serving.lineage))  # fmt: skip
 
     async def take(self, fetched: Mapping[Any, Sequence[Any]],
-                   resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
+                   resume_at: Mapping[Any, Resume] | None = None) -> None:  # fmt: skip
         """The batch plane's handler: a table or broker failure stops the worker unacked."""
         try:
             await self.process([Fetched.of(r) for batch in fetched.values() for r in batch],
@@ -78,7 +79,7 @@ class ItemPath:
         return parsed.within(self.events_ends, batch)
 
     async def process(self, batch: Sequence[Fetched],
-                      resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
+                      resume_at: Mapping[Any, Resume] | None = None) -> None:  # fmt: skip
         """One fetch; returns once every record is counted and committed, or dead-lettered."""
         settings = self.settings
         learner = self.learner(self.serving.artifact) if settings.item_learning else None
@@ -92,7 +93,7 @@ class ItemPath:
         done = apply_items(by_item, tx, self.half_life_ms,
                            bind=lambda item: tx.bind(batch[last[item]].partition),
                            learner=learner, interests=interests,
-                           by_position=not settings.user_slice)  # fmt: skip
+                           by_position=settings.processing_guarantee != "exactly_once")  # fmt: skip
         if settings.item_learning:
             tx.send(settings.item_vectors_topic,
                     [(item.encode(), vector) for item, vector in done.vectors.items()],

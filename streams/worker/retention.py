@@ -79,10 +79,12 @@ class Retention:
         """Users were deleted from these partitions: compact them at the next chance."""
         self.dirty |= partitions
 
-    def sweep(self, delete: Callable[[int, list[bytes]], int]) -> int:
+    def sweep(self, delete: Callable[[int, list[bytes]], int],
+              spared: Callable[[bytes], bool] = lambda key: False) -> int:  # fmt: skip
         """Evict the expired users of every partition whose event time moved a sweep interval
         with ``delete(partition, keys)`` (the batch's tombstones, streams/worker/transaction.py;
-        it returns how many it added).
+        it returns how many it added), but not those ``spared`` (events of theirs are held back
+        by the batch plane's slices: applied in order, they would have kept the user alive).
         Returns the users evicted."""
         if not self.expires:
             return 0
@@ -92,7 +94,8 @@ class Retention:
             if watermark < self.next_sweep.get(partition, -math.inf) or partition not in dbs:
                 continue
             self.next_sweep[partition] = watermark + self.ttl_ms / SWEEPS_PER_TTL
-            expired = expired_users(dbs[partition].items(), watermark, self.ttl_ms)
+            expired = [key for key in expired_users(dbs[partition].items(), watermark,
+                                                    self.ttl_ms) if not spared(key)]  # fmt: skip
             if not expired:
                 continue
             evicted += delete(partition, expired)  # a user this batch wrote is not expired

@@ -34,7 +34,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from core.events import InvalidEvent
 from core.seal import Seal
 from streams.kafka_edge.publish import send_records, send_to_partitions
-from streams.kafka_edge.transactions import Outlet
+from streams.kafka_edge.held_back import Resume
+from streams.kafka_edge.transactions import Consumed, Outlet
 from streams.steps.dead_letters import dead_letter_record
 from streams.steps.parse import Message
 
@@ -50,21 +51,21 @@ class TableStore:
     offset_key: bytes
 
 
-def consumed_offsets(batch: Sequence[Message], resume_at: Mapping[Any, int] | None = None
-                     ) -> dict[TopicPartition, range]:  # fmt: skip
+def consumed_offsets(batch: Sequence[Message], resume_at: Mapping[Any, Resume] | None = None
+                     ) -> dict[TopicPartition, Consumed]:  # fmt: skip
     """The offsets ``batch`` read of each input partition, from its first record's to the next
     offset once it is done (what a transaction commits for the consumer group): the one after
     its last record, or ``resume_at``'s for the partition (the batch plane held records back,
-    and the input resumes at the first of them)."""
-    read: dict[TopicPartition, range] = {}
+    and the input resumes at the first of them, with a note of what went ahead)."""
+    read: dict[TopicPartition, Consumed] = {}
     for message in batch:
         tp = TopicPartition(message.topic, message.partition)
-        was = read.get(tp, range(message.offset, message.offset + 1))
-        read[tp] = range(min(was.start, message.offset), max(was.stop, message.offset + 1))
+        was = read.get(tp, Consumed(message.offset, message.offset + 1))
+        read[tp] = Consumed(min(was.start, message.offset), max(was.stop, message.offset + 1))
     for tp, offsets in read.items():
         resume = (resume_at or {}).get(tp)
         if resume is not None:
-            read[tp] = range(offsets.start, resume)
+            read[tp] = Consumed(offsets.start, resume.offset, resume.note)
     return read
 
 

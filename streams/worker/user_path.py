@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from models.item_board import ItemBoard
+from streams.kafka_edge.held_back import HeldBack, Resume
 from streams.kafka_edge.transactions import Outlet
 from streams.settings import Settings
 from streams.steps import records
@@ -50,7 +51,7 @@ class UserPath:
         self.writer = Remade(records.ItemsWriter)  # by the catalog's item ids
 
     async def take(self, fetched: Mapping[Any, Sequence[Any]],
-                   resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
+                   resume_at: Mapping[Any, Resume] | None = None) -> None:  # fmt: skip
         """The batch plane's handler: a failure no step could confine stops the worker before
         anything of the batch is acked."""
         try:
@@ -60,7 +61,7 @@ class UserPath:
             stop_without_commit(exc)
 
     async def process(self, batch: Sequence[Fetched],
-                      resume_at: Mapping[Any, int] | None = None) -> None:  # fmt: skip
+                      resume_at: Mapping[Any, Resume] | None = None) -> None:  # fmt: skip
         """One fetch; returns once every event is applied and committed, or dead-lettered."""
         config, stats = self.config, self.stats
         recommender, older_codebooks = self.serving.active  # one model for the whole batch
@@ -75,7 +76,8 @@ class UserPath:
                            bind=lambda index: tx.bind(batch[index].partition),
                            codebook=recommender.codebook, model_tag=recommender.tag,
                            older_codebooks=older_codebooks)  # fmt: skip
-        expired = self.expire(parsed, done, tx)
+        expired = self.expire(parsed, done, tx, [r.held for r in (resume_at or {}).values()
+                                                 if r.held is not None])  # fmt: skip
         explored = trending = 0  # slots of this batch's records that explored; trending lists
         if done.snapshots:
             ids = records.record_ids(done.snapshots)  # each list's draws are seeded by its id
@@ -115,11 +117,13 @@ class UserPath:
         stats.users_deleted += len(done.deleted)
         stats.users_expired += expired
 
-    def expire(self, parsed: ParsedBatch, done: Applied, tx: BatchTransaction) -> int:
+    def expire(self, parsed: ParsedBatch, done: Applied, tx: BatchTransaction,
+               held: Sequence[HeldBack] = ()) -> int:  # fmt: skip
         """Delete requests were applied by the state step; here the TTL sweeps, in event time,
-        into this batch's tombstones. Returns the users expired."""
+        into this batch's tombstones, sparing the users ``held`` back. Returns the users
+        expired."""
         self.retention.forgot({parsed.by_user[key.decode()][0][1][0] for key in done.deleted})
         if not self.retention.expires:
             return 0  # no TTL: no per-event watermark work on the hot path
         self.retention.observe(parsed)
-        return self.retention.sweep(tx.delete_in)
+        return self.retention.sweep(tx.delete_in, lambda key: any(h.holds(key) for h in held))

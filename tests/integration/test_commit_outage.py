@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 
-from streams.kafka_edge.transactions import ExactlyOnce, Fenced
+from streams.kafka_edge.transactions import Consumed, ExactlyOnce, Fenced
 from streams.tools.broker import (
     kafka_unavailable,
     start_broker,
@@ -37,6 +37,12 @@ def outlet_on(bootstrap: str, app_id: str, **producer_options) -> ExactlyOnce:
         lambda tid: AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid,
                                      **producer_options),
         app_id, f"{app_id}-group", lambda: AIOKafkaAdminClient(bootstrap_servers=bootstrap))
+
+
+def fresh_names(app: str) -> tuple[str, str, str, TopicPartition]:
+    """New input and output topics, an app id, and the input's partition a transaction is for."""
+    events, recs = f"ev-{uuid.uuid4().hex[:6]}", f"recs-{uuid.uuid4().hex[:6]}"
+    return events, recs, f"{app}-{uuid.uuid4().hex[:6]}", TopicPartition(events, 0)
 
 
 class Heard(logging.Handler):
@@ -139,7 +145,7 @@ def test_a_commit_that_loses_the_broker_commits_once_when_it_is_back(tmp_path: P
         outlet = outlet_on(bootstrap, f"outage-{uuid.uuid4().hex[:6]}", request_timeout_ms=2000)
         await outlet.acquire({tp})
         try:
-            assert await outlet.commit(deliver, {tp: range(0, 3)}) == "delivered"
+            assert await outlet.commit(deliver, {tp: Consumed(0, 3)}) == "delivered"
         finally:
             await outlet.release({tp})
         assert await committed_values(bootstrap, recs, len(values)) == values
@@ -154,9 +160,7 @@ def test_a_commit_that_loses_the_broker_commits_once_when_it_is_back(tmp_path: P
 def test_a_commit_that_lost_the_broker_while_another_worker_committed_is_fenced(bootstrap):
     """The partition's offset moved on inside the batch while the connection was lost: another
     worker owns it, so this one must not re-send its batch (it would write stale state)."""
-    events, recs = f"ev-{uuid.uuid4().hex[:6]}", f"recs-{uuid.uuid4().hex[:6]}"
-    app_id = f"zombie-{uuid.uuid4().hex[:6]}"
-    tp = TopicPartition(events, 0)
+    events, recs, app_id, tp = fresh_names("zombie")
 
     async def scenario() -> None:
         await create(bootstrap, events, recs)
@@ -172,14 +176,40 @@ def test_a_commit_that_lost_the_broker_while_another_worker_committed_is_fenced(
             async def successor_delivers(own: AIOKafkaProducer) -> None:
                 await send_all(own, recs, [b"successor"])
 
-            await successor.commit(successor_delivers, {tp: range(0, 2)})
+            await successor.commit(successor_delivers, {tp: Consumed(0, 2)})
             raise KafkaConnectionError("the zombie lost its connection")
 
         with pytest.raises(Fenced):
-            await zombie.commit(zombie_delivers, {tp: range(0, 3)})
+            await zombie.commit(zombie_delivers, {tp: Consumed(0, 3)})
         await zombie.release({tp})
         await successor.release({tp})
         assert await committed_values(bootstrap, recs, 1) == [b"successor"]
         assert await successor.group_offset(tp) == 2
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_a_transactions_note_is_committed_with_its_offset_for_the_next_owner(bootstrap):
+    """Slices commit what went ahead of a held-back key in the offset's metadata, in the same
+    transaction (streams/kafka_edge/held_back.py): the partition's next owner reads it."""
+    events, recs, app_id, tp = fresh_names("note")
+
+    async def scenario() -> None:
+        await create(bootstrap, events, recs)
+        first, successor = outlet_on(bootstrap, app_id), outlet_on(bootstrap, app_id)
+        await first.acquire({tp})
+        assert await first.notes({tp}) == {}
+
+        async def deliver(producer: AIOKafkaProducer) -> None:
+            await send_all(producer, recs, [b"r"])
+
+        await first.commit(deliver, {tp: Consumed(0, 2, "held1:5:note")})
+        await first.release({tp})
+        await successor.acquire({tp})
+        assert await successor.notes({tp}) == {tp: "held1:5:note"}
+        assert await successor.group_offset(tp) == 2
+        await successor.commit(deliver, {tp: Consumed(2, 5)})
+        assert await successor.notes({tp}) == {}  # a commit without one clears it
+        await successor.release({tp})
 
     asyncio.run(asyncio.wait_for(scenario(), 120))

@@ -194,7 +194,7 @@ def test_a_hot_keys_backlog_goes_in_slices_behind_the_others_and_commits_stop_at
 
     async def handle(batch, resume_at):
         [(tp, records)] = batch.items()
-        handled.append(([(r.key, r.offset) for r in records], resume_at[tp]))
+        handled.append(([(r.key, r.offset) for r in records], resume_at[tp].offset))
 
     batch_plane.install_batch_plane(app, {EVENTS: handle}, transactional=True,
                                     slices={EVENTS: 2})  # fmt: skip

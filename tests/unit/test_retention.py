@@ -22,3 +22,18 @@ def test_fausts_offset_row_is_no_user_and_no_warning(caplog):
     with caplog.at_level("WARNING", logger="streams.worker.retention"):
         assert expired_users(rows, watermark_ms=1000, ttl_ms=1) == []
     assert caplog.text == ""
+
+
+def test_the_sweep_spares_a_user_whose_events_are_held_back():
+    """Review of issue 32 #6: a hot user's events held back by the slices are younger than the
+    watermark the other users' events moved; unsliced they would have been applied first, so
+    the user must not be evicted in between."""
+    from streams.worker.retention import Retention
+
+    stored = encode_state(replace(UserState.empty(2), last_ts=100, count=1))
+    retention = Retention(lambda: {0: {b"hot": stored, b"idle": stored}}, lambda p: True, 600.0)
+    retention.watermarks[0] = 1000
+    deleted: list = []
+    retention.sweep(lambda p, keys: deleted.extend(keys) or len(keys),
+                    spared=lambda key: key == b"hot")  # fmt: skip
+    assert deleted == [b"idle"]

@@ -182,10 +182,13 @@ def test_the_write_goes_to_the_database_open_now_not_the_one_a_compaction_closed
 def test_a_batch_with_records_held_back_commits_its_offset_up_to_the_first_of_them():
     from aiokafka import TopicPartition
 
+    from streams.kafka_edge.held_back import HeldBack, Resume
+    from streams.kafka_edge.transactions import Consumed
     from streams.worker.transaction import consumed_offsets
     from tests.unit.step_helpers import Message
 
     batch = [Message(b"u", b"{}", 0, offset) for offset in (2, 3, 7)]
-    assert consumed_offsets(batch) == {TopicPartition("events", 0): range(2, 8)}
-    assert consumed_offsets(batch, {TopicPartition("events", 0): 5}) == {
-        TopicPartition("events", 0): range(2, 5)}  # fmt: skip
+    held = HeldBack(8, {b"12345678": 5})
+    assert consumed_offsets(batch) == {TopicPartition("events", 0): Consumed(2, 8)}
+    assert consumed_offsets(batch, {TopicPartition("events", 0): Resume(5, held)}) == {
+        TopicPartition("events", 0): Consumed(2, 5, held.encode())}  # fmt: skip
