@@ -96,7 +96,7 @@ def poison_announcements(settings: Settings, served: Path, outside: Path) -> int
     return send(settings.bootstrap, settings.model_updates_topic, [(b"serve", v) for v in values])
 
 
-def poison_vectors(settings: Settings, served: Path, real_item: str) -> int:
+def poison_vectors(settings: Settings, served: Path, real_item: str) -> dict[str, int]:
     """Finding 3: long vectors for new items, a count that would pin an item, other sizes."""
     model = load_recommender(served)
     norms = np.linalg.norm(model.vectors, axis=1)
@@ -107,10 +107,11 @@ def poison_vectors(settings: Settings, served: Path, real_item: str) -> int:
     records.append((real_item.encode(), encode_item_vector(model.tag, 4_000_000_001, wide)))
     huge = np.full(65_535, 0.001, "<f4").tobytes()
     records += [(f"huge-{n}".encode(), encode_item_vector(model.tag, 1, huge)) for n in range(200)]
-    sent = send(settings.bootstrap, settings.item_vectors_topic, records)
     content = [(item.encode(), pack_content(np.ones(384, np.float32))) for item in FAKES]
-    return sent + send(settings.bootstrap, settings.content_topic, content,
-                       [(ENCODER_HEADER, b"all-MiniLM-L6-v2")])
+    return {settings.item_vectors_topic: send(settings.bootstrap, settings.item_vectors_topic,
+                                              records),
+            settings.content_topic: send(settings.bootstrap, settings.content_topic, content,
+                                         [(ENCODER_HEADER, b"all-MiniLM-L6-v2")])}  # fmt: skip
 
 
 def hostile_events(settings: Settings, like: Event) -> Counter:
@@ -136,6 +137,22 @@ def long_request_line(port: int) -> int:
         return 200
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def dead_letters(settings: Settings, count: int) -> Counter:
+    """The dead letters (at least ``count``, or what came in 120 s) by source topic and reason."""
+    consumer = KafkaConsumer(settings.dlq_topic, bootstrap_servers=settings.bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    found: Counter = Counter()
+    deadline = time.monotonic() + 120
+    while sum(found.values()) < count and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                headers = dict(record.headers)
+                source = headers["streamrec.source"].decode().rsplit("/", 2)[0]
+                found[source, headers["streamrec.reason"].decode()] += 1
+    consumer.close()
+    return found
 
 
 def recommended(settings: Settings, count: int) -> list[dict]:
@@ -186,12 +203,18 @@ def run(bootstrap: str, work: Path) -> list[dict]:
         wait_for(lambda: all(s["model_version"] == version for s in stats()), 60, "v2 served")
         real_item = first[0].item_id
         rss_before = [rss_mb(w.pid) for w in workers]
-        sent = {"vectors": poison_vectors(settings, root / "v2", real_item)}
+        sent = poison_vectors(settings, root / "v2", real_item)
+        vectors = sum(sent.values())
         wait_for(lambda: all(s["item_vectors_refused"] + s["content_vectors_refused"]
-                             >= sent["vectors"] for s in stats()), 120, "the vectors refused")
+                             >= vectors for s in stats()), 120, "the vectors refused")
         rss_after = [rss_mb(w.pid) for w in workers]  # finding 3: 200 x 65,535 numbers
-        sent["by-item"] = poison_by_item(settings, real_item)
-        sent["model-updates"] = poison_announcements(settings, root / "v2", work / "outside")
+        sent[settings.item_events_topic] = poison_by_item(settings, real_item)
+        sent[settings.model_updates_topic] = poison_announcements(settings, root / "v2",
+                                                                  work / "outside")  # fmt: skip
+        # every record refused: by-item ones by the item path that owns them, the followed
+        # topics' by each worker
+        letters = {topic: n * (1 if topic == settings.item_events_topic else len(workers))
+                   for topic, n in sent.items()}  # fmt: skip
         expected = hostile_events(settings, first[0])
         code = long_request_line(ports[0])
         send(bootstrap, settings.events_topic, [(e.user_id.encode(), encode_event(e))
@@ -200,8 +223,9 @@ def run(bootstrap: str, work: Path) -> list[dict]:
         wait_for(lambda: sum(s["events_in"] for s in stats()) >= len(history) + hostile, 180,
                  "every event read")  # fmt: skip
         wait_for(lambda: sum(s["dead_lettered"].get("bad_mac", 0) for s in stats())
-                 >= sent["by-item"], 300, "the by-item poison refused")  # fmt: skip
+                 >= sum(letters.values()), 300, "the internal poison refused")  # fmt: skip
         final = stats()
+        found = dead_letters(settings, sum(letters.values()) + hostile)
         alive = all(w.poll() is None for w in workers)
         records = recommended(settings, len(history))
         shown = {i["item_id"] for r in records for i in r["items"]}
@@ -233,17 +257,21 @@ def run(bootstrap: str, work: Path) -> list[dict]:
          "ok": not shown & set(FAKES)},
         {"check": "items whose statistics differ from the reference count", "expected": "0",
          "found": str(len(mismatched)), "ok": not mismatched},
-        {"check": "by-item records without the MAC dead-lettered (bad_mac)",
-         "expected": str(sent["by-item"]),
+        {"check": "internal records without the MAC dead-lettered (bad_mac), by topic",
+         "expected": letters,
+         "found": {topic: found[topic, "bad_mac"] for topic in letters},
+         "ok": all(found[topic, "bad_mac"] == n for topic, n in letters.items())},
+        {"check": "bad_mac counted on /stats/ (both workers)",
+         "expected": str(sum(letters.values())),
          "found": str(sum(s["dead_lettered"].get("bad_mac", 0) for s in final)),
-         "ok": sum(s["dead_lettered"].get("bad_mac", 0) for s in final) == sent["by-item"]},
+         "ok": sum(s["dead_lettered"].get("bad_mac", 0) for s in final) == sum(letters.values())},
         {"check": "hostile events dead-lettered, by reason", "expected": dict(expected),
          "found": dict(events_dead), "ok": events_dead == expected},
         {"check": "vectors refused on each worker (item + content)",
-         "expected": f">= {sent['vectors']}",
+         "expected": f">= {vectors}",
          "found": ", ".join(str(s["item_vectors_refused"] + s["content_vectors_refused"])
                             for s in final),
-         "ok": all(s["item_vectors_refused"] + s["content_vectors_refused"] >= sent["vectors"]
+         "ok": all(s["item_vectors_refused"] + s["content_vectors_refused"] >= vectors
                    for s in final)},
         {"check": "announcements refused on each worker", "expected": ">= 1",
          "found": ", ".join(str(s["models_refused"]) for s in final),

@@ -55,10 +55,13 @@ class Seal:
             macs[0], self.mac(topic, key, value))
 
 
-def verified(seal: Seal | None, records: list) -> tuple[list, int]:
+def verified(seal: Seal | None, records: list) -> tuple[list, list]:
     """The records of ``records`` (Kafka client records: topic, key, value, headers) that
-    ``seal`` verifies, and how many it refused; all of them without a seal."""
+    ``seal`` verifies, and those it refused; all of them without a seal."""
     if seal is None:
-        return records, 0
-    kept = [r for r in records if seal.verifies(r.topic, r.key, r.value, r.headers)]
-    return kept, len(records) - len(kept)
+        return records, []
+    kept, refused = [], []
+    for record in records:
+        good = seal.verifies(record.topic, record.key, record.value, record.headers)
+        (kept if good else refused).append(record)
+    return kept, refused

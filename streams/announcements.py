@@ -69,21 +69,13 @@ def announce(settings: Settings, announcement: Announcement, timeout: float = 30
         producer.close()
 
 
-def newest_of(records: Iterable[Any]) -> tuple[Announcement | None, int]:
-    """The newest valid announcement among the topic's ``records`` (in log order), and how
-    many were not announcements (logged, skipped: an older valid one is still served)."""
-    records = list(records)
-    valid = valid_of(records)
-    return (valid[-1] if valid else None), len(records) - len(valid)
-
-
 def valid_of(records: Iterable[Any], seal: Seal | None = None) -> list[Announcement]:
     """The announcements among ``records``, in order (with a ``seal``, only those with the
     cluster's MAC); the rest logged and skipped."""
     valid = []
     records, unsigned = verified(seal, list(records))
     if unsigned:
-        log.warning("%d announcements without a valid MAC; skipped", unsigned)
+        log.warning("%d announcements without a valid MAC; skipped", len(unsigned))
     for record in records:
         try:
             valid.append(Announcement.model_validate_json(record.value or b""))

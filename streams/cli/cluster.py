@@ -107,7 +107,7 @@ def worker(
     from streams.worker.app import create_app, settle_gc
     from streams.worker.serving import note_unserved_forgetting
     from streams.kafka_edge.topics import ensure_topics
-    from streams.worker.followers import starting_model
+    from streams.worker.model_choice import starting_model
 
     settings = load_settings(
         bootstrap=bootstrap,

@@ -21,27 +21,30 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
 
 from core.seal import Seal, verified
-from models.artifact import MANIFEST_FILE
 from models.item_board import ItemBoard
-from models.scoring import Recommender
-from streams.announcements import Announcement, announcements
+from streams.announcements import ANNOUNCEMENT_KEY, Announcement
 from streams.kafka_edge.security import kafka_python_kwargs
 from streams.kafka_edge.transactions import read_isolation
 from streams.settings import Settings
 from streams.worker.metrics import PipelineStats
-from streams.worker.serving import ModelRefused, Serving, load_checked
-from streams.worker.topic_readers import read_announcements, read_content, read_stats, read_vectors
+from streams.worker.model_choice import load_announced
+from streams.worker.refusals import Refusals, unknown_source
+from streams.worker.serving import ModelRefused, Serving
+from streams.worker.topic_readers import (
+    Refused,
+    read_announcements,
+    read_content,
+    read_stats,
+    read_vectors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,10 @@ HAND_OVER_S = 0.1  # at most this often what was read goes to the loop (an item 
 # the catalog's vectors)
 RETRY_S = 5.0  # after a failure, the wait before the topic is read again from its start
 
-Action = Callable[[], None]  # what the event loop runs with what a follower read
-Reader = Callable[[list], tuple[Mapping[str, Any], int]]  # records -> newest per key, unreadable
+# what the event loop runs with what a follower read; it may return what it refused, by key:
+# (reason, what was wrong)
+Action = Callable[[], Mapping[str, tuple[str, str]] | None]
+Reader = Callable[[list], tuple[Mapping[str, Any], list[Refused]]]  # newest per key, unreadable
 
 
 def consumer_at_start(settings: Settings, topic: str, partitions: int, stopping: threading.Event,
@@ -81,10 +86,11 @@ def consumer_at_start(settings: Settings, topic: str, partitions: int, stopping:
 
 class Follower(threading.Thread):
     """Reads a compacted topic from its start for as long as the worker runs. In this thread,
-    ``read`` makes each poll's records into the newest readable value per key (and a count of
-    the unreadable ones, handed to ``on_bad`` on the loop), and ``ready`` makes what was read
-    since the last hand-over into what the event loop is to run (None: nothing). With a
-    ``seal``, a record without the cluster's MAC is not read, only counted (core/seal.py).
+    ``read`` makes each poll's records into the newest readable value per key (and the
+    unreadable ones, whose count goes to ``on_bad`` on the loop), and ``ready`` makes what was
+    read since the last hand-over into what the event loop is to run (None: nothing), which may
+    refuse some of it. With a ``seal``, a record without the cluster's MAC is not read (core/
+    seal.py). Every refused record goes to ``refusals`` (dead-lettered, counted, logged once).
 
     One failure rule for every topic: a failure (the broker gone a while, a bug) is logged and
     the topic read again from its start after ``retry_s``, so nothing stays unknown and the
@@ -93,12 +99,13 @@ class Follower(threading.Thread):
     def __init__(self, settings: Settings, topic: str, partitions: int, read: Reader,
                  ready: Callable[[dict], Action | None], loop: asyncio.AbstractEventLoop,
                  on_bad: Callable[[int], None] = lambda count: None,
-                 retry_s: float = RETRY_S, seal: Seal | None = None) -> None:  # fmt: skip
+                 retry_s: float = RETRY_S, seal: Seal | None = None,
+                 refusals: Refusals | None = None) -> None:  # fmt: skip
         super().__init__(name=f"follow {topic}", daemon=True)
         self.settings, self.topic, self.partitions = settings, topic, partitions
         self.read, self.ready, self.on_bad = read, ready, on_bad
         self.loop = loop
-        self.retry_s, self.seal = retry_s, seal
+        self.retry_s, self.seal, self.refusals = retry_s, seal, refusals
         self.stopping = threading.Event()
         self.connect_failures = 0  # connects the broker did not answer
         self.failures = 0  # reads that failed and started again
@@ -137,22 +144,41 @@ class Follower(threading.Thread):
         passed since the last hand-over (a start-up read of the whole topic goes over in a few
         large pieces, not one per fetch; of a backlog of model announcements, only the newest)."""
         pending: dict = {}
+        sources: dict = {}  # the record each pending value was read from, by its key
         handed = time.monotonic()
         while not self.stopping.is_set():
             polled = consumer.poll(timeout_ms=POLL_MS)
             records, unsigned = verified(self.seal, [r for b in polled.values() for r in b])
-            read, bad = self.read(records)
-            bad += unsigned
-            if bad:
-                log.warning("%s: %d unreadable records skipped (%d without a valid MAC)",
-                            self.topic, bad, unsigned)  # fmt: skip
-                self.loop.call_soon_threadsafe(self.on_bad, bad)
+            read, refused = self.read(records)
+            refused = [(r, "bad_mac", "no valid MAC of the cluster's internal key")
+                       for r in unsigned] + refused  # fmt: skip
+            if refused:
+                self.refuse(refused)
+                self.loop.call_soon_threadsafe(self.on_bad, len(refused))
+            unread = {id(record) for record, _, _ in refused}
+            sources.update((r.key, r) for r in records if id(r) not in unread)
             pending.update(read)
             if pending and (not read or time.monotonic() - handed >= HAND_OVER_S):
                 action = self.ready(pending)
                 if action is not None:
-                    self.loop.call_soon_threadsafe(action)
-                pending, handed = {}, time.monotonic()
+                    self.loop.call_soon_threadsafe(self.run_on_loop, action, sources)
+                pending, sources, handed = {}, {}, time.monotonic()
+
+    def refuse(self, refused: list[Refused]) -> None:
+        if not refused:
+            return
+        if self.refusals is None:
+            log.warning("%s: %d records refused", self.topic, len(refused))
+            return
+        for record, reason, detail in refused:
+            self.refusals.refuse(record, reason, detail)
+
+    def run_on_loop(self, action: Action, sources: dict) -> None:
+        """Run ``action`` on the loop; what it refuses is dead-lettered with the record it was
+        read from."""
+        refused = action() or {}
+        self.refuse([(sources.get(key.encode()) or unknown_source(self.topic, key.encode()),
+                      reason, detail) for key, (reason, detail) in refused.items()])
 
 
 def taken_by(take: Callable[[dict], None]) -> Callable[[dict], Action]:
@@ -160,8 +186,8 @@ def taken_by(take: Callable[[dict], None]) -> Callable[[dict], Action]:
     return lambda read: functools.partial(take, read)
 
 
-def model_follower(settings: Settings, serving: Serving,
-                   loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+def model_follower(settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop,
+                   refusals: Refusals | None = None) -> Follower:  # fmt: skip
     """The follower of the model-updates topic. Only the newest announcement read since the
     last hand-over is served; one of the version served now is skipped (a worker reading the
     topic again after a restart or a failure); loading and checking run in the follower's
@@ -179,51 +205,56 @@ def model_follower(settings: Settings, serving: Serving,
         try:
             recommender = load_announced(announced, settings)
         except ModelRefused as exc:
-            return functools.partial(serving.refuse, announced.version, str(exc))
+            return functools.partial(refuse, announced.version, str(exc))
         except Exception as exc:  # noqa: BLE001 - a check that crashed refuses the model too
-            return functools.partial(serving.refuse, announced.version,
-                                     f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return functools.partial(refuse, announced.version, f"{type(exc).__name__}: {exc}")
         serves[0] = announced.version
         return functools.partial(serving.swap, recommender, announced.parent)
+
+    def refuse(version: str, reason: str) -> dict[str, tuple[str, str]]:
+        serving.refuse(version, reason)
+        return {ANNOUNCEMENT_KEY.decode(): ("refused_model", f"{version}: {reason}")}
 
     def unreadable(count: int) -> None:
         serving.refuse("?", f"{count} record(s) on the topic not an announcement or unsigned")
 
     return Follower(settings, settings.model_updates_topic, 1, read_announcements, ready, loop,
-                    unreadable, seal=settings.seal)  # fmt: skip
+                    unreadable, seal=settings.seal, refusals=refusals)  # fmt: skip
 
 
-def vector_follower(settings: Settings, serving: Serving,
-                    loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+def vector_follower(settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop,
+                    refusals: Refusals | None = None) -> Follower:  # fmt: skip
     """The follower of the learned item vectors, laid over the served model."""
     def refused(count: int) -> None:
         serving.stats.item_vectors_refused += count
 
     return Follower(settings, settings.item_vectors_topic, settings.partitions, read_vectors,
                     taken_by(serving.lay_learned_vectors), loop, refused,
-                    seal=settings.seal)  # fmt: skip
+                    seal=settings.seal, refusals=refusals)  # fmt: skip
 
 
-def content_follower(settings: Settings, serving: Serving,
-                     loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+def content_follower(settings: Settings, serving: Serving, loop: asyncio.AbstractEventLoop,
+                     refusals: Refusals | None = None) -> Follower:  # fmt: skip
     """The follower of the catalog's content vectors, new items laid over the served model."""
     def refused(count: int) -> None:
         serving.stats.content_vectors_refused += count
 
     return Follower(settings, settings.content_topic, settings.partitions, read_content,
                     taken_by(serving.lay_content_vectors), loop, refused,
-                    seal=settings.seal)  # fmt: skip
+                    seal=settings.seal, refusals=refusals)  # fmt: skip
 
 
 def stats_follower(settings: Settings, board: ItemBoard, stats: PipelineStats, topic: str,
-                   loop: asyncio.AbstractEventLoop) -> Follower:  # fmt: skip
+                   loop: asyncio.AbstractEventLoop,
+                   refusals: Refusals | None = None) -> Follower:  # fmt: skip
     """The follower of the item statistics (the item table's changelog ``topic``), laid on
     the worker's ``board``; ``stats.items_known`` counts the items it knows."""
     def take(read: dict[str, tuple[int, int, float, int]]) -> None:
         board.update(read)
         stats.items_known = len(board)
 
-    return Follower(settings, topic, settings.partitions, read_stats, taken_by(take), loop)
+    return Follower(settings, topic, settings.partitions, read_stats, taken_by(take), loop,
+                    refusals=refusals)  # fmt: skip
 
 
 def start_followers(settings: Settings, serving: Serving, board: ItemBoard | None,
@@ -233,52 +264,17 @@ def start_followers(settings: Settings, serving: Serving, board: ItemBoard | Non
     vectors always, the learned item vectors with ``settings.item_learning``, and the item
     statistics (``item_stats_topic``, the item table's changelog) when the worker keeps a
     ``board``."""
-    followers = [model_follower(settings, serving, loop), content_follower(settings, serving, loop)]
+    refusals = Refusals(settings, stats, loop)
+    refusals.start()
+    followers = [model_follower(settings, serving, loop, refusals),
+                 content_follower(settings, serving, loop, refusals)]  # fmt: skip
     if settings.item_learning:
-        followers.append(vector_follower(settings, serving, loop))
+        followers.append(vector_follower(settings, serving, loop, refusals))
     if board is not None:
         if item_stats_topic is None:
             raise ValueError("a board to follow needs the item table's changelog topic")
-        followers.append(stats_follower(settings, board, stats, item_stats_topic, loop))
+        followers.append(stats_follower(settings, board, stats, item_stats_topic, loop,
+                                        refusals))  # fmt: skip
     for follower in followers:
         follower.start()
     return followers
-
-
-def starting_model(settings: Settings, configured: Recommender) -> Recommender:
-    """What a starting worker serves: the newest announced version that loads and checks, as
-    its peers serve it (they refused the newer ones too), else the configured artifact; so a
-    restart neither serves an older model for a moment, rebasing its users twice, nor another
-    version than its peers."""
-    return first_that_loads(announcements(settings), settings, configured)
-
-
-def first_that_loads(announced: list[Announcement], settings: Settings,
-                     configured: Recommender) -> Recommender:  # fmt: skip
-    """Of ``announced`` (log order), the newest that :func:`load_announced` serves, else
-    ``configured``."""
-    for said in reversed(announced):
-        if said.version == configured.version:
-            return configured
-        try:
-            return load_announced(said, settings)
-        except ModelRefused as exc:
-            log.error("announced model %s refused, trying the one announced before it: %s",
-                      said.version, exc)  # fmt: skip
-    return configured
-
-
-def load_announced(announced: Announcement, settings: Settings) -> Recommender:
-    """The announced artifact for serving, or :class:`ModelRefused`: only from under the model
-    root, only if its manifest is the one announced (the manifest hashes every file, checked
-    on load), then as :func:`load_checked` checks it."""
-    path, root = Path(announced.path), settings.models_root
-    if not path.resolve().is_relative_to(root):
-        raise ModelRefused(f"{path} is outside the model root {root} (STREAMREC_MODEL_ROOT)")
-    try:
-        digest = hashlib.sha256((path / MANIFEST_FILE).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ModelRefused(f"{path}: {exc}") from None
-    if not hmac.compare_digest(digest, announced.sha256):
-        raise ModelRefused(f"{path}: its manifest's sha256 is not the announced one")
-    return load_checked(path, announced.version, settings.blend, settings.interest)

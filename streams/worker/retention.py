@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Container, Iterable, Mapping
 
 from core.codec import CorruptState, stored_last_ts
 from core.interest import past_ttl
@@ -80,18 +80,21 @@ class Retention:
         self.dirty |= partitions
 
     def sweep(self, delete: Callable[[int, list[bytes]], int],
-              spared: Callable[[bytes], bool] = lambda key: False) -> int:  # fmt: skip
-        """Evict the expired users of every partition whose event time moved a sweep interval
-        with ``delete(partition, keys)`` (the batch's tombstones, streams/worker/transaction.py;
-        it returns how many it added), but not those ``spared`` (events of theirs are held back
-        by the batch plane's slices: applied in order, they would have kept the user alive).
-        Returns the users evicted."""
+              spared: Callable[[bytes], bool] = lambda key: False,
+              partitions: Container[int] | None = None) -> int:  # fmt: skip
+        """Evict the expired users of every partition (of ``partitions``, the batch's, if
+        given: a transaction writes its own partition's tombstones) whose event time moved a
+        sweep interval with ``delete(partition, keys)`` (the batch's tombstones,
+        streams/worker/transaction.py; it returns how many it added), but not those ``spared``
+        (events of theirs are held back by the batch plane's slices: applied in order, they
+        would have kept the user alive). Returns the users evicted."""
         if not self.expires:
             return 0
         evicted = 0
         dbs = self.partitions()
         for partition, watermark in self.watermarks.items():
-            if watermark < self.next_sweep.get(partition, -math.inf) or partition not in dbs:
+            if watermark < self.next_sweep.get(partition, -math.inf) or partition not in dbs or (
+                    partitions is not None and partition not in partitions):  # fmt: skip
                 continue
             self.next_sweep[partition] = watermark + self.ttl_ms / SWEEPS_PER_TTL
             expired = [key for key in expired_users(dbs[partition].items(), watermark,

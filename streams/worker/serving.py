@@ -78,23 +78,29 @@ class Serving:
               lineage: frozenset[int]) -> bool:  # fmt: skip
         return fits(item, learned, artifact.index, artifact.dim, artifact.tag, lineage)
 
-    def lay_learned_vectors(self, vectors: dict[str, Learned]) -> None:
+    def lay_learned_vectors(self, vectors: dict[str, Learned]) -> dict[str, tuple[str, str]]:
         """Score with these learned item vectors from the next batch on (on the event loop).
-        Every readable one is kept, for a later version it fits; refused (and counted) are one
-        that is not finite, longer than the catalog's longest vector allows (``MAX_NORM_FACTOR``
-        x, as the learner clips to it) or of another dimension than the served model's, and,
-        ``ordered_by_updates``, one older than the vector held for the item in the same model
-        (fewer updates: a stale owner's)."""
+        Every readable one is kept, for a later version it fits; refused (counted, and returned
+        by item with why) are one that is not finite, longer than the catalog's longest vector
+        allows (``MAX_NORM_FACTOR`` x, as the learner clips to it) or of another dimension than
+        the served model's, and, ``ordered_by_updates``, one older than the vector held for the
+        item in the same model (fewer updates: a stale owner's)."""
         bound = MAX_NORM_FACTOR * self.bound
-        take = {}
+        take, refused = {}, {}
         for item, learned in vectors.items():
             norm = float(np.linalg.norm(learned.vector))
             held = self.learned.get(item)
-            if not (math.isfinite(norm) and norm <= bound) or (
-                learned.vector.shape != (self.artifact.dim,)) or (
-                self.ordered_by_updates and held is not None and held.model == learned.model
-                and learned.updates < held.updates):  # fmt: skip
+            why = None
+            if not (math.isfinite(norm) and norm <= bound):
+                why = f"norm {norm:.4g} not finite or above the bound {bound:.4g}"
+            elif learned.vector.shape != (self.artifact.dim,):
+                why = f"dimension {learned.vector.shape} is not the model's {self.artifact.dim}"
+            elif (self.ordered_by_updates and held is not None and held.model == learned.model
+                  and learned.updates < held.updates):  # fmt: skip
+                why = f"{learned.updates} updates, older than the {held.updates} held"
+            if why is not None:
                 self.stats.item_vectors_refused += 1
+                refused[item] = ("refused_item_vector", why)
                 continue
             self.learned[item] = learned
             if self._fits(item, learned, self.artifact, self.lineage):
@@ -103,6 +109,7 @@ class Serving:
             recommender, older = self.active
             self.active = Active(recommender.with_item_vectors(take), older)
             self.stats.item_vectors_applied += len(take)
+        return refused
 
     def lay_content_vectors(self, content: dict[str, Content]) -> None:
         """Score the catalog items the served model does not know from their content vectors

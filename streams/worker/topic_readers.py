@@ -1,66 +1,81 @@
 """What each follower (streams/worker/followers.py) makes of the records it read: the newest
-readable value per key of its topic, and how many records were unreadable."""
+readable value per key of its topic, and the unreadable records, each with its reason and what
+was wrong (their dead letters' headers)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from pydantic import ValidationError
 
 from core.codec import CorruptState
 from core.item_stats import decode_item_counts, decode_item_vector
 from models.content import ENCODER_HEADER, Content, unpack_content
 from models.item_learning import Learned
-from streams.announcements import Announcement, newest_of
+from streams.announcements import Announcement
+
+Refused = tuple[Any, str, str]  # a record, its reason, what was wrong
 
 
-def read_announcements(records: list) -> tuple[dict[str, Announcement], int]:
-    """The newest valid announcement of ``records``, and how many were not announcements."""
-    newest, bad = newest_of(records)
-    return ({"serve": newest} if newest is not None else {}), bad
+def unreadable(record: Any, reason: str, exc: Exception) -> Refused:
+    return record, reason, f"{type(exc).__name__}: {exc}"[:500]
 
 
-def read_vectors(records: list) -> tuple[dict[str, Learned], int]:
-    """The newest readable vector per item of ``records``, and how many were unreadable."""
+def read_announcements(records: list) -> tuple[dict[str, Announcement], list[Refused]]:
+    """The newest valid announcement of ``records``, and those that are not announcements."""
+    newest, refused = None, []
+    for record in records:
+        try:
+            newest = Announcement.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            refused.append(unreadable(record, "bad_announcement", exc))
+    return ({"serve": newest} if newest is not None else {}), refused
+
+
+def read_vectors(records: list) -> tuple[dict[str, Learned], list[Refused]]:
+    """The newest readable vector per item of ``records``, and the unreadable ones."""
     vectors: dict[str, Learned] = {}
-    bad = 0
+    refused = []
     for record in records:
         if record.value is None:
             continue  # a tombstone: the item keeps what it has
         try:
             model, updates, raw = decode_item_vector(record.value)
             item = record.key.decode()
-        except (CorruptState, AttributeError, UnicodeDecodeError):
-            bad += 1
+        except (CorruptState, AttributeError, UnicodeDecodeError) as exc:
+            refused.append(unreadable(record, "bad_item_vector", exc))
             continue
         vectors[item] = Learned(model, updates, np.frombuffer(raw, "<f4").astype(np.float32))
-    return vectors, bad
+    return vectors, refused
 
 
-def read_content(records: list) -> tuple[dict[str, Content], int]:
+def read_content(records: list) -> tuple[dict[str, Content], list[Refused]]:
     """The newest readable content vector per item of ``records`` with the encoder that made it
-    (its ``streamrec.encoder`` header), and how many were not readable."""
+    (its ``streamrec.encoder`` header), and the unreadable ones."""
     content: dict[str, Content] = {}
-    bad = 0
+    refused = []
     for record in records:
         if record.value is None:
             continue  # a retired item: kept, like a learned vector's tombstone
         try:
             encoder = dict(record.headers or ()).get(ENCODER_HEADER, b"").decode()
             content[record.key.decode()] = Content(encoder, unpack_content(record.value))
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            bad += 1
-    return content, bad
+        except (ValueError, AttributeError, UnicodeDecodeError) as exc:
+            refused.append(unreadable(record, "bad_content_vector", exc))
+    return content, refused
 
 
-def read_stats(records: list) -> tuple[dict[str, tuple[int, int, float, int]], int]:
+def read_stats(records: list) -> tuple[dict[str, tuple[int, int, float, int]], list[Refused]]:
     """The newest readable counts per item of ``records`` (the head of each value, all a
-    worker's board keeps), and how many were unreadable."""
+    worker's board keeps), and the unreadable ones."""
     stats: dict[str, tuple[int, int, float, int]] = {}
-    bad = 0
+    refused = []
     for record in records:
         if record.value is None:
             continue
         try:
             stats[record.key.decode()] = decode_item_counts(record.value)
-        except (CorruptState, AttributeError, UnicodeDecodeError):
-            bad += 1
-    return stats, bad
+        except (CorruptState, AttributeError, UnicodeDecodeError) as exc:
+            refused.append(unreadable(record, "bad_item_stats", exc))
+    return stats, refused

@@ -126,4 +126,5 @@ class UserPath:
         if not self.retention.expires:
             return 0  # no TTL: no per-event watermark work on the hot path
         self.retention.observe(parsed)
-        return self.retention.sweep(tx.delete_in, lambda key: any(h.holds(key) for h in held))
+        return self.retention.sweep(tx.delete_in, lambda key: any(h.holds(key) for h in held),
+                                    set(parsed.next_offsets))  # fmt: skip

@@ -55,9 +55,17 @@ def test_records_without_the_clusters_mac_change_nothing(settings, workers, tmp_
     def refused(name: str) -> int:
         return min(worker_stats(p)[name] for p in ports)
 
-    wait_for(lambda: sum(worker_stats(p)["dead_lettered"].get("bad_mac", 0) for p in ports) >= 2
-             and refused("item_vectors_refused") >= len(forged), 60,
+    # the by-item records by the item path that owns them, the vectors by each worker
+    unsigned = 2 + len(ports) * len(forged)
+    wait_for(lambda: sum(worker_stats(p)["dead_lettered"].get("bad_mac", 0) for p in ports)
+             >= unsigned and refused("item_vectors_refused") >= len(forged), 60,
              "the forged records refused")  # fmt: skip
+    dead = consume(first.bootstrap, first.dlq_topic, unsigned, 60)
+    vectors = [dict(r.headers) for r in dead
+               if dict(r.headers)["streamrec.source"].startswith(first.item_vectors_topic.encode())]
+    assert len(vectors) == len(ports) * len(forged)
+    assert {h["streamrec.reason"] for h in vectors} == {b"bad_mac"}
+    assert len({h["streamrec.refused_by"] for h in vectors}) == len(ports)  # one per worker
 
     clicks = [Event(f"c{n}", target, "click", history[-1].ts + 1 + n, None, f"c{n}")
               for n in range(5)]  # fmt: skip
@@ -72,4 +80,4 @@ def test_records_without_the_clusters_mac_change_nothing(settings, workers, tmp_
                       isolation="read_committed")  # fmt: skip
     shown = {item["item_id"] for r in records for item in orjson.loads(r.value)["items"]}
     assert not shown & set(FAKES)
-    assert sum(worker_stats(p)["dead_lettered"].get("bad_mac", 0) for p in ports) == 2
+    assert sum(worker_stats(p)["dead_lettered"].get("bad_mac", 0) for p in ports) == unsigned

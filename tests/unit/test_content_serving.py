@@ -66,7 +66,8 @@ def test_the_content_topic_reader_keeps_each_items_newest_vector_and_counts_bad_
         record(b"a", pack_content(np.zeros(3))), record(b"a", pack_content(vector)),
         record(b"b", b"\x00\x01\x02"), record(b"c", pack_content([np.nan, 0, 0])),
         record(b"d", None)])  # fmt: skip
-    assert list(read) == ["a"] and bad == 2
+    assert list(read) == ["a"] and [(r.key, why) for r, why, _ in bad] == [
+        (b"b", "bad_content_vector"), (b"c", "bad_content_vector")]
     assert read["a"].encoder == "minilm" and np.array_equal(read["a"].vector, vector)
     with pytest.raises(ValueError):
         unpack_content(b"")

@@ -16,6 +16,7 @@ from core.seal import Seal
 from streams.announcements import announcement_of, valid_of
 from streams.settings import Settings
 from streams.worker.followers import Follower, model_follower, taken_by
+from streams.worker.refusals import Refusals
 from streams.worker.topic_readers import read_announcements
 from streams.worker.metrics import PipelineStats
 from streams.worker.serving import Serving
@@ -59,10 +60,10 @@ def test_a_failed_read_is_logged_and_the_topic_read_again_from_its_start(loop, c
              SimpleNamespace(key=b"b", value=b"2", offset=1)]  # fmt: skip
     consumers: list[Log] = []
 
-    def read(records: list) -> tuple[dict, int]:
+    def read(records: list) -> tuple[dict, list]:
         if records and len(consumers) == 1:
             raise RuntimeError("a reader that fails once")
-        return {r.key.decode(): r.value for r in records}, 0
+        return {r.key.decode(): r.value for r in records}, []
 
     class AtStart(Follower):
         def connected(self) -> Log:
@@ -117,7 +118,8 @@ def test_the_newest_announcement_is_served_and_the_served_version_skipped(model_
     backlog = [SimpleNamespace(value=v.model_dump_json().encode(), offset=n)
                for n, v in enumerate([broken, said])] + [SimpleNamespace(value=b"{", offset=2)]
     read, bad = read_announcements(backlog)
-    assert bad == 1 and read["serve"] == said  # the newest valid one; the broken one is older
+    assert [(r.offset, why) for r, why, _ in bad] == [(2, "bad_announcement")]
+    assert read["serve"] == said  # the newest valid one; the broken one is older
     action = ready(read)
     assert isinstance(action, functools.partial) and action.func == serving.swap
     assert action.args[0].version == said.version  # loaded and checked here, off the loop
@@ -125,7 +127,7 @@ def test_the_newest_announcement_is_served_and_the_served_version_skipped(model_
     assert serving.recommender.version == said.version
     assert ready(read) is None  # announced again (a re-read from the start): nothing to do
     refused = ready({"serve": broken})
-    assert refused.func == serving.refuse and refused.args[0] == "v-broken"
+    assert refused.func.__name__ == "refuse" and refused.args[0] == "v-broken"
 
 
 def test_a_rollback_announced_before_the_swap_ran_is_still_served(model_path, loop):
@@ -141,7 +143,7 @@ def test_a_rollback_announced_before_the_swap_ran_is_still_served(model_path, lo
     back = good.model_copy(update={"version": first})  # its files are not that version's
     rollback = ready({"serve": back})
     assert to_new.func == serving.swap and rollback is not None, "the rollback was skipped"
-    assert rollback.func == serving.refuse
+    assert rollback.func.__name__ == "refuse"
     assert ready({"serve": good}) is None  # what the loop will serve already
 
     fresh = model_follower(Settings(model_path=model_path), Serving(recommender(), PipelineStats()),
@@ -161,17 +163,17 @@ def test_an_announcement_is_served_only_from_the_model_root_and_with_its_manifes
     said = announcement_of(model_path)
     forged = said.model_copy(update={"sha256": "0" * 64})  # issue 32: served before
     refused = ready({"serve": forged})
-    assert refused.func == serving.refuse and "sha256" in refused.args[1]
+    assert refused.func.__name__ == "refuse" and "sha256" in refused.args[1]
     elsewhere = tmp_path / "elsewhere" / "copy"
     shutil.copytree(model_path, elsewhere)
     outside = ready({"serve": announcement_of(elsewhere)})  # a good artifact, outside the root
-    assert outside.func == serving.refuse and "outside the model root" in outside.args[1]
+    assert outside.func.__name__ == "refuse" and "outside the model root" in outside.args[1]
     assert ready({"serve": said}).func == serving.swap
 
 
 def test_a_restarted_worker_serves_the_newest_announcement_that_loads(model_path, tmp_path):
     """A refused announcement leaves its peers on the one before: so must a worker's start."""
-    from streams.worker.followers import first_that_loads
+    from streams.worker.model_choice import first_that_loads
 
     settings = Settings(model_path=model_path)
     good = announcement_of(model_path)
@@ -182,13 +184,40 @@ def test_a_restarted_worker_serves_the_newest_announcement_that_loads(model_path
     assert first_that_loads([], settings, configured) is configured
 
 
-def test_a_follower_with_a_seal_reads_only_the_clusters_records(loop):
+class Sent:
+    """A stand-in producer of the dead letters: what it was given, by topic."""
+
+    def __init__(self) -> None:
+        self.letters: list = []
+        self.arrived = threading.Condition()
+
+    def send(self, topic: str, key, value, headers) -> SimpleNamespace:
+        with self.arrived:
+            self.letters.append((topic, key, value, dict(headers)))
+            self.arrived.notify_all()
+        return SimpleNamespace(get=lambda timeout: None)
+
+    def close(self, timeout: float) -> None:
+        pass
+
+    def wait(self, count: int) -> list:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.letters) >= count, timeout=30)
+        return self.letters
+
+
+def test_a_follower_with_a_seal_reads_only_the_clusters_records_and_dead_letters_the_rest(
+        loop, caplog):  # fmt: skip
+    """Issue 32: a follower counted what it refused but dead-lettered nothing, and logged each
+    poll. Every refused record now has a dead letter with its reason, where it came from and
+    which worker refused it, a count per reason, and one log line per topic and reason."""
     seal = Seal(b"k" * 16)
-    signed = SimpleNamespace(topic="internal", key=b"a", value=b"1", offset=0,
+    signed = SimpleNamespace(topic="internal", key=b"a", value=b"1", offset=0, partition=0,
                              headers=seal.headers("internal", b"a", b"1"))  # fmt: skip
-    forged = [SimpleNamespace(topic="internal", key=b"b", value=b"2", offset=1, headers=[]),
-              SimpleNamespace(topic="internal", key=b"c", value=b"3", offset=2,  # another topic's
-                              headers=seal.headers("other", b"c", b"3"))]  # fmt: skip
+    forged = [SimpleNamespace(topic="internal", key=b"b", value=b"2", offset=1, partition=0,
+                              headers=[]),
+              SimpleNamespace(topic="internal", key=b"c", value=b"3", offset=2, partition=0,
+                              headers=seal.headers("other", b"c", b"3"))]  # another topic's
 
     class AtStart(Follower):
         def connected(self) -> Log:
@@ -203,18 +232,49 @@ def test_a_follower_with_a_seal_reads_only_the_clusters_records(loop):
             into.append(what)
             arrived.notify_all()
 
-    follower = AtStart(Settings(), "internal", 1,
-                       lambda records: ({r.key.decode(): r.value for r in records}, 0),
+    sent, stats, settings = Sent(), PipelineStats(), Settings()
+    refusals = Refusals(settings, stats, loop, new_producer=lambda: sent)
+    refusals.start()
+    follower = AtStart(settings, "internal", 1,
+                       lambda records: ({r.key.decode(): r.value for r in records}, []),
                        taken_by(functools.partial(note, taken)), loop,
-                       functools.partial(note, counted), seal=seal)  # fmt: skip
-    follower.start()
-    try:
-        with arrived:
-            assert arrived.wait_for(lambda: taken and counted, timeout=30)
-    finally:
-        follower.stop()
-        follower.join(30)
+                       functools.partial(note, counted), seal=seal,
+                       refusals=refusals)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="streams.worker.refusals"):
+        follower.start()
+        try:
+            with arrived:
+                assert arrived.wait_for(lambda: taken and counted, timeout=30)
+            letters = sent.wait(2)
+        finally:
+            follower.stop()
+            follower.join(30)
+            refusals.stop()
+            refusals.join(30)
     assert taken == [{"a": b"1"}] and counted == [2]
+    assert [(topic, key, headers["streamrec.reason"], headers["streamrec.source"])
+            for topic, key, _, headers in letters] == [
+        (settings.dlq_topic, b"b", b"bad_mac", b"internal/0/1"),
+        (settings.dlq_topic, b"c", b"bad_mac", b"internal/0/2")]  # fmt: skip
+    assert all(h["streamrec.refused_by"] == settings.canonical_url.encode()
+               for *_, h in letters)  # fmt: skip
+    assert stats.dead_lettered["bad_mac"] == 2 and caplog.text.count("refused a record") == 1
+
+
+def test_what_the_loop_refuses_is_dead_lettered_with_the_record_it_was_read_from(loop):
+    sent, stats, settings = Sent(), PipelineStats(), Settings()
+    refusals = Refusals(settings, stats, loop, new_producer=lambda: sent)
+    refusals.start()
+    follower = Follower(settings, "vectors", 1, lambda records: ({}, []), lambda read: None,
+                        loop, refusals=refusals)  # fmt: skip
+    record = SimpleNamespace(topic="vectors", key=b"x", value=b"v", offset=7, partition=0)
+    follower.run_on_loop(lambda: {"x": ("refused_item_vector", "too long"),
+                                  "y": ("refused_item_vector", "too long")}, {b"x": record})
+    letters = sent.wait(2)
+    refusals.stop()
+    refusals.join(30)
+    assert [(key, value, h["streamrec.source"]) for _, key, value, h in letters] == [
+        (b"x", b"v", b"vectors/0/7"), (b"y", None, b"vectors/-1/-1")]  # fmt: skip
 
 
 def test_an_announcement_without_the_clusters_mac_is_not_valid(model_path):

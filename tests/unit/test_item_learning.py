@@ -256,7 +256,8 @@ def test_vectors_read_from_the_topic_skip_what_is_unreadable():
     records = [SimpleNamespace(key=b"x", value=good), SimpleNamespace(key=b"y", value=b"\x01"),
                SimpleNamespace(key=b"x", value=None), SimpleNamespace(key=None, value=good)]
     vectors, bad = read_vectors(records)
-    assert list(vectors) == ["x"] and vectors["x"].updates == 2 and bad == 2
+    assert list(vectors) == ["x"] and vectors["x"].updates == 2
+    assert [(r.key, why) for r, why, _ in bad] == [(b"y", "bad_item_vector"), (None, "bad_item_vector")]
 
 
 def test_the_evaluator_learns_items_as_the_workers_do_and_shows_a_new_one(model_path):

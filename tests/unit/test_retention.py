@@ -37,3 +37,15 @@ def test_the_sweep_spares_a_user_whose_events_are_held_back():
     retention.sweep(lambda p, keys: deleted.extend(keys) or len(keys),
                     spared=lambda key: key == b"hot")  # fmt: skip
     assert deleted == [b"idle"]
+
+
+def test_a_batch_sweeps_only_its_own_partitions():
+    """A held user's note is its own partition's: another partition's batch must not sweep it."""
+    from streams.worker.retention import Retention
+
+    stored = encode_state(replace(UserState.empty(2), last_ts=100, count=1))
+    retention = Retention(lambda: {0: {b"a": stored}, 1: {b"b": stored}}, lambda p: True, 600.0)
+    retention.watermarks.update({0: 1000, 1: 1000})
+    deleted: list = []
+    retention.sweep(lambda p, keys: deleted.extend(keys) or len(keys), partitions={1})
+    assert deleted == [b"b"]

@@ -52,8 +52,8 @@ def test_verified_keeps_the_signed_records_and_counts_the_rest():
 
     good = record(b"v", SEAL.headers("t", b"a", b"v"))
     forged = record(b"w", [])
-    assert verified(SEAL, [good, forged]) == ([good], 1)
-    assert verified(None, [good, forged]) == ([good, forged], 0)  # no key: all are taken
+    assert verified(SEAL, [good, forged]) == ([good], [forged])
+    assert verified(None, [good, forged]) == ([good, forged], [])  # no key: all are taken
 
 
 def test_a_by_item_record_without_the_clusters_mac_is_dead_lettered():
