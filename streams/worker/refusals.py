@@ -30,6 +30,10 @@ from streams.worker.metrics import PipelineStats
 log = logging.getLogger(__name__)
 
 RETRY_S = 5.0  # after a send failed, the wait before the dead letters are sent again
+# a follower's dead letter is stored cut to this (with the original's size and SHA-256): every
+# worker writes one per refused record, so a flood of large forgeries must not cost each worker
+# the flood's size in memory and the dead-letter topic that size times the workers
+MAX_BYTES = 16 * 1024
 _STOP = object()
 
 
@@ -66,7 +70,7 @@ class Refusals(threading.Thread):
                         self.settings.dlq_topic)  # fmt: skip
         self.loop.call_soon_threadsafe(self._count, reason)
         self.waiting.put(dead_letter_record(record, InvalidEvent(reason, detail),
-                                            self.settings.dlq_max_bytes))  # fmt: skip
+                                            min(MAX_BYTES, self.settings.dlq_max_bytes)))
 
     def _count(self, reason: str) -> None:
         self.stats.dead_lettered[reason] += 1

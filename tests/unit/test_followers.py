@@ -268,13 +268,20 @@ def test_what_the_loop_refuses_is_dead_lettered_with_the_record_it_was_read_from
     follower = Follower(settings, "vectors", 1, lambda records: ({}, []), lambda read: None,
                         loop, refusals=refusals)  # fmt: skip
     record = SimpleNamespace(topic="vectors", key=b"x", value=b"v", offset=7, partition=0)
+    large = SimpleNamespace(topic="vectors", key=b"z", value=b"w" * 300_000, offset=8,
+                            partition=0)  # fmt: skip
     follower.run_on_loop(lambda: {"x": ("refused_item_vector", "too long"),
-                                  "y": ("refused_item_vector", "too long")}, {b"x": record})
-    letters = sent.wait(2)
+                                  "y": ("refused_item_vector", "too long"),
+                                  "z": ("refused_item_vector", "too wide")},
+                         {b"x": record, b"z": large})  # fmt: skip
+    letters = sent.wait(3)
     refusals.stop()
     refusals.join(30)
-    assert [(key, value, h["streamrec.source"]) for _, key, value, h in letters] == [
+    assert [(key, value, h["streamrec.source"]) for _, key, value, h in letters[:2]] == [
         (b"x", b"v", b"vectors/0/7"), (b"y", None, b"vectors/-1/-1")]  # fmt: skip
+    # every worker dead-letters it: a large forgery is cut small, its size and hash kept
+    _, _, value, headers = letters[2]
+    assert len(value) < 16 * 1024 and headers["streamrec.size"] == b"300000"
 
 
 def test_an_announcement_without_the_clusters_mac_is_not_valid(model_path):
