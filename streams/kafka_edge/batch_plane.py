@@ -8,6 +8,7 @@ pins each private use).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Awaitable, Callable, Container, Mapping, Sequence
 
 import faust
@@ -22,6 +23,7 @@ from streams.kafka_edge.held_back import MOST_KEYS, HeldBack, Resume, after_batc
 BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]], Mapping[TP, Resume]],
                         Awaitable[None]]
 HELD_MOST = 50_000  # records a partition holds back at most (memory): past it, slices grow
+log = logging.getLogger(__name__)
 
 
 def slice_by_key(records: Sequence[Any], most: int, keys_most: int = MOST_KEYS
@@ -181,6 +183,12 @@ def install_batch_plane(
             its note says was applied before), at most its slice of each key (more once over
             ``HELD_MOST`` records wait); the rest is held back for the next batch."""
             note = self._notes().get(tp)
+            if note is not None and fetched and tp not in self._handled_up_to() and (
+                    fetched[0].offset > note.resume().offset):  # fmt: skip
+                log.warning("%s: read again from offset %d, past the committed %d: events held "
+                            "back in between, if any were there (not only transaction markers), "
+                            "were deleted by the topic's retention and are not applied", tp,
+                            fetched[0].offset, note.resume().offset)  # fmt: skip
             # one past the last record read (a batch of held records only may be older than
             # what went ahead of it)
             read_end = max(self._handled_up_to().get(tp, 0),

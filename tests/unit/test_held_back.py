@@ -126,3 +126,13 @@ def test_a_note_carries_on_a_key_held_again_from_its_first_held_record():
     after = after_batch(before, 6, [keyed(4, b"hot")])
     assert after == HeldBack(10, {key_hash(b"hot"): 4, key_hash(b"warm"): 6})
     assert after_batch(before, 10, []) is None and after_batch(None, 6, []) is None
+
+
+def test_a_first_read_that_starts_past_the_commit_says_what_it_cannot_apply(monkeypatch, caplog):
+    """The held-back records past the commit are gone (the topic's retention deleted them, or a
+    fetch did not start at the commit): the loss is logged, not silent."""
+    note = HeldBack(10, {key_hash(b"hot"): 2}).encode()
+    again, handled, _ = plane(monkeypatch, [LOG[6:]], most=10, notes={TPART: note})
+    with caplog.at_level("WARNING", logger="streams.kafka_edge.batch_plane"):
+        run(again, 1)
+    assert "offset 6, past the committed 2" in caplog.text
