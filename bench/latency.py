@@ -1,16 +1,17 @@
 """End-to-end latency: an event's produce call -> its recommendation record read by a consumer.
 
     .venv/bin/python bench/latency.py [--loads 500 1000 2000] [--seconds 10]
-        [--engine auto|kafka|tansu] [--bootstrap H:P]
+        [--engine auto|kafka|tansu] [--bootstrap H:P] [--partitions 1] [--profiles ...]
 
-Two Kafka hops (events -> worker -> recommendations -> consumer) on one worker, one partition, a
-generated 1,682-item catalog (ML-100K-sized), d = 64. For each consumer fetch-wait profile (Faust's
-fixed 1500 ms and the tuned STREAMREC_FETCH_MAX_WAIT_MS) the producer sends at fixed offered loads,
-paced by the clock, then flat out to find the maximum, then at 80% of that maximum. Latency is
-measured per event from the wall clock at its send to the wall clock when the consumer reads the
-record that names it (same machine, same clock). The broker is a local Apache Kafka (one KRaft
-node) where a JDK runs it, else Tansu; the worker runs the guarantee asked for where that broker
-allows it (Tansu has no transactions), and the consumer reads read_committed under exactly-once.
+Two Kafka hops (events -> worker -> recommendations -> consumer) on one worker, one partition
+unless ``--partitions`` says more, a generated 1,682-item catalog (ML-100K-sized), d = 64. For each
+consumer fetch-wait profile (Faust's fixed 1500 ms and the tuned STREAMREC_FETCH_MAX_WAIT_MS) the
+producer sends at fixed offered loads, paced by the clock, then flat out to find the maximum, then
+at 80% of that maximum. Latency is measured per event from the wall clock at its send to the wall
+clock when the consumer reads the record that names it (same machine, same clock). The broker is a
+local Apache Kafka (one KRaft node) where a JDK runs it, else Tansu; the worker runs the guarantee
+asked for where that broker allows it (Tansu has no transactions), and the consumer reads
+read_committed under exactly-once.
 Writes bench/results/latency.{json,md}.
 """
 
@@ -149,6 +150,10 @@ def main() -> None:
     parser.add_argument("--guarantee", choices=["exactly_once", "at_least_once"],
                         default=Settings().processing_guarantee,
                         help="the worker's (Tansu, which has no transactions: at_least_once)")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="of the events and records topics, all on the one worker")
+    parser.add_argument("--profiles", nargs="+", choices=list(PROFILES), default=list(PROFILES),
+                        help="the consumer fetch-wait profiles to run")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="latency-"))
@@ -167,11 +172,11 @@ def main() -> None:
         train(events[: len(events) // 2], Settings().interest, Settings().blend,
               TrainConfig(model="mf", dim=64, epochs=5), model, show_progress=False)
         replay = events[len(events) // 2 :]
-        for profile, wait_ms in PROFILES.items():
-            tag = uuid.uuid4().hex[:8]
+        for profile in args.profiles:
+            wait_ms, tag = PROFILES[profile], uuid.uuid4().hex[:8]
             settings = Settings(
                 processing_guarantee=guarantee, bootstrap=bootstrap, app_id=f"latency-{tag}",
-                events_topic=f"events-{tag}", recs_topic=f"recs-{tag}", partitions=1,
+                events_topic=f"events-{tag}", recs_topic=f"recs-{tag}", partitions=args.partitions,
                 model_path=model, state_dir=work / tag / "state", web_port=free_port(),
                 fetch_max_wait_ms=wait_ms, explain=0,
             )

@@ -65,7 +65,8 @@ def install_batch_plane(
     too: the cost is a longer restore, never a wrong state.) ``transactional``: the handlers'
     transactions commit their topics' offsets, so Faust commits none of them (a commit of its
     own could land after a later transaction's and move the group back), and each partition's
-    records come as a batch of their own (a transaction commits one partition's offsets).
+    records come as a batch of their own (a transaction commits one partition's offsets), the
+    partitions' batches of a fetch at once (each awaits its own transaction).
     ``on_revoked`` is awaited with the revoked partitions of ``handlers`` once no batch runs;
     ``on_assigned`` with the assigned ones before Faust recovers the tables or seeks to the
     committed offsets (so a transaction the previous owner left pending can be settled first);
@@ -165,9 +166,10 @@ def install_batch_plane(
                         and (active is None or tp in active)]  # fmt: skip
                 if not batch and not held:
                     return
-                if transactional:
-                    for tp in sorted({*batch, *held}):
-                        await self._run_slice(handle, tp, batch.get(tp, []))
+                if transactional:  # each partition's transaction has its own producer: the
+                    # round trips of one overlap the others' (and their CPU work)
+                    await asyncio.gather(*(self._run_slice(handle, tp, batch.get(tp, []))
+                                           for tp in sorted({*batch, *held})))  # fmt: skip
                 else:
                     await handle(batch, {tp: Resume(rs[-1].offset + 1)
                                          for tp, rs in batch.items()})  # fmt: skip

@@ -234,3 +234,30 @@ def test_a_revoked_partition_drops_what_it_held_back(monkeypatch):
 def test_slices_need_transactions():
     with pytest.raises(ValueError, match="transactions"):
         batch_plane.install_batch_plane(new_app(), {EVENTS: None}, slices={EVENTS: 5})
+
+
+def test_the_partitions_transactions_of_a_fetch_run_at_once(monkeypatch):
+    """Issue 33: one after the other, a fetch of four partitions waited four transactions' round
+    trips before its last record went out. Each handler here waits until the other has begun."""
+    app = new_app()
+    begun: list = []
+
+    async def handle(batch, resume_at):
+        begun.extend(tp.partition for tp in batch)
+
+        async def both() -> None:
+            while len(begun) < 2:
+                await asyncio.sleep(0.001)
+
+        await asyncio.wait_for(both(), 5)
+
+    batch_plane.install_batch_plane(app, {EVENTS: handle}, transactional=True)
+    consumer = app.consumer
+    consumer.flow_active = True
+
+    async def fetch(self, timeout):
+        return {TP(EVENTS, 0): [record(0)], TP(EVENTS, 1): [record(0, partition=1)]}, None
+
+    monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
+    asyncio.run(consumer._wait_next_records(1.0))
+    assert sorted(begun) == [0, 1]
