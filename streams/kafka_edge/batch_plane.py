@@ -141,44 +141,58 @@ def install_batch_plane(
             if any(tp.topic in handlers for tp in self._held()):
                 timeout = 0.0  # what is held back goes on at once, without waiting for a fetch
             records, active = await super()._wait_next_records(timeout)
+            work = []
             for topic, handle in handlers.items():
                 mine = {tp: records.pop(tp) for tp in [tp for tp in records or ()
                                                        if tp.topic == topic]}  # fmt: skip
                 held = any(tp.topic == topic for tp in self._held())
                 if mine or held:  # what is held back goes on also when nothing new came
-                    await self._run_batch(handle, topic, mine, active)
+                    work.append((handle, topic, mine))
+            generation = self.app.consumer_generation_id
+            if transactional:  # the topics' batches at once too, each in its own transactions
+                async with self._running():
+                    await asyncio.gather(*(self._run_batch(handle, topic, mine, active, generation)
+                                           for handle, topic, mine in work))  # fmt: skip
+                    await self._commit_if_due()
+            else:
+                for handle, topic, mine in work:
+                    async with self._running():
+                        await self._run_batch(handle, topic, mine, active, generation)
+                        await self._commit_if_due()
             return records, active
 
         async def _run_batch(self, handle: BatchHandler, topic: str, fetched: dict[TP, Any],
-                             active: Container[TP] | None) -> None:  # fmt: skip
-            generation = self.app.consumer_generation_id
-            async with self._running():
-                if (not self.flow_active or self.should_stop
-                        or self.app.consumer_generation_id != generation):
-                    return  # a rebalance: Faust seeks what it keeps back to the commit
-                batch = {}
-                for tp, records in fetched.items():
-                    read = max(self._read_offset[tp] or 0, self._handled_up_to().get(tp, 0))
-                    kept = [r for r in records if r.offset >= read]
-                    if kept and (active is None or tp in active):
-                        batch[tp] = kept
-                held = [tp for tp in self._held() if tp.topic == topic
-                        and (active is None or tp in active)]  # fmt: skip
-                if not batch and not held:
-                    return
-                if transactional:  # each partition's transaction has its own producer: the
-                    # round trips of one overlap the others' (and their CPU work)
-                    await asyncio.gather(*(self._run_slice(handle, tp, batch.get(tp, []))
-                                           for tp in sorted({*batch, *held})))  # fmt: skip
-                else:
-                    await handle(batch, {tp: Resume(rs[-1].offset + 1)
-                                         for tp, rs in batch.items()})  # fmt: skip
-                for tp, records in batch.items():
-                    await _ack_records(self, tp, records)
-                    self._handled_up_to()[tp] = records[-1].offset + 1
-                if self._commit_every is not None and self._n_acked >= self._commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+                             active: Container[TP] | None, generation: int) -> None:  # fmt: skip
+            """One topic's batch (the caller holds the batch lock)."""
+            if (not self.flow_active or self.should_stop
+                    or self.app.consumer_generation_id != generation):
+                return  # a rebalance: Faust seeks what it keeps back to the commit
+            batch = {}
+            for tp, records in fetched.items():
+                read = max(self._read_offset[tp] or 0, self._handled_up_to().get(tp, 0))
+                kept = [r for r in records if r.offset >= read]
+                if kept and (active is None or tp in active):
+                    batch[tp] = kept
+            held = [tp for tp in self._held() if tp.topic == topic
+                    and (active is None or tp in active)]  # fmt: skip
+            if not batch and not held:
+                return
+            if transactional:  # each partition's transaction has its own producer: the
+                # round trips of one overlap the others' (and their CPU work)
+                await asyncio.gather(*(self._run_slice(handle, tp, batch.get(tp, []))
+                                       for tp in sorted({*batch, *held})))  # fmt: skip
+            else:
+                await handle(batch, {tp: Resume(rs[-1].offset + 1)
+                                     for tp, rs in batch.items()})  # fmt: skip
+            for tp, records in batch.items():
+                await _ack_records(self, tp, records)
+                self._handled_up_to()[tp] = records[-1].offset + 1
+
+        async def _commit_if_due(self) -> None:
+            """Faust's commit every ``commit_every`` acked messages, as its own drain does."""
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                self._n_acked = 0
+                await self.commit()
 
         async def _run_slice(self, handle: BatchHandler, tp: TP, fetched: list) -> None:
             """One partition's transaction: what it held back, then what was fetched (less what

@@ -261,3 +261,29 @@ def test_the_partitions_transactions_of_a_fetch_run_at_once(monkeypatch):
     monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
     asyncio.run(consumer._wait_next_records(1.0))
     assert sorted(begun) == [0, 1]
+
+
+def test_the_topics_batches_of_a_fetch_run_at_once_too(monkeypatch):
+    """The item path's transaction waited for the user path's before the next fetch."""
+    app = new_app()
+    begun: list = []
+
+    async def handle(batch, resume_at):
+        begun.extend(tp.topic for tp in batch)
+
+        async def both() -> None:
+            while len(begun) < 2:
+                await asyncio.sleep(0.001)
+
+        await asyncio.wait_for(both(), 5)
+
+    batch_plane.install_batch_plane(app, {EVENTS: handle, "by-item": handle}, transactional=True)
+    consumer = app.consumer
+    consumer.flow_active = True
+
+    async def fetch(self, timeout):
+        return {TP(EVENTS, 0): [record(0)], TP("by-item", 0): [record(0, topic="by-item")]}, None
+
+    monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
+    asyncio.run(consumer._wait_next_records(1.0))
+    assert sorted(begun) == ["by-item", EVENTS]
