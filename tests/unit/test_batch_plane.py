@@ -236,14 +236,13 @@ def test_slices_need_transactions():
         batch_plane.install_batch_plane(new_app(), {EVENTS: None}, slices={EVENTS: 5})
 
 
-def test_the_partitions_transactions_of_a_fetch_run_at_once(monkeypatch):
-    """Issue 33: one after the other, a fetch of four partitions waited four transactions' round
-    trips before its last record went out. Each handler here waits until the other has begun."""
-    app = new_app()
+def waiting_for_each_other(app, topics: list, fetched: dict, monkeypatch) -> list:
+    """Install handlers for ``topics`` that each wait until two batches have begun (one after
+    the other, the first waits out its deadline and fails); run one fetch; return what began."""
     begun: list = []
 
     async def handle(batch, resume_at):
-        begun.extend(tp.partition for tp in batch)
+        begun.extend(batch)
 
         async def both() -> None:
             while len(begun) < 2:
@@ -251,39 +250,28 @@ def test_the_partitions_transactions_of_a_fetch_run_at_once(monkeypatch):
 
         await asyncio.wait_for(both(), 5)
 
-    batch_plane.install_batch_plane(app, {EVENTS: handle}, transactional=True)
+    batch_plane.install_batch_plane(app, {topic: handle for topic in topics}, transactional=True)
     consumer = app.consumer
     consumer.flow_active = True
 
     async def fetch(self, timeout):
-        return {TP(EVENTS, 0): [record(0)], TP(EVENTS, 1): [record(0, partition=1)]}, None
+        return dict(fetched), None
 
     monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
     asyncio.run(consumer._wait_next_records(1.0))
-    assert sorted(begun) == [0, 1]
+    return begun
+
+
+def test_the_partitions_transactions_of_a_fetch_run_at_once(monkeypatch):
+    """Issue 33: one after the other, a fetch of four partitions waited four transactions' round
+    trips before its last record went out."""
+    fetched = {TP(EVENTS, 0): [record(0)], TP(EVENTS, 1): [record(0, partition=1)]}
+    begun = waiting_for_each_other(new_app(), [EVENTS], fetched, monkeypatch)
+    assert sorted(tp.partition for tp in begun) == [0, 1]
 
 
 def test_the_topics_batches_of_a_fetch_run_at_once_too(monkeypatch):
     """The item path's transaction waited for the user path's before the next fetch."""
-    app = new_app()
-    begun: list = []
-
-    async def handle(batch, resume_at):
-        begun.extend(tp.topic for tp in batch)
-
-        async def both() -> None:
-            while len(begun) < 2:
-                await asyncio.sleep(0.001)
-
-        await asyncio.wait_for(both(), 5)
-
-    batch_plane.install_batch_plane(app, {EVENTS: handle, "by-item": handle}, transactional=True)
-    consumer = app.consumer
-    consumer.flow_active = True
-
-    async def fetch(self, timeout):
-        return {TP(EVENTS, 0): [record(0)], TP("by-item", 0): [record(0, topic="by-item")]}, None
-
-    monkeypatch.setattr(type(consumer).__mro__[1], "_wait_next_records", fetch)
-    asyncio.run(consumer._wait_next_records(1.0))
-    assert sorted(begun) == ["by-item", EVENTS]
+    fetched = {TP(EVENTS, 0): [record(0)], TP("by-item", 0): [record(0, topic="by-item")]}
+    begun = waiting_for_each_other(new_app(), [EVENTS, "by-item"], fetched, monkeypatch)
+    assert sorted(tp.topic for tp in begun) == ["by-item", EVENTS]
