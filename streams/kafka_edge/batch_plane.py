@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Container, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Container, Coroutine, Iterable, Mapping, Sequence
 
 import faust
 from aiokafka import ConsumerRecord
@@ -151,8 +151,8 @@ def install_batch_plane(
             generation = self.app.consumer_generation_id
             if transactional:  # the topics' batches at once too, each in its own transactions
                 async with self._running():
-                    await asyncio.gather(*(self._run_batch(handle, topic, mine, active, generation)
-                                           for handle, topic, mine in work))  # fmt: skip
+                    await all_at_once(self._run_batch(handle, topic, mine, active, generation)
+                                      for handle, topic, mine in work)  # fmt: skip
                     await self._commit_if_due()
             else:
                 for handle, topic, mine in work:
@@ -179,8 +179,8 @@ def install_batch_plane(
                 return
             if transactional:  # each partition's transaction has its own producer: the
                 # round trips of one overlap the others' (and their CPU work)
-                await asyncio.gather(*(self._run_slice(handle, tp, batch.get(tp, []))
-                                       for tp in sorted({*batch, *held})))  # fmt: skip
+                await all_at_once(self._run_slice(handle, tp, batch.get(tp, []))
+                                  for tp in sorted({*batch, *held}))  # fmt: skip
             else:
                 await handle(batch, {tp: Resume(rs[-1].offset + 1)
                                      for tp, rs in batch.items()})  # fmt: skip
@@ -252,6 +252,14 @@ def install_batch_plane(
                 await super().on_partitions_revoked(revoked)
 
     app.transport.Consumer = BatchConsumer
+
+
+async def all_at_once(steps: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Await ``steps`` side by side; when one fails, the others are cancelled and awaited
+    before the failure goes on (none keeps running past the batch lock into a revocation)."""
+    async with asyncio.TaskGroup() as group:
+        for step in steps:
+            group.create_task(step)
 
 
 async def _ack_records(consumer: Any, tp: TP, records: Sequence[ConsumerRecord]) -> None:
