@@ -84,6 +84,17 @@ def another_worker(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"web_port": free_port(), "state_dir": folder / "state-2"})
 
 
+def two_workers_ready(first: Settings, workers, folder: Path) -> tuple[Settings, list[int]]:
+    """Start ``first`` and a second worker of its cluster (:func:`another_worker`) with the
+    ``workers`` fixture and wait until both serve; returns the second's settings and both ports."""
+    from streams.tools.cluster import wait_until_ready
+
+    second = another_worker(first, folder)
+    for one in (first, second):
+        wait_until_ready(one.web_port, timeout=90, process=workers(one))
+    return second, [first.web_port, second.web_port]
+
+
 def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]],
             topic: str | None = None, seal: Seal | None = None) -> None:  # fmt: skip
     """``messages`` to ``topic``, by default the events topic; each with its MAC by ``seal``

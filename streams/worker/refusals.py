@@ -55,6 +55,7 @@ class Refusals(threading.Thread):
             bootstrap_servers=settings.bootstrap, **kafka_python_kwargs(settings)))
         self.retry_s = retry_s
         self.waiting: queue.SimpleQueue = queue.SimpleQueue()
+        self.stopping = threading.Event()
         self.logged: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
         self.sent = 0
@@ -76,6 +77,7 @@ class Refusals(threading.Thread):
         self.stats.dead_lettered[reason] += 1
 
     def stop(self) -> None:
+        self.stopping.set()  # a retry's wait ends at once
         self.waiting.put(_STOP)
 
     def run(self) -> None:
@@ -83,7 +85,7 @@ class Refusals(threading.Thread):
         refused_by = ("streamrec.refused_by", self.settings.canonical_url.encode())
         while True:
             letter = letter or self.waiting.get()
-            if letter is _STOP:
+            if letter is _STOP or self.stopping.is_set():
                 break
             try:
                 producer = producer or self.new_producer()
@@ -95,6 +97,6 @@ class Refusals(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - no broker yet, or gone a while
                 log.warning("dead letters not sent yet (%s); retrying in %.0f s", exc,
                             self.retry_s)  # fmt: skip
-                threading.Event().wait(self.retry_s)
+                self.stopping.wait(self.retry_s)
         if producer is not None:
             producer.close(5)

@@ -11,9 +11,9 @@ import pytest
 
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
-from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
+from streams.tools.cluster import fetch_json, wait_for, worker_stats
 from streams.settings import Settings
-from tests.helpers import another_worker, consume, produce
+from tests.helpers import consume, produce, two_workers_ready
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,7 @@ def test_a_new_item_reaches_its_topics_users_through_both_workers(settings, work
     defaults = Settings()  # a week's half-life and 50 recent items: interests span topics
     first = settings.model_copy(update={"item_learning": True, "top_k": 10, "history_len": 50,
                                         "half_life_s": defaults.half_life_s})  # fmt: skip
-    second = another_worker(first, tmp_path)
-    for one in (first, second):
-        wait_until_ready(one.web_port, timeout=90, process=workers(one))
-    ports = [first.web_port, second.web_port]
+    _, ports = two_workers_ready(first, workers, tmp_path)
     history = generate(GeneratorConfig(n_users=300, n_items=200, events_per_user=30, seed=7))
     produce(first, [(e.user_id.encode(), encode_event(e)) for e in history])
     wait_for(lambda: sum(worker_stats(p)["applied"] for p in ports) >= len(history), 90,

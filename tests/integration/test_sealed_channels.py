@@ -14,8 +14,8 @@ from core.generator import GeneratorConfig, generate
 from core.item_stats import encode_item_vector
 from core.seal import Seal
 from models.artifact import load_recommender
-from streams.tools.cluster import fetch_json, wait_for, wait_until_ready, worker_stats
-from tests.helpers import another_worker, consume, produce
+from streams.tools.cluster import fetch_json, wait_for, worker_stats
+from tests.helpers import consume, produce, two_workers_ready
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,7 @@ FAKES = [f"fake-{n}" for n in range(10)]
 
 def test_records_without_the_clusters_mac_change_nothing(settings, workers, tmp_path):
     first = settings.model_copy(update={"item_learning": True, "internal_key": KEY})
-    second = another_worker(first, tmp_path)
-    for one in (first, second):
-        wait_until_ready(one.web_port, timeout=90, process=workers(one))
-    ports = [first.web_port, second.web_port]
+    _, ports = two_workers_ready(first, workers, tmp_path)
     history = generate(GeneratorConfig(n_users=40, n_items=30, events_per_user=5, seed=3))
     produce(first, [(e.user_id.encode(), encode_event(e)) for e in history])
     wait_for(lambda: sum(worker_stats(p)["item_events_applied"] for p in ports) >= len(history),
