@@ -91,10 +91,12 @@ HALF_LIVES := --half-life 1ev --half-life 2ev --half-life 5ev --half-life 20ev \
 	--half-life 1d --half-life 7d --half-life inf
 # The bar on every log: the cheap baselines. Beside them the evaluated default, `sources` (every
 # candidate source and the interest vector ranked by the online ranker; workers do not run it
-# yet), and the interest vector alone, which workers serve.
+# yet), the interest vector alone, and the interest vector fused with each version's item
+# neighbours, which workers serve.
 BASELINES := --policy popularity --policy trending --policy item-knn --policy v-sknn \
 	--policy stan --policy sr
-PRODUCT := --history-len 1000 --policy interest --half-life 2ev --policy sources
+PRODUCT := --history-len 1000 --policy interest --policy neighbours --half-life 2ev \
+	--policy sources
 evaluate: evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce
 
 evaluate-ml-100k: install

@@ -34,6 +34,7 @@ from core.forgetting import Forgetting
 from core.interest import InterestConfig
 from models.base import SequenceModel
 from models.content import CONTENT_FILE, ContentVectors
+from models.neighbours import NEIGHBOURS_FILE, Neighbours
 from models.ranker import RANKER_FILE, Ranker
 from models.registry import model_kind
 from models.retrieval import ANN_FILE, AnnIndex
@@ -43,7 +44,7 @@ from models.scoring import Recommender
 REQUIRED_FILES = ("weights.pt", "items.json", "config.json")
 FORGETTING_KEY = "forgetting"
 # Loaded whenever present, so whether they are present is part of what the manifest vouches for.
-OPTIONAL_FILES = (RANKER_FILE, ANN_FILE, CONTENT_FILE)
+OPTIONAL_FILES = (RANKER_FILE, ANN_FILE, CONTENT_FILE, NEIGHBOURS_FILE)
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 
@@ -114,9 +115,11 @@ def save_artifact(
     ranker: Ranker | None = None,
     ann_min_items: int = 100_000,
     content: ContentVectors | None = None,
+    neighbours: Neighbours | None = None,
 ) -> str:
     """Write the artifact and return its version id. Catalogs of ``ann_min_items`` or more
-    get an HNSW index; ``content``, the item catalog's content vectors in this model's space. The manifest is removed first and written last: an artifact rewritten
+    get an HNSW index; ``content``, the item catalog's content vectors in this model's space;
+    ``neighbours``, co-visits and rules over ``item_ids`` (models/neighbours.py). The manifest is removed first and written last: an artifact rewritten
     in place is refused until it is whole again, never served as a mix of two versions."""
     path.mkdir(parents=True, exist_ok=True)
     (path / MANIFEST_FILE).unlink(missing_ok=True)
@@ -134,6 +137,11 @@ def save_artifact(
         served.append(CONTENT_FILE)
         config = {**config, "content": {"encoder": content.encoder, "items": len(content.item_ids),
                                         "dim": int(content.content.shape[1])}}  # fmt: skip
+    if neighbours is not None:
+        if neighbours.n_items != len(item_ids):
+            raise ValueError(f"neighbours over {neighbours.n_items} items, not {len(item_ids)}")
+        neighbours.save(path / NEIGHBOURS_FILE)
+        served.append(NEIGHBOURS_FILE)
     if len(item_ids) >= ann_min_items:
         with torch.inference_mode():
             AnnIndex.build(model.item_embeddings(), model.item_biases()).save(path / ANN_FILE)
@@ -285,6 +293,17 @@ def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
         ranker = Ranker(**config["ranker"]["init"])
         ranker.load_state_dict(torch.load(path / RANKER_FILE, weights_only=True))
     recommender = Recommender(model, item_ids, config["version"], blend, index, ranker)
+    if (path / NEIGHBOURS_FILE).is_file():
+        try:
+            neighbours = Neighbours.load(path / NEIGHBOURS_FILE)
+        except (ValueError, KeyError) as exc:
+            raise ArtifactError(str(exc)) from None
+        if neighbours.n_items != len(item_ids):
+            raise ArtifactError(f"neighbours over {neighbours.n_items} items, not {len(item_ids)}")
+        recommender.neighbours = neighbours
+        fitted = config.get("neighbours", {})
+        recommender.fusion = (float(fitted.get("covisit_weight", 0.0)),
+                              float(fitted.get("rules_weight", 0.0)))  # fmt: skip
     if (path / CONTENT_FILE).is_file():
         content = ContentVectors.load(path / CONTENT_FILE)
         known = recommender.index

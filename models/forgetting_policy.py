@@ -45,8 +45,10 @@ class ForgettingRun:
         self.versions = versions
         self.interest = interest
         self.functions = list(functions)
-        # the product's interest-only scoring of each version (no sequence model, no ranker)
-        self._serving = ProductPolicy("interest", versions, interest, blend, sequence=False)
+        # the product's interest-only scoring of each version (no sequence model, ranker or
+        # neighbours)
+        self._serving = ProductPolicy("interest", versions, interest, blend, sequence=False,
+                                      neighbours=False)
         self.kept = max(interest.history_len, MIN_KEPT)
         self.batch = batch
         self._lists: dict[tuple[int, int], list[np.ndarray]] = {}

@@ -90,13 +90,17 @@ class ProductPolicy:
         items: ItemLearning | None = None,
         exploration: Exploration | None = None,
         mmr_lambda: float = 1.0,
+        neighbours: bool = True,
     ) -> None:
         """``items``: learn item vectors online (then a batch of ``batch`` is also how long an
         update waits to be scored with: the workers' micro-batches are far shorter).
         ``exploration``: lists made by :func:`models.exploration.explore` from the model's
         ranking, each list an impression of its items and the tested event a positive for its
         item if shown (the Beta posteriors the bandits read), seeded per tested event.
-        ``mmr_lambda`` < 1: the model's first candidates re-ranked by MMR (models/slates.py)."""
+        ``mmr_lambda`` < 1: the model's first candidates re-ranked by MMR (models/slates.py).
+        ``neighbours``: fused with the versions' item neighbours at the blend's weights (unset:
+        each version's fitted ones), as workers serve them (models/neighbours.py); False: the
+        model's list alone."""
         self.name = name
         self.rules = ListRules(exploration or Exploration(), -1, mmr_lambda)
         self.items = items
@@ -106,6 +110,8 @@ class ProductPolicy:
         self.blend = replace(blend, explain=0)
         if not sequence:
             self.blend = replace(self.blend, sequence_weight=0.0)
+        if not neighbours:
+            self.blend = replace(self.blend, covisit_weight=0.0, rules_weight=0.0)
         self.sequence = sequence
         self.batch = batch
 
@@ -221,16 +227,20 @@ def product_policies(
     explorations: Sequence[Exploration] = (),
     diversities: Sequence[float] = (),
 ) -> list[ProductPolicy]:
-    """The interest vector alone at each half-life (h = inf is the no-decay baseline), and the
-    full product (interest + sequence model + ranker) at each one that forgets; with ``items``
-    each one again with online item learning, scored in batches of 64 events; then each of those
-    with each exploration policy, and with its lists re-ranked by MMR at each of ``diversities``."""
+    """The interest vector alone at each half-life (h = inf is the no-decay baseline); the
+    interest vector fused with the versions' item neighbours at each; and the full product
+    (interest + sequence model + ranker, fused with the neighbours) at each one that forgets;
+    with ``items`` each one again with online item learning,
+    scored in batches of 64 events; then each of those with each exploration policy, and with its
+    lists re-ranked by MMR at each of ``diversities``."""
     policies = [
-        ProductPolicy(
-            f"interest h={h.label}", versions, h.applied_to(interest), blend, sequence=False
-        )
+        ProductPolicy(f"interest h={h.label}", versions, h.applied_to(interest), blend,
+                      sequence=False, neighbours=False)
         for h in half_lives
     ]
+    policies += [ProductPolicy(f"interest + neighbours h={h.label}", versions,
+                               h.applied_to(interest), blend, sequence=False)
+                 for h in half_lives]  # fmt: skip
     policies += [
         ProductPolicy(f"interest + {kind} h={h.label}", versions, h.applied_to(interest), blend)
         for h in half_lives
@@ -238,11 +248,11 @@ def product_policies(
     ]
     if items is not None:
         policies = [q for p in policies for q in (p, ProductPolicy(
-            f"{p.name} + online items", versions, p.interest, blend, p.sequence, 64, items))]
+            f"{p.name} + online items", versions, p.interest, p.blend, p.sequence, 64, items))]
     policies = [q for p in policies for q in (p, *(ProductPolicy(
-        f"{p.name} + {c.policy} (explore {c.budget})", versions, p.interest, blend, p.sequence,
+        f"{p.name} + {c.policy} (explore {c.budget})", versions, p.interest, p.blend, p.sequence,
         64, p.items, c) for c in explorations))]  # fmt: skip
-    policies += [ProductPolicy(f"{p.name} + MMR λ={lam:g}", versions, p.interest, blend,
+    policies += [ProductPolicy(f"{p.name} + MMR λ={lam:g}", versions, p.interest, p.blend,
                                p.sequence, 64, p.items, None, lam)
                  for p in policies if p.exploration is None for lam in diversities]  # fmt: skip
     return policies

@@ -24,6 +24,7 @@ from core.codebook import ItemCodebook
 from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
+from models.neighbours import NEIGHBOUR_POOL, Neighbours, fuse
 from models.retrieval import ExactIndex, Index
 
 
@@ -61,6 +62,8 @@ class Recommender:
         self._vectors = self.items.numpy()  # numpy view for the per-event update
         self.n_model = len(self.item_ids)  # the artifact's items: what the sequence model knows
         self.content: "ContentVectors | None" = None  # noqa: F821 - the artifact's, if any
+        self.neighbours: Neighbours | None = None  # the artifact's item neighbours, if any
+        self.fusion = (0.0, 0.0)  # the co-visit and rule weights the artifact was fitted with
 
     @property
     def kind(self) -> str:
@@ -143,14 +146,22 @@ class Recommender:
                 user = self.model.encode_user(self._history(seen))  # (B, D)
                 query = query + blend.sequence_weight * user
             n_candidates = max(k, blend.rerank_candidates) if ranker is not None else k
+            fusion = blend.fusion(self.fusion)
+            neighbours = self.neighbours if max(fusion) > 0 else None
+            if neighbours is not None:
+                n_candidates = max(n_candidates, NEIGHBOUR_POOL)
             scores, indices = self.search.search(query, n_candidates, known)  # (B, C)
             if ranker is not None:  # re-ranks its candidates; any asked for past them follow
                 head = blend.rerank_candidates  # in retrieval order, so a longer list (an
-                ranked = ranker.rerank(  # exploration pool) starts with the same top k
+                end = n_candidates if neighbours is not None else k  # exploration pool) starts
+                ranked = ranker.rerank(  # with the same top k
                     interest, user, self.items, self.bias, scores[:, :head], indices[:, :head],
-                    min(k, head))  # fmt: skip
-                scores = torch.cat([ranked[0], scores[:, head:k]], dim=1)
-                indices = torch.cat([ranked[1], indices[:, head:k]], dim=1)
+                    min(end, head))  # fmt: skip
+                scores = torch.cat([ranked[0], scores[:, head:end]], dim=1)
+                indices = torch.cat([ranked[1], indices[:, head:end]], dim=1)
+            if neighbours is not None:
+                fused, fused_scores = fuse(neighbours, indices.numpy(), known, k, (1.0, *fusion))
+                indices, scores = torch.from_numpy(fused), torch.from_numpy(fused_scores)
             indices, scores = indices[:, :k], scores[:, :k]
             if recent_weights is not None and blend.explain:
                 because, contributions = self.explain(indices, recent, recent_weights)

@@ -24,7 +24,9 @@ from core.events import Event
 from core.items import Item
 from core.interest import InterestConfig
 from core.forgetting import Forgetting
-from models.artifact import forgetting_entry, forgetting_of, load_model, save_artifact
+from models.artifact import (
+    forgetting_entry, forgetting_of, load_model, read_metrics, save_artifact,
+)
 from models.base import SequenceModel
 from models.blend import Blend
 from models.content import (
@@ -38,6 +40,7 @@ from models.content import (
 from models.data import (
     Interactions, interactions, recent_examples, replayed_examples, training_windows,
 )
+from models.fusion_fit import HELD_OUT, item_vectors, last_of_each, newest, version_neighbours
 from models.evaluation import HeldOut, held_out_metrics, leave_one_out, metrics_at
 from models.ranker_training import fit_ranker, reranked_ranks
 from models.registry import model_kind
@@ -61,6 +64,8 @@ class TrainConfig:
     recent_events: int = 10_000  # an update trains on the targets among the newest this many
     update_passes: int = 1  # passes of an update over those
     replay_examples: int = 0  # plus this many older examples drawn at random (no forgetting)
+    neighbours: int = 100  # each item's co-visits and rules kept in the artifact (0: none)
+    neighbour_events: int = 200_000  # the newest positives they are counted over
 
 
 def train_epoch(
@@ -188,9 +193,11 @@ def train(
         content = content_vectors(catalog, data.item_ids, vectors, load_encoder(encoder), encoder)
         metrics["content_items"] = len(catalog)
         metrics["content_seconds"] = round(time.perf_counter() - started, 2)
-    version = save_artifact(
-        out, model, data.item_ids, config_out, metrics, ranker, config.ann_min_items, content
-    )
+    neighbours, config_out = version_neighbours(
+        item_vectors(model, data.item_ids, data.item_ids), data, last_of_each(data, HELD_OUT),
+        interest, config.neighbours, config.neighbour_events, config_out, metrics)  # fmt: skip
+    version = save_artifact(out, model, data.item_ids, config_out, metrics, ranker,
+                            config.ann_min_items, content, neighbours)  # fmt: skip
     return version, metrics
 
 
@@ -259,9 +266,13 @@ def update(
         with torch.inference_mode():
             vectors = model.item_embeddings().detach().float().numpy()
         content = fitted(parent.item_ids, parent.content, data.item_ids, vectors, parent.encoder)
-    version = save_artifact(
-        out, model, data.item_ids, config_out, metrics, None, config.ann_min_items, content
-    )
+    new = len(data) - int(read_metrics(previous).get("n_interactions", len(data)))
+    neighbours, config_out = version_neighbours(
+        item_vectors(old, old_ids, data.item_ids), data, newest(data, min(new, HELD_OUT)),
+        interest, config.neighbours, config.neighbour_events, config_out, metrics,
+        old_config.get("neighbours"))  # fmt: skip
+    version = save_artifact(out, model, data.item_ids, config_out, metrics, None,
+                            config.ann_min_items, content, neighbours)  # fmt: skip
     return version, metrics
 
 

@@ -79,6 +79,15 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
         50, ge=0, description="Candidates the artifact's ranker re-ranks, if it has one (0 = off)"
     )
     explain: int = Field(3, ge=0, le=20, description="Recent items explaining each item (0 = off)")
+    covisit_weight: float | None = Field(
+        None, ge=0, description="Weight of the artifact's co-visits (items seen near the user's "
+        "last 20 in other users' streams) fused with the model's list, its rank weighing 1; "
+        "unset: the weight the artifact was fitted with; 0 = off",
+    )
+    rules_weight: float | None = Field(
+        None, ge=0, description="Weight of the artifact's sequential rules (items that followed "
+        "the user's newest item) fused with the model's list; unset: the artifact's; 0 = off",
+    )
     max_future_skew_s: float = Field(
         300.0,
         ge=0,
@@ -250,7 +259,8 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
     @property
     def blend(self) -> Blend:
         return Blend(
-            self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain
+            self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain,
+            self.covisit_weight, self.rules_weight,
         )
 
     @property

@@ -49,7 +49,10 @@ POLICIES = {
     "content-knn": "items whose text is most like the user's last 5, by --catalog's content "
     "vectors alone (an announced item is a candidate before its first event); only when named",
     "interest": "the product's decayed interest vector alone, at each --half-life",
-    "product": "the product: interest vector + --model's encoder and ranker",
+    "neighbours": "the interest vector fused with each version's co-visits and sequential rules, "
+    "as workers serve it (STREAMREC_COVISIT_WEIGHT, STREAMREC_RULES_WEIGHT)",
+    "product": "the product: interest vector + --model's encoder and ranker, fused with the "
+    "neighbours",
     "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
     "interest vector at --sources-half-life (with --catalog, content-knn too), ranked by a "
     "ranker learned online",
@@ -226,8 +229,9 @@ def evaluate_command(
         source_rankers, stream_of)
 
     chosen = chosen_policies(policy, POLICIES) if policy else list(DEFAULT_POLICIES)
-    if through_kafka and not {"interest", "product"} & set(chosen):
-        raise typer.BadParameter("--through-kafka needs the interest or product policy")
+    if through_kafka and not {"interest", "neighbours", "product"} & set(chosen):
+        raise typer.BadParameter("--through-kafka needs the interest, neighbours or product "
+                                 "policy")
     if replay and not warm_start:
         raise typer.BadParameter("--replay is part of a --warm-start update")
     if "content-knn" in chosen and catalog is None:
@@ -269,7 +273,7 @@ def evaluate_command(
         versions = None
         if fit_forgetting:
             forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)
-        if {"interest", "product", "sources"} & set(chosen) or forgettings:
+        if {"interest", "neighbours", "product", "sources"} & set(chosen) or forgettings:
             versions = model_versions(stream, artifact, settings, config, workdir, warm_start,
                                       retrain_every, catalog_rows, encoder)  # fmt: skip
             kind = model if artifact is None else "model"

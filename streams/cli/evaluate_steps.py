@@ -109,8 +109,15 @@ def product_policies_chosen(
                              items, explorations, mmr)  # fmt: skip
     return [
         p for p in every
-        if ("interest" if p.name.startswith("interest h=") else "product") in chosen
+        if _family(p.name) in chosen
     ]
+
+
+def _family(name: str) -> str:
+    """The --policy that names a product policy's row."""
+    if name.startswith("interest h="):
+        return "interest"
+    return "neighbours" if name.startswith("interest + neighbours h=") else "product"
 
 
 def forgetting_policies_of(

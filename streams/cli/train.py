@@ -65,6 +65,11 @@ def train(
     ann_min_items: Annotated[
         int, typer.Option(min=1, help="Build an HNSW index (ann.faiss) from this catalog size.")
     ] = 100_000,
+    neighbours: Annotated[
+        int, typer.Option(min=0, help="Each item's strongest co-visits and sequential rules kept "
+                          "in the artifact, which workers fuse with the model's list at weights "
+                          "fitted on held-out events (0: none).")
+    ] = 100,
     threads: TorchThreads = 2,
     warm_start: Annotated[
         Optional[Path],
@@ -92,7 +97,9 @@ def train(
     counts above STREAMREC_RATING_CENTER). Each user's last positive is the test item, the one
     before it validates; both are reported in the artifact's metrics.json. With --warm-start
     the log is everything so far (the users' context), one pass over its newest events trains,
-    and there is no validation, test or ranker.
+    and there is no validation, test or ranker. Every version carries item neighbours
+    (--neighbours) and the weights workers fuse them with, fitted on the test events, or for an
+    update on the events since its parent, scored with the parent.
     """
     import torch
 
@@ -109,7 +116,7 @@ def train(
     config = TrainConfig(
         model=model, dim=dim, max_len=max_len, epochs=epochs, patience=patience,
         batch_size=batch_size, lr=lr, seed=seed, min_count=min_count, ranker=ranker,
-        ann_min_items=ann_min_items, recent_events=recent_events,
+        ann_min_items=ann_min_items, recent_events=recent_events, neighbours=neighbours,
     )
     if forgetting_fit and warm_start is not None:
         raise typer.BadParameter("--forgetting-fit names the function of a new model; an "
@@ -129,6 +136,7 @@ def train(
                 f"{metrics['examples']:,} events, loss {metrics['losses'][-1]:.3f}  "
                 f"({metrics['train_seconds']} s)"
             )
+            print_neighbours(metrics)
             return
         items = catalog_items(catalog) if catalog else ()
         version, metrics = train_model(events, settings.interest, settings.blend, config,
@@ -139,9 +147,22 @@ def train(
         f"NDCG@10 {metrics['test_ndcg@10']:.4f}  ({metrics['epochs_run']} epochs, "
         f"{metrics['train_seconds']} s)"
     )
+    print_neighbours(metrics)
     if "content_items" in metrics:
         console.print(f"content vectors: {metrics['content_items']:,} catalog items encoded with "
                       f"{encoder} and projected in {metrics['content_seconds']} s")  # fmt: skip
+
+
+def print_neighbours(metrics: dict) -> None:
+    """The item neighbours' fitted weights (models/fusion_fit.py), if the artifact has them."""
+    fit = metrics.get("neighbours")
+    if fit is None:
+        return
+    held = fit["held_out"]
+    scored = (f" on {held:,} held-out events: NDCG@10 {fit['ndcg@10']:.4f}, the model alone "
+              f"{fit['model_ndcg@10']:.4f}") if held and "ndcg@10" in fit else " (none held out)"
+    console.print(f"item neighbours: co-visit weight {fit['covisit_weight']:g}, rules weight "
+                  f"{fit['rules_weight']:g}{scored} ({fit['seconds']} s)")  # fmt: skip
 
 
 def fitted_winner(path: Path) -> Forgetting:

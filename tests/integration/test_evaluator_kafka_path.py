@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("explore", ["greedy", "epsilon"])
 def test_worker_records_equal_the_evaluators_lists(settings, tmp_path, explore):
-    # a GRU with a ranker: the full product path (interest + sequence model + re-ranking)
+    # a GRU with a ranker: the full product path (interest + sequence model + re-ranking),
+    # fused with the artifact's item neighbours whatever weights its fit chose
     catalog = GeneratorConfig(n_users=150, n_items=200, events_per_user=20, seed=3)
     model = tmp_path / "gru"
     train(
@@ -28,6 +29,7 @@ def test_worker_records_equal_the_evaluators_lists(settings, tmp_path, explore):
         show_progress=False,
     )
     events = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=30, seed=4))
+    settings = settings.model_copy(update={"covisit_weight": 1.0, "rules_weight": 1.0})
 
     if explore == "epsilon":  # 2 of 5 slots, each explored half the time: most lists differ
         settings = settings.model_copy(update={"explore": "epsilon", "explore_epsilon": 0.5,

@@ -70,13 +70,14 @@ def sha256(path: Path) -> str:
 def test_a_trained_artifact_loads_and_its_manifest_hashes_every_served_file(artifact):
     manifest = json.loads((artifact / MANIFEST_FILE).read_text())
     config = json.loads((artifact / "config.json").read_text())
-    served = {"weights.pt", "items.json", "config.json", "ranker.pt", "ann.faiss"}
+    served = {"weights.pt", "items.json", "config.json", "ranker.pt", "ann.faiss", "neighbours.npz"}
     assert set(manifest["files"]) == served
     for name in served - {"config.json"}:  # config.json holds the version: hashed without it
         assert manifest["files"][name] == sha256(artifact / name)
     recommender = load_recommender(artifact)
     assert recommender.version == config["version"] == manifest["version"]
     assert recommender.ranker is not None and recommender.search is not None
+    assert recommender.neighbours is not None
 
 
 def test_whitespace_and_key_order_of_the_config_are_not_tampering(artifact):
@@ -97,9 +98,10 @@ def test_whitespace_and_key_order_of_the_config_are_not_tampering(artifact):
         ("ann.faiss", lambda a: flip_byte(a / "ann.faiss")),
         ("ranker.pt", lambda a: flip_byte(a / "ranker.pt")),
         ("ranker.pt", lambda a: (a / "ranker.pt").unlink()),
+        ("neighbours.npz", lambda a: flip_byte(a / "neighbours.npz")),
     ],
     ids=["weights-byte", "config-edit", "config-version", "catalog-replaced", "ann-byte",
-         "ranker-byte", "ranker-deleted"],
+         "ranker-byte", "ranker-deleted", "neighbours-byte"],
 )
 @pytest.mark.parametrize("load", [load_recommender, load_model], ids=["recommender", "model"])
 def test_a_tampered_file_is_refused_by_name(artifact, name, tamper, load):

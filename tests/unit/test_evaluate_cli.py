@@ -78,7 +78,7 @@ def test_bad_options_are_one_line_errors(tmp_path):
         app, ["evaluate", "--generate", "--policy", "popularity", "--through-kafka", "10",
               "--out", str(tmp_path)],
     )
-    assert no_product.exit_code == 2 and "needs the interest or product" in no_product.output
+    assert no_product.exit_code == 2 and "needs the interest, neighbours or product" in no_product.output
     no_catalog = runner.invoke(app, ["evaluate", "--generate", "--policy", "content-knn"])
     assert no_catalog.exit_code == 2 and "needs --catalog FILE" in no_catalog.output
     assert not (tmp_path / "prequential.json").exists()  # refused before anything ran

@@ -126,7 +126,8 @@ def test_interest_alone_unlearned_shows_the_products_lists(generated):
     stream = Stream.of(events, 0.3, catalog=rec.item_ids)
     interest = InterestConfig(history_len=1000)
     versions = ModelVersions(lambda _: rec, stream, 50)  # swaps and rebases along the stream
-    product = ProductPolicy("p", versions, interest, Blend(), sequence=False).run(stream, 5)
+    product = ProductPolicy("p", versions, interest, Blend(), sequence=False,
+                            neighbours=False).run(stream, 5)
     only = with_interest(stream, rec, 50, sources=(), learning_rate=0)
     only.known[:] = True  # this model knows the whole catalog from the start; a version the
     # evaluator trains knows only items of the events before it, which are known here too

@@ -1,0 +1,172 @@
+"""The weights a version fuses its item neighbours with, fitted on its own newest events.
+
+Neighbours win on some logs and cost on others (docs/evaluation.md): co-visits carry session
+logs, where the interest vector alone is far behind item-kNN, and pull a rating log's lists away
+from what the interest vector knows better. So each version picks its own weights, the way the
+source ranker of the evaluator learns them: events the model did not learn from are held out
+(a first training's test events, each user's last; an update's new events, scored with the
+version before it, as it served them), neighbours are counted over each user's events before
+their held-out ones, and every pair of weights on a grid ranks them by
+:func:`models.neighbours.fuse`; the pair with the best NDCG@10 goes into the
+artifact, and the model's list alone (both weights 0) is on the grid, so a version never picks
+a fusion that did worse than none on its held-out events.
+
+The user's query for a held-out event is the interest vector of their earlier positives, decayed
+as served (:meth:`core.interest.InterestConfig.decays`): the worker's query without the sequence
+model, cheap enough for every version.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from core.interest import InterestConfig
+from models.base import SequenceModel
+from models.data import Interactions
+from models.neighbours import NEIGHBOUR_POOL, Features, Neighbours, build, features
+
+GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+K = 10
+HELD_OUT = 1_000  # the most events a fit holds out
+WEIGHTS = ("covisit_weight", "rules_weight")
+
+
+def version_neighbours(
+    vectors: tuple[np.ndarray, np.ndarray], data: Interactions, held: list[tuple[int, int]],
+    interest: InterestConfig, keep: int, events: int, config: dict[str, Any],
+    metrics: dict[str, Any], parent: Mapping[str, float] | None = None,
+) -> tuple[Neighbours | None, dict[str, Any]]:
+    """The item neighbours a version serves beside its model, each item's ``keep`` strongest
+    over the newest ``events`` positives of ``data`` (none when ``keep`` is 0), and its
+    ``config`` naming the weights fitted for them on the ``held`` events, which the model of
+    ``vectors`` (items, biases over ``data``'s catalog) did not learn; the ``parent``'s weights
+    when nothing is held out. The fit goes into ``metrics`` too."""
+    if not keep:
+        return None, config
+    started = time.perf_counter()
+    neighbours = build(data.items, data.times, data.n_items, keep, events)
+    fusion = fit_fusion(*vectors, data, interest, keep, events, held)
+    if not fusion["held_out"] and parent:
+        fusion = {**fusion, **{name: parent[name] for name in WEIGHTS}}
+    metrics["neighbours"] = {**fusion, "seconds": round(time.perf_counter() - started, 2)}
+    return neighbours, {**config, "neighbours": {name: fusion[name] for name in WEIGHTS}}
+
+
+def item_vectors(model: SequenceModel, item_ids: Sequence[str],
+                 catalog: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``model``'s (N, D) vectors and (N,) biases, its catalog ``item_ids``, over ``catalog``
+    (zero for an item it lacks)."""
+    with torch.inference_mode():
+        vectors = model.item_embeddings().detach().float().numpy()
+        bias = model.item_biases().detach().float().numpy()
+    row = {item: n for n, item in enumerate(item_ids)}
+    rows = np.array([row.get(item, -1) for item in catalog], dtype=np.int64)
+    found = rows >= 0
+    out_vectors = np.zeros((len(catalog), vectors.shape[1]), np.float32)
+    out_bias = np.zeros(len(catalog), np.float32)
+    out_vectors[found], out_bias[found] = vectors[rows[found]], bias[rows[found]]
+    return out_vectors, out_bias
+
+
+def fit_fusion(
+    vectors: np.ndarray,
+    bias: np.ndarray,
+    data: Interactions,
+    interest: InterestConfig,
+    keep: int,
+    neighbour_events: int,
+    held: list[tuple[int, int]],
+) -> dict[str, Any]:
+    """``vectors`` (N, D) and ``bias`` (N,) are the items of a model that did not learn the
+    ``held`` events ((user, position) in ``data``, its positives; see :func:`newest` and
+    :func:`last_of_each`). The chosen ``covisit_weight`` and ``rules_weight``, with the
+    held-out NDCG@10 they and the model alone reached, and how many events were held out (0:
+    none; weights 0)."""
+    held = [(u, p) for u, p in held if p > 0]
+    if not held:
+        return {"covisit_weight": 0.0, "rules_weight": 0.0, "held_out": 0}
+    before = [items[:start] for items, (start, _) in zip(data.items, _first_held(data, held))]
+    times = [t[: len(s)] for t, s in zip(data.times, before)]
+    neighbours = build(before, times, data.n_items, keep, neighbour_events)
+    users, positions = zip(*held)
+    known = [data.items[u][max(0, p - interest.history_len):p].tolist()
+             for u, p in zip(users, positions)]  # fmt: skip
+    targets = np.array([data.items[u][p] for u, p in zip(users, positions)])
+    model = _model_lists(vectors, bias, data, interest, users, positions, known)
+    grid = list(itertools.product(GRID, GRID))
+    hits = np.zeros(len(grid))  # summed NDCG@K of the held-out events, per pair of weights
+    for chunk in features(neighbours, model, known):
+        rows = np.arange(len(chunk.model))
+        target = targets[chunk.first:chunk.first + len(rows)]
+        for n, (w_covisit, w_rules) in enumerate(grid):
+            hits[n] += _ndcg_sum(chunk, (1.0, w_covisit, w_rules), rows, target)
+    scores = dict(zip(grid, hits / len(held)))
+    best = max(scores, key=lambda w: (scores[w], -w[0] - w[1]))  # ties: the lighter fusion
+    return {"covisit_weight": best[0], "rules_weight": best[1], "held_out": len(held),
+            "ndcg@10": round(float(scores[best]), 6),
+            "model_ndcg@10": round(float(scores[0.0, 0.0]), 6)}
+
+
+def _ndcg_sum(chunk: Features, weights: tuple[float, float, float], rows: np.ndarray,
+              target: np.ndarray) -> float:
+    """The chunk's summed NDCG@K of ``target`` (per row) in :func:`models.neighbours.fuse`'s
+    order: ahead of it, the better scores, then equal scores higher in the model's list, then
+    equal ones of both with a lower index."""
+    score = chunk.scores(weights)
+    mine, my_model = score[rows, target][:, None], chunk.model[rows, target][:, None]
+    items = np.arange(score.shape[1])[None, :]
+    ahead = (score > mine) | ((score == mine) & ((chunk.model > my_model) | (
+        (chunk.model == my_model) & (items < target[:, None]))))
+    rank = ahead.sum(axis=1)
+    shown = np.isfinite(mine[:, 0]) & (rank < K)
+    return float((1.0 / np.log2(rank[shown] + 2)).sum())
+
+
+def newest(data: Interactions, events: int) -> list[tuple[int, int]]:
+    """(user, position) of the newest ``events`` positives."""
+    users = np.repeat(np.arange(len(data.items)), [len(s) for s in data.items])
+    positions = np.concatenate([np.arange(len(s)) for s in data.items]) if data.items else users
+    times = np.concatenate(data.times) if data.times else users
+    order = np.argsort(times, kind="stable")[::-1][:max(0, events)]
+    return [(int(users[n]), int(positions[n])) for n in order]
+
+
+def last_of_each(data: Interactions, events: int) -> list[tuple[int, int]]:
+    """(user, position) of the last positive of each user with three or more, which a first
+    training holds out (models/evaluation.py ``leave_one_out``), the newest ``events`` of them."""
+    last = [(int(t[-1]), u, len(t) - 1) for u, t in enumerate(data.times) if len(t) >= 3]
+    return [(u, p) for _, u, p in sorted(last, reverse=True)[:events]]
+
+
+def _first_held(data: Interactions, held: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Per user: (first held-out position, or the stream's length; its length)."""
+    first = {}
+    for u, p in held:
+        first[u] = min(p, first.get(u, p))
+    return [(first.get(u, len(s)), len(s)) for u, s in enumerate(data.items)]
+
+
+def _model_lists(vectors, bias, data, interest, users, positions, known) -> np.ndarray:
+    """(E, NEIGHBOUR_POOL) the model's list for each held-out event, its user's earlier items
+    excluded, from the decayed interest of their earlier positives."""
+    queries = np.zeros((len(users), vectors.shape[1]))
+    for row, (u, p) in enumerate(zip(users, positions)):
+        start = max(0, p - interest.history_len)
+        weights = interest.decays(data.times[u][start:p]) * data.weights[u][start:p]
+        queries[row] = weights @ vectors[data.items[u][start:p]]
+    queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    pool = min(NEIGHBOUR_POOL, len(vectors))
+    out = np.full((len(users), pool), -1, dtype=np.int64)
+    for start in range(0, len(users), 256):  # a few MB at a time, whatever the catalog
+        scores = (queries[start:start + 256] @ vectors.T + bias).astype(np.float32)
+        for row, items in enumerate(known[start:start + 256]):
+            scores[row, items] = -np.inf
+        top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
+        out[start:start + 256] = np.where(np.isfinite(np.take_along_axis(scores, top, 1)), top, -1)
+    return out

@@ -1,0 +1,238 @@
+"""Item neighbours a worker serves beside the model: co-visits and sequential rules.
+
+Off MovieLens the cheap neighbourhood methods beat the interest vector (docs/evaluation.md):
+items seen near each other in users' streams (item-kNN's co-occurrence) and items that followed
+an item (sequential rules, Ludewig & Jannach 2018). Both come from the trainer, with every
+model version, over the newest ``events`` positives it trains on, so a worker gets them by the
+same verified, hot-swapped artifact as the model and keeps no pair counts of its own; between
+versions they are as fresh as the model is.
+
+- **co-visits**: each positive adds 1 to the pair it makes with each of the user's ``window``
+  items before it, in both directions (models/baselines.py ``ItemKNN``).
+- **rules**: each positive adds ``1 - 0.1 b`` to the rule from the item ``b`` steps before it,
+  ``b`` < 10 (models/sequential_rules.py).
+
+Each item keeps its ``keep`` strongest of each, by weight (ties: the lower index), as rows of a
+sparse matrix over the artifact's items. :func:`fuse` ranks a user's candidates: the model's
+list by its rank, plus the co-visits of the user's last ``window`` items and the rules out of
+their newest item, each normalised by the user's best, summed with the blend's weights or
+those fitted for the version (models/fusion_fit.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+NEIGHBOURS_FILE = "neighbours.npz"
+WINDOW = 20  # item-kNN's window: the user's items a co-visit is counted with, and scored from
+RULE_STEPS = 9  # sequential rules reach this many steps back (weight 1 - 0.1 b, zero at 10)
+RULES_SHOWN = 20  # the strongest rules out of the newest item that score (SR's pruning)
+NEIGHBOUR_POOL = 50  # the model's candidates fused with the neighbours
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A sparse (N, N) matrix by rows: row i's targets and weights, strongest first."""
+
+    indptr: np.ndarray  # (N + 1,) int64
+    targets: np.ndarray  # (nnz,) int32
+    weights: np.ndarray  # (nnz,) float32
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.indptr[i], self.indptr[i + 1]
+        return self.targets[start:end], self.weights[start:end]
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Each item's strongest co-visits and rules, over the item ids of the artifact."""
+
+    n_items: int
+    covisits: Rows
+    rules: Rows
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as f:  # np.savez would add ".npz" to a name without it
+            np.savez(f, n_items=np.int64(self.n_items),
+                     **{f"{name}_{part}": getattr(getattr(self, name), part)
+                        for name in ("covisits", "rules")
+                        for part in ("indptr", "targets", "weights")})  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> Neighbours:
+        with np.load(path, allow_pickle=False) as f:
+            n = int(f["n_items"])
+            rows = {name: Rows(f[f"{name}_indptr"], f[f"{name}_targets"], f[f"{name}_weights"])
+                    for name in ("covisits", "rules")}  # fmt: skip
+        for name, r in rows.items():
+            if (len(r.indptr) != n + 1 or r.indptr[-1] != len(r.targets)
+                    or len(r.targets) != len(r.weights)
+                    or (len(r.targets) and (r.targets.min() < 0 or r.targets.max() >= n))
+                    or not np.isfinite(r.weights).all()):  # fmt: skip
+                raise ValueError(f"{path}: {name} is not a matrix over {n} items")
+        return cls(n, rows["covisits"], rows["rules"])
+
+
+def build(
+    items: Sequence[np.ndarray], times: Sequence[np.ndarray], n_items: int,
+    keep: int = 100, events: int = 200_000,
+) -> Neighbours:
+    """Count co-visits and rules over each user's item sequence (indices in time order, with
+    their times), counting only pairs whose later event is among the newest ``events`` of all
+    users (its earlier items may be older: they are its context)."""
+    lengths = np.array([len(s) for s in items], dtype=np.int64)
+    flat = np.concatenate(list(items)).astype(np.int64) if len(items) else np.zeros(0, np.int64)
+    when = np.concatenate(list(times)) if len(times) else np.zeros(0, np.int64)
+    user = np.repeat(np.arange(len(items)), lengths)
+    newest = np.zeros(len(flat), dtype=bool)
+    if len(flat):
+        order = np.argsort(when, kind="stable")
+        newest[order[-events:]] = True
+    covisit_keys, covisit_weights, rule_keys, rule_weights = [], [], [], []
+    for back in range(1, WINDOW + 1):
+        earlier, later = flat[:-back], flat[back:]
+        valid = (user[:-back] == user[back:]) & (earlier != later) & newest[back:]
+        a, b = earlier[valid], later[valid]
+        covisit_keys += [a * n_items + b, b * n_items + a]
+        covisit_weights.append(np.ones(2 * len(a), dtype=np.float64))
+        if back <= RULE_STEPS:
+            rule_keys.append(a * n_items + b)
+            rule_weights.append(np.full(len(a), 1.0 - 0.1 * back))
+    return Neighbours(n_items, _strongest(covisit_keys, covisit_weights, n_items, keep),
+                      _strongest(rule_keys, rule_weights, n_items, keep))  # fmt: skip
+
+
+def _strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: int) -> Rows:
+    keys_all = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    unique, inverse = np.unique(keys_all, return_inverse=True)
+    summed = np.bincount(inverse, np.concatenate(weights) if weights else None, len(unique))
+    source, target = np.divmod(unique, n)
+    order = np.lexsort((target, -summed, source))  # by row, strongest first, ties: lower index
+    source, target, summed = source[order], target[order], summed[order]
+    place = np.arange(len(source)) - np.searchsorted(source, source)
+    kept = place < keep
+    source, target, summed = source[kept], target[kept], summed[kept]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(source, minlength=n), out=indptr[1:])
+    return Rows(indptr, target.astype(np.int32), summed.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Features:
+    """A chunk of users' candidate features over the whole catalog, (C, n) each: the model's
+    ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
+    its list: a longer list, asked for an exploration pool, starts the same), the co-visit and
+    rule scores over the
+    user's best, and which items may be shown (a candidate of some source, not a recent item,
+    and one the neighbours cover)."""
+
+    first: int  # the chunk's first user
+    model: np.ndarray
+    covisit: np.ndarray
+    rules: np.ndarray
+    allowed: np.ndarray
+
+    def scores(self, weights: tuple[float, float, float]) -> np.ndarray:
+        w_model, w_covisit, w_rules = weights
+        score = w_model * self.model + w_covisit * self.covisit + w_rules * self.rules
+        return np.where(self.allowed, score, -np.inf)
+
+
+def features(
+    neighbours: Neighbours, model_indices: np.ndarray, known: Sequence[Sequence[int]],
+    cells: int = 4_000_000,
+) -> Iterator[Features]:
+    """The candidates of each user (``model_indices`` (B, C), the model's list best first, -1:
+    none; ``known[b]`` user b's recent items, oldest first), in chunks of users whose arrays
+    hold at most about ``cells`` values: a dense row per user costs one pass over the catalog
+    and no sort, where the catalog is small beside the candidates a user's items bring."""
+    batch = model_indices.shape[0]
+    n = max(neighbours.n_items, int(model_indices.max(initial=-1)) + 1,
+            max((max(row) for row in known if row), default=-1) + 1)  # fmt: skip
+    step = max(1, cells // n)
+    for first in range(0, batch, step):
+        rows = range(first, min(batch, first + step))
+        size = len(rows)
+        model = np.zeros((size, n))
+        listed = np.zeros((size, n), dtype=bool)
+        r, c = np.nonzero(model_indices[first:first + size] >= 0)
+        model[r, model_indices[first + r, c]] = np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL
+        listed[r, model_indices[first + r, c]] = True
+        windows = [[i for i in known[b][-WINDOW:] if i < neighbours.n_items] for b in rows]
+        owner = np.repeat(np.arange(size), [len(w) for w in windows])
+        recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
+        has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
+        last = np.array([w[-1] for w in windows if w], dtype=np.int64)
+        covisit = _dense(neighbours.covisits, owner, recent, None, size, n)
+        rules = _dense(neighbours.rules, has, last, RULES_SHOWN, size, n)
+        allowed = listed | (covisit > 0) | (rules > 0)
+        allowed[:, neighbours.n_items:] = False  # placed by fuse at the model's rank
+        seen = [(b, i) for b, user in enumerate(rows) for i in known[user]]
+        if seen:
+            allowed[tuple(np.array(seen).T)] = False
+        yield Features(first, model, covisit, rules, allowed)
+
+
+def _dense(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
+           size: int, n: int) -> np.ndarray:  # fmt: skip
+    """(size, n): row b sums the targets' weights of the ``sources`` ``owner`` b has (``most``:
+    only each source's first), over its best."""
+    starts = matrix.indptr[sources]
+    lengths = matrix.indptr[sources + 1] - starts
+    if most is not None:
+        lengths = np.minimum(lengths, most)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    at = np.repeat(starts, lengths) + offsets
+    flat = np.repeat(owner, lengths) * n + matrix.targets[at]
+    dense = np.bincount(flat, matrix.weights[at], size * n).astype(np.float64).reshape(size, n)
+    best = dense.max(axis=1, keepdims=True)
+    return np.divide(dense, best, out=np.zeros_like(dense), where=best > 0)
+
+
+def fuse(
+    neighbours: Neighbours,
+    model_indices: np.ndarray,
+    known: Sequence[Sequence[int]],
+    k: int,
+    weights: tuple[float, float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's top ``k`` (see :func:`features`): a candidate scores ``w_model (50 - rank)
+    / 50 + w_covisit c / max c + w_rules r / max r``, its co-visit score ``c`` summed over the
+    user's last ``WINDOW`` items and its rule score ``r`` from the newest one's ``RULES_SHOWN``
+    strongest, each maximum the user's own. (B, k) indices (-1 padded) and fused scores, best
+    first, ties to the model's order and then the lower index."""
+    batch = model_indices.shape[0]
+    out = np.full((batch, k), -1, dtype=np.int64)
+    out_scores = np.full((batch, k), -np.inf, dtype=np.float32)
+    for chunk in features(neighbours, model_indices, known):
+        score = chunk.scores(weights)
+        for row in range(len(score)):
+            user = chunk.first + row
+            shown = np.flatnonzero(np.isfinite(score[row]))
+            if len(shown) > k:  # everything tied with the k-th best stays for the tie-break
+                kth = -np.partition(-score[row, shown], k - 1)[k - 1]
+                shown = shown[score[row, shown] >= kth]
+            order = shown[np.lexsort((shown, -chunk.model[row, shown], -score[row, shown]))[:k]]
+            items, scores = order.tolist(), score[row, order].tolist()
+            for rank, item in _uncovered(model_indices[user], known[user], neighbours.n_items, k):
+                items.insert(rank, item)
+                scores.insert(rank, scores[rank] if rank < len(scores) else
+                              (scores[-1] if scores else 0.0))  # fmt: skip
+            out[user, :min(k, len(items))] = items[:k]
+            out_scores[user, :min(k, len(items))] = scores[:k]
+    return out, out_scores
+
+
+def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,
+               k: int) -> list[tuple[int, int]]:  # fmt: skip
+    """(rank, item) of the model's first ``k`` that the neighbours do not cover (added to the
+    served catalog after the version: learned online, or from its content). No counts of
+    theirs can speak for or against them, so each keeps the model's rank in the fused list:
+    neither buried under items with counts nor lifted above them."""
+    seen = set(known)
+    return [(rank, int(item)) for rank, item in enumerate(model_row[:k].tolist())
+            if item >= n_items and item not in seen]
