@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -126,15 +126,15 @@ class Features:
     """A chunk of users' candidate features over the whole catalog, (C, n) each: the model's
     ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
     its list: a longer list, asked for an exploration pool, starts the same), the co-visit and
-    rule scores over the
-    user's best, and which items may be shown (a candidate of some source, not a recent item,
-    and one the neighbours cover)."""
+    rule scores over the user's best (those bests, (C,) each, kept), and which items may be
+    shown (a candidate of some source, not a recent item, and one the neighbours cover)."""
 
     first: int  # the chunk's first user
     model: np.ndarray
     covisit: np.ndarray
     rules: np.ndarray
     allowed: np.ndarray
+    best: tuple[np.ndarray, np.ndarray]  # the users' best co-visit and rule sums
 
     def scores(self, weights: tuple[float, float, float]) -> np.ndarray:
         w_model, w_covisit, w_rules = weights
@@ -167,20 +167,20 @@ def features(
         recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
         has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
         last = np.array([w[-1] for w in windows if w], dtype=np.int64)
-        covisit = _dense(neighbours.covisits, owner, recent, None, size, n)
-        rules = _dense(neighbours.rules, has, last, RULES_SHOWN, size, n)
+        covisit, covisit_best = _dense(neighbours.covisits, owner, recent, None, size, n)
+        rules, rules_best = _dense(neighbours.rules, has, last, RULES_SHOWN, size, n)
         allowed = listed | (covisit > 0) | (rules > 0)
         allowed[:, neighbours.n_items:] = False  # placed by fuse at the model's rank
         seen = [(b, i) for b, user in enumerate(rows) for i in known[user]]
         if seen:
             allowed[tuple(np.array(seen).T)] = False
-        yield Features(first, model, covisit, rules, allowed)
+        yield Features(first, model, covisit, rules, allowed, (covisit_best, rules_best))
 
 
 def _dense(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
-           size: int, n: int) -> np.ndarray:  # fmt: skip
+           size: int, n: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(size, n): row b sums the targets' weights of the ``sources`` ``owner`` b has (``most``:
-    only each source's first), over its best."""
+    only each source's first), over its best; and (size,) those bests."""
     starts = matrix.indptr[sources]
     lengths = matrix.indptr[sources + 1] - starts
     if most is not None:
@@ -190,7 +190,7 @@ def _dense(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | Non
     flat = np.repeat(owner, lengths) * n + matrix.targets[at]
     dense = np.bincount(flat, matrix.weights[at], size * n).astype(np.float64).reshape(size, n)
     best = dense.max(axis=1, keepdims=True)
-    return np.divide(dense, best, out=np.zeros_like(dense), where=best > 0)
+    return np.divide(dense, best, out=np.zeros_like(dense), where=best > 0), best[:, 0]
 
 
 def fuse(
@@ -199,32 +199,136 @@ def fuse(
     known: Sequence[Sequence[int]],
     k: int,
     weights: tuple[float, float, float],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Fused:
     """Each user's top ``k`` (see :func:`features`): a candidate scores ``w_model (50 - rank)
     / 50 + w_covisit c / max c + w_rules r / max r``, its co-visit score ``c`` summed over the
     user's last ``WINDOW`` items and its rule score ``r`` from the newest one's ``RULES_SHOWN``
-    strongest, each maximum the user's own. (B, k) indices (-1 padded) and fused scores, best
-    first, ties to the model's order and then the lower index."""
+    strongest, each maximum the user's own; best first, ties to the model's order and then the
+    lower index (:class:`Fused`)."""
     batch = model_indices.shape[0]
     out = np.full((batch, k), -1, dtype=np.int64)
     out_scores = np.full((batch, k), -np.inf, dtype=np.float32)
+    by_neighbours = np.zeros((batch, k), dtype=bool)
+    best = np.zeros((2, batch))
     for chunk in features(neighbours, model_indices, known):
+        best[:, chunk.first:chunk.first + len(chunk.model)] = chunk.best
         score = chunk.scores(weights)
-        for row in range(len(score)):
+        size, n = score.shape
+        kk = min(k, n)
+        part = np.argpartition(-score, kk - 1, axis=1)[:, :kk]  # (C, kk), unordered
+        top = np.take_along_axis(score, part, 1)
+        kth = top.min(axis=1)
+        # rows whose k-th best ties nothing outside the k (the usual case) are ordered here at
+        # once; the others, and rows with uncovered items, one at a time below
+        clean = np.isfinite(kth) & ((score >= kth[:, None]).sum(axis=1) == kk)
+        uncovered = (model_indices[chunk.first:chunk.first + size, :k] >= neighbours.n_items
+                     ).any(axis=1)  # fmt: skip
+        fast = np.flatnonzero(clean & ~uncovered)
+        if len(fast):
+            picked, model = part[fast], np.take_along_axis(chunk.model[fast], part[fast], 1)
+            order = np.lexsort((picked, -model, -top[fast]), axis=1)
+            items = np.take_along_axis(picked, order, 1)
+            users = chunk.first + fast
+            out[users, :kk] = items
+            out_scores[users, :kk] = np.take_along_axis(top[fast], order, 1)
+            by_neighbours[users, :kk] = out_scores[users, :kk] > 2 * weights[0] * \
+                np.take_along_axis(model, order, 1)  # fmt: skip
+        for row in np.flatnonzero(~(clean & ~uncovered)).tolist():
             user = chunk.first + row
             shown = np.flatnonzero(np.isfinite(score[row]))
             if len(shown) > k:  # everything tied with the k-th best stays for the tie-break
-                kth = -np.partition(-score[row, shown], k - 1)[k - 1]
-                shown = shown[score[row, shown] >= kth]
+                kth_row = -np.partition(-score[row, shown], k - 1)[k - 1]
+                shown = shown[score[row, shown] >= kth_row]
             order = shown[np.lexsort((shown, -chunk.model[row, shown], -score[row, shown]))[:k]]
             items, scores = order.tolist(), score[row, order].tolist()
+            mostly = (score[row, order] > 2 * weights[0] * chunk.model[row, order]).tolist()
             for rank, item in _uncovered(model_indices[user], known[user], neighbours.n_items, k):
                 items.insert(rank, item)
                 scores.insert(rank, scores[rank] if rank < len(scores) else
                               (scores[-1] if scores else 0.0))  # fmt: skip
+                mostly.insert(rank, False)
             out[user, :min(k, len(items))] = items[:k]
             out_scores[user, :min(k, len(items))] = scores[:k]
-    return out, out_scores
+            by_neighbours[user, :min(k, len(items))] = mostly[:k]
+    return Fused(out, out_scores, by_neighbours, best)
+
+
+class Fused(NamedTuple):
+    """Each user's fused list: (B, k) item indices (-1 padded) and scores, best first; whether
+    the neighbours weigh more than the model in each slot's score (what explains it:
+    :func:`explain`); and (2, B) the users' best co-visit and rule sums, their scores' scale."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    by_neighbours: np.ndarray
+    best: np.ndarray
+
+
+def explain(
+    neighbours: Neighbours, fused: Fused, known: Sequence[Sequence[int]],
+    weights: tuple[float, float], n_explain: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of each user's recent items brought the slots of ``fused`` the neighbours put
+    there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c``, and the newest one
+    also ``w_rules rule(j, i) / max r``. (B, k, n_explain) recent item indices (-1: none) and
+    contributions, best first (ties: the lower index). The whole batch in a few array
+    operations, over the rows of the slots' items only."""
+    indices, wanted = fused.indices, fused.by_neighbours
+    batch, k = indices.shape
+    n = neighbours.n_items
+    because = np.full((batch, k, n_explain), -1, dtype=np.int64)
+    contributions = np.zeros((batch, k, n_explain), dtype=np.float32)
+    users = np.flatnonzero(wanted.any(axis=1))
+    windows = [[i for i in known[b][-WINDOW:] if i < n] for b in users.tolist()]
+    slot_user, slot = np.nonzero(wanted)
+    slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
+    owner = np.repeat(users, [len(w) for w in windows])
+    sources = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
+    newest = np.array([w[-1] for w in windows if w], dtype=np.int64)
+    parts = [_brought(neighbours.covisits, owner, sources, None, weights[0], fused.best[0],
+                      slot_keys, n),
+             _brought(neighbours.rules, users[[bool(w) for w in windows]], newest, RULES_SHOWN,
+                      weights[1], fused.best[1], slot_keys, n)]  # fmt: skip
+    owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
+    if n_explain == 0 or not len(owner):
+        return because, contributions
+    order = np.argsort(slot_user * n + indices[slot_user, slot])
+    at = np.searchsorted(slot_keys, owner * n + target)  # every one is there: _brought kept it
+    keys, inverse = np.unique(order[at] * n + source, return_inverse=True)
+    summed = np.bincount(inverse, value, len(keys))
+    which, recent = np.divmod(keys, n)  # which wanted slot, which recent item
+    ranked = np.lexsort((recent, -summed, which))
+    which, recent, summed = which[ranked], recent[ranked], summed[ranked]
+    place = np.arange(len(which)) - np.searchsorted(which, which)
+    kept = place < n_explain
+    rows, cols = slot_user[which[kept]], slot[which[kept]]
+    because[rows, cols, place[kept]] = recent[kept]
+    contributions[rows, cols, place[kept]] = summed[kept]
+    return because, contributions
+
+
+def _brought(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
+             weight: float, best: np.ndarray, slot_keys: np.ndarray,
+             n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """(owner, source, target, weight x score over the owner's ``best``) of the ``sources``'
+    rows (``most``: each one's first), each source its ``owner``'s, where ``owner * n +
+    target`` is one of the sorted ``slot_keys``."""
+    if weight <= 0:
+        owner, sources = owner[:0], sources[:0]
+    starts = matrix.indptr[sources]
+    lengths = matrix.indptr[sources + 1] - starts
+    if most is not None:
+        lengths = np.minimum(lengths, most)
+    at = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths)
+    owner, source = np.repeat(owner, lengths), np.repeat(sources, lengths)
+    target = matrix.targets[at].astype(np.int64)
+    keys = owner * n + target
+    found = np.searchsorted(slot_keys, keys).clip(0, max(0, len(slot_keys) - 1))
+    mine = (slot_keys[found] == keys) if len(slot_keys) else np.zeros(len(keys), dtype=bool)
+    owner, source, target, at = owner[mine], source[mine], target[mine], at[mine]
+    return owner, source, target, weight * matrix.weights[at] / np.where(
+        best[owner] > 0, best[owner], 1.0)
 
 
 def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,

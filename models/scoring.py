@@ -24,7 +24,8 @@ from core.codebook import ItemCodebook
 from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
-from models.neighbours import NEIGHBOUR_POOL, Neighbours, fuse
+from models.neighbours import NEIGHBOUR_POOL, WINDOW, Fused, Neighbours, fuse
+from models.neighbours import explain as explain_neighbours
 from models.retrieval import ExactIndex, Index
 
 
@@ -159,16 +160,34 @@ class Recommender:
                     min(end, head))  # fmt: skip
                 scores = torch.cat([ranked[0], scores[:, head:end]], dim=1)
                 indices = torch.cat([ranked[1], indices[:, head:end]], dim=1)
+            fused = None
             if neighbours is not None:
-                fused, fused_scores = fuse(neighbours, indices.numpy(), known, k, (1.0, *fusion))
-                indices, scores = torch.from_numpy(fused), torch.from_numpy(fused_scores)
+                fused = fuse(neighbours, indices.numpy(), known, k, (1.0, *fusion))
+                indices, scores = torch.from_numpy(fused.indices), torch.from_numpy(fused.scores)
             indices, scores = indices[:, :k], scores[:, :k]
             if recent_weights is not None and blend.explain:
                 because, contributions = self.explain(indices, recent, recent_weights)
+                if fused is not None and fused.by_neighbours.any():
+                    because, contributions = self._explained_by_neighbours(
+                        fused, known, fusion, because, contributions)
             else:
                 because = np.full((*indices.shape, 0), -1, dtype=np.int64)
                 contributions = np.zeros(because.shape, dtype=np.float32)
         return ScoredBatch(self.item_ids, indices.numpy(), scores.numpy(), because, contributions)
+
+    def _explained_by_neighbours(self, fused: Fused, known: Sequence[Sequence[int]],
+                                 fusion: tuple[float, float], because: np.ndarray,
+                                 contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The slots the neighbours put there (more than the model did) explained by the recent
+        items whose co-visits or rules brought them (models/neighbours.py ``explain``)."""
+        width = max(because.shape[2], min(self.blend.explain, WINDOW))
+        pad = width - because.shape[2]
+        because = np.pad(because, ((0, 0), (0, 0), (0, pad)), constant_values=-1)
+        contributions = np.pad(contributions, ((0, 0), (0, 0), (0, pad)))
+        found, values = explain_neighbours(self.neighbours, fused, known, fusion, width)
+        mask = fused.by_neighbours
+        because[mask], contributions[mask] = found[mask], values[mask]
+        return because, contributions
 
     def explain(
         self,

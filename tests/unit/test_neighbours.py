@@ -13,7 +13,7 @@ from models.blend import Blend
 from models.data import Interactions
 from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
-from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, fuse
+from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, features, fuse
 from models.sequential_rules import SequentialRules
 
 
@@ -68,14 +68,14 @@ def test_fused_list_is_the_models_until_a_neighbour_outranks_it():
                        [np.arange(2)] * 3, 8)  # fmt: skip
     model = np.array([[1, 2, 3, -1], [1, 2, 3, 4]])
     known = [[0], []]
-    same, _ = fuse(neighbours, model, known, 3, (1.0, 0.0, 0.0))
+    same = fuse(neighbours, model, known, 3, (1.0, 0.0, 0.0)).indices
     assert same.tolist() == [[1, 2, 3], [1, 2, 3]]
-    fused, scores = fuse(neighbours, model, known, 3, (1.0, 1.0, 1.0))
+    fused, scores, *_ = fuse(neighbours, model, known, 3, (1.0, 1.0, 1.0))
     # 5 followed 0 twice (co-visit 1 + rule 1), 6 once (0.5 + 0.5) and ties with the model's
     # first (1): the tie goes to the model's; a user without history gets the model's list
     assert fused[0].tolist() == [5, 1, 6]
     assert fused[1].tolist() == [1, 2, 3] and (np.diff(scores, axis=1) <= 0).all()
-    never_known, _ = fuse(neighbours, np.array([[0, 5, 1, 2]]), [[0, 5]], 4, (1.0, 1.0, 1.0))
+    never_known = fuse(neighbours, np.array([[0, 5, 1, 2]]), [[0, 5]], 4, (1.0, 1.0, 1.0))[0]
     assert not {0, 5} & set(never_known[0].tolist())
 
 
@@ -166,8 +166,8 @@ def test_the_fits_ranks_are_the_fused_lists_ranks():
     from models.fusion_fit import _model_lists
     users, positions = zip(*held)
     model = _model_lists(*vectors, data, InterestConfig(), users, positions, known)
-    lists, _ = fuse(neighbours, model, known, 10,
-                    (1.0, fitted["covisit_weight"], fitted["rules_weight"]))  # fmt: skip
+    lists = fuse(neighbours, model, known, 10,
+                 (1.0, fitted["covisit_weight"], fitted["rules_weight"])).indices  # fmt: skip
     targets = np.array([data.items[u][p] for u, p in held])
     hit = lists == targets[:, None]
     ndcg = np.where(hit.any(1), 1.0 / np.log2(hit.argmax(1) + 2), 0.0).mean()
@@ -179,7 +179,37 @@ def test_an_item_added_after_the_version_keeps_the_models_rank():
     # items 8 and 9 came after the version (learned online, or from content): no counts
     neighbours = build([np.array([0, 5])] * 3, [np.arange(2)] * 3, 8)
     model = np.array([[1, 9, 2, 3, 8]])
-    fused, scores = fuse(neighbours, model, [[0]], 4, (1.0, 4.0, 4.0))
+    fused, scores, *_ = fuse(neighbours, model, [[0]], 4, (1.0, 4.0, 4.0))
     assert fused[0].tolist() == [5, 9, 1, 2]  # 5 outranks the model's first; 9 stays second
     assert (np.diff(scores[0]) <= 0).all()
     assert fuse(neighbours, model, [[0, 9]], 4, (1.0, 4.0, 4.0))[0][0].tolist() == [5, 1, 2, 3]
+
+
+def test_an_item_the_neighbours_brought_is_explained_by_the_recent_item_behind_it(tmp_path):
+    # 5 followed 0 three times; the user saw 3 then 0: 5 comes from 0's rule and co-visits
+    path = saved_artifact(tmp_path, build([np.array([0, 5])] * 3, [np.arange(2)] * 3, 8))
+    interest = np.array([[0.0, 1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]], np.float32)
+    on = load_recommender(path, Blend(sequence_weight=0.0, covisit_weight=1.0, rules_weight=1.0))
+    [out] = on.top_k(interest, [["i3", "i0"]], 2, recent_weights=[[1.0, 1.0]])
+    assert out.item_ids == ["i5", "i1"]
+    assert out.because[0] == [("i0", 2.0)]  # co-visit 1 + rule 1, each over the user's best
+    assert all(item != "i0" for item, _ in out.because[1])  # the model's pick: by vectors
+
+
+def test_fused_lists_equal_a_plain_sort_of_every_candidate_ties_included():
+    rng = np.random.default_rng(3)
+    items, times = random_streams(n_users=60, n_items=40, seed=3)
+    neighbours = build(items, times, 40, keep=5)  # few neighbours: many equal scores
+    model = np.stack([rng.permutation(40)[:12] for _ in range(30)])
+    model[::7, 10:] = -1
+    known = [rng.choice(40, size=int(rng.integers(0, 8)), replace=False).tolist()
+             for _ in range(30)]  # fmt: skip
+    weights = (1.0, 2.0, 1.0)
+    got = fuse(neighbours, model, known, 10, weights)
+    [chunk] = list(features(neighbours, model, known))
+    score = chunk.scores(weights)
+    for b in range(30):
+        candidates = [i for i in range(40) if np.isfinite(score[b, i])]
+        expected = sorted(candidates, key=lambda i: (-score[b, i], -chunk.model[b, i], i))[:10]
+        assert got.indices[b, :len(expected)].tolist() == expected
+        assert (got.indices[b, len(expected):] == -1).all()

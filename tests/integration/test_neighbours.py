@@ -1,0 +1,44 @@
+"""A worker fuses its artifact's item neighbours with the model's list, through a real broker."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from core.events import Event
+from core.generator import GeneratorConfig, generate
+from models.artifact import load_recommender
+from models.blend import Blend
+from models.train import TrainConfig, train
+from streams.tools.cluster import wait_until_ready
+from tests.helpers import consume, event_messages, produce
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_a_worker_recommends_what_followed_the_users_newest_item(settings, workers, tmp_path):
+    # generated users keep to topics (item i is in topic i % 10); 40 more each clicked i1 then
+    # i150, of another topic: a rule the model's vectors do not carry
+    events = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=20, seed=5))
+    end = max(e.ts for e in events)
+    planted = [Event(f"p{n}", item, "click", end + 1000 * n + step)
+               for n in range(40) for step, item in enumerate(("i1", "i150"))]  # fmt: skip
+    model = tmp_path / "model"
+    train([*events, *planted], settings.interest, settings.blend,
+          TrainConfig(model="mf", dim=16, epochs=3), model, show_progress=False)  # fmt: skip
+    alone = load_recommender(model, Blend(sequence_weight=0.0, covisit_weight=0.0,
+                                          rules_weight=0.0))  # fmt: skip
+    first = alone.top_k(alone.item_vector("i1")[None], [["i1"]], 1)[0].item_ids
+    assert first != ["i150"]  # the model alone would not show it first
+
+    settings = settings.model_copy(update={"model_path": model, "covisit_weight": 0.0,
+                                           "rules_weight": 8.0})  # fmt: skip
+    worker = workers(settings)
+    wait_until_ready(settings.web_port, timeout=90, process=worker)
+    produce(settings, event_messages([Event("newcomer", "i1", "click", end + 10**6)]))
+    [record] = consume(settings.bootstrap, settings.recs_topic, 1, timeout=60)
+    items = [i["item_id"] for i in orjson.loads(record.value)["items"]]
+    assert items[0] == "i150" and "i1" not in items
+    scores = [i["score"] for i in orjson.loads(record.value)["items"]]
+    assert np.all(np.diff(scores) <= 0)
