@@ -99,6 +99,12 @@ PRODUCT := --history-len 1000 --policy interest --policy neighbours --half-life 
 	--policy sources
 evaluate: evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce
 
+# The trainer's decay (its ranker's, its forgetting entry's, and what each version fits its
+# neighbours' weights under) is the one the rows at 2ev serve (docs/evaluation.md, "Item
+# neighbours in the workers").
+evaluate-ml-100k evaluate-ml-1m evaluate-yoochoose evaluate-diginetica evaluate-taobao: \
+	export STREAMREC_HALF_LIFE_EVENTS = 2
+
 evaluate-ml-100k: install
 	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-100k/u.data $(UPDATES) \
 		--history-len 1000 $(HALF_LIVES) --through-kafka 10000 --out $(PREQ)/ml-100k

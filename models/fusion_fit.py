@@ -59,8 +59,9 @@ def version_neighbours(
 
 def item_vectors(model: SequenceModel, item_ids: Sequence[str],
                  catalog: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``model``'s (N, D) vectors and (N,) biases, its catalog ``item_ids``, over ``catalog``
-    (zero for an item it lacks)."""
+    """``model``'s (N, D) vectors and (N,) biases, its catalog ``item_ids``, over ``catalog``: an
+    item it lacks has a zero vector and bias -inf, so the model's list never holds it (a worker
+    without online item learning does not serve it either)."""
     with torch.inference_mode():
         vectors = model.item_embeddings().detach().float().numpy()
         bias = model.item_biases().detach().float().numpy()
@@ -68,7 +69,7 @@ def item_vectors(model: SequenceModel, item_ids: Sequence[str],
     rows = np.array([row.get(item, -1) for item in catalog], dtype=np.int64)
     found = rows >= 0
     out_vectors = np.zeros((len(catalog), vectors.shape[1]), np.float32)
-    out_bias = np.zeros(len(catalog), np.float32)
+    out_bias = np.full(len(catalog), -np.inf, np.float32)  # never in the model's list
     out_vectors[found], out_bias[found] = vectors[rows[found]], bias[rows[found]]
     return out_vectors, out_bias
 
@@ -116,12 +117,12 @@ def _ndcg_sum(chunk: Features, weights: tuple[float, float, float], rows: np.nda
               target: np.ndarray) -> float:
     """The chunk's summed NDCG@K of ``target`` (per row) in :func:`models.neighbours.fuse`'s
     order: ahead of it, the better scores, then equal scores higher in the model's list, then
-    equal ones of both with a lower index."""
+    equal ones outside it with a lower index."""
     score = chunk.scores(weights)
-    mine, my_model = score[rows, target][:, None], chunk.model[rows, target][:, None]
+    mine, my_rank = score[rows, target][:, None], chunk.rank[rows, target][:, None]
     items = np.arange(score.shape[1])[None, :]
-    ahead = (score > mine) | ((score == mine) & ((chunk.model > my_model) | (
-        (chunk.model == my_model) & (items < target[:, None]))))
+    ahead = (score > mine) | ((score == mine) & ((chunk.rank < my_rank) | (
+        (chunk.rank == my_rank) & (items < target[:, None]))))
     rank = ahead.sum(axis=1)
     shown = np.isfinite(mine[:, 0]) & (rank < K)
     return float((1.0 / np.log2(rank[shown] + 2)).sum())

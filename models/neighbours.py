@@ -89,7 +89,7 @@ def build(
     when = np.concatenate(list(times)) if len(times) else np.zeros(0, np.int64)
     user = np.repeat(np.arange(len(items)), lengths)
     newest = np.zeros(len(flat), dtype=bool)
-    if len(flat):
+    if len(flat) and events > 0:
         order = np.argsort(when, kind="stable")
         newest[order[-events:]] = True
     covisit_keys, covisit_weights, rule_keys, rule_weights = [], [], [], []
@@ -125,12 +125,14 @@ def _strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: 
 class Features:
     """A chunk of users' candidate features over the whole catalog, (C, n) each: the model's
     ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
-    its list: a longer list, asked for an exploration pool, starts the same), the co-visit and
-    rule scores over the user's best (those bests, (C,) each, kept), and which items may be
-    shown (a candidate of some source, not a recent item, and one the neighbours cover)."""
+    its list: a longer list, asked for an exploration pool, starts the same) and its rank (inf:
+    not in it; what breaks ties), the co-visit and rule scores over the user's best (those
+    bests, (C,) each, kept), and which items may be shown (not a recent item, and one the
+    neighbours cover): a candidate of the model's list or of a source that weighs."""
 
     first: int  # the chunk's first user
     model: np.ndarray
+    rank: np.ndarray
     covisit: np.ndarray
     rules: np.ndarray
     allowed: np.ndarray
@@ -139,7 +141,12 @@ class Features:
     def scores(self, weights: tuple[float, float, float]) -> np.ndarray:
         w_model, w_covisit, w_rules = weights
         score = w_model * self.model + w_covisit * self.covisit + w_rules * self.rules
-        return np.where(self.allowed, score, -np.inf)
+        candidate = np.isfinite(self.rank)
+        if w_covisit > 0:
+            candidate |= self.covisit > 0
+        if w_rules > 0:
+            candidate |= self.rules > 0
+        return np.where(self.allowed & candidate, score, -np.inf)
 
 
 def features(
@@ -158,10 +165,10 @@ def features(
         rows = range(first, min(batch, first + step))
         size = len(rows)
         model = np.zeros((size, n))
-        listed = np.zeros((size, n), dtype=bool)
+        rank = np.full((size, n), np.inf)
         r, c = np.nonzero(model_indices[first:first + size] >= 0)
         model[r, model_indices[first + r, c]] = np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL
-        listed[r, model_indices[first + r, c]] = True
+        rank[r, model_indices[first + r, c]] = c
         windows = [[i for i in known[b][-WINDOW:] if i < neighbours.n_items] for b in rows]
         owner = np.repeat(np.arange(size), [len(w) for w in windows])
         recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
@@ -169,12 +176,12 @@ def features(
         last = np.array([w[-1] for w in windows if w], dtype=np.int64)
         covisit, covisit_best = _dense(neighbours.covisits, owner, recent, None, size, n)
         rules, rules_best = _dense(neighbours.rules, has, last, RULES_SHOWN, size, n)
-        allowed = listed | (covisit > 0) | (rules > 0)
+        allowed = np.ones((size, n), dtype=bool)
         allowed[:, neighbours.n_items:] = False  # placed by fuse at the model's rank
         seen = [(b, i) for b, user in enumerate(rows) for i in known[user]]
         if seen:
             allowed[tuple(np.array(seen).T)] = False
-        yield Features(first, model, covisit, rules, allowed, (covisit_best, rules_best))
+        yield Features(first, model, rank, covisit, rules, allowed, (covisit_best, rules_best))
 
 
 def _dense(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
@@ -225,13 +232,15 @@ def fuse(
                      ).any(axis=1)  # fmt: skip
         fast = np.flatnonzero(clean & ~uncovered)
         if len(fast):
-            picked, model = part[fast], np.take_along_axis(chunk.model[fast], part[fast], 1)
-            order = np.lexsort((picked, -model, -top[fast]), axis=1)
-            items = np.take_along_axis(picked, order, 1)
+            picked = part[fast]
+            model = np.take_along_axis(chunk.model[fast], picked, 1)
+            ranks = np.take_along_axis(chunk.rank[fast], picked, 1)
+            order = np.lexsort((picked, ranks, -top[fast]), axis=1)
             users = chunk.first + fast
-            out[users, :kk] = items
-            out_scores[users, :kk] = np.take_along_axis(top[fast], order, 1)
-            by_neighbours[users, :kk] = out_scores[users, :kk] > 2 * weights[0] * \
+            ordered = np.take_along_axis(top[fast], order, 1)
+            out[users, :kk] = np.take_along_axis(picked, order, 1)
+            out_scores[users, :kk] = ordered
+            by_neighbours[users, :kk] = ordered > 2 * weights[0] * \
                 np.take_along_axis(model, order, 1)  # fmt: skip
         for row in np.flatnonzero(~(clean & ~uncovered)).tolist():
             user = chunk.first + row
@@ -239,7 +248,7 @@ def fuse(
             if len(shown) > k:  # everything tied with the k-th best stays for the tie-break
                 kth_row = -np.partition(-score[row, shown], k - 1)[k - 1]
                 shown = shown[score[row, shown] >= kth_row]
-            order = shown[np.lexsort((shown, -chunk.model[row, shown], -score[row, shown]))[:k]]
+            order = shown[np.lexsort((shown, chunk.rank[row, shown], -score[row, shown]))[:k]]
             items, scores = order.tolist(), score[row, order].tolist()
             mostly = (score[row, order] > 2 * weights[0] * chunk.model[row, order]).tolist()
             for rank, item in _uncovered(model_indices[user], known[user], neighbours.n_items, k):

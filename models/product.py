@@ -281,7 +281,8 @@ def trainer(
         if warm_start and last:
             if len(events) <= last:
                 raise ValueError(f"versions out of order: {len(events)} events after {last}")
-            update(version_dir(workdir, last), events, interest, config, out)
+            new = sum(interest.weight(e) > 0 for e in events[last:])
+            update(version_dir(workdir, last), events, interest, config, out, new_positives=new)
         else:
             train(events, interest, blend, config, out, show_progress=show_progress,
                   catalog=catalog, encoder=encoder)  # fmt: skip

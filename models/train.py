@@ -219,6 +219,7 @@ def update(
     interest: InterestConfig,
     config: TrainConfig,
     out: Path,
+    new_positives: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A new version continuing from the artifact at ``previous``: its weights carried over
     (item rows matched by item id, new items initialised fresh), then ``config.update_passes``
@@ -226,8 +227,11 @@ def update(
     far, for their users' context), with ``config.replay_examples`` older examples drawn at
     random among them so the update does not forget. No early stopping and no ranker: an update is seconds where
     a retrain is minutes, so versions can follow the stream. The parent's content vectors, if
-    it has them, are projected into the new version's space (no text is encoded again). Save to
-    ``out``, return (version, metrics)."""
+    it has them, are projected into the new version's space (no text is encoded again). Its
+    item neighbours' weights are fitted on the newest ``new_positives`` positives, the events
+    since ``previous`` (default: the positives beyond the count ``previous`` was trained on,
+    right when ``events`` is the whole log), scored with ``previous``. Save to ``out``, return
+    (version, metrics)."""
     old, old_ids, old_config = load_model(previous)
     if config.model != old.kind:
         raise ValueError(f"cannot update a {old.kind} artifact as {config.model!r}")
@@ -266,7 +270,8 @@ def update(
         with torch.inference_mode():
             vectors = model.item_embeddings().detach().float().numpy()
         content = fitted(parent.item_ids, parent.content, data.item_ids, vectors, parent.encoder)
-    new = len(data) - int(read_metrics(previous).get("n_interactions", len(data)))
+    new = new_positives if new_positives is not None else \
+        len(data) - int(read_metrics(previous).get("n_interactions", len(data)))  # fmt: skip
     neighbours, config_out = version_neighbours(
         item_vectors(old, old_ids, data.item_ids), data, newest(data, min(new, HELD_OUT)),
         interest, config.neighbours, config.neighbour_events, config_out, metrics,

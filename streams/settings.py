@@ -81,7 +81,7 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
     explain: int = Field(3, ge=0, le=20, description="Recent items explaining each item (0 = off)")
     covisit_weight: float | None = Field(
         None, ge=0, description="Weight of the artifact's co-visits (items seen near the user's "
-        "last 20 in other users' streams) fused with the model's list, its rank weighing 1; "
+        "last 20 in users' streams) fused with the model's list, its rank weighing 1; "
         "unset: the weight the artifact was fitted with; 0 = off",
     )
     rules_weight: float | None = Field(

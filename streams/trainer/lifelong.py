@@ -116,7 +116,7 @@ class Trainer:
                             update_passes=self.config.passes)  # fmt: skip
         try:
             version, metrics = update(self.current, self.buffer.events(), self.settings.interest,
-                                      train, staging)  # fmt: skip
+                                      train, staging, new_positives=self.new_positives)  # fmt: skip
         except ValueError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             # try again after as many new events (or every_s), not at every poll

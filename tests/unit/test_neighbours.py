@@ -210,6 +210,16 @@ def test_fused_lists_equal_a_plain_sort_of_every_candidate_ties_included():
     score = chunk.scores(weights)
     for b in range(30):
         candidates = [i for i in range(40) if np.isfinite(score[b, i])]
-        expected = sorted(candidates, key=lambda i: (-score[b, i], -chunk.model[b, i], i))[:10]
+        expected = sorted(candidates, key=lambda i: (-score[b, i], chunk.rank[b, i], i))[:10]
         assert got.indices[b, :len(expected)].tolist() == expected
         assert (got.indices[b, len(expected):] == -1).all()
+
+
+def test_a_list_longer_than_the_pool_keeps_the_models_order_and_no_weightless_source():
+    # an exploration pool asks for more than the 50 the ranks weigh: past them the model's
+    # order still holds, and a source weighing 0 brings nothing in
+    neighbours = build([np.array([0, 1])] * 3, [np.arange(2)] * 3, 200)
+    model = np.arange(100, 160)[None, :]
+    got = fuse(neighbours, model, [[0]], 60, (1.0, 0.0, 0.0)).indices
+    assert got[0].tolist() == list(range(100, 160))
+    assert fuse(neighbours, model, [[0]], 60, (1.0, 2.0, 0.0)).indices[0, 0] == 1
