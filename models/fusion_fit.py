@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -102,10 +102,9 @@ def fit_fusion(
     grid = list(itertools.product(GRID, GRID))
     hits = np.zeros(len(grid))  # summed NDCG@K of the held-out events, per pair of weights
     for chunk in features(neighbours, model, known):
-        rows = np.arange(len(chunk.model))
-        target = targets[chunk.first:chunk.first + len(rows)]
+        candidates = Candidates.of(chunk, targets[chunk.first:chunk.first + len(chunk.model)])
         for n, (w_covisit, w_rules) in enumerate(grid):
-            hits[n] += _ndcg_sum(chunk, (1.0, w_covisit, w_rules), rows, target)
+            hits[n] += candidates.ndcg_sum((1.0, w_covisit, w_rules))
     scores = dict(zip(grid, hits / len(held)))
     best = max(scores, key=lambda w: (scores[w], -w[0] - w[1]))  # ties: the lighter fusion
     return {"covisit_weight": best[0], "rules_weight": best[1], "held_out": len(held),
@@ -113,19 +112,47 @@ def fit_fusion(
             "model_ndcg@10": round(float(scores[0.0, 0.0]), 6)}
 
 
-def _ndcg_sum(chunk: Features, weights: tuple[float, float, float], rows: np.ndarray,
-              target: np.ndarray) -> float:
-    """The chunk's summed NDCG@K of ``target`` (per row) in :func:`models.neighbours.fuse`'s
-    order: ahead of it, the better scores, then equal scores higher in the model's list, then
-    equal ones outside it with a lower index."""
-    score = chunk.scores(weights)
-    mine, my_rank = score[rows, target][:, None], chunk.rank[rows, target][:, None]
-    items = np.arange(score.shape[1])[None, :]
-    ahead = (score > mine) | ((score == mine) & ((chunk.rank < my_rank) | (
-        (chunk.rank == my_rank) & (items < target[:, None]))))
-    rank = ahead.sum(axis=1)
-    shown = np.isfinite(mine[:, 0]) & (rank < K)
-    return float((1.0 / np.log2(rank[shown] + 2)).sum())
+class Candidates(NamedTuple):
+    """A chunk's candidates of any source as flat entries (row, item and its features), and
+    each row's held-out target's: the grid is ranked over these alone, not the catalog."""
+
+    row: np.ndarray
+    item: np.ndarray
+    values: np.ndarray  # (E, 4): model, rank, co-visit, rules
+    target: np.ndarray  # (C,) item
+    mine: np.ndarray  # (C, 4) its features
+    allowed: np.ndarray  # (C,) may be shown at all (not a recent item, covered)
+
+    @classmethod
+    def of(cls, chunk: Features, target: np.ndarray) -> Candidates:
+        rows = np.arange(len(target))
+        stacked = (chunk.model, chunk.rank, chunk.covisit, chunk.rules)
+        some = chunk.allowed & (np.isfinite(chunk.rank) | (chunk.covisit > 0) | (chunk.rules > 0))
+        row, item = np.nonzero(some)
+        return cls(row, item, np.stack([a[row, item] for a in stacked], axis=1), target,
+                   np.stack([a[rows, target] for a in stacked], axis=1),
+                   chunk.allowed[rows, target])  # fmt: skip
+
+    def ndcg_sum(self, weights: tuple[float, float, float]) -> float:
+        """The summed NDCG@K of the targets in :func:`models.neighbours.fuse`'s order: ahead
+        of a target, the better scores, then equal scores higher in the model's list, then
+        equal ones outside it with a lower index."""
+        def scored(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+            model, rank, covisit, rules = values.T
+            score = weights[0] * model + weights[1] * covisit + weights[2] * rules
+            candidate = np.isfinite(rank) | ((weights[1] > 0) & (covisit > 0)) | (
+                (weights[2] > 0) & (rules > 0))
+            return np.where(allowed & candidate, score, -np.inf)
+
+        score = scored(self.values, True)
+        mine = scored(self.mine, self.allowed)
+        my_rank, my_item = self.mine[self.row, 1], self.target[self.row]
+        ahead = np.isfinite(score) & ((score > mine[self.row]) | ((score == mine[self.row]) & (
+            (self.values[:, 1] < my_rank) | ((self.values[:, 1] == my_rank)
+                                              & (self.item < my_item)))))  # fmt: skip
+        rank = np.bincount(self.row[ahead], minlength=len(mine))
+        shown = np.isfinite(mine) & (rank < K)
+        return float((1.0 / np.log2(rank[shown] + 2)).sum())
 
 
 def newest(data: Interactions, events: int) -> list[tuple[int, int]]:

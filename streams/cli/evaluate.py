@@ -49,9 +49,8 @@ POLICIES = {
     "content-knn": "items whose text is most like the user's last 5, by --catalog's content "
     "vectors alone (an announced item is a candidate before its first event); only when named",
     "interest": "the product's decayed interest vector alone, at each --half-life",
-    "neighbours": "the interest vector alone fused with each version's co-visits and sequential "
-    "rules, by the workers' code (STREAMREC_COVISIT_WEIGHT, STREAMREC_RULES_WEIGHT; unset: each "
-    "version's fitted weights)",
+    "neighbours": "the interest vector fused with each version's co-visits and sequential rules "
+    "at its fitted weights, by the workers' code",
     "product": "the product: interest vector + --model's encoder and ranker, fused with the "
     "neighbours",
     "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
