@@ -28,7 +28,7 @@ import torch
 from core.interest import InterestConfig
 from models.base import SequenceModel
 from models.data import Interactions
-from models.neighbours import NEIGHBOUR_POOL, Features, Neighbours, build, features
+from models.neighbours import NEIGHBOUR_POOL, Candidates, Neighbours, build, candidates
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 K = 10
@@ -101,10 +101,9 @@ def fit_fusion(
     model = _model_lists(vectors, bias, data, interest, users, positions, known)
     grid = list(itertools.product(GRID, GRID))
     hits = np.zeros(len(grid))  # summed NDCG@K of the held-out events, per pair of weights
-    for chunk in features(neighbours, model, known):
-        candidates = Candidates.of(chunk, targets[chunk.first:chunk.first + len(chunk.model)])
-        for n, (w_covisit, w_rules) in enumerate(grid):
-            hits[n] += candidates.ndcg_sum((1.0, w_covisit, w_rules))
+    ranked = Ranked.of(candidates(neighbours, model, known), targets, neighbours.n_items)
+    for n, (w_covisit, w_rules) in enumerate(grid):
+        hits[n] += ranked.ndcg_sum((1.0, w_covisit, w_rules))
     scores = dict(zip(grid, hits / len(held)))
     best = max(scores, key=lambda w: (scores[w], -w[0] - w[1]))  # ties: the lighter fusion
     return {"covisit_weight": best[0], "rules_weight": best[1], "held_out": len(held),
@@ -112,45 +111,38 @@ def fit_fusion(
             "model_ndcg@10": round(float(scores[0.0, 0.0]), 6)}
 
 
-class Candidates(NamedTuple):
-    """A chunk's candidates of any source as flat entries (row, item and its features), and
-    each row's held-out target's: the grid is ranked over these alone, not the catalog."""
+class Ranked(NamedTuple):
+    """The held-out events' candidates (models/neighbours.py :class:`Candidates`) and where
+    each row's target is among them (-1: not a candidate of any source, or a recent item)."""
 
-    row: np.ndarray
-    item: np.ndarray
-    values: np.ndarray  # (E, 4): model, rank, co-visit, rules
-    target: np.ndarray  # (C,) item
-    mine: np.ndarray  # (C, 4) its features
-    allowed: np.ndarray  # (C,) may be shown at all (not a recent item, covered)
+    found: Candidates
+    target: np.ndarray  # (E_held,) item
+    at: np.ndarray  # (E_held,) its entry, or -1
 
     @classmethod
-    def of(cls, chunk: Features, target: np.ndarray) -> Candidates:
-        rows = np.arange(len(target))
-        stacked = (chunk.model, chunk.rank, chunk.covisit, chunk.rules)
-        some = chunk.allowed & (np.isfinite(chunk.rank) | (chunk.covisit > 0) | (chunk.rules > 0))
-        row, item = np.nonzero(some)
-        return cls(row, item, np.stack([a[row, item] for a in stacked], axis=1), target,
-                   np.stack([a[rows, target] for a in stacked], axis=1),
-                   chunk.allowed[rows, target])  # fmt: skip
+    def of(cls, found: Candidates, target: np.ndarray, n: int) -> Ranked:
+        keys = found.row * n + found.item  # sorted: candidates come by user then item
+        wanted = np.arange(len(target)) * n + target
+        at = np.searchsorted(keys, wanted).clip(0, max(0, len(keys) - 1))
+        hit = (keys[at] == wanted) if len(keys) else np.zeros(len(target), dtype=bool)
+        return cls(found, target, np.where(hit, at, -1))
 
     def ndcg_sum(self, weights: tuple[float, float, float]) -> float:
         """The summed NDCG@K of the targets in :func:`models.neighbours.fuse`'s order: ahead
         of a target, the better scores, then equal scores higher in the model's list, then
         equal ones outside it with a lower index."""
-        def scored(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-            model, rank, covisit, rules = values.T
-            score = weights[0] * model + weights[1] * covisit + weights[2] * rules
-            candidate = np.isfinite(rank) | ((weights[1] > 0) & (covisit > 0)) | (
-                (weights[2] > 0) & (rules > 0))
-            return np.where(allowed & candidate, score, -np.inf)
-
-        score = scored(self.values, True)
-        mine = scored(self.mine, self.allowed)
-        my_rank, my_item = self.mine[self.row, 1], self.target[self.row]
-        ahead = np.isfinite(score) & ((score > mine[self.row]) | ((score == mine[self.row]) & (
-            (self.values[:, 1] < my_rank) | ((self.values[:, 1] == my_rank)
-                                              & (self.item < my_item)))))  # fmt: skip
-        rank = np.bincount(self.row[ahead], minlength=len(mine))
+        found = self.found
+        score = found.scores(weights)
+        present = self.at >= 0
+        mine = np.full(len(self.target), -np.inf)
+        mine[present] = score[self.at[present]]
+        my_rank = np.full(len(self.target), np.inf)
+        my_rank[present] = found.rank[self.at[present]]
+        row = found.row
+        ahead = np.isfinite(score) & ((score > mine[row]) | ((score == mine[row]) & (
+            (found.rank < my_rank[row]) | ((found.rank == my_rank[row])
+                                           & (found.item < self.target[row])))))  # fmt: skip
+        rank = np.bincount(row[ahead], minlength=len(mine))
         shown = np.isfinite(mine) & (rank < K)
         return float((1.0 / np.log2(rank[shown] + 2)).sum())
 

@@ -121,24 +121,25 @@ def _strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: 
     return Rows(indptr, target.astype(np.int32), summed.astype(np.float32))
 
 
-@dataclass(frozen=True)
-class Features:
-    """A chunk of users' candidate features over the whole catalog, (C, n) each: the model's
+class Candidates(NamedTuple):
+    """Every user's candidates as flat entries, by user then item: the model's feature
     ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
     its list: a longer list, asked for an exploration pool, starts the same) and its rank (inf:
-    not in it; what breaks ties), the co-visit and rule scores over the user's best (those
-    bests, (C,) each, kept), and which items may be shown (not a recent item, and one the
-    neighbours cover): a candidate of the model's list or of a source that weighs."""
+    not in its list; what breaks ties), the co-visit and rule scores over the user's best, and
+    (2, B) those bests. No recent item of the user's and no item the neighbours do not cover
+    is an entry. Flat, so a batch costs its candidates, whatever the catalog's size."""
 
-    first: int  # the chunk's first user
+    row: np.ndarray
+    item: np.ndarray
     model: np.ndarray
     rank: np.ndarray
     covisit: np.ndarray
     rules: np.ndarray
-    allowed: np.ndarray
-    best: tuple[np.ndarray, np.ndarray]  # the users' best co-visit and rule sums
+    best: np.ndarray
 
     def scores(self, weights: tuple[float, float, float]) -> np.ndarray:
+        """Each entry's fused score; -inf where it is no candidate at these weights (only a
+        source that weighs brings one)."""
         w_model, w_covisit, w_rules = weights
         score = w_model * self.model + w_covisit * self.covisit + w_rules * self.rules
         candidate = np.isfinite(self.rank)
@@ -146,58 +147,63 @@ class Features:
             candidate |= self.covisit > 0
         if w_rules > 0:
             candidate |= self.rules > 0
-        return np.where(self.allowed & candidate, score, -np.inf)
+        return np.where(candidate, score, -np.inf)
 
 
-def features(
-    neighbours: Neighbours, model_indices: np.ndarray, known: Sequence[Sequence[int]],
-    cells: int = 4_000_000,
-) -> Iterator[Features]:
-    """The candidates of each user (``model_indices`` (B, C), the model's list best first, -1:
-    none; ``known[b]`` user b's recent items, oldest first), in chunks of users whose arrays
-    hold at most about ``cells`` values: a dense row per user costs one pass over the catalog
-    and no sort, where the catalog is small beside the candidates a user's items bring."""
+def candidates(
+    neighbours: Neighbours, model_indices: np.ndarray, known: Sequence[Sequence[int]]
+) -> Candidates:
+    """The candidates of each user: ``model_indices`` (B, C) is the model's list, best first
+    (-1: none), ``known[b]`` user b's recent items, oldest first."""
     batch = model_indices.shape[0]
-    n = max(neighbours.n_items, int(model_indices.max(initial=-1)) + 1,
-            max((max(row) for row in known if row), default=-1) + 1)  # fmt: skip
-    step = max(1, cells // n)
-    for first in range(0, batch, step):
-        rows = range(first, min(batch, first + step))
-        size = len(rows)
-        model = np.zeros((size, n))
-        rank = np.full((size, n), np.inf)
-        r, c = np.nonzero(model_indices[first:first + size] >= 0)
-        model[r, model_indices[first + r, c]] = np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL
-        rank[r, model_indices[first + r, c]] = c
-        windows = [[i for i in known[b][-WINDOW:] if i < neighbours.n_items] for b in rows]
-        owner = np.repeat(np.arange(size), [len(w) for w in windows])
-        recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
-        has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
-        last = np.array([w[-1] for w in windows if w], dtype=np.int64)
-        covisit, covisit_best = _dense(neighbours.covisits, owner, recent, None, size, n)
-        rules, rules_best = _dense(neighbours.rules, has, last, RULES_SHOWN, size, n)
-        allowed = np.ones((size, n), dtype=bool)
-        allowed[:, neighbours.n_items:] = False  # placed by fuse at the model's rank
-        seen = [(b, i) for b, user in enumerate(rows) for i in known[user]]
-        if seen:
-            allowed[tuple(np.array(seen).T)] = False
-        yield Features(first, model, rank, covisit, rules, allowed, (covisit_best, rules_best))
+    n = neighbours.n_items
+    r, c = np.nonzero((model_indices >= 0) & (model_indices < n))
+    windows = [[i for i in history[-WINDOW:] if i < n] for history in known]
+    owner = np.repeat(np.arange(batch), [len(w) for w in windows])
+    recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
+    has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
+    last = np.array([w[-1] for w in windows if w], dtype=np.int64)
+    cov_row, cov_item, cov_weight = _expanded(neighbours.covisits, owner, recent, None)
+    rule_row, rule_item, rule_weight = _expanded(neighbours.rules, has, last, RULES_SHOWN)
+    sizes = (len(r), len(cov_row), len(rule_row))
+    rows = np.concatenate([r, cov_row, rule_row])
+    keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c], cov_item,
+                                                          rule_item]), return_inverse=True)
+    def summed(values: np.ndarray, part: int) -> np.ndarray:
+        weights = np.zeros(len(rows))
+        start = sum(sizes[:part])
+        weights[start:start + sizes[part]] = values
+        return np.bincount(inverse, weights, len(keys))
+
+    key_row, key_item = np.divmod(keys, n)
+    model = summed(np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL, 0)
+    rank = np.full(len(keys), np.inf)
+    np.minimum.at(rank, inverse[:sizes[0]], c.astype(np.float64))
+    best = np.zeros((2, batch))
+    scores = []
+    for part, values, source in ((1, cov_weight, 0), (2, rule_weight, 1)):
+        total = summed(values, part)
+        np.maximum.at(best[source], key_row, total)
+        scores.append(total / np.where(best[source] > 0, best[source], 1.0)[key_row])
+    seen = np.fromiter((b * n + i for b, history in enumerate(known) for i in history if i < n),
+                       np.int64)  # fmt: skip
+    kept = ~np.isin(keys, seen)
+    return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], scores[0][kept],
+                      scores[1][kept], best)  # fmt: skip
 
 
-def _dense(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
-           size: int, n: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(size, n): row b sums the targets' weights of the ``sources`` ``owner`` b has (``most``:
-    only each source's first), over its best; and (size,) those bests."""
+def _expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray,
+              most: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(owner, target, weight) of every entry of the ``sources``' rows (``most``: each row's
+    first), each source its ``owner``'s."""
     starts = matrix.indptr[sources]
     lengths = matrix.indptr[sources + 1] - starts
     if most is not None:
         lengths = np.minimum(lengths, most)
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    at = np.repeat(starts, lengths) + offsets
-    flat = np.repeat(owner, lengths) * n + matrix.targets[at]
-    dense = np.bincount(flat, matrix.weights[at], size * n).astype(np.float64).reshape(size, n)
-    best = dense.max(axis=1, keepdims=True)
-    return np.divide(dense, best, out=np.zeros_like(dense), where=best > 0), best[:, 0]
+    at = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths)
+    return (np.repeat(owner, lengths), matrix.targets[at].astype(np.int64),
+            matrix.weights[at].astype(np.float64))  # fmt: skip
 
 
 def fuse(
@@ -207,7 +213,7 @@ def fuse(
     k: int,
     weights: tuple[float, float, float],
 ) -> Fused:
-    """Each user's top ``k`` (see :func:`features`): a candidate scores ``w_model (50 - rank)
+    """Each user's top ``k`` (see :func:`candidates`): a candidate scores ``w_model (50 - rank)
     / 50 + w_covisit c / max c + w_rules r / max r``, its co-visit score ``c`` summed over the
     user's last ``WINDOW`` items and its rule score ``r`` from the newest one's ``RULES_SHOWN``
     strongest, each maximum the user's own; best first, ties to the model's order and then the
@@ -216,50 +222,41 @@ def fuse(
     out = np.full((batch, k), -1, dtype=np.int64)
     out_scores = np.full((batch, k), -np.inf, dtype=np.float32)
     by_neighbours = np.zeros((batch, k), dtype=bool)
-    best = np.zeros((2, batch))
-    for chunk in features(neighbours, model_indices, known):
-        best[:, chunk.first:chunk.first + len(chunk.model)] = chunk.best
-        score = chunk.scores(weights)
-        size, n = score.shape
-        kk = min(k, n)
-        part = np.argpartition(-score, kk - 1, axis=1)[:, :kk]  # (C, kk), unordered
-        top = np.take_along_axis(score, part, 1)
-        kth = top.min(axis=1)
-        # rows whose k-th best ties nothing outside the k (the usual case) are ordered here at
-        # once; the others, and rows with uncovered items, one at a time below
-        clean = np.isfinite(kth) & ((score >= kth[:, None]).sum(axis=1) == kk)
-        uncovered = (model_indices[chunk.first:chunk.first + size, :k] >= neighbours.n_items
-                     ).any(axis=1)  # fmt: skip
-        fast = np.flatnonzero(clean & ~uncovered)
-        if len(fast):
-            picked = part[fast]
-            model = np.take_along_axis(chunk.model[fast], picked, 1)
-            ranks = np.take_along_axis(chunk.rank[fast], picked, 1)
-            order = np.lexsort((picked, ranks, -top[fast]), axis=1)
-            users = chunk.first + fast
-            ordered = np.take_along_axis(top[fast], order, 1)
-            out[users, :kk] = np.take_along_axis(picked, order, 1)
-            out_scores[users, :kk] = ordered
-            by_neighbours[users, :kk] = ordered > 2 * weights[0] * \
-                np.take_along_axis(model, order, 1)  # fmt: skip
-        for row in np.flatnonzero(~(clean & ~uncovered)).tolist():
-            user = chunk.first + row
-            shown = np.flatnonzero(np.isfinite(score[row]))
-            if len(shown) > k:  # everything tied with the k-th best stays for the tie-break
-                kth_row = -np.partition(-score[row, shown], k - 1)[k - 1]
-                shown = shown[score[row, shown] >= kth_row]
-            order = shown[np.lexsort((shown, chunk.rank[row, shown], -score[row, shown]))[:k]]
-            items, scores = order.tolist(), score[row, order].tolist()
-            mostly = (score[row, order] > 2 * weights[0] * chunk.model[row, order]).tolist()
-            for rank, item in _uncovered(model_indices[user], known[user], neighbours.n_items, k):
-                items.insert(rank, item)
-                scores.insert(rank, scores[rank] if rank < len(scores) else
-                              (scores[-1] if scores else 0.0))  # fmt: skip
-                mostly.insert(rank, False)
-            out[user, :min(k, len(items))] = items[:k]
-            out_scores[user, :min(k, len(items))] = scores[:k]
-            by_neighbours[user, :min(k, len(items))] = mostly[:k]
-    return Fused(out, out_scores, by_neighbours, best)
+    found = candidates(neighbours, model_indices, known)
+    score = found.scores(weights)
+    shown = np.isfinite(score)
+    # a row's k best listed items each score at least w_model (50 - r_k) / 50 (r_k: the k-th
+    # best rank among them), so nothing below that can be among its k: only the rest is sorted
+    listed = np.flatnonzero(shown & np.isfinite(found.rank))
+    by_rank = listed[np.lexsort((found.rank[listed], found.row[listed]))]
+    place = np.arange(len(by_rank)) - np.searchsorted(found.row[by_rank], found.row[by_rank])
+    kth = by_rank[place == k - 1]
+    floor = np.full(batch, -np.inf)
+    floor[found.row[kth]] = weights[0] * found.model[kth]
+    shown &= score >= floor[found.row]
+    row, item, rank, model, score = (a[shown] for a in (found.row, found.item, found.rank,
+                                                        found.model, score))  # fmt: skip
+    order = np.lexsort((item, rank, -score, row))
+    row, item, model, score = row[order], item[order], model[order], score[order]
+    place = np.arange(len(row)) - np.searchsorted(row, row)
+    take = place < k
+    out[row[take], place[take]] = item[take]
+    out_scores[row[take], place[take]] = score[take]
+    by_neighbours[row[take], place[take]] = score[take] > 2 * weights[0] * model[take]
+    late = (model_indices[:, :k] >= neighbours.n_items).any(axis=1)
+    for user in np.flatnonzero(late).tolist():
+        valid = out[user] >= 0
+        items, scores = out[user, valid].tolist(), out_scores[user, valid].tolist()
+        mostly = by_neighbours[user, valid].tolist()
+        for at, new in _uncovered(model_indices[user], known[user], neighbours.n_items, k):
+            items.insert(at, new)
+            scores.insert(at, scores[at] if at < len(scores) else
+                          (scores[-1] if scores else 0.0))  # fmt: skip
+            mostly.insert(at, False)
+        out[user, :min(k, len(items))] = items[:k]
+        out_scores[user, :min(k, len(items))] = scores[:k]
+        by_neighbours[user, :min(k, len(items))] = mostly[:k]
+    return Fused(out, out_scores, by_neighbours, found.best)
 
 
 class Fused(NamedTuple):

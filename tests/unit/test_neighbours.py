@@ -13,7 +13,7 @@ from models.blend import Blend
 from models.data import Interactions
 from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
-from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, features, fuse
+from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, candidates, fuse
 from models.sequential_rules import SequentialRules
 
 
@@ -206,11 +206,12 @@ def test_fused_lists_equal_a_plain_sort_of_every_candidate_ties_included():
              for _ in range(30)]  # fmt: skip
     weights = (1.0, 2.0, 1.0)
     got = fuse(neighbours, model, known, 10, weights)
-    [chunk] = list(features(neighbours, model, known))
-    score = chunk.scores(weights)
+    found = candidates(neighbours, model, known)
+    score = found.scores(weights)
     for b in range(30):
-        candidates = [i for i in range(40) if np.isfinite(score[b, i])]
-        expected = sorted(candidates, key=lambda i: (-score[b, i], chunk.rank[b, i], i))[:10]
+        mine = [n for n in np.flatnonzero(found.row == b) if np.isfinite(score[n])]
+        expected = [int(found.item[n]) for n in sorted(
+            mine, key=lambda n: (-score[n], found.rank[n], found.item[n]))][:10]
         assert got.indices[b, :len(expected)].tolist() == expected
         assert (got.indices[b, len(expected):] == -1).all()
 
