@@ -163,8 +163,8 @@ def candidates(
     recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
     has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
     last = np.array([w[-1] for w in windows if w], dtype=np.int64)
-    cov_row, cov_item, cov_weight = _expanded(neighbours.covisits, owner, recent, None)
-    rule_row, rule_item, rule_weight = _expanded(neighbours.rules, has, last, RULES_SHOWN)
+    cov_row, cov_item, cov_weight, _ = expanded(neighbours.covisits, owner, recent, None)
+    rule_row, rule_item, rule_weight, _ = expanded(neighbours.rules, has, last, RULES_SHOWN)
     sizes = (len(r), len(cov_row), len(rule_row))
     rows = np.concatenate([r, cov_row, rule_row])
     keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c], cov_item,
@@ -192,10 +192,10 @@ def candidates(
                       scores[1][kept], best)  # fmt: skip
 
 
-def _expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray,
-              most: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """(owner, target, weight) of every entry of the ``sources``' rows (``most``: each row's
-    first), each source its ``owner``'s."""
+def expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(owner, target, weight, source) of every entry of the ``sources``' rows (``most``: each
+    row's first), each source its ``owner``'s."""
     starts = matrix.indptr[sources]
     lengths = matrix.indptr[sources + 1] - starts
     if most is not None:
@@ -203,7 +203,7 @@ def _expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray,
     at = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - np.repeat(
         np.cumsum(lengths) - lengths, lengths)
     return (np.repeat(owner, lengths), matrix.targets[at].astype(np.int64),
-            matrix.weights[at].astype(np.float64))  # fmt: skip
+            matrix.weights[at].astype(np.float64), np.repeat(sources, lengths))  # fmt: skip
 
 
 def fuse(
@@ -262,79 +262,13 @@ def fuse(
 class Fused(NamedTuple):
     """Each user's fused list: (B, k) item indices (-1 padded) and scores, best first; whether
     the neighbours weigh more than the model in each slot's score (what explains it:
-    :func:`explain`); and (2, B) the users' best co-visit and rule sums, their scores' scale."""
+    models/neighbour_reasons.py); and (2, B) the users' best co-visit and rule sums, their
+    scores' scale."""
 
     indices: np.ndarray
     scores: np.ndarray
     by_neighbours: np.ndarray
     best: np.ndarray
-
-
-def explain(
-    neighbours: Neighbours, fused: Fused, known: Sequence[Sequence[int]],
-    weights: tuple[float, float], n_explain: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which of each user's recent items brought the slots of ``fused`` the neighbours put
-    there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c``, and the newest one
-    also ``w_rules rule(j, i) / max r``. (B, k, n_explain) recent item indices (-1: none) and
-    contributions, best first (ties: the lower index). The whole batch in a few array
-    operations, over the rows of the slots' items only."""
-    indices, wanted = fused.indices, fused.by_neighbours
-    batch, k = indices.shape
-    n = neighbours.n_items
-    because = np.full((batch, k, n_explain), -1, dtype=np.int64)
-    contributions = np.zeros((batch, k, n_explain), dtype=np.float32)
-    users = np.flatnonzero(wanted.any(axis=1))
-    windows = [[i for i in known[b][-WINDOW:] if i < n] for b in users.tolist()]
-    slot_user, slot = np.nonzero(wanted)
-    slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
-    owner = np.repeat(users, [len(w) for w in windows])
-    sources = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
-    newest = np.array([w[-1] for w in windows if w], dtype=np.int64)
-    parts = [_brought(neighbours.covisits, owner, sources, None, weights[0], fused.best[0],
-                      slot_keys, n),
-             _brought(neighbours.rules, users[[bool(w) for w in windows]], newest, RULES_SHOWN,
-                      weights[1], fused.best[1], slot_keys, n)]  # fmt: skip
-    owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
-    if n_explain == 0 or not len(owner):
-        return because, contributions
-    order = np.argsort(slot_user * n + indices[slot_user, slot])
-    at = np.searchsorted(slot_keys, owner * n + target)  # every one is there: _brought kept it
-    keys, inverse = np.unique(order[at] * n + source, return_inverse=True)
-    summed = np.bincount(inverse, value, len(keys))
-    which, recent = np.divmod(keys, n)  # which wanted slot, which recent item
-    ranked = np.lexsort((recent, -summed, which))
-    which, recent, summed = which[ranked], recent[ranked], summed[ranked]
-    place = np.arange(len(which)) - np.searchsorted(which, which)
-    kept = place < n_explain
-    rows, cols = slot_user[which[kept]], slot[which[kept]]
-    because[rows, cols, place[kept]] = recent[kept]
-    contributions[rows, cols, place[kept]] = summed[kept]
-    return because, contributions
-
-
-def _brought(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
-             weight: float, best: np.ndarray, slot_keys: np.ndarray,
-             n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
-    """(owner, source, target, weight x score over the owner's ``best``) of the ``sources``'
-    rows (``most``: each one's first), each source its ``owner``'s, where ``owner * n +
-    target`` is one of the sorted ``slot_keys``."""
-    if weight <= 0:
-        owner, sources = owner[:0], sources[:0]
-    starts = matrix.indptr[sources]
-    lengths = matrix.indptr[sources + 1] - starts
-    if most is not None:
-        lengths = np.minimum(lengths, most)
-    at = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - np.repeat(
-        np.cumsum(lengths) - lengths, lengths)
-    owner, source = np.repeat(owner, lengths), np.repeat(sources, lengths)
-    target = matrix.targets[at].astype(np.int64)
-    keys = owner * n + target
-    found = np.searchsorted(slot_keys, keys).clip(0, max(0, len(slot_keys) - 1))
-    mine = (slot_keys[found] == keys) if len(slot_keys) else np.zeros(len(keys), dtype=bool)
-    owner, source, target, at = owner[mine], source[mine], target[mine], at[mine]
-    return owner, source, target, weight * matrix.weights[at] / np.where(
-        best[owner] > 0, best[owner], 1.0)
 
 
 def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,

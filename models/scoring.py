@@ -25,7 +25,7 @@ from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
 from models.neighbours import NEIGHBOUR_POOL, WINDOW, Fused, Neighbours, fuse
-from models.neighbours import explain as explain_neighbours
+from models.neighbour_reasons import explain as explain_neighbours
 from models.retrieval import ExactIndex, Index
 
 

@@ -1,0 +1,69 @@
+"""Why a fused list shows an item the neighbours put there: the user's recent items whose
+co-visits or rules brought it (models/neighbours.py), as a record's ``because`` names them."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from models.neighbours import RULES_SHOWN, WINDOW, Fused, Neighbours, Rows, expanded
+
+
+def explain(
+    neighbours: Neighbours, fused: Fused, known: Sequence[Sequence[int]],
+    weights: tuple[float, float], n_explain: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of each user's recent items brought the slots of ``fused`` the neighbours put
+    there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c``, and the newest one
+    also ``w_rules rule(j, i) / max r``. (B, k, n_explain) recent item indices (-1: none) and
+    contributions, best first (ties: the lower index). The whole batch in a few array
+    operations, over the rows of the slots' items only."""
+    indices, wanted = fused.indices, fused.by_neighbours
+    batch, k = indices.shape
+    n = neighbours.n_items
+    because = np.full((batch, k, n_explain), -1, dtype=np.int64)
+    contributions = np.zeros((batch, k, n_explain), dtype=np.float32)
+    users = np.flatnonzero(wanted.any(axis=1))
+    windows = [[i for i in known[b][-WINDOW:] if i < n] for b in users.tolist()]
+    slot_user, slot = np.nonzero(wanted)
+    slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
+    owner = np.repeat(users, [len(w) for w in windows])
+    sources = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
+    newest = np.array([w[-1] for w in windows if w], dtype=np.int64)
+    parts = [_brought(neighbours.covisits, owner, sources, None, weights[0], fused.best[0],
+                      slot_keys, n),
+             _brought(neighbours.rules, users[[bool(w) for w in windows]], newest, RULES_SHOWN,
+                      weights[1], fused.best[1], slot_keys, n)]  # fmt: skip
+    owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
+    if n_explain == 0 or not len(owner):
+        return because, contributions
+    order = np.argsort(slot_user * n + indices[slot_user, slot])
+    at = np.searchsorted(slot_keys, owner * n + target)  # every one is there: _brought kept it
+    keys, inverse = np.unique(order[at] * n + source, return_inverse=True)
+    summed = np.bincount(inverse, value, len(keys))
+    which, recent = np.divmod(keys, n)  # which wanted slot, which recent item
+    ranked = np.lexsort((recent, -summed, which))
+    which, recent, summed = which[ranked], recent[ranked], summed[ranked]
+    place = np.arange(len(which)) - np.searchsorted(which, which)
+    kept = place < n_explain
+    rows, cols = slot_user[which[kept]], slot[which[kept]]
+    because[rows, cols, place[kept]] = recent[kept]
+    contributions[rows, cols, place[kept]] = summed[kept]
+    return because, contributions
+
+
+def _brought(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
+             weight: float, best: np.ndarray, slot_keys: np.ndarray,
+             n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """(owner, source, target, weight x score over the owner's ``best``) of the ``sources``'
+    rows (``most``: each one's first), each source its ``owner``'s, where ``owner * n +
+    target`` is one of the sorted ``slot_keys``."""
+    if weight <= 0:
+        owner, sources = owner[:0], sources[:0]
+    owner, target, got, source = expanded(matrix, owner, sources, most)
+    keys = owner * n + target
+    found = np.searchsorted(slot_keys, keys).clip(0, max(0, len(slot_keys) - 1))
+    mine = (slot_keys[found] == keys) if len(slot_keys) else np.zeros(len(keys), dtype=bool)
+    owner, source, target, got = owner[mine], source[mine], target[mine], got[mine]
+    return owner, source, target, weight * got / np.where(best[owner] > 0, best[owner], 1.0)
