@@ -295,11 +295,9 @@ def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
     recommender = Recommender(model, item_ids, config["version"], blend, index, ranker)
     if (path / NEIGHBOURS_FILE).is_file():
         try:
-            neighbours = Neighbours.load(path / NEIGHBOURS_FILE)
+            neighbours = Neighbours.load(path / NEIGHBOURS_FILE, len(item_ids))
         except (ValueError, KeyError) as exc:
             raise ArtifactError(str(exc)) from None
-        if neighbours.n_items != len(item_ids):
-            raise ArtifactError(f"neighbours over {neighbours.n_items} items, not {len(item_ids)}")
         recommender.neighbours = neighbours
         fitted = config.get("neighbours", {})
         recommender.fusion = (float(fitted.get("covisit_weight", 0.0)),

@@ -63,7 +63,9 @@ class Neighbours:
                         for part in ("indptr", "targets", "weights")})  # fmt: skip
 
     @classmethod
-    def load(cls, path: Path) -> Neighbours:
+    def load(cls, path: Path, n_items: int | None = None) -> Neighbours:
+        """The neighbours at ``path``; ValueError unless they are a matrix (over ``n_items``,
+        the catalog they serve, when given)."""
         with np.load(path, allow_pickle=False) as f:
             n = int(f["n_items"])
             rows = {name: Rows(f[f"{name}_indptr"], f[f"{name}_targets"], f[f"{name}_weights"])
@@ -74,6 +76,8 @@ class Neighbours:
                     or (len(r.targets) and (r.targets.min() < 0 or r.targets.max() >= n))
                     or not np.isfinite(r.weights).all()):  # fmt: skip
                 raise ValueError(f"{path}: {name} is not a matrix over {n} items")
+        if n_items is not None and n != n_items:
+            raise ValueError(f"neighbours over {n} items, not {n_items}")
         return cls(n, rows["covisits"], rows["rules"])
 
 
