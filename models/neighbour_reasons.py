@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.neighbours import RULES_SHOWN, WINDOW, Fused, Neighbours, Rows, expanded
+from models.neighbours import RULES_SHOWN, WINDOW, Fused, Neighbours
 
 
 def explain(
@@ -31,9 +31,9 @@ def explain(
     owner = np.repeat(users, [len(w) for w in windows])
     sources = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
     newest = np.array([w[-1] for w in windows if w], dtype=np.int64)
-    parts = [_brought(neighbours.covisits, owner, sources, None, weights[0], fused.best[0],
+    parts = [_brought(neighbours, "covisits", owner, sources, None, weights[0], fused.best[0],
                       slot_keys, n),
-             _brought(neighbours.rules, users[[bool(w) for w in windows]], newest, RULES_SHOWN,
+             _brought(neighbours, "rules", users[[bool(w) for w in windows]], newest, RULES_SHOWN,
                       weights[1], fused.best[1], slot_keys, n)]  # fmt: skip
     owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
     if n_explain == 0 or not len(owner):
@@ -53,7 +53,7 @@ def explain(
     return because, contributions
 
 
-def _brought(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None,
+def _brought(neighbours: Neighbours, name: str, owner: np.ndarray, sources: np.ndarray, most: int | None,
              weight: float, best: np.ndarray, slot_keys: np.ndarray,
              n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
     """(owner, source, target, weight x score over the owner's ``best``) of the ``sources``'
@@ -61,7 +61,7 @@ def _brought(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | N
     target`` is one of the sorted ``slot_keys``."""
     if weight <= 0:
         owner, sources = owner[:0], sources[:0]
-    owner, target, got, source = expanded(matrix, owner, sources, most)
+    owner, target, got, source = neighbours.expand(name, owner, sources, most)
     keys = owner * n + target
     found = np.searchsorted(slot_keys, keys).clip(0, max(0, len(slot_keys) - 1))
     mine = (slot_keys[found] == keys) if len(slot_keys) else np.zeros(len(keys), dtype=bool)

@@ -54,6 +54,27 @@ class Neighbours:
     n_items: int
     covisits: Rows
     rules: Rows
+    live: Neighbours | None = None  # counted since the version (models/live_neighbours.py)
+
+    def with_live(self, live: Neighbours) -> Neighbours:
+        """These rows with ``live``'s laid on them, over its catalog (which extends this one:
+        the items after ours have empty rows here): a pair's weight is the sum of the two."""
+        if live.n_items < self.n_items:
+            raise ValueError(f"live neighbours over {live.n_items} items, not {self.n_items}+")
+        extra = live.n_items - self.n_items
+        padded = [Rows(np.concatenate([r.indptr, np.full(extra, r.indptr[-1])]), r.targets,
+                       r.weights) for r in (self.covisits, self.rules)]  # fmt: skip
+        return Neighbours(live.n_items, *padded, live=live)
+
+    def expand(self, name: str, owner: np.ndarray, sources: np.ndarray, most: int | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """:func:`expanded` over the ``name`` rows ("covisits" or "rules"), and the live
+        layer's too: a pair in both is two entries, which the callers sum (``most`` bounds
+        each layer's row on its own)."""
+        parts = [expanded(getattr(self, name), owner, sources, most)]
+        if self.live is not None:
+            parts.append(expanded(getattr(self.live, name), owner, sources, most))
+        return tuple(np.concatenate(p) for p in zip(*parts)) if len(parts) > 1 else parts[0]
 
     def save(self, path: Path) -> None:
         with path.open("wb") as f:  # np.savez would add ".npz" to a name without it
@@ -106,11 +127,11 @@ def build(
         if back <= RULE_STEPS:
             rule_keys.append(a * n_items + b)
             rule_weights.append(np.full(len(a), 1.0 - 0.1 * back))
-    return Neighbours(n_items, _strongest(covisit_keys, covisit_weights, n_items, keep),
-                      _strongest(rule_keys, rule_weights, n_items, keep))  # fmt: skip
+    return Neighbours(n_items, strongest(covisit_keys, covisit_weights, n_items, keep),
+                      strongest(rule_keys, rule_weights, n_items, keep))  # fmt: skip
 
 
-def _strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: int) -> Rows:
+def strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: int) -> Rows:
     keys_all = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     unique, inverse = np.unique(keys_all, return_inverse=True)
     summed = np.bincount(inverse, np.concatenate(weights) if weights else None, len(unique))
@@ -167,8 +188,8 @@ def candidates(
     recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
     has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
     last = np.array([w[-1] for w in windows if w], dtype=np.int64)
-    cov_row, cov_item, cov_weight, _ = expanded(neighbours.covisits, owner, recent, None)
-    rule_row, rule_item, rule_weight, _ = expanded(neighbours.rules, has, last, RULES_SHOWN)
+    cov_row, cov_item, cov_weight, _ = neighbours.expand("covisits", owner, recent, None)
+    rule_row, rule_item, rule_weight, _ = neighbours.expand("rules", has, last, RULES_SHOWN)
     sizes = (len(r), len(cov_row), len(rule_row))
     rows = np.concatenate([r, cov_row, rule_row])
     keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c], cov_item,

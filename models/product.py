@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,17 +22,18 @@ import numpy as np
 from core.events import Event
 from core.interest import InterestConfig, UserState, rebase
 from core.state_step import apply_user_events
-from core.items import Item
-from models.artifact import load_recommender
-from models.content import PACKAGED_ENCODER
 from models.exploration import Exploration, explore_rows
 from models.half_life import HalfLife
 from models.slates import ListRules, candidates
 from models.item_learning import ItemLearning, OnlineItems
+from models.live_neighbours import LiveCounts
+from models.neighbours import WINDOW
 from models.blend import Blend
 from models.scoring import Recommender
 from models.stream import Stream
-from models.train import TrainConfig, train, update
+
+
+LIVE_EVERY = 100  # events between takes of the live neighbour counts: a worker's follow lag
 
 
 class ModelVersions:
@@ -91,6 +91,7 @@ class ProductPolicy:
         exploration: Exploration | None = None,
         mmr_lambda: float = 1.0,
         neighbours: bool = True,
+        live_every: int = 0,
     ) -> None:
         """``items``: learn item vectors online (then a batch of ``batch`` is also how long an
         update waits to be scored with: the workers' micro-batches are far shorter).
@@ -100,7 +101,9 @@ class ProductPolicy:
         ``mmr_lambda`` < 1: the model's first candidates re-ranked by MMR (models/slates.py).
         ``neighbours``: fused with the versions' item neighbours at the blend's weights (unset:
         each version's fitted ones), as workers serve them (models/neighbours.py); False: the
-        model's list alone."""
+        model's list alone. ``live_every`` > 0: the neighbours also count each positive since
+        the version (models/live_neighbours.py), taken into scoring every ``live_every`` events,
+        as a worker takes what it follows between micro-batches."""
         self.name = name
         self.rules = ListRules(exploration or Exploration(), -1, mmr_lambda)
         self.items = items
@@ -114,6 +117,7 @@ class ProductPolicy:
             self.blend = replace(self.blend, covisit_weight=0.0, rules_weight=0.0)
         self.sequence = sequence
         self.batch = batch
+        self.live_every = live_every if neighbours else 0
 
     @property
     def train_seconds(self) -> float:
@@ -144,6 +148,8 @@ class ProductPolicy:
         lineage: frozenset[int] = frozenset()  # the tags new items' vectors carry over from
         learned: dict[str, tuple[bytes, int, int]] = {}  # item -> vector, model tag, updates
         moved: dict[str, np.ndarray] = {}  # learned since the last batch boundary
+        before: dict[str, list[str]] = {}  # each user's last WINDOW positives, oldest first
+        live: LiveCounts | None = None
 
         def take_learned() -> None:
             """Score with what items learned, from here on (a worker's batch boundary)."""
@@ -159,6 +165,7 @@ class ProductPolicy:
             nonlocal done
             if not pending:
                 take_learned()
+                take_counted()
                 return
             shown = candidates(rec, np.stack([s.vector for s in pending]),
                                [s.recent for s in pending], k, self.rules)[0]  # fmt: skip
@@ -176,6 +183,22 @@ class ProductPolicy:
             pending.clear()
             pending_items.clear()
             take_learned()
+            take_counted()
+
+        def take_counted() -> None:
+            """Score with the neighbours counted so far, from here on: only lists asked for
+            after this point may see them."""
+            nonlocal rec, to_stream_item
+            if live is None:
+                return
+            fresh = [item for item in live.items() if item not in rec.index]
+            if fresh:  # served by their counts only: the model does not list them
+                rec = rec.with_item_vectors({item: np.zeros(rec.dim, np.float32) for item in fresh},
+                                            bias=-np.inf)
+                to_stream_item = np.array(
+                    [stream_index.get(i, -1) for i in rec.item_ids], dtype=np.int64
+                )
+            rec.neighbours = versioned.with_live(live.counted(rec.index, len(rec.item_ids)))
 
         swaps = set(self.versions.starts)
         for n, event in enumerate(stream.events):
@@ -193,6 +216,10 @@ class ProductPolicy:
                 )
                 take_learned()
                 states = {u: rebase(s, rec.item_vector, rec.dim) for u, s in states.items()}
+                versioned = rec.neighbours
+                live = LiveCounts() if versioned and self.live_every else None
+            elif live is not None and n % self.live_every == 0:
+                flush()
             # before the first version (warm-up) states keep recent items and weights, no vector
             state = states.get(event.user_id) or UserState.empty(rec.dim if rec else 1)
             if stream.tested[n]:
@@ -203,6 +230,12 @@ class ProductPolicy:
             states[event.user_id] = state = apply_user_events(
                 state, [(event, (0, n))], rec.item_vector if rec else _no_vector, self.interest
             ).state
+            if self.interest.weight(event) > 0:
+                mine = before.setdefault(event.user_id, [])
+                if live is not None:
+                    live.add(event.item_id, mine)
+                mine.append(event.item_id)
+                del mine[:-WINDOW]
             if learner is not None and self.interest.weight(event) > 0:
                 item = event.item_id
                 start = learner.start(item, *learned.get(item, (b"", 0, 0)))
@@ -241,6 +274,9 @@ def product_policies(
     policies += [ProductPolicy(f"interest + neighbours h={h.label}", versions,
                                h.applied_to(interest), blend, sequence=False)
                  for h in half_lives]  # fmt: skip
+    policies += [ProductPolicy(f"interest + live neighbours h={h.label}", versions,
+                               h.applied_to(interest), blend, sequence=False, live_every=LIVE_EVERY)
+                 for h in half_lives]  # fmt: skip
     policies += [
         ProductPolicy(f"interest + {kind} h={h.label}", versions, h.applied_to(interest), blend)
         for h in half_lives
@@ -256,42 +292,3 @@ def product_policies(
                                p.sequence, 64, p.items, None, lam)
                  for p in policies if p.exploration is None for lam in diversities]  # fmt: skip
     return policies
-
-
-def trainer(
-    interest: InterestConfig,
-    blend: Blend,
-    config: TrainConfig,
-    workdir: Path,
-    show_progress: bool = False,
-    warm_start: bool = False,
-    catalog: Sequence[Item] = (),
-    encoder: str = PACKAGED_ENCODER,
-) -> Callable[[Sequence[Event]], Recommender]:
-    """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving.
-    With ``warm_start`` every version after the first is an :func:`~models.train.update` of
-    the one before (so versions must be asked for in stream order, as the policies do).
-    ``catalog``: the first version encodes it (``encoder``) and every version serves a catalog
-    item it has no interaction of from its content vector (models/content.py)."""
-    last = 0  # events the newest version was fitted on; it lives in version_dir(workdir, last)
-
-    def fit(events: Sequence[Event]) -> Recommender:
-        nonlocal last
-        out = version_dir(workdir, len(events))
-        if warm_start and last:
-            if len(events) <= last:
-                raise ValueError(f"versions out of order: {len(events)} events after {last}")
-            new = sum(interest.weight(e) > 0 for e in events[last:])
-            update(version_dir(workdir, last), events, interest, config, out, new_positives=new)
-        else:
-            train(events, interest, blend, config, out, show_progress=show_progress,
-                  catalog=catalog, encoder=encoder)  # fmt: skip
-        last = len(events)
-        return load_recommender(out)
-
-    return fit
-
-
-def version_dir(workdir: Path, n_events: int) -> Path:
-    """Where :func:`trainer` keeps the version trained on the first ``n_events``."""
-    return workdir / f"after-{n_events}-events"

@@ -83,10 +83,11 @@ class Recommender:
         index = self.index.get(item_id)
         return None if index is None else self._vectors[index]
 
-    def with_item_vectors(self, vectors: Mapping[str, np.ndarray]) -> Recommender:
+    def with_item_vectors(self, vectors: Mapping[str, np.ndarray],
+                          bias: float | None = None) -> Recommender:
         """This model with ``vectors`` (D,) in place of its items' (online item learning,
-        models/item_learning.py). An id the catalog lacks is appended, with the catalog's median
-        bias and no training popularity for the ranker. The sequence encoder keeps the
+        models/item_learning.py). An id the catalog lacks is appended, with ``bias`` (default the
+        catalog's median; -inf: the model never lists it) and no training popularity for the ranker. The sequence encoder keeps the
         artifact's embeddings, and an ANN index keeps the vectors it was built with (exact
         search sees the new ones). A copy of the (N, D) matrix: cheap next to a batch."""
         new = copy.copy(self)
@@ -97,7 +98,8 @@ class Recommender:
                          **{item: len(self.item_ids) + n for n, item in enumerate(fresh)}}  # fmt: skip
             items = torch.cat([self.items, torch.zeros(len(fresh), self.dim)])
             median = self.bias[: self.n_model].median() if self.n_model else torch.tensor(0.0)
-            new.bias = torch.cat([self.bias, median.expand(len(fresh))])
+            given = median if bias is None else torch.tensor(bias, dtype=self.bias.dtype)
+            new.bias = torch.cat([self.bias, given.expand(len(fresh))])
             if self.ranker is not None:
                 new.ranker = self.ranker.with_new_items(len(fresh))
         else:

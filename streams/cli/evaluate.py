@@ -51,6 +51,9 @@ POLICIES = {
     "interest": "the product's decayed interest vector alone, at each --half-life",
     "neighbours": "the interest vector fused with each version's co-visits and sequential rules "
     "at its fitted weights, by the workers' code",
+    "live-neighbours": "as neighbours, with the co-visits and rules of every event since the "
+    "version counted as it lands (taken every 100 events, an item from its first event); not "
+    "served by workers yet",
     "product": "the product: interest vector + --model's encoder and ranker, fused with the "
     "neighbours",
     "sources": "candidates from item-knn, sr, v-sknn, stan, popularity, trending and the "
@@ -63,7 +66,8 @@ POLICIES = {
 }
 # Each retraining is a full training: only run when named; content-knn needs --catalog.
 RETRAINED = tuple(name for name in POLICIES if name.startswith(("sasrec-", "gru4rec-")))
-DEFAULT_POLICIES = tuple(name for name in POLICIES if name not in (*RETRAINED, "content-knn"))
+DEFAULT_POLICIES = tuple(name for name in POLICIES
+                         if name not in (*RETRAINED, "content-knn", "live-neighbours"))
 DEFAULT_HALF_LIVES = ("1h", "1d", "7d", "30d", "inf")
 
 
@@ -273,7 +277,8 @@ def evaluate_command(
         versions = None
         if fit_forgetting:
             forgettings += fitted_forgetting(stream, artifact, settings, config, workdir, k, out)
-        if {"interest", "neighbours", "product", "sources"} & set(chosen) or forgettings:
+        if {"interest", "neighbours", "live-neighbours", "product", "sources"} & set(chosen) \
+                or forgettings:
             versions = model_versions(stream, artifact, settings, config, workdir, warm_start,
                                       retrain_every, catalog_rows, encoder)  # fmt: skip
             kind = model if artifact is None else "model"

@@ -73,7 +73,8 @@ def model_versions(
     on the events so far (from scratch, or warm-started from the version before), with the
     ``catalog``'s content vectors when one is given."""
     from models.artifact import load_recommender
-    from models.product import ModelVersions, trainer
+    from models.product import ModelVersions
+    from models.version_trainer import trainer
 
     if artifact is not None:
         fit = lambda _events: load_recommender(artifact)  # noqa: E731
@@ -117,6 +118,8 @@ def _family(name: str) -> str:
     """The --policy that names a product policy's row."""
     if name.startswith("interest h="):
         return "interest"
+    if name.startswith("interest + live neighbours h="):
+        return "live-neighbours"
     return "neighbours" if name.startswith("interest + neighbours h=") else "product"
 
 
@@ -249,7 +252,7 @@ def check_kafka_path(
     equals the library path's."""
     import json
 
-    from models.product import version_dir
+    from models.version_trainer import version_dir
     from streams.tools.replay_check import check_through_kafka
 
     model_path = artifact or version_dir(workdir, versions.starts[0])

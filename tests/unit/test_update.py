@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from models.artifact import load_model, load_recommender
 from models.data import interactions, recent_examples
 from models.gru import GRU4Rec
-from models.product import ModelVersions, trainer
+from models.product import ModelVersions
+from models.version_trainer import trainer
 from models.stream import Stream
 from models.train import TrainConfig, update, warm_started
 from streams.cli import app
