@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
-.PHONY: install demo test unit integration offline-eval bench bench-ann bench-poisoning bench-hotkey evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
+.PHONY: install demo test unit integration offline-eval docs bench bench-ann bench-poisoning bench-hotkey evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -195,6 +195,11 @@ evaluate-forgetting: install
 		--policy item-knn $(FORGETTING) --out $(PREQ)/forgetting-ml-100k
 	$(BIN)/streamrec evaluate --data $(DATASETS)/ml-1m-users-1-2999/ratings.dat.gz $(UPDATES) \
 		--history-len 1000 $(FORGETTING) --out $(PREQ)/forgetting-ml-1m
+
+# docs/configuration.md from the settings' own fields (a unit test fails when they differ).
+docs: install
+	$(BIN)/python -c "from streams.tools.configuration_doc import PAGE, render; \
+		PAGE.write_text(render())"
 
 clean:
 	rm -rf $(VENV) .demo state artifacts *.egg-info

@@ -2,7 +2,8 @@
 
 ``Settings(...)`` takes exactly what it is given: a developer's shell cannot change what a test,
 a library call or the evaluator's copies run with. The CLI's ``SettingsFromEnv`` (streams/cli)
-turns the env source on, once, at the entry point (README lists the variables).
+turns the env source on, once, at the entry point (docs/configuration.md lists the variables,
+written from these fields).
 Each layer below takes the small config it reads (:attr:`Settings.interest`, :attr:`Settings.blend`).
 """
 
@@ -22,15 +23,17 @@ from models.item_learning import ItemLearning
 from models.slates import ListRules
 from streams.settings_names import DerivedNames
 from streams.settings_retention import RetentionSettings
+from streams.settings_runtime import RuntimeSettings
 from streams.settings_security import SecuritySettings
 from streams.steps.parse import StepConfig
 
 
-class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
+class Settings(DerivedNames, SecuritySettings, RetentionSettings, RuntimeSettings, BaseSettings):
     """Everything a worker, producer or trainer needs; names persist as topic and table names
     (the topic names and addresses derived from these fields: streams/settings_names.py; who
     may talk to the broker, the API and the internal topics: streams/settings_security.py; how
-    long what it keeps of users stays: streams/settings_retention.py)."""
+    long what it keeps of users stays: streams/settings_retention.py; how a worker runs on the
+    broker: streams/settings_runtime.py)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="forbid")
 
@@ -38,8 +41,11 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
     app_id: str = Field(
         "streamrec", description="Faust app id: consumer group and changelog prefix"
     )
-    events_topic: str = "events"
-    recs_topic: str = "recommendations"
+    events_topic: str = Field(
+        "events", description="The input topic; its dead letters go to <this>.dlq and its "
+        "internal topics are named after it"
+    )
+    recs_topic: str = Field("recommendations", description="The output topic of records")
     model_updates_topic: str = Field(
         "model-updates", description="Where model versions to serve are announced (1 partition)"
     )
@@ -61,9 +67,15 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
         description="Decay by the user's own event count instead of event time: an interest "
         "halves after this many later events of the user (overrides half_life_s)",
     )
-    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
-    rating_center: float = 3.0
-    top_k: int = Field(10, ge=1, le=1000)
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS),
+        description="What each event type weighs in a user's interest, as JSON (a negative "
+        "weight pushes the interest away from the item)",
+    )
+    rating_center: float = Field(
+        3.0, description="A rating weighs its type's weight times (value - this)"
+    )
+    top_k: int = Field(10, ge=1, le=1000, description="Items per record")
     history_len: int = Field(
         50,
         ge=1,
@@ -156,25 +168,14 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
     popularity_half_life_s: float = Field(
         86400.0, gt=0, description="Half-life of an item's decayed popularity, event time (s)"
     )
-    batch_size: int = Field(
-        0, ge=0, description="Max events per batch (one fetch of the events topic); 0: 500, "
-        "or 2000 under exactly_once, where each batch is a transaction whose fixed round trips "
-        "a larger batch spreads over more events (a batch grows only while events wait)",
-    )
-    user_slice: int | None = Field(
-        None, ge=0, description="Most events of one user a batch takes (0: no limit; unset: "
-        "200 under exactly_once, none at least once): a hot user's backlog is worked off in "
-        "slices while other users' events go ahead of it (streams/kafka_edge/batch_plane.py). "
-        "Exactly-once only: at least once a limit is refused",
-    )
-    batch_within_s: float = Field(
-        0.02, gt=0, description="Max wait to fill a batch of the pass-through benchmark"
-    )
     model_path: Path = Field(Path("artifacts/model"), description="Model artifact directory")
     model_root: Path | None = Field(None, description="Announced model versions are served "
                                     "only from under this directory; default model_path's")
     state_dir: Path = Field(Path("state"), description="Worker data dir (RocksDB tables)")
-    web_port: int = Field(6066, ge=0, le=65535)
+    web_port: int = Field(
+        6066, ge=0, le=65535, description="The worker's HTTP port (/stats/, /metrics, the "
+        "query API); one per worker on a machine"
+    )
     web_host: str = Field(
         "127.0.0.1", description="Interface the web server binds (0.0.0.0 in a container)"
     )
@@ -182,34 +183,6 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
         None,
         description="Host other workers reach this one's web server at (query routing); "
         "default web_host, or the machine's hostname when binding 0.0.0.0",
-    )
-    torch_threads: int = Field(1, ge=1)
-    fetch_max_wait_ms: int = Field(
-        100,
-        ge=0,
-        description="Longest a consumer fetch waits for data (Faust fixes 1500). Under "
-        "exactly-once a worker's latency at low load follows it; on the embedded Tansu it adds "
-        "latency per hop and, set too low, a fetch rate that saturates it as the log grows "
-        "(streams/kafka_edge/compat.py; docs/benchmarks.md has both)",
-    )
-    broker_engine: Literal["auto", "kafka", "tansu"] = Field("auto", description="Which "
-        "broker this is, for Tansu's workarounds (streams/kafka_edge/tansu.py): auto asks its "
-        "cluster id (Tansu's is tansu_cluster); kafka or tansu says so without asking")
-    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
-        "exactly_once",
-        description="exactly_once: each batch's records, dead letters, changelog and input "
-        "offsets commit in one Kafka transaction, and a read_committed consumer sees each record "
-        "once (needs a broker with transactions: Apache Kafka, not Tansu). at_least_once: a "
-        "crash may send a batch's records again (drop them by rec_id); state is exactly-once "
-        "either way",
-    )
-    # Consumer-group timing: Faust's defaults (60 / 3 / 60 s) keep a worker waiting far longer for
-    # its first assignment on the embedded broker (bench/ready_time.py, docs/benchmarks.md).
-    session_timeout_s: float = Field(6.0, gt=0)
-    heartbeat_interval_s: float = Field(1.0, gt=0)
-    rebalance_timeout_s: float = Field(6.0, gt=0)
-    commit_interval_s: float = Field(
-        2.8, gt=0, description="How often Faust commits acked offsets (its own default, 2.8)"
     )
 
     # Off here: Settings(...) is exactly what it is given. The CLI's SettingsFromEnv turns it on.
@@ -241,20 +214,6 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, BaseSettings):
             raise ValueError("user_slice needs exactly_once: a commit must stop at the first "
                              "event held back")
         return self
-
-    @property
-    def max_user_slice(self) -> int:
-        """``user_slice``, or the guarantee's default when it is unset (0: no limit)."""
-        if self.user_slice is not None:
-            return self.user_slice
-        return 200 if self.processing_guarantee == "exactly_once" else 0
-
-    @property
-    def max_batch(self) -> int:
-        """``batch_size``, or the guarantee's default when it is 0."""
-        if self.batch_size:
-            return self.batch_size
-        return 2000 if self.processing_guarantee == "exactly_once" else 500
 
     @property
     def blend(self) -> Blend:

@@ -22,10 +22,16 @@ class SecuritySettings(BaseModel):
     api_token: SecretStr | None = Field(
         None, description="If set, the query API asks for 'Authorization: Bearer <token>'"
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every client of the pipeline talks to the broker"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="The SASL mechanism (SASL_PLAINTEXT, SASL_SSL)"
+    )
+    sasl_username: str | None = Field(None, description="The SASL user")
+    sasl_password: SecretStr | None = Field(
+        None, description="The SASL user's password (never logged or printed)"
+    )
     internal_key: SecretStr | None = Field(
         None, min_length=16, description="A key shared by the cluster's processes (16+ "
         "bytes): every record on the internal topics (by-item events, item and content "
