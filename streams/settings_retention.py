@@ -2,7 +2,7 @@
 retention of the topics that hold users' records and raw input, the bound on a deleted user's
 bytes in the table changelogs, and the largest dead letter kept whole.
 
-Apart from streams/settings.py because they are one idea (the README's "How long a deleted
+Apart from streams/settings.py because they are one idea (docs/architecture.md, "How long a deleted
 user's bytes stay" states them): :class:`streams.settings.Settings` mixes them in, so
 ``settings.user_ttl`` and the ``STREAMREC_*`` variables read as before.
 """

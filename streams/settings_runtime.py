@@ -1,7 +1,7 @@
 """How a worker runs on the broker: its batches, its fetches, its exactly-once guarantee and its
 consumer group's timing.
 
-Apart from streams/settings.py because they are one idea (tuning, the README's "Tuning and
+Apart from streams/settings.py because they are one idea (tuning: docs/operations.md, "Tuning and
 broker notes"): :class:`streams.settings.Settings` mixes them in, so ``settings.batch_size`` and
 the ``STREAMREC_*`` variables read as before.
 """

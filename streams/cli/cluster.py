@@ -125,7 +125,7 @@ def worker(
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     if settings.seal is None:
         console.print("[yellow]no STREAMREC_INTERNAL_KEY:[/] records on the internal topics are "
-                      "believed from whoever the broker lets write them (README: Secured Kafka)")
+                      "believed from whoever the broker lets write them (docs/operations.md: Secured Kafka)")
     faust_app = create_app(settings, recommender)
     faust_worker = Worker(faust_app, loglevel=loglevel)
     # Faust's terminal spinner sets the root logger to DEBUG at --loglevel warn and above, so

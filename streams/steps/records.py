@@ -168,7 +168,7 @@ def recommendation_records(
     ids: Sequence[str] | None = None,
     exploration: Exploration | None = None,
 ) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` records (schema v1, see README) for the recommendations topic, keyed by
+    """``(key, value)`` records (schema v1, docs/formats.md) for the recommendations topic, keyed by
     user like the input; ``writer`` is the serving catalog's, kept across batches; ``ids`` the
     records' :func:`rec_id` if already made; ``exploration`` the policy that chose the lists."""
     items = (writer or ItemsWriter(scored.item_ids)).write(scored)

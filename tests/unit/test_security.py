@@ -115,5 +115,6 @@ def test_the_compose_file_and_readme_document_every_security_setting():
     commented = {line.split("#", 1)[1].split(":")[0].strip() for line in compose.splitlines()
                  if line.strip().startswith("# STREAMREC_")}  # fmt: skip
     assert commented == names
-    section = (root / "README.md").read_text().split("## Secured Kafka", 1)[1].split("\n## ")[0]
+    page = (root / "docs/operations.md").read_text()
+    section = page.split("## Secured Kafka", 1)[1].split("\n## ")[0]
     assert all(f"`{name}`" in section for name in names)
