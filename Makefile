@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 WHEELS ?= $(HOME)/.cache/streamrec/wheels
 
-.PHONY: install demo test unit integration offline-eval docs bench bench-ann bench-poisoning bench-hotkey evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
+.PHONY: install browser demo test unit integration offline-eval docs bench bench-ann bench-poisoning bench-hotkey evaluate evaluate-ml-100k evaluate-ml-1m evaluate-synthetic evaluate-ecommerce evaluate-forgetting evaluate-content evaluate-yoochoose evaluate-diginetica evaluate-taobao clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,20 @@ demo: install
 
 # The suite on the local broker (Apache Kafka where a JDK runs it), in two processes (pytest-xdist,
 # one broker for both), then the Tansu lane: the pipeline's core tests again on the pip-only broker.
-test: install
+# Debian's Chromium and ChromeDriver, which the web console's browser test drives
+# (tests/integration/test_console.py): installed with apt-get where they are missing and this is
+# root on Debian (CI is); elsewhere that test skips, and says how to install them.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium chromium-driver >/dev/null; }; \
+	else echo "no chromium: the browser test will skip (apt-get install chromium chromium-driver)"; \
+	fi
+
+test: install browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 tests
 	STREAMREC_TEST_BROKER=tansu $(BIN)/pytest -q -p no:cacheprovider -m tansu_lane tests
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
+CONSOLE_PATH = "/console/"  # every worker's web console (streams/worker/console.py)
+
 
 class DerivedNames:
     """Properties over the fields of :class:`streams.settings.Settings`, which mixes this in."""
@@ -55,6 +57,11 @@ class DerivedNames:
             socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host
         )
         return f"http://{host}:{self.web_port}"
+
+    @property
+    def console_url(self) -> str:
+        """The worker's web console, at the address other workers reach it at."""
+        return f"{self.canonical_url}{CONSOLE_PATH}"
 
     @property
     def broker_url(self) -> str:

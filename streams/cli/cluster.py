@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from streams.settings_names import CONSOLE_PATH
 from streams.cli.options import (
     Bootstrap,
     Engine,
@@ -16,13 +16,10 @@ from streams.cli.options import (
     Partitions,
     console,
     load_settings,
+    stop_on_signals,
     user_errors,
 )
 from streams.settings import Settings
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def broker(
@@ -64,7 +61,7 @@ def broker(
         print(bootstrap, flush=True)
         console.print(f"{local.describe()} at [bold]{bootstrap}[/] (pid {local.process.pid}); "
                       "Ctrl-C stops", soft_wrap=True)
-        signal.signal(signal.SIGTERM, _interrupt)
+        stop_on_signals()
         local.process.wait()
     except KeyboardInterrupt:
         pass
@@ -125,7 +122,8 @@ def worker(
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     if settings.seal is None:
         console.print("[yellow]no STREAMREC_INTERNAL_KEY:[/] records on the internal topics are "
-                      "believed from whoever the broker lets write them (docs/operations.md: Secured Kafka)")
+                      "believed from whoever the broker lets write them (docs/operations.md: "
+                      "Secured Kafka)")
     faust_app = create_app(settings, recommender)
     faust_worker = Worker(faust_app, loglevel=loglevel)
     # Faust's terminal spinner sets the root logger to DEBUG at --loglevel warn and above, so
@@ -191,8 +189,7 @@ def up(
         shutil.rmtree(old)
     (workdir / "cluster.json").unlink(missing_ok=True)
     processes = []
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job ignores it
-        signal.signal(stop_signal, _interrupt)
+    stop_on_signals()
     try:
         with user_errors():
             broker_pid = None
@@ -215,7 +212,7 @@ def up(
             cluster.write(workdir / "cluster.json")
         for n, member in enumerate(cluster.workers):
             console.print(
-                f"worker {n} pid {member['pid']}  {member['url']}  "
+                f"worker {n} pid {member['pid']}  console {member['url']}{CONSOLE_PATH}  "
                 f"partitions {member['partitions']}  log {member['log']}",
                 soft_wrap=True,
             )

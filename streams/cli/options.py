@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import signal
 import typing
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,6 +105,18 @@ def usage_errors() -> Iterator[None]:
         yield
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT raise KeyboardInterrupt from here on, so a command's ``finally``
+    stops the processes it started (the broker, workers) whichever way it is asked to end:
+    Ctrl-C, ``kill``, or a job in the background, which ignores SIGINT unless told."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def load_settings(**flags: object) -> Settings:

@@ -47,9 +47,12 @@ def run_demo(
     model: str = "sasrec",
     base: Settings = Settings(),
     engine: str = "auto",
+    stay: bool = False,
 ) -> int:
     """Return a process exit code: 0 when every event produced a recommendation. ``base``: the
-    settings the demo starts from (the CLI's, from env); it sets the broker, paths and port."""
+    settings the demo starts from (the CLI's, from env); it sets the broker, paths and port.
+    ``stay``: once the replay is done, keep the broker and the worker (its web console) up
+    until Ctrl-C or the worker stops."""
     from models.train import TrainConfig, train
 
     started = time.perf_counter()
@@ -98,6 +101,7 @@ def run_demo(
         )
         console.print(f"[bold]worker[/]  ready in {ready_s:.1f} s, {guarantee} "
                       f"(log: {workdir / 'worker.log'})")
+        console.print(f"[bold]console[/] {settings.console_url}  (open it in a browser)")
 
         messages = [to_message(e) for e in generate(catalog)]
         records = recommendation_records(settings, from_beginning=True, idle_timeout=60)
@@ -131,7 +135,18 @@ def run_demo(
             f"replay {replay_s:.1f} s ({received / replay_s:,.0f} records/s end to end"
             f"{', replay rate-limited to %g/s' % rate if rate else ''}); total {wall:.1f} s"
         )
-        return 0 if received >= len(messages) else 1
+        code = 0 if received >= len(messages) else 1
+        if stay:
+            console.print(f"[bold]console[/] still up at {settings.console_url}; Ctrl-C stops "
+                          "everything")
+            try:
+                worker.wait()  # until Ctrl-C, or the worker stops
+            except KeyboardInterrupt:
+                console.print("stopping")
+                return code
+            console.print(f"[red]the worker stopped[/] (exit {worker.returncode})")
+            return code or 1
+        return code
     except KeyboardInterrupt:
         console.print("interrupted; shutting down")
         return 130

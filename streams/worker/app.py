@@ -24,6 +24,7 @@ from streams.kafka_edge.transactions import EXACTLY_ONCE, AtLeastOnce, ExactlyOn
 from streams.settings import Settings
 from streams.worker.bad_requests import quiet_bad_requests
 from streams.worker.failure import stop_without_commit
+from streams.worker.console import register_console
 from streams.worker.followers import start_followers
 from streams.worker.item_path import ItemPath
 from streams.worker.metrics import PipelineStats
@@ -159,6 +160,7 @@ def create_app(settings: Settings, recommender: Recommender) -> faust.App:
                         asyncio.get_running_loop())  # fmt: skip
 
     register_views(app, users, settings, serving, stats, metrics, board)
+    register_console(app)
     return app
 
 

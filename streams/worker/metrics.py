@@ -8,7 +8,7 @@ registry, so several workers in one process (tests) never share series.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -20,6 +20,8 @@ CONTENT_TYPE = "text/plain"  # Prometheus text format 0.0.4 (aiohttp wants the c
 
 # Event produce time -> recommendation sent: sub-millisecond to tens of seconds under backlog.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCHES_KEPT = 1_000  # the batches the console's p50 and p99 are over
+SWAPS_KEPT = 20  # the model swaps the console lists
 SCORING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
@@ -51,6 +53,23 @@ class PipelineStats:
     items_known: int = 0  # items whose statistics this worker has read (exploration, trending)
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
+    # the newest batches' seconds from fetch to commit, and the newest model swaps, for the console
+    batch_seconds: deque = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
+    swaps: deque = field(default_factory=lambda: deque(maxlen=SWAPS_KEPT))
+
+    def swapped(self, version: str, kind: str, was: str) -> None:
+        """A model version is served from now on (wall-clock ms: when, not event time)."""
+        self.model_swaps += 1
+        self.swaps.append({"version": version, "kind": kind, "was": was,
+                           "at_ms": int(time.time() * 1000)})  # fmt: skip
+
+    def batch_quantiles(self) -> dict[str, float | None]:
+        """p50 and p99 of the newest batches' seconds (None before the first)."""
+        if not self.batch_seconds:
+            return {"p50": None, "p99": None}
+        ordered = sorted(self.batch_seconds)
+        return {name: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+                for name, q in (("p50", 0.5), ("p99", 0.99))}  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +96,8 @@ class PipelineStats:
             "trending_lists": self.trending_lists,
             "items_known": self.items_known,
             "dead_lettered": dict(self.dead_lettered),
+            "batch_seconds": self.batch_quantiles(),
+            "swaps": list(self.swaps),
         }
 
 

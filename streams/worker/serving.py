@@ -157,7 +157,7 @@ class Serving:
         self.artifact, self.lineage = recommender, lineage
         self.bound = longest_vector(recommender)
         self.active = Active(served, tuple({c.fingerprint: c for c in kept}.values()))
-        self.stats.model_swaps += 1
+        self.stats.swapped(recommender.version, recommender.kind, old.version)
         log.warning("now serving model %s (%s), was %s", recommender.version, recommender.kind,
                     old.version)  # fmt: skip
 

@@ -10,6 +10,8 @@ the applied events on to the item path, dead-letter what was refused, and commit
 
 from __future__ import annotations
 
+import time
+
 from typing import Any, Mapping, Sequence
 
 from models.item_board import ItemBoard
@@ -64,6 +66,7 @@ class UserPath:
                       resume_at: Mapping[Any, Resume] | None = None) -> None:  # fmt: skip
         """One fetch; returns once every event is applied and committed, or dead-lettered."""
         config, stats = self.config, self.stats
+        started = time.perf_counter()
         recommender, older_codebooks = self.serving.active  # one model for the whole batch
         stats.events_in += len(batch)
         self.metrics.batch_size.observe(len(batch))
@@ -97,6 +100,7 @@ class UserPath:
         for message, exc in refused:
             tx.dead_letter(message, exc)
         await tx.commit()
+        stats.batch_seconds.append(time.perf_counter() - started)
         self.metrics.observe_sent(parsed.produced)
         self.count(done, refused, expired, explored, trending)
 

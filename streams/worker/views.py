@@ -175,6 +175,7 @@ def register_views(
                 "assigned": sorted(
                     tp.partition for tp in assignment if tp.topic == settings.events_topic
                 ),
+                "lag": consumer_lag(app, settings.events_topic, stats),
                 "rebalancing": bool(app.rebalancing),
                 "recovered": app.tables.recovery.completed.is_set(),
             }

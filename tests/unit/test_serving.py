@@ -58,6 +58,8 @@ def test_a_swap_serves_the_new_model_and_keeps_the_old_catalog_for_reading(model
     new = load_recommender(model_path)
     holder.swap(new)
     assert holder.recommender is new and stats.model_swaps == 1
+    [swap] = stats.as_dict()["swaps"]  # what the console lists
+    assert (swap["version"], swap["was"]) == (new.version, recommender().version)
     assert [c.fingerprint for c in holder.active.older_codebooks] == [recommender().codebook.fingerprint]
     holder.refuse("v9", "checksum")
     assert (stats.models_refused, holder.last_refusal) == (1, "v9: checksum")
@@ -100,3 +102,11 @@ def test_a_state_from_before_states_named_their_model_is_taken_as_it_is():
         other_space().item_vector, 4, 77)  # fmt: skip
     np.testing.assert_array_equal(rebased.vector, rebase(state, other_space().item_vector, 4).vector)
 
+
+
+def test_the_batch_quantiles_the_console_shows_are_over_the_newest_batches():
+    stats = PipelineStats()
+    assert stats.as_dict()["batch_seconds"] == {"p50": None, "p99": None}
+    stats.batch_seconds.extend([9.0] * 500 + [float(n) for n in range(1, 1001)])
+    assert len(stats.batch_seconds) == 1000  # the oldest 500 (9 s each) are gone
+    assert stats.batch_quantiles() == {"p50": 501.0, "p99": 991.0}
