@@ -6,7 +6,7 @@ record and the recent items behind each, an item's page its statistics, and a wr
 
 ``make test`` installs Chromium where it can (root on Debian); elsewhere these tests skip, but
 never under ``CI=true``. With ``STREAMREC_CONSOLE_SCREENSHOTS=DIR`` each page is saved there
-as a PNG (docs/img/console-*.png came from such a run)."""
+as a PNG (docs/img/console-*.png are of ``streamrec demo --stay``'s console, user u7)."""
 
 from __future__ import annotations
 
