@@ -53,8 +53,8 @@ def explain(
     return because, contributions
 
 
-def _brought(neighbours: Neighbours, name: str, owner: np.ndarray, sources: np.ndarray, most: int | None,
-             weight: float, best: np.ndarray, slot_keys: np.ndarray,
+def _brought(neighbours: Neighbours, name: str, owner: np.ndarray, sources: np.ndarray,
+             most: int | None, weight: float, best: np.ndarray, slot_keys: np.ndarray,
              n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
     """(owner, source, target, weight x score over the owner's ``best``) of the ``sources``'
     rows (``most``: each one's first), each source its ``owner``'s, where ``owner * n +

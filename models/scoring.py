@@ -87,9 +87,10 @@ class Recommender:
                           bias: float | None = None) -> Recommender:
         """This model with ``vectors`` (D,) in place of its items' (online item learning,
         models/item_learning.py). An id the catalog lacks is appended, with ``bias`` (default the
-        catalog's median; -inf: the model never lists it) and no training popularity for the ranker. The sequence encoder keeps the
-        artifact's embeddings, and an ANN index keeps the vectors it was built with (exact
-        search sees the new ones). A copy of the (N, D) matrix: cheap next to a batch."""
+        catalog's median; -inf: the model never lists it) and no training popularity for the
+        ranker. The sequence encoder keeps the artifact's embeddings, and an ANN index keeps the
+        vectors it was built with (exact search sees the new ones). A copy of the (N, D)
+        matrix: cheap next to a batch."""
         new = copy.copy(self)
         fresh = [item for item in vectors if item not in self.index]
         if fresh:

@@ -51,6 +51,7 @@ def broker(
         data_dir = data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         log = data_dir / "broker.log"
+        stop_on_signals()  # from the start: a broker still starting is stopped too
         local = start_broker(port, engine, data_dir, log)
     try:
         with user_errors():
@@ -61,7 +62,6 @@ def broker(
         print(bootstrap, flush=True)
         console.print(f"{local.describe()} at [bold]{bootstrap}[/] (pid {local.process.pid}); "
                       "Ctrl-C stops", soft_wrap=True)
-        stop_on_signals()
         local.process.wait()
     except KeyboardInterrupt:
         pass

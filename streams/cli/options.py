@@ -107,15 +107,22 @@ def usage_errors() -> Iterator[None]:
         raise typer.BadParameter(str(exc)) from None
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def stop_on_signals() -> None:
-    """SIGTERM and SIGINT raise KeyboardInterrupt from here on, so a command's ``finally``
-    stops the processes it started (the broker, workers) whichever way it is asked to end:
-    Ctrl-C, ``kill``, or a job in the background, which ignores SIGINT unless told."""
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+    """The first SIGTERM or SIGINT from here on raises KeyboardInterrupt, so a command's
+    ``finally`` stops the processes it started (the broker, workers) whichever way it is asked
+    to end: Ctrl-C, ``kill``, or a job in the background, which ignores SIGINT unless told.
+    Later ones are ignored: a second Ctrl-C must not cut that cleanup short and leave a broker
+    running."""
+    for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, _interrupt)
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

@@ -53,7 +53,7 @@ class PipelineStats:
     items_known: int = 0  # items whose statistics this worker has read (exploration, trending)
     dead_lettered: Counter = field(default_factory=Counter)
     next_offsets: dict[int, int] = field(default_factory=dict)  # events partition -> next offset
-    # the newest batches' seconds from fetch to commit, and the newest model swaps, for the console
+    # the newest batches' seconds, received to committed, and the newest model swaps: the console's
     batch_seconds: deque = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
     swaps: deque = field(default_factory=lambda: deque(maxlen=SWAPS_KEPT))
 
