@@ -93,11 +93,13 @@ def item_step(
 
 class Learned(NamedTuple):
     """An item vector learned online: the model version (tag) whose space it is in, the steps
-    that made it, and the vector."""
+    that made it, the vector, and when its newest step was sent (wall-clock ms, the record's
+    timestamp; 0: not known)."""
 
     model: int
     updates: int
     vector: np.ndarray
+    sent_ms: int = 0
 
 
 def fits(item_id: str, learned: Learned, index: Collection[str], dim: int, tag: int,

@@ -46,7 +46,8 @@ def read_vectors(records: list) -> tuple[dict[str, Learned], list[Refused]]:
         except (CorruptState, AttributeError, UnicodeDecodeError) as exc:
             refused.append(unreadable(record, "bad_item_vector", exc))
             continue
-        vectors[item] = Learned(model, updates, np.frombuffer(raw, "<f4").astype(np.float32))
+        vectors[item] = Learned(model, updates, np.frombuffer(raw, "<f4").astype(np.float32),
+                                int(record.timestamp or 0))
     return vectors, refused
 
 

@@ -261,6 +261,7 @@ def register_item_vector_view(app: faust.App, serving: Serving, settings: Settin
                 return self.json({"error": f"no learned vector for item {item_id}"}, status=404)
             return self.json({
                 "item_id": item_id, "updates": learned.updates, "model_tag": learned.model,
+                "sent_ms": learned.sent_ms,
                 "norm": float(np.linalg.norm(learned.vector)),
                 "in_artifact": item_id in serving.artifact.index,
                 "serving": bool(np.array_equal(serving.recommender.item_vector(item_id),

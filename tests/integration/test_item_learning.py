@@ -52,6 +52,7 @@ def test_a_new_item_reaches_its_topics_users_through_both_workers(settings, work
     wait_for(lambda: all((v := learned_on(p)) and v["serving"] and v["updates"] >= len(engaged)
                          for p in ports), 60, "the new item's vector on both workers")  # fmt: skip
     assert not any(learned_on(p)["in_artifact"] for p in ports)
+    assert all(learned_on(p)["sent_ms"] > 0 for p in ports)  # when it was last learned
 
     asked = [*held_out, *others]
     # each asks with one more view of an item of their own topic

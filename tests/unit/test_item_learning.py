@@ -253,10 +253,11 @@ def test_vectors_read_from_the_topic_skip_what_is_unreadable():
     from streams.worker.topic_readers import read_vectors
 
     good = encode_item_vector(9, 2, np.ones(4, "<f4").tobytes())
-    records = [SimpleNamespace(key=b"x", value=good), SimpleNamespace(key=b"y", value=b"\x01"),
-               SimpleNamespace(key=b"x", value=None), SimpleNamespace(key=None, value=good)]
+    records = [SimpleNamespace(key=key, value=value, timestamp=1_700 + n) for n, (key, value)
+               in enumerate([(b"x", good), (b"y", b"\x01"), (b"x", None), (None, good)])]
     vectors, bad = read_vectors(records)
     assert list(vectors) == ["x"] and vectors["x"].updates == 2
+    assert vectors["x"].sent_ms == 1_700  # when it was learned, as the console shows it
     assert [(r.key, why) for r, why, _ in bad] == [(b"y", "bad_item_vector"), (None, "bad_item_vector")]
 
 
