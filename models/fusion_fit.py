@@ -7,7 +7,7 @@ source ranker of the evaluator learns them: events the model did not learn from 
 (a first training's test events, each user's last; an update's new events, scored with the
 version before it, as it served them), neighbours are counted over each user's events before
 their held-out ones, and every pair of weights on a grid ranks them by
-:func:`models.neighbours.fuse`; the pair with the best NDCG@10 goes into the
+:func:`models.fusion.fuse`; the pair with the best NDCG@10 goes into the
 artifact, and the model's list alone (both weights 0) is on the grid, so a version never picks
 a fusion that did worse than none on its held-out events.
 
@@ -128,7 +128,7 @@ class Ranked(NamedTuple):
         return cls(found, target, np.where(hit, at, -1))
 
     def ndcg_sum(self, weights: tuple[float, float, float]) -> float:
-        """The summed NDCG@K of the targets in :func:`models.neighbours.fuse`'s order: ahead
+        """The summed NDCG@K of the targets in :func:`models.fusion.fuse`'s order: ahead
         of a target, the better scores, then equal scores higher in the model's list, then
         equal ones outside it with a lower index."""
         found = self.found

@@ -31,12 +31,10 @@ class LiveCounts:
         self._covisits: list[int] = []  # (earlier, later) numbers, flat
         self._rules: list[int] = []  # (earlier, later) numbers, flat
         self._rule_weights: list[float] = []
-        self.events = 0
 
     def add(self, item: str, before: Sequence[str]) -> None:
         """Count a positive of ``item`` after the user's previous positives ``before`` (oldest
         first)."""
-        self.events += 1
         number = self._number(item)
         for back, earlier in enumerate(reversed(before[-WINDOW:]), start=1):
             if earlier == item:

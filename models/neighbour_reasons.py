@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from models.neighbours import RULES_SHOWN, WINDOW, Fused, Neighbours
+from models.fusion import Fused
+from models.neighbours import RULES_SHOWN, WINDOW, Neighbours
 
 
 def explain(

@@ -230,13 +230,14 @@ class ProductPolicy:
             states[event.user_id] = state = apply_user_events(
                 state, [(event, (0, n))], rec.item_vector if rec else _no_vector, self.interest
             ).state
-            if self.interest.weight(event) > 0:
+            positive = self.interest.weight(event) > 0
+            if positive:
                 mine = before.setdefault(event.user_id, [])
                 if live is not None:
                     live.add(event.item_id, mine)
                 mine.append(event.item_id)
                 del mine[:-WINDOW]
-            if learner is not None and self.interest.weight(event) > 0:
+            if learner is not None and positive:
                 item = event.item_id
                 start = learner.start(item, *learned.get(item, (b"", 0, 0)))
                 vector, updates = learner.learn(item, start, [((0, n), state.vector)])

@@ -24,7 +24,8 @@ from core.codebook import ItemCodebook
 from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
-from models.neighbours import NEIGHBOUR_POOL, WINDOW, Fused, Neighbours, fuse
+from models.fusion import Fused, fuse
+from models.neighbours import NEIGHBOUR_POOL, WINDOW, Neighbours
 from models.neighbour_reasons import explain as explain_neighbours
 from models.retrieval import ExactIndex, Index
 

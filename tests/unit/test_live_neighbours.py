@@ -9,7 +9,8 @@ from core.interest import InterestConfig
 from models.artifact import load_recommender
 from models.blend import Blend
 from models.live_neighbours import LiveCounts
-from models.neighbours import build, fuse
+from models.fusion import fuse
+from models.neighbours import build
 from models.product import ModelVersions, ProductPolicy
 from models.stream import Stream
 from tests.unit.test_neighbours import dense, random_streams

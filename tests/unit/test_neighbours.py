@@ -13,7 +13,8 @@ from models.blend import Blend
 from models.data import Interactions
 from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
-from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, candidates, fuse
+from models.fusion import fuse
+from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, candidates
 from models.sequential_rules import SequentialRules
 
 

@@ -1,0 +1,87 @@
+"""A user's list fused from the model's and the item neighbours' candidates
+(models/neighbours.py :func:`~models.neighbours.candidates`): what a worker serves when the
+fusion weights are on, and what explains each slot (models/neighbour_reasons.py)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from models.neighbours import Neighbours, candidates
+
+
+def fuse(
+    neighbours: Neighbours,
+    model_indices: np.ndarray,
+    known: Sequence[Sequence[int]],
+    k: int,
+    weights: tuple[float, float, float],
+) -> Fused:
+    """Each user's top ``k`` (see :func:`candidates`): a candidate scores ``w_model (50 - rank)
+    / 50 + w_covisit c / max c + w_rules r / max r``, its co-visit score ``c`` summed over the
+    user's last ``WINDOW`` items and its rule score ``r`` from the newest one's ``RULES_SHOWN``
+    strongest, each maximum the user's own; best first, ties to the model's order and then the
+    lower index (:class:`Fused`)."""
+    batch = model_indices.shape[0]
+    out = np.full((batch, k), -1, dtype=np.int64)
+    out_scores = np.full((batch, k), -np.inf, dtype=np.float32)
+    by_neighbours = np.zeros((batch, k), dtype=bool)
+    found = candidates(neighbours, model_indices, known)
+    score = found.scores(weights)
+    shown = np.isfinite(score)
+    # a row's k best listed items each score at least w_model (50 - r_k) / 50 (r_k: the k-th
+    # best rank among them), so nothing below that can be among its k: only the rest is sorted
+    listed = np.flatnonzero(shown & np.isfinite(found.rank))
+    by_rank = listed[np.lexsort((found.rank[listed], found.row[listed]))]
+    place = np.arange(len(by_rank)) - np.searchsorted(found.row[by_rank], found.row[by_rank])
+    kth = by_rank[place == k - 1]
+    floor = np.full(batch, -np.inf)
+    floor[found.row[kth]] = weights[0] * found.model[kth]
+    shown &= score >= floor[found.row]
+    row, item, rank, model, score = (a[shown] for a in (found.row, found.item, found.rank,
+                                                        found.model, score))  # fmt: skip
+    order = np.lexsort((item, rank, -score, row))
+    row, item, model, score = row[order], item[order], model[order], score[order]
+    place = np.arange(len(row)) - np.searchsorted(row, row)
+    take = place < k
+    out[row[take], place[take]] = item[take]
+    out_scores[row[take], place[take]] = score[take]
+    by_neighbours[row[take], place[take]] = score[take] > 2 * weights[0] * model[take]
+    late = (model_indices[:, :k] >= neighbours.n_items).any(axis=1)
+    for user in np.flatnonzero(late).tolist():
+        valid = out[user] >= 0
+        items, scores = out[user, valid].tolist(), out_scores[user, valid].tolist()
+        mostly = by_neighbours[user, valid].tolist()
+        for at, new in _uncovered(model_indices[user], known[user], neighbours.n_items, k):
+            items.insert(at, new)
+            scores.insert(at, scores[at] if at < len(scores) else
+                          (scores[-1] if scores else 0.0))  # fmt: skip
+            mostly.insert(at, False)
+        out[user, :min(k, len(items))] = items[:k]
+        out_scores[user, :min(k, len(items))] = scores[:k]
+        by_neighbours[user, :min(k, len(items))] = mostly[:k]
+    return Fused(out, out_scores, by_neighbours, found.best)
+
+
+class Fused(NamedTuple):
+    """Each user's fused list: (B, k) item indices (-1 padded) and scores, best first; whether
+    the neighbours weigh more than the model in each slot's score (what explains it:
+    models/neighbour_reasons.py); and (2, B) the users' best co-visit and rule sums, their
+    scores' scale."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    by_neighbours: np.ndarray
+    best: np.ndarray
+
+
+def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,
+               k: int) -> list[tuple[int, int]]:  # fmt: skip
+    """(rank, item) of the model's first ``k`` that the neighbours do not cover (added to the
+    served catalog after the version: learned online, or from its content). No counts of
+    theirs can speak for or against them, so each keeps the model's rank in the fused list:
+    neither buried under items with counts nor lifted above them."""
+    seen = set(known)
+    return [(rank, int(item)) for rank, item in enumerate(model_row[:k].tolist())
+            if item >= n_items and item not in seen]
