@@ -34,7 +34,8 @@ from core.forgetting import Forgetting
 from core.interest import InterestConfig
 from models.base import SequenceModel
 from models.content import CONTENT_FILE, ContentVectors
-from models.neighbours import NEIGHBOURS_FILE, Neighbours
+from models.content_neighbours import served_ids
+from models.neighbours import FUSION_WEIGHTS, NEIGHBOURS_FILE, Neighbours
 from models.ranker import RANKER_FILE, Ranker
 from models.registry import model_kind
 from models.retrieval import ANN_FILE, AnnIndex
@@ -119,8 +120,10 @@ def save_artifact(
 ) -> str:
     """Write the artifact and return its version id. Catalogs of ``ann_min_items`` or more
     get an HNSW index; ``content``, the item catalog's content vectors in this model's space;
-    ``neighbours``, co-visits and rules over ``item_ids`` (models/neighbours.py). The manifest is removed first and written last: an artifact rewritten
-    in place is refused until it is whole again, never served as a mix of two versions."""
+    ``neighbours``, co-visits and rules over ``item_ids`` (and content neighbours over those and
+    ``content``'s other items: models/neighbours.py). The manifest is removed first and written
+    last: an artifact rewritten in place is refused until it is whole again, never served as a
+    mix of two versions."""
     path.mkdir(parents=True, exist_ok=True)
     (path / MANIFEST_FILE).unlink(missing_ok=True)
     torch.save(model.state_dict(), path / "weights.pt")
@@ -138,8 +141,10 @@ def save_artifact(
         config = {**config, "content": {"encoder": content.encoder, "items": len(content.item_ids),
                                         "dim": int(content.content.shape[1])}}  # fmt: skip
     if neighbours is not None:
-        if neighbours.n_items != len(item_ids):
-            raise ValueError(f"neighbours over {neighbours.n_items} items, not {len(item_ids)}")
+        whole = len(served_ids(item_ids, content))
+        if neighbours.n_items not in (len(item_ids), whole):
+            raise ValueError(f"neighbours over {neighbours.n_items} items, not {len(item_ids)}"
+                             + (f" or {whole}" if whole != len(item_ids) else ""))
         neighbours.save(path / NEIGHBOURS_FILE)
         served.append(NEIGHBOURS_FILE)
     if len(item_ids) >= ann_min_items:
@@ -293,19 +298,19 @@ def load_recommender(path: Path, blend: Blend = Blend()) -> Recommender:
         ranker = Ranker(**config["ranker"]["init"])
         ranker.load_state_dict(torch.load(path / RANKER_FILE, weights_only=True))
     recommender = Recommender(model, item_ids, config["version"], blend, index, ranker)
-    if (path / NEIGHBOURS_FILE).is_file():
-        try:
-            neighbours = Neighbours.load(path / NEIGHBOURS_FILE, len(item_ids))
-        except (ValueError, KeyError) as exc:
-            raise ArtifactError(str(exc)) from None
-        recommender.neighbours = neighbours
-        fitted = config.get("neighbours", {})
-        recommender.fusion = (float(fitted.get("covisit_weight", 0.0)),
-                              float(fitted.get("rules_weight", 0.0)))  # fmt: skip
     if (path / CONTENT_FILE).is_file():
         content = ContentVectors.load(path / CONTENT_FILE)
         known = recommender.index
         new = {i: v for i, v in content.projected().items() if i not in known}
         recommender = recommender.with_item_vectors(new) if new else recommender
         recommender.content = content  # what projects a catalog item heard of later
+    if (path / NEIGHBOURS_FILE).is_file():
+        try:  # over the model's items, or those and its catalog's (models/neighbours.py)
+            neighbours = Neighbours.load(path / NEIGHBOURS_FILE,
+                                         (len(item_ids), len(recommender.item_ids)))
+        except (ValueError, KeyError) as exc:
+            raise ArtifactError(str(exc)) from None
+        recommender.neighbours = neighbours
+        fitted = config.get("neighbours", {})
+        recommender.fusion = tuple(float(fitted.get(name, 0.0)) for name in FUSION_WEIGHTS)
     return recommender

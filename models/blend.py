@@ -8,10 +8,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Blend:
     """How the scores combine: weights of the two query parts, candidates the ranker sees, and
-    how many recent items explain each recommendation. ``covisit_weight`` and ``rules_weight``
-    above 0 fuse the model's list with the artifact's item neighbours (models/neighbours.py),
-    the model's rank weighing 1; None takes the weights the artifact was fitted with
-    (models/fusion_fit.py)."""
+    how many recent items explain each recommendation. ``covisit_weight``, ``rules_weight`` and
+    ``content_weight`` above 0 fuse the model's list with the artifact's item neighbours
+    (models/neighbours.py), the model's rank weighing 1; None takes the weights the artifact was
+    fitted with (models/fusion_fit.py)."""
 
     interest_weight: float = 1.0
     sequence_weight: float = 1.0
@@ -19,8 +19,10 @@ class Blend:
     explain: int = 3
     covisit_weight: float | None = None
     rules_weight: float | None = None
+    content_weight: float | None = None
 
-    def fusion(self, fitted: tuple[float, float]) -> tuple[float, float]:
-        """The neighbour weights to serve with, given those an artifact was fitted with."""
-        return (fitted[0] if self.covisit_weight is None else self.covisit_weight,
-                fitted[1] if self.rules_weight is None else self.rules_weight)  # fmt: skip
+    def fusion(self, fitted: tuple[float, float, float]) -> tuple[float, float, float]:
+        """The neighbour weights to serve with (co-visits, rules, content), given those an
+        artifact was fitted with."""
+        mine = (self.covisit_weight, self.rules_weight, self.content_weight)
+        return tuple(f if m is None else m for f, m in zip(fitted, mine))  # type: ignore

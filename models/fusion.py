@@ -16,12 +16,13 @@ def fuse(
     model_indices: np.ndarray,
     known: Sequence[Sequence[int]],
     k: int,
-    weights: tuple[float, float, float],
+    weights: Sequence[float],
 ) -> Fused:
     """Each user's top ``k`` (see :func:`candidates`): a candidate scores ``w_model (50 - rank)
-    / 50 + w_covisit c / max c + w_rules r / max r``, its co-visit score ``c`` summed over the
-    user's last ``WINDOW`` items and its rule score ``r`` from the newest one's ``RULES_SHOWN``
-    strongest, each maximum the user's own; best first, ties to the model's order and then the
+    / 50 + w_covisit c / max c + w_rules r / max r + w_content s / max s``, its co-visit score
+    ``c`` summed over the user's last ``WINDOW`` items, its rule score ``r`` from the newest
+    one's ``RULES_SHOWN`` strongest, its content score ``s`` over the last ``CONTENT_WINDOW``
+    (when the neighbours have content rows), each maximum the user's own; best first, ties to the model's order and then the
     lower index (:class:`Fused`)."""
     batch = model_indices.shape[0]
     out = np.full((batch, k), -1, dtype=np.int64)
@@ -48,12 +49,17 @@ def fuse(
     out[row[take], place[take]] = item[take]
     out_scores[row[take], place[take]] = score[take]
     by_neighbours[row[take], place[take]] = score[take] > 2 * weights[0] * model[take]
-    late = (model_indices[:, :k] >= neighbours.n_items).any(axis=1)
+    late = (model_indices[:, :k] >= neighbours.covered).any(axis=1)
     for user in np.flatnonzero(late).tolist():
         valid = out[user] >= 0
         items, scores = out[user, valid].tolist(), out_scores[user, valid].tolist()
         mostly = by_neighbours[user, valid].tolist()
-        for at, new in _uncovered(model_indices[user], known[user], neighbours.n_items, k):
+        for at, new in _uncovered(model_indices[user], known[user], neighbours.covered, k):
+            if new in items:  # brought by its content: at the better of the two places
+                if items.index(new) <= at:
+                    continue
+                drop = items.index(new)
+                del items[drop], scores[drop], mostly[drop]
             items.insert(at, new)
             scores.insert(at, scores[at] if at < len(scores) else
                           (scores[-1] if scores else 0.0))  # fmt: skip
@@ -67,8 +73,8 @@ def fuse(
 class Fused(NamedTuple):
     """Each user's fused list: (B, k) item indices (-1 padded) and scores, best first; whether
     the neighbours weigh more than the model in each slot's score (what explains it:
-    models/neighbour_reasons.py); and (2, B) the users' best co-visit and rule sums, their
-    scores' scale."""
+    models/neighbour_reasons.py); and (S, B) the users' best sums of each kind of neighbours,
+    their scores' scale."""
 
     indices: np.ndarray
     scores: np.ndarray
@@ -79,9 +85,10 @@ class Fused(NamedTuple):
 def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,
                k: int) -> list[tuple[int, int]]:  # fmt: skip
     """(rank, item) of the model's first ``k`` that the neighbours do not cover (added to the
-    served catalog after the version: learned online, or from its content). No counts of
-    theirs can speak for or against them, so each keeps the model's rank in the fused list:
-    neither buried under items with counts nor lifted above them."""
+    served catalog after the version, learned online or from its content; or a catalog item
+    without interactions, which only content rows cover). No counts of theirs can speak for or
+    against them, so each keeps at least the model's rank in the fused list: never buried under
+    items with counts, lifted only by content neighbours."""
     seen = set(known)
     return [(rank, int(item)) for rank, item in enumerate(model_row[:k].tolist())
             if item >= n_items and item not in seen]

@@ -6,10 +6,11 @@ from what the interest vector knows better. So each version picks its own weight
 source ranker of the evaluator learns them: events the model did not learn from are held out
 (a first training's test events, each user's last; an update's new events, scored with the
 version before it, as it served them), neighbours are counted over each user's events before
-their held-out ones, and every pair of weights on a grid ranks them by
-:func:`models.fusion.fuse`; the pair with the best NDCG@10 goes into the
-artifact, and the model's list alone (both weights 0) is on the grid, so a version never picks
-a fusion that did worse than none on its held-out events.
+their held-out ones, and every pair of co-visit and rule weights on a grid ranks them by
+:func:`models.fusion.fuse`, then (with an item catalog) each content weight beside the best pair;
+the weights with the best NDCG@10 go into the artifact, and the model's list alone (every
+weight 0) is on the grid, so a version never picks a fusion that did worse than none on its
+held-out events.
 
 The user's query for a held-out event is the interest vector of their earlier positives, decayed
 as served (:meth:`core.interest.InterestConfig.decays`): the worker's query without the sequence
@@ -28,31 +29,37 @@ import torch
 from core.interest import InterestConfig
 from models.base import SequenceModel
 from models.data import Interactions
-from models.neighbours import NEIGHBOUR_POOL, Candidates, Neighbours, build, candidates
+from models.content import ContentVectors
+from models.content_neighbours import content_rows, served_ids
+from models.neighbours import (FUSION_WEIGHTS, NEIGHBOUR_POOL, Candidates, Neighbours, Rows,
+                               build, candidates)  # fmt: skip
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 K = 10
 HELD_OUT = 1_000  # the most events a fit holds out
-WEIGHTS = ("covisit_weight", "rules_weight")
+WEIGHTS = FUSION_WEIGHTS
 
 
 def version_neighbours(
     vectors: tuple[np.ndarray, np.ndarray], data: Interactions, held: list[tuple[int, int]],
     interest: InterestConfig, keep: int, events: int, config: dict[str, Any],
     metrics: dict[str, Any], parent: Mapping[str, float] | None = None,
+    content: ContentVectors | None = None,
 ) -> tuple[Neighbours | None, dict[str, Any]]:
     """The item neighbours a version serves beside its model, each item's ``keep`` strongest
-    over the newest ``events`` positives of ``data`` (none when ``keep`` is 0), and its
-    ``config`` naming the weights fitted for them on the ``held`` events, which the model of
-    ``vectors`` (items, biases over ``data``'s catalog) did not learn; the ``parent``'s weights
-    when nothing is held out. The fit goes into ``metrics`` too."""
+    over the newest ``events`` positives of ``data`` (none when ``keep`` is 0), with the
+    ``content`` catalog's content neighbours (models/content_neighbours.py) when given, and
+    its ``config`` naming the weights fitted for them on the ``held`` events, which the model
+    of ``vectors`` (items, biases over ``data``'s catalog) did not learn; the ``parent``'s
+    weights when nothing is held out. The fit goes into ``metrics`` too."""
     if not keep:
         return None, config
     started = time.perf_counter()
-    neighbours = build(data.items, data.times, data.n_items, keep, events)
-    fusion = fit_fusion(*vectors, data, interest, keep, events, held)
+    alike = _content_rows(data, content, data.items)
+    neighbours = build(data.items, data.times, data.n_items, keep, events, alike)
+    fusion = fit_fusion(*vectors, data, interest, keep, events, held, content)
     if not fusion["held_out"] and parent:
-        fusion = {**fusion, **{name: parent[name] for name in WEIGHTS}}
+        fusion = {**fusion, **{name: parent.get(name, 0.0) for name in WEIGHTS}}
     metrics["neighbours"] = {**fusion, "seconds": round(time.perf_counter() - started, 2)}
     return neighbours, {**config, "neighbours": {name: fusion[name] for name in WEIGHTS}}
 
@@ -82,33 +89,47 @@ def fit_fusion(
     keep: int,
     neighbour_events: int,
     held: list[tuple[int, int]],
+    content: ContentVectors | None = None,
 ) -> dict[str, Any]:
     """``vectors`` (N, D) and ``bias`` (N,) are the items of a model that did not learn the
     ``held`` events ((user, position) in ``data``, its positives; see :func:`newest` and
-    :func:`last_of_each`). The chosen ``covisit_weight`` and ``rules_weight``, with the
-    held-out NDCG@10 they and the model alone reached, and how many events were held out (0:
-    none; weights 0)."""
+    :func:`last_of_each`). The chosen ``covisit_weight`` and ``rules_weight`` (then, with a
+    ``content`` catalog, ``content_weight`` given them), with the held-out NDCG@10 they and the
+    model alone reached, and how many events were held out (0: none; weights 0)."""
     held = [(u, p) for u, p in held if p > 0]
     if not held:
-        return {"covisit_weight": 0.0, "rules_weight": 0.0, "held_out": 0}
+        return {**dict.fromkeys(WEIGHTS, 0.0), "held_out": 0}
     before = [items[:start] for items, (start, _) in zip(data.items, _first_held(data, held))]
     times = [t[: len(s)] for t, s in zip(data.times, before)]
-    neighbours = build(before, times, data.n_items, keep, neighbour_events)
+    alike = _content_rows(data, content, before)
+    neighbours = build(before, times, data.n_items, keep, neighbour_events, alike)
     users, positions = zip(*held)
     known = [data.items[u][max(0, p - interest.history_len):p].tolist()
              for u, p in zip(users, positions)]  # fmt: skip
     targets = np.array([data.items[u][p] for u, p in zip(users, positions)])
     model = _model_lists(vectors, bias, data, interest, users, positions, known)
-    grid = list(itertools.product(GRID, GRID))
-    hits = np.zeros(len(grid))  # summed NDCG@K of the held-out events, per pair of weights
     ranked = Ranked.of(candidates(neighbours, model, known), targets, neighbours.n_items)
-    for n, (w_covisit, w_rules) in enumerate(grid):
-        hits[n] += ranked.ndcg_sum((1.0, w_covisit, w_rules))
-    scores = dict(zip(grid, hits / len(held)))
-    best = max(scores, key=lambda w: (scores[w], -w[0] - w[1]))  # ties: the lighter fusion
-    return {"covisit_weight": best[0], "rules_weight": best[1], "held_out": len(held),
+    scores = {w: ranked.ndcg_sum((1.0, *w)) / len(held)
+              for w in itertools.product(GRID, GRID, (0.0,))}  # fmt: skip
+    best = max(scores, key=lambda w: (scores[w], -sum(w)))  # ties: the lighter fusion
+    if alike is not None:  # the content weight, given the co-visit and rule weights
+        scores.update({w: ranked.ndcg_sum((1.0, *w)) / len(held)
+                       for w in ((*best[:2], c) for c in GRID[1:])})  # fmt: skip
+        best = max(scores, key=lambda w: (scores[w], -sum(w)))
+    return {**dict(zip(WEIGHTS, best)), "held_out": len(held),
             "ndcg@10": round(float(scores[best]), 6),
-            "model_ndcg@10": round(float(scores[0.0, 0.0]), 6)}
+            "model_ndcg@10": round(float(scores[0.0, 0.0, 0.0]), 6)}
+
+
+def _content_rows(data: Interactions, content: ContentVectors | None,
+                  items: Sequence[np.ndarray]) -> Rows | None:  # fmt: skip
+    """The content neighbours over ``data``'s catalog and ``content``'s other items, each
+    item's coldness counted over ``items`` (the users' positives the version knows)."""
+    if content is None:
+        return None
+    flat = np.concatenate(list(items)) if len(items) else np.zeros(0, np.int64)
+    positives = np.bincount(flat.astype(np.int64), minlength=data.n_items)
+    return content_rows(content, served_ids(data.item_ids, content), positives)
 
 
 class Ranked(NamedTuple):
@@ -127,7 +148,7 @@ class Ranked(NamedTuple):
         hit = (keys[at] == wanted) if len(keys) else np.zeros(len(target), dtype=bool)
         return cls(found, target, np.where(hit, at, -1))
 
-    def ndcg_sum(self, weights: tuple[float, float, float]) -> float:
+    def ndcg_sum(self, weights: Sequence[float]) -> float:
         """The summed NDCG@K of the targets in :func:`models.fusion.fuse`'s order: ahead
         of a target, the better scores, then equal scores higher in the model's list, then
         equal ones outside it with a lower index."""

@@ -1,5 +1,6 @@
 """Why a fused list shows an item the neighbours put there: the user's recent items whose
-co-visits or rules brought it (models/neighbours.py), as a record's ``because`` names them."""
+co-visits, rules or content brought it (models/neighbours.py), as a record's ``because`` names
+them."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from typing import Sequence
 import numpy as np
 
 from models.fusion import Fused
-from models.neighbours import RULES_SHOWN, WINDOW, Neighbours
+from models.neighbours import Neighbours, recent_sources, windows
 
 
 def explain(
     neighbours: Neighbours, fused: Fused, known: Sequence[Sequence[int]],
-    weights: tuple[float, float], n_explain: int,
+    weights: Sequence[float], n_explain: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which of each user's recent items brought the slots of ``fused`` the neighbours put
-    there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c``, and the newest one
-    also ``w_rules rule(j, i) / max r``. (B, k, n_explain) recent item indices (-1: none) and
-    contributions, best first (ties: the lower index). The whole batch in a few array
+    there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c`` (and ``w_content
+    content(j, i) / max s`` when among the last ``CONTENT_WINDOW``), and the newest one also
+    ``w_rules rule(j, i) / max r`` (``weights``: one per kind, ``Neighbours.kinds`` order).
+    (B, k, n_explain) recent item indices (-1: none) and contributions, best first (ties: the
+    lower index). The whole batch in a few array
     operations, over the rows of the slots' items only."""
     indices, wanted = fused.indices, fused.by_neighbours
     batch, k = indices.shape
@@ -26,16 +29,14 @@ def explain(
     because = np.full((batch, k, n_explain), -1, dtype=np.int64)
     contributions = np.zeros((batch, k, n_explain), dtype=np.float32)
     users = np.flatnonzero(wanted.any(axis=1))
-    windows = [[i for i in known[b][-WINDOW:] if i < n] for b in users.tolist()]
+    mine = [known[b] for b in users.tolist()]
     slot_user, slot = np.nonzero(wanted)
     slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
-    owner = np.repeat(users, [len(w) for w in windows])
-    sources = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
-    newest = np.array([w[-1] for w in windows if w], dtype=np.int64)
-    parts = [_brought(neighbours, "covisits", owner, sources, None, weights[0], fused.best[0],
-                      slot_keys, n),
-             _brought(neighbours, "rules", users[[bool(w) for w in windows]], newest, RULES_SHOWN,
-                      weights[1], fused.best[1], slot_keys, n)]  # fmt: skip
+    parts = []
+    for kind, weight, best in zip(neighbours.kinds(), weights, fused.best):
+        owner, sources, most = recent_sources(kind, windows(neighbours, kind, mine))
+        parts.append(_brought(neighbours, kind, users[owner], sources, most, weight, best,
+                              slot_keys, n))  # fmt: skip
     owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
     if n_explain == 0 or not len(owner):
         return because, contributions

@@ -11,12 +11,15 @@ versions they are as fresh as the model is.
   items before it, in both directions (models/baselines.py ``ItemKNN``).
 - **rules**: each positive adds ``1 - 0.1 b`` to the rule from the item ``b`` steps before it,
   ``b`` < 10 (models/sequential_rules.py).
+- **content** (with an item catalog): the items most alike in text, weighed by how few events
+  each has (models/content_neighbours.py), so content speaks for what interactions cannot yet.
 
 Each item keeps its ``keep`` strongest of each, by weight (ties: the lower index), as rows of a
 sparse matrix over the artifact's items. :func:`models.fusion.fuse` ranks a user's candidates
 (:func:`candidates`): the model's list by its rank, plus the co-visits of the user's last
-``window`` items and the rules out of their newest item, each normalised by the user's best,
-summed with the blend's weights or those fitted for the version (models/fusion_fit.py).
+``window`` items, the rules out of their newest item and the content neighbours of their last
+``CONTENT_WINDOW``, each normalised by the user's best, summed with the blend's weights or those
+fitted for the version (models/fusion_fit.py).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ NEIGHBOURS_FILE = "neighbours.npz"
 WINDOW = 20  # item-kNN's window: the user's items a co-visit is counted with, and scored from
 RULE_STEPS = 9  # sequential rules reach this many steps back (weight 1 - 0.1 b, zero at 10)
 RULES_SHOWN = 20  # the strongest rules out of the newest item that score (SR's pruning)
+CONTENT_WINDOW = 5  # the user's recent items whose content neighbours score (content-knn's)
 NEIGHBOUR_POOL = 50  # the model's candidates fused with the neighbours
+# the artifact config's names of the fusion weights, in Neighbours.kinds order
+FUSION_WEIGHTS = ("covisit_weight", "rules_weight", "content_weight")
 
 
 @dataclass(frozen=True)
@@ -49,22 +55,38 @@ class Rows:
 
 @dataclass(frozen=True)
 class Neighbours:
-    """Each item's strongest co-visits and rules, over the item ids of the artifact."""
+    """Each item's strongest co-visits and rules (and content neighbours, with a catalog), over
+    the item ids of the artifact, then its catalog items without interactions, in the catalog's
+    order (models/artifact.py ``load_recommender`` serves them in that order)."""
 
     n_items: int
     covisits: Rows
     rules: Rows
     live: Neighbours | None = None  # counted since the version (models/live_neighbours.py)
+    content: Rows | None = None
+    counted: int | None = None  # the items the counts cover (the model's); None: all n_items
+
+    @property
+    def covered(self) -> int:
+        """Items before this have co-visits and rules counted; those after (the catalog's
+        items without interactions) only content rows, so the model's rank speaks for them."""
+        return self.n_items if self.counted is None else self.counted
+
+    def kinds(self) -> list[str]:
+        """The kinds of rows these neighbours have, in the fusion weights' order."""
+        return ["covisits", "rules"] + (["content"] if self.content is not None else [])
 
     def with_live(self, live: Neighbours) -> Neighbours:
         """These rows with ``live``'s laid on them, over its catalog (which extends this one:
-        the items after ours have empty rows here): a pair's weight is the sum of the two."""
+        the items after ours have empty rows here): a pair's weight is the sum of the two. The
+        catalog's items without interactions stay uncovered (their live counts can still lift
+        them); without such items, every item of ``live``'s catalog is covered."""
         if live.n_items < self.n_items:
             raise ValueError(f"live neighbours over {live.n_items} items, not {self.n_items}+")
         extra = live.n_items - self.n_items
-        padded = [Rows(np.concatenate([r.indptr, np.full(extra, r.indptr[-1])]), r.targets,
-                       r.weights) for r in (self.covisits, self.rules)]  # fmt: skip
-        return Neighbours(live.n_items, *padded, live=live)
+        covisits, rules, content = (r if r is None else padded(r, extra)
+                                    for r in (self.covisits, self.rules, self.content))  # fmt: skip
+        return Neighbours(live.n_items, covisits, rules, live, content, self.counted)
 
     def expand(self, name: str, owner: np.ndarray, sources: np.ndarray, most: int | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
@@ -72,43 +94,55 @@ class Neighbours:
         layer's too: a pair in both is two entries, which the callers sum (``most`` bounds
         each layer's row on its own)."""
         parts = [expanded(getattr(self, name), owner, sources, most)]
-        if self.live is not None:
+        if self.live is not None and getattr(self.live, name) is not None:
             parts.append(expanded(getattr(self.live, name), owner, sources, most))
         return tuple(np.concatenate(p) for p in zip(*parts)) if len(parts) > 1 else parts[0]
 
     def save(self, path: Path) -> None:
         with path.open("wb") as f:  # np.savez would add ".npz" to a name without it
-            np.savez(f, n_items=np.int64(self.n_items),
+            np.savez(f, n_items=np.int64(self.n_items), counted=np.int64(self.covered),
                      **{f"{name}_{part}": getattr(getattr(self, name), part)
-                        for name in ("covisits", "rules")
+                        for name in self.kinds()
                         for part in ("indptr", "targets", "weights")})  # fmt: skip
 
     @classmethod
-    def load(cls, path: Path, n_items: int | None = None) -> Neighbours:
-        """The neighbours at ``path``; ValueError unless they are a matrix (over ``n_items``,
-        the catalog they serve, when given)."""
+    def load(cls, path: Path, n_items: Sequence[int] | None = None) -> Neighbours:
+        """The neighbours at ``path``; ValueError unless they are a matrix (over one of
+        ``n_items``, the catalogs they may serve, when given)."""
         with np.load(path, allow_pickle=False) as f:
             n = int(f["n_items"])
+            counted = int(f["counted"]) if "counted" in f else n
+            kinds = ["covisits", "rules"] + (["content"] if "content_indptr" in f else [])
             rows = {name: Rows(f[f"{name}_indptr"], f[f"{name}_targets"], f[f"{name}_weights"])
-                    for name in ("covisits", "rules")}  # fmt: skip
+                    for name in kinds}  # fmt: skip
         for name, r in rows.items():
             if (len(r.indptr) != n + 1 or r.indptr[-1] != len(r.targets)
                     or len(r.targets) != len(r.weights)
                     or (len(r.targets) and (r.targets.min() < 0 or r.targets.max() >= n))
                     or not np.isfinite(r.weights).all()):  # fmt: skip
                 raise ValueError(f"{path}: {name} is not a matrix over {n} items")
-        if n_items is not None and n != n_items:
-            raise ValueError(f"neighbours over {n} items, not {n_items}")
-        return cls(n, rows["covisits"], rows["rules"])
+        if n_items is not None and n not in n_items:
+            raise ValueError(f"neighbours over {n} items, not {' or '.join(map(str, n_items))}")
+        if not 0 <= counted <= n:
+            raise ValueError(f"{path}: counts over {counted} of {n} items")
+        return cls(n, rows["covisits"], rows["rules"], content=rows.get("content"),
+                   counted=counted if counted < n else None)
+
+
+def padded(rows: Rows, extra: int) -> Rows:
+    """``rows`` with ``extra`` empty rows after them (items they do not cover)."""
+    return Rows(np.concatenate([rows.indptr, np.full(extra, rows.indptr[-1])]), rows.targets,
+                rows.weights)  # fmt: skip
 
 
 def build(
     items: Sequence[np.ndarray], times: Sequence[np.ndarray], n_items: int,
-    keep: int = 100, events: int = 200_000,
+    keep: int = 100, events: int = 200_000, content: Rows | None = None,
 ) -> Neighbours:
     """Count co-visits and rules over each user's item sequence (indices in time order, with
     their times), counting only pairs whose later event is among the newest ``events`` of all
-    users (its earlier items may be older: they are its context)."""
+    users (its earlier items may be older: they are its context). ``content``: the content
+    neighbours (models/content_neighbours.py), over these items and the catalog's after them."""
     lengths = np.array([len(s) for s in items], dtype=np.int64)
     flat = np.concatenate(list(items)).astype(np.int64) if len(items) else np.zeros(0, np.int64)
     when = np.concatenate(list(times)) if len(times) else np.zeros(0, np.int64)
@@ -127,8 +161,14 @@ def build(
         if back <= RULE_STEPS:
             rule_keys.append(a * n_items + b)
             rule_weights.append(np.full(len(a), 1.0 - 0.1 * back))
-    return Neighbours(n_items, strongest(covisit_keys, covisit_weights, n_items, keep),
-                      strongest(rule_keys, rule_weights, n_items, keep))  # fmt: skip
+    counted = Neighbours(n_items, strongest(covisit_keys, covisit_weights, n_items, keep),
+                         strongest(rule_keys, rule_weights, n_items, keep))  # fmt: skip
+    if content is None:
+        return counted
+    extra = len(content.indptr) - 1 - n_items
+    return Neighbours(n_items + extra, padded(counted.covisits, extra),
+                      padded(counted.rules, extra), content=content,
+                      counted=n_items if extra else None)  # fmt: skip
 
 
 def strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: int) -> Rows:
@@ -150,29 +190,51 @@ class Candidates(NamedTuple):
     """Every user's candidates as flat entries, by user then item: the model's feature
     ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
     its list: a longer list, asked for an exploration pool, starts the same) and its rank (inf:
-    not in its list; what breaks ties), the co-visit and rule scores over the user's best, and
-    (2, B) those bests. No recent item of the user's and no item the neighbours do not cover
-    is an entry. Flat, so a batch costs its candidates, whatever the catalog's size."""
+    not in its list; what breaks ties), (S, E) each kind of neighbours' score over the user's
+    best (``Neighbours.kinds`` order: co-visits, rules, content), and (S, B) those bests. No
+    recent item of the user's and no item the neighbours do not cover is an entry. Flat, so a
+    batch costs its candidates, whatever the catalog's size."""
 
     row: np.ndarray
     item: np.ndarray
     model: np.ndarray
     rank: np.ndarray
-    covisit: np.ndarray
-    rules: np.ndarray
+    parts: np.ndarray
     best: np.ndarray
 
-    def scores(self, weights: tuple[float, float, float]) -> np.ndarray:
-        """Each entry's fused score; -inf where it is no candidate at these weights (only a
-        source that weighs brings one)."""
-        w_model, w_covisit, w_rules = weights
-        score = w_model * self.model + w_covisit * self.covisit + w_rules * self.rules
+    def scores(self, weights: Sequence[float]) -> np.ndarray:
+        """Each entry's fused score at ``weights`` (the model's, then one per kind; a kind
+        without one weighs 0); -inf where it is no candidate at these weights (only a source
+        that weighs brings one)."""
+        score = weights[0] * self.model
         candidate = np.isfinite(self.rank)
-        if w_covisit > 0:
-            candidate |= self.covisit > 0
-        if w_rules > 0:
-            candidate |= self.rules > 0
+        for part, weight in zip(self.parts, weights[1:]):
+            if weight > 0:
+                score = score + weight * part
+                candidate |= part > 0
         return np.where(candidate, score, -np.inf)
+
+
+def windows(neighbours: Neighbours, kind: str, known: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Of each user's last ``WINDOW`` recent items, those a ``kind`` of neighbours has rows for:
+    content rows cover the catalog's items without interactions, counts only the items before
+    ``covered`` (so the rules come out of the newest item that has counts)."""
+    end = neighbours.n_items if kind == "content" else neighbours.covered
+    return [[i for i in history[-WINDOW:] if i < end] for history in known]
+
+
+def recent_sources(kind: str, windows: Sequence[Sequence[int]]
+                   ) -> tuple[np.ndarray, np.ndarray, int | None]:  # fmt: skip
+    """(owner, source, most) of a kind of neighbours for users' recent items (``windows[b]``,
+    oldest first): co-visits of the last ``WINDOW``, the ``RULES_SHOWN`` strongest rules out of
+    the newest, the content neighbours of the last ``CONTENT_WINDOW``."""
+    if kind == "rules":
+        owner = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
+        return owner, np.array([w[-1] for w in windows if w], dtype=np.int64), RULES_SHOWN
+    width = CONTENT_WINDOW if kind == "content" else WINDOW
+    tails = [w[-width:] for w in windows]
+    owner = np.repeat(np.arange(len(windows)), [len(t) for t in tails])
+    return owner, np.fromiter((i for t in tails for i in t), np.int64, len(owner)), None
 
 
 def candidates(
@@ -182,18 +244,15 @@ def candidates(
     (-1: none), ``known[b]`` user b's recent items, oldest first."""
     batch = model_indices.shape[0]
     n = neighbours.n_items
-    r, c = np.nonzero((model_indices >= 0) & (model_indices < n))
-    windows = [[i for i in history[-WINDOW:] if i < n] for history in known]
-    owner = np.repeat(np.arange(batch), [len(w) for w in windows])
-    recent = np.fromiter((i for w in windows for i in w), np.int64, len(owner))
-    has = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
-    last = np.array([w[-1] for w in windows if w], dtype=np.int64)
-    cov_row, cov_item, cov_weight, _ = neighbours.expand("covisits", owner, recent, None)
-    rule_row, rule_item, rule_weight, _ = neighbours.expand("rules", has, last, RULES_SHOWN)
-    sizes = (len(r), len(cov_row), len(rule_row))
-    rows = np.concatenate([r, cov_row, rule_row])
-    keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c], cov_item,
-                                                          rule_item]), return_inverse=True)
+    r, c = np.nonzero((model_indices >= 0) & (model_indices < neighbours.covered))
+    found = [neighbours.expand(kind, *recent_sources(kind, windows(neighbours, kind, known)))
+             for kind in neighbours.kinds()]  # fmt: skip
+    sizes = [len(r)] + [len(f[0]) for f in found]
+    rows = np.concatenate([r] + [f[0] for f in found])
+    keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c]]
+                                                        + [f[1] for f in found]),
+                              return_inverse=True)  # fmt: skip
+
     def summed(values: np.ndarray, part: int) -> np.ndarray:
         weights = np.zeros(len(rows))
         start = sum(sizes[:part])
@@ -204,17 +263,17 @@ def candidates(
     model = summed(np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL, 0)
     rank = np.full(len(keys), np.inf)
     np.minimum.at(rank, inverse[:sizes[0]], c.astype(np.float64))
-    best = np.zeros((2, batch))
-    scores = []
-    for part, values, source in ((1, cov_weight, 0), (2, rule_weight, 1)):
-        total = summed(values, part)
+    best = np.zeros((len(found), batch))
+    parts = np.zeros((len(found), len(keys)))
+    for source, (_, _, values, _) in enumerate(found):
+        total = summed(values, source + 1)
         np.maximum.at(best[source], key_row, total)
-        scores.append(total / np.where(best[source] > 0, best[source], 1.0)[key_row])
+        parts[source] = total / np.where(best[source] > 0, best[source], 1.0)[key_row]
     seen = np.fromiter((b * n + i for b, history in enumerate(known) for i in history if i < n),
                        np.int64)  # fmt: skip
     kept = ~np.isin(keys, seen)
-    return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], scores[0][kept],
-                      scores[1][kept], best)  # fmt: skip
+    return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], parts[:, kept],
+                      best)  # fmt: skip
 
 
 def expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -65,7 +65,7 @@ class Recommender:
         self.n_model = len(self.item_ids)  # the artifact's items: what the sequence model knows
         self.content: "ContentVectors | None" = None  # noqa: F821 - the artifact's, if any
         self.neighbours: Neighbours | None = None  # the artifact's item neighbours, if any
-        self.fusion = (0.0, 0.0)  # the co-visit and rule weights the artifact was fitted with
+        self.fusion = (0.0, 0.0, 0.0)  # the co-visit, rule and content weights it was fitted with
 
     @property
     def kind(self) -> str:
@@ -153,6 +153,8 @@ class Recommender:
             n_candidates = max(k, blend.rerank_candidates) if ranker is not None else k
             fusion = blend.fusion(self.fusion)
             neighbours = self.neighbours if max(fusion) > 0 else None
+            if neighbours is not None and neighbours.content is not None and not fusion[2]:
+                neighbours = replace(neighbours, content=None)  # weightless: not expanded
             if neighbours is not None:
                 n_candidates = max(n_candidates, NEIGHBOUR_POOL)
             scores, indices = self.search.search(query, n_candidates, known)  # (B, C)
@@ -180,10 +182,10 @@ class Recommender:
         return ScoredBatch(self.item_ids, indices.numpy(), scores.numpy(), because, contributions)
 
     def _explained_by_neighbours(self, fused: Fused, known: Sequence[Sequence[int]],
-                                 fusion: tuple[float, float], because: np.ndarray,
+                                 fusion: Sequence[float], because: np.ndarray,
                                  contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The slots the neighbours put there (more than the model did) explained by the recent
-        items whose co-visits or rules brought them (models/neighbours.py ``explain``)."""
+        items whose co-visits, rules or content brought them (models/neighbour_reasons.py)."""
         width = max(because.shape[2], min(self.blend.explain, WINDOW))
         pad = width - because.shape[2]
         because = np.pad(because, ((0, 0), (0, 0), (0, pad)), constant_values=-1)

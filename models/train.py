@@ -195,7 +195,7 @@ def train(
         metrics["content_seconds"] = round(time.perf_counter() - started, 2)
     neighbours, config_out = version_neighbours(
         item_vectors(model, data.item_ids, data.item_ids), data, last_of_each(data, HELD_OUT),
-        interest, config.neighbours, config.neighbour_events, config_out, metrics)  # fmt: skip
+        interest, config.neighbours, config.neighbour_events, config_out, metrics, None, content)
     version = save_artifact(out, model, data.item_ids, config_out, metrics, ranker,
                             config.ann_min_items, content, neighbours)  # fmt: skip
     return version, metrics
@@ -275,7 +275,7 @@ def update(
     neighbours, config_out = version_neighbours(
         item_vectors(old, old_ids, data.item_ids), data, newest(data, min(new, HELD_OUT)),
         interest, config.neighbours, config.neighbour_events, config_out, metrics,
-        old_config.get("neighbours"))  # fmt: skip
+        old_config.get("neighbours"), content)  # fmt: skip
     version = save_artifact(out, model, data.item_ids, config_out, metrics, None,
                             config.ann_min_items, content, neighbours)  # fmt: skip
     return version, metrics

@@ -100,6 +100,11 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, RuntimeSetting
         None, ge=0, description="Weight of the artifact's sequential rules (items that followed "
         "the user's newest item) fused with the model's list; unset: the artifact's; 0 = off",
     )
+    content_weight: float | None = Field(
+        None, ge=0, description="Weight of the artifact's content neighbours (catalog items "
+        "alike in text to the user's last 5, weighed by how few events each has) fused with "
+        "the model's list; unset: the artifact's; 0 = off",
+    )
     max_future_skew_s: float = Field(
         300.0,
         ge=0,
@@ -219,7 +224,7 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, RuntimeSetting
     def blend(self) -> Blend:
         return Blend(
             self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain,
-            self.covisit_weight, self.rules_weight,
+            self.covisit_weight, self.rules_weight, self.content_weight,
         )
 
     @property
