@@ -69,6 +69,7 @@ bench-poisoning: install
 
 # Issue 32's hot-key run: other users' latency while one user bursts, slices off and on.
 bench-hotkey: install
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python bench/hotkey.py
 
 # Every performance benchmark, then docs/benchmarks.md from their tables (about 90 minutes from a clean clone on
@@ -91,6 +92,7 @@ bench: install $(PEER)/.installed
 	$(BIN)/python bench/ready_time.py --runs 1 --state-users 1000000
 	$(BIN)/python bench/backlog.py
 	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/hotkey.py
 	$(BIN)/python bench/benchmarks_doc.py
 
 # Prequential evaluation (docs/evaluation.md): both MovieLens sets, then the synthetic half-life

@@ -42,6 +42,8 @@ SECTIONS = [
      "bench/failover.py"),
     ("reader_memory", "Reading a long unsorted log in time order: peak memory and rate",
      "bench/reader_memory.py"),
+    ("hotkey", "A hot user's burst: other users' latency with and without slices",
+     "bench/hotkey.py"),
 ]
 
 

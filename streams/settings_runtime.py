@@ -12,6 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# a hot user's events a batch takes: small, so their backlog adds little to each batch the other
+# users wait for, at the cost of the hot user's own pace (one slice per batch)
+DEFAULT_USER_SLICE = 20
+
 
 class RuntimeSettings(BaseModel):
     """The runtime fields of :class:`streams.settings.Settings`, which mixes this in."""
@@ -23,9 +27,10 @@ class RuntimeSettings(BaseModel):
     )
     user_slice: int | None = Field(
         None, ge=0, description="Most events of one user a batch takes (0: no limit; unset: "
-        "200 under exactly_once, none at least once): a hot user's backlog is worked off in "
-        "slices while other users' events go ahead of it (streams/kafka_edge/batch_plane.py). "
-        "Exactly-once only: at least once a limit is refused",
+        f"{DEFAULT_USER_SLICE} under exactly_once, none at least once): a hot user's backlog is "
+        "worked off in slices while other users' events go ahead of it "
+        "(streams/kafka_edge/batch_plane.py; bench/hotkey.py measures both sides). Exactly-once "
+        "only: at least once a limit is refused",
     )
     batch_within_s: float = Field(
         0.02, gt=0, description="Max wait to fill a batch of the pass-through benchmark"
@@ -70,7 +75,7 @@ class RuntimeSettings(BaseModel):
         """``user_slice``, or the guarantee's default when it is unset (0: no limit)."""
         if self.user_slice is not None:
             return self.user_slice
-        return 200 if self.processing_guarantee == "exactly_once" else 0
+        return DEFAULT_USER_SLICE if self.processing_guarantee == "exactly_once" else 0
 
     @property
     def max_batch(self) -> int:

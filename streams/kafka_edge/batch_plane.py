@@ -15,7 +15,8 @@ import faust
 from aiokafka import ConsumerRecord
 from faust.types import TP
 
-from streams.kafka_edge.held_back import MOST_KEYS, HeldBack, Resume, after_batch, keys_free
+from streams.kafka_edge.held_back import (MOST_KEYS, HeldBack, HeldRecords, Resume, after_batch,
+                                         keys_free)  # fmt: skip
 
 
 # a batch's records by partition, and where each partition's input resumes once they are
@@ -31,19 +32,11 @@ def slice_by_key(records: Sequence[Any], most: int, keys_most: int = MOST_KEYS
     """``records`` (each key's in offset order) split into what a batch takes, at most ``most``
     of each key, and what is held back for the next: a key's records from its first one held
     back on, so each key's records are still applied in their order. At most ``keys_most`` keys
-    are held back; any other key goes whole."""
-    taken: dict[bytes | None, int] = {}
-    held: set[bytes | None] = set()
-    now, later = [], []
-    for record in records:
-        count = taken.get(record.key, 0)
-        if record.key in held or (count >= most and len(held) < keys_most):
-            held.add(record.key)
-            later.append(record)
-        else:
-            taken[record.key] = count + 1
-            now.append(record)
-    return now, later
+    are held back; any other key goes whole (:class:`HeldRecords`, which keeps them between
+    batches)."""
+    held = HeldRecords()
+    now = held.take(records, most, keys_most)
+    return now, held.records()
 
 
 def install_batch_plane(
@@ -115,7 +108,7 @@ def install_batch_plane(
         _held_back: dict[TP, list] | None = None
         _held_notes: dict[TP, HeldBack] | None = None
 
-        def _held(self) -> dict[TP, list]:
+        def _held(self) -> dict[TP, HeldRecords]:
             """Each partition's records held back by its slice, for the next batch."""
             if self._held_back is None:
                 self._held_back = {}
@@ -209,16 +202,16 @@ def install_batch_plane(
             # what went ahead of it)
             read_end = max(self._handled_up_to().get(tp, 0),
                            fetched[-1].offset + 1 if fetched else 0)  # fmt: skip
-            records = self._held().pop(tp, []) + [
-                r for r in fetched if note is None or not note.applied(r)]
-            if not records:
+            held = self._held().pop(tp, None) or HeldRecords()
+            fresh = [r for r in fetched if note is None or not note.applied(r)]
+            if not held and not fresh:
                 return  # all of it applied before: the committed offset and note still hold
             most = slices.get(tp.topic)
-            now, later = (records, []) if not most else slice_by_key(
-                records, max(most, len(records) - HELD_MOST), keys_free(note, read_end))
-            if later:
-                self._held()[tp] = later
-            note = after_batch(note, read_end, later)
+            now = fresh if not most else held.take(
+                fresh, max(most, len(held) + len(fresh) - HELD_MOST), keys_free(note, read_end))
+            if held:
+                self._held()[tp] = held
+            note = after_batch(note, read_end, held.heads())
             if note is None:
                 self._notes().pop(tp, None)
             else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
@@ -106,3 +107,52 @@ def keys_free(before: HeldBack | None, read_end: int) -> int:
     """How many keys a batch may hold back so that its note stays within :data:`MOST_KEYS`."""
     carried = len(before.since) if before is not None and read_end < before.read_end else 0
     return max(0, MOST_KEYS - carried)
+
+
+class HeldRecords:
+    """A partition's records held back, by key, each key's in offset order: a batch takes a
+    slice of each held key from the front of its queue, so a batch costs what it takes and how
+    many keys are held, not how long a hot key's backlog is."""
+
+    def __init__(self) -> None:
+        self.keys: dict[Any, deque] = {}
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def take(self, fresh: Sequence[Any], most: int, keys_most: int = MOST_KEYS) -> list[Any]:
+        """What a batch applies: of each held key (the first ``keys_most``; any other goes
+        whole) at most ``most`` from the front of its queue, then ``fresh`` (in offset order),
+        at most ``most`` a key in all; a key past it is held from there on, while fewer than
+        ``keys_most`` keys are. The rest stays held, in order."""
+        now: list[Any] = []
+        taken: dict[Any, int] = {}
+        for place, key in enumerate(list(self.keys)):
+            queue = self.keys[key]
+            count = len(queue) if place >= keys_most else min(most, len(queue))
+            now.extend(queue.popleft() for _ in range(count))
+            taken[key] = count
+            if not queue:
+                del self.keys[key]
+        for record in fresh:
+            queue = self.keys.get(record.key)
+            if queue is not None:
+                queue.append(record)
+                continue
+            count = taken.get(record.key, 0)
+            if count >= most and len(self.keys) < keys_most:
+                self.keys[record.key] = deque([record])
+            else:
+                taken[record.key] = count + 1
+                now.append(record)
+        self.count = sum(len(queue) for queue in self.keys.values())
+        return now
+
+    def heads(self) -> list[Any]:
+        """Each held key's first record (what a note names it by)."""
+        return [queue[0] for queue in self.keys.values()]
+
+    def records(self) -> list[Any]:
+        """Every held record, in offset order."""
+        return sorted((r for queue in self.keys.values() for r in queue), key=lambda r: r.offset)

@@ -16,6 +16,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 
 from streams.kafka_edge import batch_plane, compat
+from streams.kafka_edge.held_back import HeldRecords
 
 EVENTS = "events"
 
@@ -219,7 +220,8 @@ def test_a_revoked_partition_drops_what_it_held_back(monkeypatch):
     batch_plane.install_batch_plane(app, {EVENTS: lambda batch, resume_at: asyncio.sleep(0)},
                                     transactional=True, slices={EVENTS: 1})  # fmt: skip
     consumer, tp = app.consumer, TP(EVENTS, 0)
-    consumer._held()[tp] = [keyed(3, b"hot")]
+    consumer._held()[tp] = HeldRecords()
+    consumer._held()[tp].take([keyed(3, b"hot"), keyed(4, b"hot")], 1)
     base = type(consumer).__mro__[1]
 
     async def nothing(self, *args, **kwargs):

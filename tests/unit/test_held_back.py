@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from faust.types import TP
 
 from streams.kafka_edge import batch_plane
-from streams.kafka_edge.held_back import MOST_KEYS, HeldBack, after_batch, key_hash
+from streams.kafka_edge.held_back import MOST_KEYS, HeldBack, HeldRecords, after_batch, key_hash
 from tests.unit.test_batch_plane import EVENTS, new_app
 
 TPART = TP(EVENTS, 0)
@@ -136,3 +136,47 @@ def test_a_first_read_that_starts_past_the_commit_says_what_it_cannot_apply(monk
     with caplog.at_level("WARNING", logger="streams.kafka_edge.batch_plane"):
         run(again, 1)
     assert "offset 6, past the committed 2" in caplog.text
+
+
+def test_held_records_take_batch_after_batch_what_one_slice_over_everything_held_took():
+    """:class:`HeldRecords` keeps each key's backlog as a queue, so a batch no longer walks the
+    whole backlog; batch after batch it takes what slicing the held list and the new records
+    together took (the reference below; each key's in order, the keys side by side), and keeps
+    the rest in order. Where the keys it may hold bind, it holds no more than that."""
+    import random
+
+    def reference(records, most, keys_most):
+        taken, held, now, later = {}, set(), [], []
+        for record in records:
+            count = taken.get(record.key, 0)
+            if record.key in held or (count >= most and len(held) < keys_most):
+                held.add(record.key)
+                later.append(record)
+            else:
+                taken[record.key] = count + 1
+                now.append(record)
+        return now, later
+
+    rng = random.Random(7)
+    held, backlog, offset = HeldRecords(), [], 0
+    for _ in range(60):
+        fresh = []
+        for _ in range(rng.randrange(0, 30)):
+            fresh.append(keyed(offset, rng.choice([b"hot", b"hot", b"hot", b"a", b"b", b"c"])))
+            offset += 1
+        most = rng.choice([1, 2, 5])
+        expected, backlog = reference(backlog + fresh, most, 100)
+        got = held.take(fresh, most, 100)
+        for key in (b"hot", b"a", b"b", b"c"):
+            assert [r.offset for r in got if r.key == key] == [
+                r.offset for r in expected if r.key == key]
+        assert [r.offset for r in held.records()] == sorted(r.offset for r in backlog)
+        assert len(held) == len(backlog)
+        assert {r.key: r.offset for r in held.heads()} == {
+            key: min(r.offset for r in backlog if r.key == key) for key in {r.key for r in backlog}}
+
+    few = HeldRecords()
+    for start in range(0, 60, 12):
+        few.take([keyed(o, key) for o in range(start, start + 12) for key in (b"x", b"y", b"z")
+                  if o % 3 == (b"x", b"y", b"z").index(key)], 1, keys_most=2)  # fmt: skip
+        assert len(few.keys) <= 2

@@ -84,7 +84,7 @@ def test_a_batch_takes_a_slice_of_each_user_under_exactly_once_only():
     commit can stop at the first one held back); at least once it cannot, and says so."""
     from pydantic import ValidationError
 
-    assert Settings().max_user_slice == 200
+    assert Settings().max_user_slice == 20
     assert Settings(processing_guarantee="at_least_once").max_user_slice == 0
     assert Settings(user_slice=0).max_user_slice == 0
     with pytest.raises(ValidationError, match="user_slice needs exactly_once"):
