@@ -105,7 +105,7 @@ def install_batch_plane(
             return done
 
         _handled: dict[TP, int] | None = None
-        _held_back: dict[TP, list] | None = None
+        _held_back: dict[TP, HeldRecords] | None = None
         _held_notes: dict[TP, HeldBack] | None = None
 
         def _held(self) -> dict[TP, HeldRecords]:

@@ -93,8 +93,9 @@ def after_batch(before: HeldBack | None, read_end: int, later: Sequence[Any]) ->
     partition, ``later`` the records held back (in order). A note read at the commit whose read
     end is not reached yet carries on: its keys' records not read again are still to apply."""
     since: dict[bytes, int] = {}
-    for record in later:
-        since.setdefault(key_hash(record.key), record.offset)
+    for record in later:  # keys that share a hash (None and b"") start at the earlier of them
+        h = key_hash(record.key)
+        since[h] = min(since.get(h, record.offset), record.offset)
     if before is not None and read_end < before.read_end:
         for h, first in before.since.items():
             unread = max(first, read_end)  # read this time and not held back: applied

@@ -175,8 +175,20 @@ def test_held_records_take_batch_after_batch_what_one_slice_over_everything_held
         assert {r.key: r.offset for r in held.heads()} == {
             key: min(r.offset for r in backlog if r.key == key) for key in {r.key for r in backlog}}
 
-    few = HeldRecords()
-    for start in range(0, 60, 12):
-        few.take([keyed(o, key) for o in range(start, start + 12) for key in (b"x", b"y", b"z")
-                  if o % 3 == (b"x", b"y", b"z").index(key)], 1, keys_most=2)  # fmt: skip
+    few, applied = HeldRecords(), []
+    for start in range(0, 72, 12):  # then nothing new: the backlog drains
+        fresh = [keyed(o, (b"x", b"y", b"z")[o % 3]) for o in range(start, min(start + 12, 60))]
+        applied += few.take(fresh, 1, keys_most=2)
         assert len(few.keys) <= 2
+    while few:
+        applied += few.take([], 1, keys_most=2)
+    assert sorted(r.offset for r in applied) == list(range(60))  # each once
+    for key in (b"x", b"y", b"z"):
+        mine = [r.offset for r in applied if r.key == key]
+        assert mine == sorted(mine)  # each key's in order
+
+
+def test_keys_that_share_a_hash_are_noted_from_the_earlier_of_their_held_records():
+    # None and b"" hash alike; held in the order None (from 12), b"" (from 10)
+    note = after_batch(None, 20, [keyed(12, None), keyed(10, b"")])
+    assert note.since == {key_hash(b""): 10}
