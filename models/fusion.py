@@ -22,8 +22,8 @@ def fuse(
     / 50 + w_covisit c / max c + w_rules r / max r + w_content s / max s``, its co-visit score
     ``c`` summed over the user's last ``WINDOW`` items, its rule score ``r`` from the newest
     one's ``RULES_SHOWN`` strongest, its content score ``s`` over the last ``CONTENT_WINDOW``
-    (when the neighbours have content rows), each maximum the user's own; best first, ties to the model's order and then the
-    lower index (:class:`Fused`)."""
+    (when the neighbours have content rows), each maximum the user's own; best first, ties to
+    the model's order and then the lower index (:class:`Fused`)."""
     batch = model_indices.shape[0]
     out = np.full((batch, k), -1, dtype=np.int64)
     out_scores = np.full((batch, k), -np.inf, dtype=np.float32)
@@ -88,7 +88,7 @@ def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,
     served catalog after the version, learned online or from its content; or a catalog item
     without interactions, which only content rows cover). No counts of theirs can speak for or
     against them, so each keeps at least the model's rank in the fused list: never buried under
-    items with counts, lifted only by content neighbours."""
+    items with counts, lifted only by content neighbours (or counts laid on live)."""
     seen = set(known)
     return [(rank, int(item)) for rank, item in enumerate(model_row[:k].tolist())
             if item >= n_items and item not in seen]
