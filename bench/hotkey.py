@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
 from core.events import Event, encode_event
 from core.generator import GeneratorConfig, generate
@@ -112,6 +113,18 @@ def phase(settings: Settings, arrivals: Arrivals, background: list[Event], rate:
     return sent, sent_burst
 
 
+def beside_hot(sent: dict[str, float], events: list[Event], partitions: int) -> dict[str, float]:
+    """Of ``sent`` (ids ending in the index of their event in ``events``), the events of users
+    whose partition is the hot user's, as Java's and kafka-python's default partitioner puts
+    them."""
+    def partition(user: str) -> int:
+        return (murmur2(user.encode()) & 0x7FFFFFFF) % partitions
+
+    hot = partition("hot")
+    return {event_id: at for event_id, at in sent.items()
+            if partition(events[int(event_id.rsplit("-", 1)[1])].user_id) == hot}
+
+
 def run_variant(base: Settings, work: Path, slice_: int, args: argparse.Namespace,
                 replay: list[Event]) -> list[dict]:
     tag = uuid.uuid4().hex[:8]
@@ -137,8 +150,13 @@ def run_variant(base: Settings, work: Path, slice_: int, args: argparse.Namespac
         arrivals.stopping.set()
         arrivals.join()
         name = f"user_slice={slice_}" if slice_ else "no slices"
+        quiet_near = beside_hot(quiet, users[:count], settings.partitions)
+        loud_near = beside_hot(loud, users[count : 2 * count], settings.partitions)
         rows = [{**summarise(name, "others, quiet", quiet, arrivals)},
                 {**summarise(name, "others, during the burst", loud, arrivals)},
+                {**summarise(name, "others in the hot partition, quiet", quiet_near, arrivals)},
+                {**summarise(name, "others in the hot partition, during the burst", loud_near,
+                             arrivals)},
                 {**summarise(name, f"the hot user's {args.burst:,}", hot, arrivals)}]
         for row in rows:
             print(row, flush=True)
