@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from models.content import ContentVectors
-from models.neighbours import Rows
+from models.neighbours import Rows, strongest
 
 CONTENT_KEEP = 20  # content neighbours kept per item
 CELLS = 1 << 22  # similarities computed at a time (rows x catalog), a few tens of MB each
@@ -51,22 +51,15 @@ def content_rows(
     counts[: min(len(positives), len(served))] = positives[: len(served)]
     cold = (1.0 / (1.0 + counts[has])).astype(np.float32)
     keep = min(keep, max(0, len(has) - 1))
-    sources, targets, weights = [], [], []
+    keys, weights = [], []
     rows_at_once = max(1, CELLS // max(1, len(has)))
-    for start in range(0, len(has), rows_at_once):
+    for start in range(0, len(has), rows_at_once) if keep else ():
         block = vectors[start:start + rows_at_once] @ vectors.T * cold  # (b, M)
         block[np.arange(len(block)), start + np.arange(len(block))] = -np.inf  # not itself
-        if keep:
-            top = np.argpartition(-block, keep - 1, axis=1)[:, :keep]
-            got = np.take_along_axis(block, top, 1)
-            ranked = np.lexsort((top, -got), axis=1)  # strongest first, ties: the lower index
-            top, got = np.take_along_axis(top, ranked, 1), np.take_along_axis(got, ranked, 1)
-            kept = got > 0
-            sources.append(np.repeat(has[start:start + len(block)], kept.sum(axis=1)))
-            targets.append(has[top[kept]])
-            weights.append(got[kept])
-    flat = (np.concatenate(x) if x else np.zeros(0) for x in (sources, targets, weights))
-    source, target, weight = flat
-    indptr = np.zeros(len(served) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(source.astype(np.int64), minlength=len(served)), out=indptr[1:])
-    return Rows(indptr, target.astype(np.int32), weight.astype(np.float32))
+        top = np.argpartition(-block, keep - 1, axis=1)[:, :keep]
+        got = np.take_along_axis(block, top, 1)
+        kept = got > 0
+        source = np.repeat(has[start:start + len(block)], kept.sum(axis=1))
+        keys.append(source * len(served) + has[top[kept]])
+        weights.append(got[kept].astype(np.float64))
+    return strongest(keys, weights, len(served), keep)  # by row, strongest first

@@ -37,7 +37,6 @@ from models.neighbours import (FUSION_WEIGHTS, NEIGHBOUR_POOL, Candidates, Neigh
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 K = 10
 HELD_OUT = 1_000  # the most events a fit holds out
-WEIGHTS = FUSION_WEIGHTS
 
 
 def version_neighbours(
@@ -59,9 +58,9 @@ def version_neighbours(
     neighbours = build(data.items, data.times, data.n_items, keep, events, alike)
     fusion = fit_fusion(*vectors, data, interest, keep, events, held, content)
     if not fusion["held_out"] and parent:
-        fusion = {**fusion, **{name: parent.get(name, 0.0) for name in WEIGHTS}}
+        fusion = {**fusion, **{name: parent.get(name, 0.0) for name in FUSION_WEIGHTS}}
     metrics["neighbours"] = {**fusion, "seconds": round(time.perf_counter() - started, 2)}
-    return neighbours, {**config, "neighbours": {name: fusion[name] for name in WEIGHTS}}
+    return neighbours, {**config, "neighbours": {name: fusion[name] for name in FUSION_WEIGHTS}}
 
 
 def item_vectors(model: SequenceModel, item_ids: Sequence[str],
@@ -98,7 +97,7 @@ def fit_fusion(
     model alone reached, and how many events were held out (0: none; weights 0)."""
     held = [(u, p) for u, p in held if p > 0]
     if not held:
-        return {**dict.fromkeys(WEIGHTS, 0.0), "held_out": 0}
+        return {**dict.fromkeys(FUSION_WEIGHTS, 0.0), "held_out": 0}
     before = [items[:start] for items, (start, _) in zip(data.items, _first_held(data, held))]
     times = [t[: len(s)] for t, s in zip(data.times, before)]
     alike = _content_rows(data, content, before)
@@ -116,7 +115,7 @@ def fit_fusion(
         scores.update({w: ranked.ndcg_sum((1.0, *w)) / len(held)
                        for w in ((*best[:2], c) for c in GRID[1:])})  # fmt: skip
         best = max(scores, key=lambda w: (scores[w], -sum(w)))
-    return {**dict(zip(WEIGHTS, best)), "held_out": len(held),
+    return {**dict(zip(FUSION_WEIGHTS, best)), "held_out": len(held),
             "ndcg@10": round(float(scores[best]), 6),
             "model_ndcg@10": round(float(scores[0.0, 0.0, 0.0]), 6)}
 

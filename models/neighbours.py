@@ -219,8 +219,13 @@ def windows(neighbours: Neighbours, kind: str, known: Sequence[Sequence[int]]) -
     """Of each user's last ``WINDOW`` recent items, those a ``kind`` of neighbours has rows for:
     content rows cover the catalog's items without interactions, counts only the items before
     ``covered`` (so the rules come out of the newest item that has counts)."""
-    end = neighbours.n_items if kind == "content" else neighbours.covered
+    end = window_end(neighbours, kind)
     return [[i for i in history[-WINDOW:] if i < end] for history in known]
+
+
+def window_end(neighbours: Neighbours, kind: str) -> int:
+    """The items a ``kind`` of neighbours has rows for are those below this."""
+    return neighbours.n_items if kind == "content" else neighbours.covered
 
 
 def recent_sources(kind: str, windows: Sequence[Sequence[int]]
@@ -245,7 +250,12 @@ def candidates(
     batch = model_indices.shape[0]
     n = neighbours.n_items
     r, c = np.nonzero((model_indices >= 0) & (model_indices < neighbours.covered))
-    found = [neighbours.expand(kind, *recent_sources(kind, windows(neighbours, kind, known)))
+    recent = {}  # each kind's windows; co-visits and rules share theirs
+    for kind in neighbours.kinds():
+        end = window_end(neighbours, kind)
+        if end not in recent:
+            recent[end] = windows(neighbours, kind, known)
+    found = [neighbours.expand(kind, *recent_sources(kind, recent[window_end(neighbours, kind)]))
              for kind in neighbours.kinds()]  # fmt: skip
     sizes = [len(r)] + [len(f[0]) for f in found]
     rows = np.concatenate([r] + [f[0] for f in found])

@@ -15,8 +15,7 @@ import faust
 from aiokafka import ConsumerRecord
 from faust.types import TP
 
-from streams.kafka_edge.held_back import (MOST_KEYS, HeldBack, HeldRecords, Resume, after_batch,
-                                         keys_free)  # fmt: skip
+from streams.kafka_edge.held_back import HeldBack, HeldRecords, Resume, after_batch, keys_free
 
 
 # a batch's records by partition, and where each partition's input resumes once they are
@@ -25,18 +24,6 @@ BatchHandler = Callable[[Mapping[TP, Sequence[ConsumerRecord]], Mapping[TP, Resu
                         Awaitable[None]]
 HELD_MOST = 50_000  # records a partition holds back at most (memory): past it, slices grow
 log = logging.getLogger(__name__)
-
-
-def slice_by_key(records: Sequence[Any], most: int, keys_most: int = MOST_KEYS
-                 ) -> tuple[list[Any], list[Any]]:  # fmt: skip
-    """``records`` (each key's in offset order) split into what a batch takes, at most ``most``
-    of each key, and what is held back for the next: a key's records from its first one held
-    back on, so each key's records are still applied in their order. At most ``keys_most`` keys
-    are held back; any other key goes whole (:class:`HeldRecords`, which keeps them between
-    batches)."""
-    held = HeldRecords()
-    now = held.take(records, most, keys_most)
-    return now, held.records()
 
 
 def install_batch_plane(

@@ -182,7 +182,9 @@ def keyed(offset: int, key: bytes) -> SimpleNamespace:
 
 def test_a_slice_takes_at_most_so_many_of_a_key_and_holds_back_the_rest_in_order():
     records = [keyed(o, b"hot") for o in range(5)] + [keyed(5, b"a"), keyed(6, b"hot")]
-    now, later = batch_plane.slice_by_key(records, 2)
+    held = HeldRecords()
+    now = held.take(records, 2)
+    later = held.records()
     assert [r.offset for r in now] == [0, 1, 5] and [r.offset for r in later] == [2, 3, 4, 6]
 
 

@@ -109,7 +109,9 @@ def test_held_records_go_on_without_waiting_for_a_fetch(monkeypatch):
 
 def test_a_slice_holds_back_at_most_so_many_keys_so_its_note_fits_the_broker():
     records = [keyed(o, key) for key in (b"k0", b"k1", b"k2") for o in range(3)]
-    now, later = batch_plane.slice_by_key(records, 1, keys_most=2)
+    held = HeldRecords()
+    now = held.take(records, 1, keys_most=2)
+    later = held.records()
     assert {r.key for r in later} == {b"k0", b"k1"} and [r.key for r in now].count(b"k2") == 3
     many = HeldBack(10**12, {key_hash(str(n).encode()): 10**11 + n for n in range(MOST_KEYS)})
     assert len(many.encode()) < 4096 - 100  # the broker's offset.metadata.max.bytes default
