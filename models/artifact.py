@@ -23,7 +23,6 @@ which the user table does not keep.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,6 +34,7 @@ from core.interest import InterestConfig
 from models.base import SequenceModel
 from models.content import CONTENT_FILE, ContentVectors
 from models.content_neighbours import served_ids
+from models.artifact_hashes import config_sha256, file_sha256, manifest_version
 from models.neighbours import FUSION_WEIGHTS, NEIGHBOURS_FILE, Neighbours
 from models.ranker import RANKER_FILE, Ranker
 from models.registry import model_kind
@@ -83,28 +83,6 @@ class ArtifactTampered(ArtifactError):
             f"{path}: {detail}; refusing to serve a tampered or corrupt artifact: restore it "
             "or retrain"
         )
-
-
-def file_sha256(path: Path) -> str:
-    """Streamed in chunks: the ANN index of a large catalog can be hundreds of MB."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def config_sha256(config: Mapping[str, Any]) -> str:
-    """The config without its ``version``, as canonical JSON: key order and whitespace of
-    config.json are not content."""
-    body = {k: v for k, v in config.items() if k != "version"}
-    return hashlib.sha256(_canonical(body)).hexdigest()
-
-
-def manifest_version(files: Mapping[str, str]) -> str:
-    """The version an artifact of these file hashes has."""
-    return hashlib.sha256(_canonical(files)).hexdigest()[:12]
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def save_artifact(
