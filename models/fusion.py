@@ -1,5 +1,5 @@
 """A user's list fused from the model's and the item neighbours' candidates
-(models/neighbours.py :func:`~models.neighbours.candidates`): what a worker serves when the
+(models/candidates.py :func:`~models.candidates.candidates`): what a worker serves when the
 fusion weights are on, and what explains each slot (models/neighbour_reasons.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from models.neighbours import Neighbours, candidates
+from models.candidates import candidates
+from models.neighbours import Neighbours
 
 
 def fuse(

@@ -31,8 +31,8 @@ from models.base import SequenceModel
 from models.data import Interactions
 from models.content import ContentVectors
 from models.content_neighbours import content_rows, served_ids
-from models.neighbours import (FUSION_WEIGHTS, NEIGHBOUR_POOL, Candidates, Neighbours, Rows,
-                               build, candidates)  # fmt: skip
+from models.candidates import Candidates, candidates
+from models.neighbours import FUSION_WEIGHTS, NEIGHBOUR_POOL, Neighbours, Rows, build
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 K = 10
@@ -132,7 +132,7 @@ def _content_rows(data: Interactions, content: ContentVectors | None,
 
 
 class Ranked(NamedTuple):
-    """The held-out events' candidates (models/neighbours.py :class:`Candidates`) and where
+    """The held-out events' candidates (models/candidates.py :class:`Candidates`) and where
     each row's target is among them (-1: not a candidate of any source, or a recent item)."""
 
     found: Candidates

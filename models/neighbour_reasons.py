@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from models.fusion import Fused
-from models.neighbours import Neighbours, recent_sources, windows
+from models.candidates import recent_sources, windows
+from models.neighbours import Neighbours
 
 
 def explain(

@@ -14,7 +14,8 @@ from models.data import Interactions
 from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
 from models.fusion import fuse
-from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build, candidates
+from models.candidates import candidates
+from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build
 from models.sequential_rules import SequentialRules
 
 

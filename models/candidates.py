@@ -1,0 +1,111 @@
+"""Each user's candidates from the model's list and every kind of item neighbours
+(models/neighbours.py), as flat entries: what :func:`models.fusion.fuse` ranks and
+models/fusion_fit.py fits the weights on."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from models.neighbours import (CONTENT_WINDOW, NEIGHBOUR_POOL, RULES_SHOWN, WINDOW, Neighbours)
+
+
+class Candidates(NamedTuple):
+    """Every user's candidates as flat entries, by user then item: the model's feature
+    ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
+    its list: a longer list, asked for an exploration pool, starts the same) and its rank (inf:
+    not in its list; what breaks ties), (S, E) each kind of neighbours' score over the user's
+    best (``Neighbours.kinds`` order: co-visits, rules, content), and (S, B) those bests. No
+    recent item of the user's and no item the neighbours do not cover is an entry. Flat, so a
+    batch costs its candidates, whatever the catalog's size."""
+
+    row: np.ndarray
+    item: np.ndarray
+    model: np.ndarray
+    rank: np.ndarray
+    parts: np.ndarray
+    best: np.ndarray
+
+    def scores(self, weights: Sequence[float]) -> np.ndarray:
+        """Each entry's fused score at ``weights`` (the model's, then one per kind; a kind
+        without one weighs 0); -inf where it is no candidate at these weights (only a source
+        that weighs brings one)."""
+        score = weights[0] * self.model
+        candidate = np.isfinite(self.rank)
+        for part, weight in zip(self.parts, weights[1:]):
+            if weight > 0:
+                score = score + weight * part
+                candidate |= part > 0
+        return np.where(candidate, score, -np.inf)
+
+
+def windows(neighbours: Neighbours, kind: str, known: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Of each user's last ``WINDOW`` recent items, those a ``kind`` of neighbours has rows for:
+    content rows cover the catalog's items without interactions, counts only the items before
+    ``covered`` (so the rules come out of the newest item that has counts)."""
+    end = window_end(neighbours, kind)
+    return [[i for i in history[-WINDOW:] if i < end] for history in known]
+
+
+def window_end(neighbours: Neighbours, kind: str) -> int:
+    """The items a ``kind`` of neighbours has rows for are those below this."""
+    return neighbours.n_items if kind == "content" else neighbours.covered
+
+
+def recent_sources(kind: str, windows: Sequence[Sequence[int]]
+                   ) -> tuple[np.ndarray, np.ndarray, int | None]:  # fmt: skip
+    """(owner, source, most) of a kind of neighbours for users' recent items (``windows[b]``,
+    oldest first): co-visits of the last ``WINDOW``, the ``RULES_SHOWN`` strongest rules out of
+    the newest, the content neighbours of the last ``CONTENT_WINDOW``."""
+    if kind == "rules":
+        owner = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
+        return owner, np.array([w[-1] for w in windows if w], dtype=np.int64), RULES_SHOWN
+    width = CONTENT_WINDOW if kind == "content" else WINDOW
+    tails = [w[-width:] for w in windows]
+    owner = np.repeat(np.arange(len(windows)), [len(t) for t in tails])
+    return owner, np.fromiter((i for t in tails for i in t), np.int64, len(owner)), None
+
+
+def candidates(
+    neighbours: Neighbours, model_indices: np.ndarray, known: Sequence[Sequence[int]]
+) -> Candidates:
+    """The candidates of each user: ``model_indices`` (B, C) is the model's list, best first
+    (-1: none), ``known[b]`` user b's recent items, oldest first."""
+    batch = model_indices.shape[0]
+    n = neighbours.n_items
+    r, c = np.nonzero((model_indices >= 0) & (model_indices < neighbours.covered))
+    recent = {}  # each kind's windows; co-visits and rules share theirs
+    for kind in neighbours.kinds():
+        end = window_end(neighbours, kind)
+        if end not in recent:
+            recent[end] = windows(neighbours, kind, known)
+    found = [neighbours.expand(kind, *recent_sources(kind, recent[window_end(neighbours, kind)]))
+             for kind in neighbours.kinds()]  # fmt: skip
+    sizes = [len(r)] + [len(f[0]) for f in found]
+    rows = np.concatenate([r] + [f[0] for f in found])
+    keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c]]
+                                                        + [f[1] for f in found]),
+                              return_inverse=True)  # fmt: skip
+
+    def summed(values: np.ndarray, part: int) -> np.ndarray:
+        weights = np.zeros(len(rows))
+        start = sum(sizes[:part])
+        weights[start:start + sizes[part]] = values
+        return np.bincount(inverse, weights, len(keys))
+
+    key_row, key_item = np.divmod(keys, n)
+    model = summed(np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL, 0)
+    rank = np.full(len(keys), np.inf)
+    np.minimum.at(rank, inverse[:sizes[0]], c.astype(np.float64))
+    best = np.zeros((len(found), batch))
+    parts = np.zeros((len(found), len(keys)))
+    for source, (_, _, values, _) in enumerate(found):
+        total = summed(values, source + 1)
+        np.maximum.at(best[source], key_row, total)
+        parts[source] = total / np.where(best[source] > 0, best[source], 1.0)[key_row]
+    seen = np.fromiter((b * n + i for b, history in enumerate(known) for i in history if i < n),
+                       np.int64)  # fmt: skip
+    kept = ~np.isin(keys, seen)
+    return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], parts[:, kept],
+                      best)  # fmt: skip
