@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from models.neighbours import (CONTENT_WINDOW, NEIGHBOUR_POOL, RULES_SHOWN, WINDOW, Neighbours)
+from models.neighbours import CONTENT_WINDOW, KINDS, NEIGHBOUR_POOL, RULES_SHOWN, WINDOW, Neighbours
 
 
 class Candidates(NamedTuple):
@@ -16,7 +16,8 @@ class Candidates(NamedTuple):
     ``(NEIGHBOUR_POOL - rank) / NEIGHBOUR_POOL`` (0 from that rank on, and for an item not in
     its list: a longer list, asked for an exploration pool, starts the same) and its rank (inf:
     not in its list; what breaks ties), (S, E) each kind of neighbours' score over the user's
-    best (``Neighbours.kinds`` order: co-visits, rules, content), and (S, B) those bests. No
+    best (``KINDS`` order: co-visits, rules, content, sessions; a kind the neighbours lack
+    scores 0), and (S, B) those bests. No
     recent item of the user's and no item the neighbours do not cover is an entry. Flat, so a
     batch costs its candidates, whatever the catalog's size."""
 
@@ -57,7 +58,8 @@ def recent_sources(kind: str, windows: Sequence[Sequence[int]]
                    ) -> tuple[np.ndarray, np.ndarray, int | None]:  # fmt: skip
     """(owner, source, most) of a kind of neighbours for users' recent items (``windows[b]``,
     oldest first): co-visits of the last ``WINDOW``, the ``RULES_SHOWN`` strongest rules out of
-    the newest, the content neighbours of the last ``CONTENT_WINDOW``."""
+    the newest, the content neighbours of the last ``CONTENT_WINDOW``, the sessions that share
+    any of the last ``WINDOW``."""
     if kind == "rules":
         owner = np.array([b for b, w in enumerate(windows) if w], dtype=np.int64)
         return owner, np.array([w[-1] for w in windows if w], dtype=np.int64), RULES_SHOWN
@@ -75,13 +77,15 @@ def candidates(
     batch = model_indices.shape[0]
     n = neighbours.n_items
     r, c = np.nonzero((model_indices >= 0) & (model_indices < neighbours.covered))
-    recent = {}  # each kind's windows; co-visits and rules share theirs
-    for kind in neighbours.kinds():
+    recent = {}  # each kind's windows; co-visits, rules and sessions share theirs
+    recent_kinds = neighbours.kinds()
+    for kind in recent_kinds:
         end = window_end(neighbours, kind)
         if end not in recent:
             recent[end] = windows(neighbours, kind, known)
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     found = [neighbours.expand(kind, *recent_sources(kind, recent[window_end(neighbours, kind)]))
-             for kind in neighbours.kinds()]  # fmt: skip
+             if kind in recent_kinds else none for kind in KINDS]  # fmt: skip
     sizes = [len(r)] + [len(f[0]) for f in found]
     rows = np.concatenate([r] + [f[0] for f in found])
     keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c]]

@@ -7,7 +7,8 @@ source ranker of the evaluator learns them: events the model did not learn from 
 (a first training's test events, each user's last; an update's new events, scored with the
 version before it, as it served them), neighbours are counted over each user's events before
 their held-out ones, and every pair of co-visit and rule weights on a grid ranks them by
-:func:`models.fusion.fuse`, then (with an item catalog) each content weight beside the best pair;
+:func:`models.fusion.fuse`, then each session weight beside the best pair (and, if one wins, the
+pairs again beside it), then (with an item catalog) each content weight beside the others;
 the weights with the best NDCG@10 go into the artifact, and the model's list alone (every
 weight 0) is on the grid, so a version never picks a fusion that did worse than none on its
 held-out events.
@@ -92,8 +93,9 @@ def fit_fusion(
 ) -> dict[str, Any]:
     """``vectors`` (N, D) and ``bias`` (N,) are the items of a model that did not learn the
     ``held`` events ((user, position) in ``data``, its positives; see :func:`newest` and
-    :func:`last_of_each`). The chosen ``covisit_weight`` and ``rules_weight`` (then, with a
-    ``content`` catalog, ``content_weight`` given them), with the held-out NDCG@10 they and the
+    :func:`last_of_each`). The chosen ``covisit_weight`` and ``rules_weight``, then
+    ``sessions_weight`` given them (and the pair again given it, when it weighs), then, with a
+    ``content`` catalog, ``content_weight`` given the others, with the held-out NDCG@10 they and the
     model alone reached, and how many events were held out (0: none; weights 0)."""
     held = [(u, p) for u, p in held if p > 0]
     if not held:
@@ -108,16 +110,21 @@ def fit_fusion(
     targets = np.array([data.items[u][p] for u, p in zip(users, positions)])
     model = _model_lists(vectors, bias, data, interest, users, positions, known)
     ranked = Ranked.of(candidates(neighbours, model, known), targets, neighbours.n_items)
-    scores = {w: ranked.ndcg_sum((1.0, *w)) / len(held)
-              for w in itertools.product(GRID, GRID, (0.0,))}  # fmt: skip
-    best = max(scores, key=lambda w: (scores[w], -sum(w)))  # ties: the lighter fusion
-    if alike is not None:  # the content weight, given the co-visit and rule weights
-        scores.update({w: ranked.ndcg_sum((1.0, *w)) / len(held)
-                       for w in ((*best[:2], c) for c in GRID[1:])})  # fmt: skip
-        best = max(scores, key=lambda w: (scores[w], -sum(w)))
+    scores: dict[tuple[float, ...], float] = {}
+
+    def best_of(grid) -> tuple[float, ...]:
+        scores.update({w: ranked.ndcg_sum((1.0, *w)) / len(held) for w in grid if w not in scores})
+        return max(scores, key=lambda w: (scores[w], -sum(w)))  # ties: the lighter fusion
+
+    best = best_of((c, r, 0.0, 0.0) for c, r in itertools.product(GRID, GRID))
+    best = best_of((*best[:3], s) for s in GRID[1:])  # the sessions, given the pair
+    if best[3]:  # then the pair again, given the sessions
+        best = best_of((c, r, 0.0, best[3]) for c, r in itertools.product(GRID, GRID))
+    if alike is not None:  # the content weight, given the others
+        best = best_of((*best[:2], c, best[3]) for c in GRID[1:])
     return {**dict(zip(FUSION_WEIGHTS, best)), "held_out": len(held),
             "ndcg@10": round(float(scores[best]), 6),
-            "model_ndcg@10": round(float(scores[0.0, 0.0, 0.0]), 6)}
+            "model_ndcg@10": round(float(scores[0.0, 0.0, 0.0, 0.0]), 6)}
 
 
 def _content_rows(data: Interactions, content: ContentVectors | None,

@@ -1,5 +1,5 @@
 """Why a fused list shows an item the neighbours put there: the user's recent items whose
-co-visits, rules or content brought it (models/neighbours.py), as a record's ``because`` names
+co-visits, rules, content or alike sessions brought it (models/neighbours.py), as a record's ``because`` names
 them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 
 from models.fusion import Fused
 from models.candidates import recent_sources, windows
-from models.neighbours import Neighbours
+from models.neighbours import KINDS, Neighbours
 
 
 def explain(
@@ -20,7 +20,9 @@ def explain(
     """Which of each user's recent items brought the slots of ``fused`` the neighbours put
     there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c`` (and ``w_content
     content(j, i) / max s`` when among the last ``CONTENT_WINDOW``), and the newest one also
-    ``w_rules rule(j, i) / max r`` (``weights``: one per kind, ``Neighbours.kinds`` order).
+    ``w_rules rule(j, i) / max r``; a session like the user's window gives its vote for ``i``
+    (``w_sessions v / max v``) to the newest recent item it shares (``weights``: one per kind,
+    ``KINDS`` order).
     (B, k, n_explain) recent item indices (-1: none) and contributions, best first (ties: the
     lower index). The whole batch in a few array
     operations, over the rows of the slots' items only."""
@@ -34,7 +36,9 @@ def explain(
     slot_user, slot = np.nonzero(wanted)
     slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
     parts = []
-    for kind, weight, best in zip(neighbours.kinds(), weights, fused.best):
+    for kind, weight, best in zip(KINDS, weights, fused.best):
+        if kind not in neighbours.kinds():
+            continue
         owner, sources, most = recent_sources(kind, windows(neighbours, kind, mine))
         parts.append(_brought(neighbours, kind, users[owner], sources, most, weight, best,
                               slot_keys, n))  # fmt: skip

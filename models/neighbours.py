@@ -13,22 +13,26 @@ versions they are as fresh as the model is.
   ``b`` < 10 (models/sequential_rules.py).
 - **content** (with an item catalog): the items most alike in text, weighed by how few events
   each has (models/content_neighbours.py), so content speaks for what interactions cannot yet.
+- **sessions**: the users' last items as of the version, so that a worker scores a user's
+  window by the windows most like it, V-SKNN's way (models/session_neighbours.py).
 
 Each item keeps its ``keep`` strongest of each, by weight (ties: the lower index), as rows of a
 sparse matrix over the artifact's items. :func:`models.fusion.fuse` ranks a user's candidates
 (models/candidates.py): the model's list by its rank, plus the co-visits of the user's last
-``window`` items, the rules out of their newest item and the content neighbours of their last
-``CONTENT_WINDOW``, each normalised by the user's best, summed with the blend's weights or those
+``window`` items, the rules out of their newest item, the content neighbours of their last
+``CONTENT_WINDOW`` and the votes of the sessions most like their window, each normalised by the user's best, summed with the blend's weights or those
 fitted for the version (models/fusion_fit.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from models.session_neighbours import Sessions
 
 NEIGHBOURS_FILE = "neighbours.npz"
 WINDOW = 20  # item-kNN's window: the user's items a co-visit is counted with, and scored from
@@ -36,8 +40,9 @@ RULE_STEPS = 9  # sequential rules reach this many steps back (weight 1 - 0.1 b,
 RULES_SHOWN = 20  # the strongest rules out of the newest item that score (SR's pruning)
 CONTENT_WINDOW = 5  # the user's recent items whose content neighbours score (content-knn's)
 NEIGHBOUR_POOL = 50  # the model's candidates fused with the neighbours
-# the artifact config's names of the fusion weights, in Neighbours.kinds order
-FUSION_WEIGHTS = ("covisit_weight", "rules_weight", "content_weight")
+KINDS = ("covisits", "rules", "content", "sessions")  # the kinds of neighbours, in weight order
+# the artifact config's names of the fusion weights, one per kind, in KINDS order
+FUSION_WEIGHTS = ("covisit_weight", "rules_weight", "content_weight", "sessions_weight")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Neighbours:
     live: Neighbours | None = None  # counted since the version (models/live_neighbours.py)
     content: Rows | None = None
     counted: int | None = None  # the items the counts cover (the model's); None: all n_items
+    sessions: Sessions | None = None  # the users' last items as of the version
 
     @property
     def covered(self) -> int:
@@ -73,8 +79,15 @@ class Neighbours:
         return self.n_items if self.counted is None else self.counted
 
     def kinds(self) -> list[str]:
-        """The kinds of rows these neighbours have, in the fusion weights' order."""
-        return ["covisits", "rules"] + (["content"] if self.content is not None else [])
+        """The kinds these neighbours have, in ``KINDS`` order (co-visits and rules always)."""
+        return [kind for kind in KINDS if getattr(self, kind) is not None]
+
+    def weighing(self, weights: Sequence[float]) -> Neighbours:
+        """These neighbours without the optional kinds that weigh 0 at ``weights`` (one per
+        kind, ``KINDS`` order), so that serving never expands what cannot score."""
+        dropped = {kind: None for kind, weight in zip(KINDS, weights)
+                   if kind in ("content", "sessions") and not weight}  # fmt: skip
+        return replace(self, **dropped) if dropped else self
 
     def with_live(self, live: Neighbours) -> Neighbours:
         """These rows with ``live``'s laid on them, over its catalog (which extends this one:
@@ -86,13 +99,16 @@ class Neighbours:
         extra = live.n_items - self.n_items
         covisits, rules, content = (r if r is None else padded(r, extra)
                                     for r in (self.covisits, self.rules, self.content))  # fmt: skip
-        return Neighbours(live.n_items, covisits, rules, live, content, self.counted)
+        return Neighbours(live.n_items, covisits, rules, live, content, self.counted, self.sessions)
 
     def expand(self, name: str, owner: np.ndarray, sources: np.ndarray, most: int | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-        """:func:`expanded` over the ``name`` rows ("covisits" or "rules"), and the live
-        layer's too: a pair in both is two entries, which the callers sum (``most`` bounds
-        each layer's row on its own)."""
+        """:func:`expanded` over the ``name`` rows ("covisits", "rules" or "content"), and the
+        live layer's too: a pair in both is two entries, which the callers sum (``most`` bounds
+        each layer's row on its own); for "sessions", the neighbours' votes (``sources``: each
+        owner's recent items, oldest first)."""
+        if name == "sessions":
+            return self.sessions.expand(owner, sources)
         parts = [expanded(getattr(self, name), owner, sources, most)]
         if self.live is not None and getattr(self.live, name) is not None:
             parts.append(expanded(getattr(self.live, name), owner, sources, most))
@@ -102,8 +118,9 @@ class Neighbours:
         with path.open("wb") as f:  # np.savez would add ".npz" to a name without it
             np.savez(f, n_items=np.int64(self.n_items), counted=np.int64(self.covered),
                      **{f"{name}_{part}": getattr(getattr(self, name), part)
-                        for name in self.kinds()
-                        for part in ("indptr", "targets", "weights")})  # fmt: skip
+                        for name in self.kinds() if name != "sessions"
+                        for part in ("indptr", "targets", "weights")},
+                     **(self.sessions.arrays() if self.sessions is not None else {}))  # fmt: skip
 
     @classmethod
     def load(cls, path: Path, n_items: Sequence[int] | None = None) -> Neighbours:
@@ -115,6 +132,7 @@ class Neighbours:
             kinds = ["covisits", "rules"] + (["content"] if "content_indptr" in f else [])
             rows = {name: Rows(f[f"{name}_indptr"], f[f"{name}_targets"], f[f"{name}_weights"])
                     for name in kinds}  # fmt: skip
+            sessions = Sessions.from_arrays(f)
         for name, r in rows.items():
             if (len(r.indptr) != n + 1 or r.indptr[-1] != len(r.targets)
                     or len(r.targets) != len(r.weights)
@@ -125,8 +143,11 @@ class Neighbours:
             raise ValueError(f"neighbours over {n} items, not {' or '.join(map(str, n_items))}")
         if not 0 <= counted <= n:
             raise ValueError(f"{path}: counts over {counted} of {n} items")
+        if sessions is not None and len(sessions.item_events) != counted:
+            raise ValueError(f"{path}: sessions over {len(sessions.item_events)} items, not "
+                             f"{counted}")
         return cls(n, rows["covisits"], rows["rules"], content=rows.get("content"),
-                   counted=counted if counted < n else None)
+                   counted=counted if counted < n else None, sessions=sessions)
 
 
 def padded(rows: Rows, extra: int) -> Rows:
@@ -161,14 +182,15 @@ def build(
         if back <= RULE_STEPS:
             rule_keys.append(a * n_items + b)
             rule_weights.append(np.full(len(a), 1.0 - 0.1 * back))
+    sessions = Sessions.build(items, times, n_items)
     counted = Neighbours(n_items, strongest(covisit_keys, covisit_weights, n_items, keep),
-                         strongest(rule_keys, rule_weights, n_items, keep))  # fmt: skip
+                         strongest(rule_keys, rule_weights, n_items, keep), sessions=sessions)
     if content is None:
         return counted
     extra = len(content.indptr) - 1 - n_items
     return Neighbours(n_items + extra, padded(counted.covisits, extra),
                       padded(counted.rules, extra), content=content,
-                      counted=n_items if extra else None)  # fmt: skip
+                      counted=n_items if extra else None, sessions=sessions)  # fmt: skip
 
 
 def strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: int) -> Rows:

@@ -115,7 +115,7 @@ class ProductPolicy:
             self.blend = replace(self.blend, sequence_weight=0.0)
         if not neighbours:
             self.blend = replace(self.blend, covisit_weight=0.0, rules_weight=0.0,
-                                 content_weight=0.0)
+                                 content_weight=0.0, sessions_weight=0.0)
         self.sequence = sequence
         self.batch = batch
         self.live_every = live_every if neighbours else 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -25,7 +25,7 @@ from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
 from models.fusion import Fused, fuse
-from models.neighbours import NEIGHBOUR_POOL, WINDOW, Neighbours
+from models.neighbours import FUSION_WEIGHTS, NEIGHBOUR_POOL, WINDOW, Neighbours
 from models.neighbour_reasons import explain as explain_neighbours
 from models.retrieval import ExactIndex, Index
 
@@ -65,7 +65,7 @@ class Recommender:
         self.n_model = len(self.item_ids)  # the artifact's items: what the sequence model knows
         self.content: "ContentVectors | None" = None  # noqa: F821 - the artifact's, if any
         self.neighbours: Neighbours | None = None  # the artifact's item neighbours, if any
-        self.fusion = (0.0, 0.0, 0.0)  # the co-visit, rule and content weights it was fitted with
+        self.fusion = (0.0,) * len(FUSION_WEIGHTS)  # the neighbours' fitted weights, KINDS order
 
     @property
     def kind(self) -> str:
@@ -153,8 +153,8 @@ class Recommender:
             n_candidates = max(k, blend.rerank_candidates) if ranker is not None else k
             fusion = blend.fusion(self.fusion)
             neighbours = self.neighbours if max(fusion) > 0 else None
-            if neighbours is not None and neighbours.content is not None and not fusion[2]:
-                neighbours = replace(neighbours, content=None)  # weightless: not expanded
+            if neighbours is not None:
+                neighbours = neighbours.weighing(fusion)  # a weightless kind is not expanded
             if neighbours is not None:
                 n_candidates = max(n_candidates, NEIGHBOUR_POOL)
             scores, indices = self.search.search(query, n_candidates, known)  # (B, C)

@@ -105,6 +105,11 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, RuntimeSetting
         "alike in text to the user's last 5, weighed by how few events each has) fused with "
         "the model's list; unset: the artifact's; 0 = off",
     )
+    sessions_weight: float | None = Field(
+        None, ge=0, description="Weight of the artifact's session neighbours (the items of the "
+        "users whose last 20 items, as of the version, are most like the user's: V-SKNN) "
+        "fused with the model's list; unset: the artifact's; 0 = off",
+    )
     max_future_skew_s: float = Field(
         300.0,
         ge=0,
@@ -224,7 +229,7 @@ class Settings(DerivedNames, SecuritySettings, RetentionSettings, RuntimeSetting
     def blend(self) -> Blend:
         return Blend(
             self.interest_weight, self.sequence_weight, self.rerank_candidates, self.explain,
-            self.covisit_weight, self.rules_weight, self.content_weight,
+            self.covisit_weight, self.rules_weight, self.content_weight, self.sessions_weight,
         )
 
     @property

@@ -161,10 +161,10 @@ def print_neighbours(metrics: dict) -> None:
     held = fit["held_out"]
     scored = (f" on {held:,} held-out events: NDCG@10 {fit['ndcg@10']:.4f}, the model alone "
               f"{fit['model_ndcg@10']:.4f}") if held and "ndcg@10" in fit else " (none held out)"
-    content = (f", content weight {fit['content_weight']:g}"
-               if fit.get("content_weight") is not None else "")  # fmt: skip
+    others = "".join(f", {name} weight {fit[f'{name}_weight']:g}" for name in ("content", "sessions")
+                     if fit.get(f"{name}_weight") is not None)  # fmt: skip
     console.print(f"item neighbours: co-visit weight {fit['covisit_weight']:g}, rules weight "
-                  f"{fit['rules_weight']:g}{content}{scored} ({fit['seconds']} s)")  # fmt: skip
+                  f"{fit['rules_weight']:g}{others}{scored} ({fit['seconds']} s)")  # fmt: skip
 
 
 def fitted_winner(path: Path) -> Forgetting:

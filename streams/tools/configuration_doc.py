@@ -34,7 +34,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "The model and the lists it serves": (
         "model_path", "model_root", "dim", "top_k", "emit", "interest_weight",
         "sequence_weight", "rerank_candidates", "explain", "covisit_weight", "rules_weight",
-        "content_weight",
+        "content_weight", "sessions_weight",
     ),
     "Items: statistics and online learning": (
         "item_stats", "popularity_half_life_s", "item_learning", "item_learning_rate",

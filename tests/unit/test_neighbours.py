@@ -147,7 +147,8 @@ def test_a_version_with_nothing_held_out_keeps_its_parents_weights():
     parent = {"covisit_weight": 2.0, "rules_weight": 0.5}
     neighbours, config = version_neighbours(vectors, data, [], InterestConfig(), 10, 1000, {},
                                             {}, parent)  # fmt: skip
-    assert config["neighbours"] == {**parent, "content_weight": 0.0} and neighbours.n_items == 40
+    assert config["neighbours"] == {**parent, "content_weight": 0.0, "sessions_weight": 0.0}
+    assert neighbours.n_items == 40
     assert version_neighbours(vectors, data, [], InterestConfig(), 0, 1000, {}, {}) == (None, {})
 
 
