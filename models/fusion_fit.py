@@ -35,7 +35,7 @@ from models.content_neighbours import content_rows, served_ids
 from models.candidates import Candidates, candidates
 from models.neighbours import FUSION_WEIGHTS, NEIGHBOUR_POOL, Neighbours, Rows, build
 
-GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 K = 10
 HELD_OUT = 1_000  # the most events a fit holds out
 

@@ -121,7 +121,8 @@ def test_an_item_alike_in_text_to_the_users_recent_item_is_served_because_of_it(
     new = Item("new-space", text=TOPICS["space"][1])
     trained_with_catalog(tmp_path / "model", config, [new])
     settings = settings.model_copy(update={"model_path": tmp_path / "model", "covisit_weight": 0.0,
-                                           "rules_weight": 0.0, "content_weight": 8.0})
+                                           "rules_weight": 0.0, "content_weight": 8.0,
+                                           "sessions_weight": 0.0})
     wait_until_ready(settings.web_port, timeout=90, process=workers(settings))
     ask = Event("reader", "i3", "click", 1_000, None, "ask")  # i3 is about space
     produce(settings, [(b"reader", encode_event(ask))])

@@ -1,4 +1,5 @@
-"""A worker fuses its artifact's item neighbours with the model's list, through a real broker."""
+"""A worker fuses its artifact's item and session neighbours with the model's list, through a real
+broker."""
 
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ def test_a_worker_recommends_what_followed_the_users_newest_item(settings, worke
     train([*events, *planted], settings.interest, settings.blend,
           TrainConfig(model="mf", dim=16, epochs=3), model, show_progress=False)  # fmt: skip
     alone = load_recommender(model, Blend(sequence_weight=0.0, covisit_weight=0.0,
-                                          rules_weight=0.0))  # fmt: skip
+                                          rules_weight=0.0, sessions_weight=0.0))
     first = alone.top_k(alone.item_vector("i1")[None], [["i1"]], 1)[0].item_ids
     assert first != ["i150"]  # the model alone would not show it first
 
     settings = settings.model_copy(update={"model_path": model, "covisit_weight": 0.0,
-                                           "rules_weight": 8.0})  # fmt: skip
+                                           "rules_weight": 8.0, "sessions_weight": 0.0})
     worker = workers(settings)
     wait_until_ready(settings.web_port, timeout=90, process=worker)
     produce(settings, event_messages([Event("newcomer", "i1", "click", end + 10**6)]))
@@ -42,3 +43,25 @@ def test_a_worker_recommends_what_followed_the_users_newest_item(settings, worke
     assert items[0] == "i150" and "i1" not in items
     scores = [i["score"] for i in orjson.loads(record.value)["items"]]
     assert np.all(np.diff(scores) <= 0)
+
+
+def test_a_worker_recommends_what_users_alike_had_before_the_newcomers_item(settings, workers,
+                                                                            tmp_path):  # fmt: skip
+    # 40 more users each clicked i150, of another topic, then i1: no rule runs from i1 to i150,
+    # but every window holding i1 like the newcomer's also holds i150
+    events = generate(GeneratorConfig(n_users=100, n_items=200, events_per_user=20, seed=5))
+    end = max(e.ts for e in events)
+    planted = [Event(f"p{n}", item, "click", end + 1000 * n + step)
+               for n in range(40) for step, item in enumerate(("i150", "i1"))]  # fmt: skip
+    model = tmp_path / "model"
+    train([*events, *planted], settings.interest, settings.blend,
+          TrainConfig(model="mf", dim=16, epochs=3), model, show_progress=False)  # fmt: skip
+    settings = settings.model_copy(update={"model_path": model, "covisit_weight": 0.0,
+                                           "rules_weight": 0.0, "sessions_weight": 8.0})
+    worker = workers(settings)
+    wait_until_ready(settings.web_port, timeout=90, process=worker)
+    produce(settings, event_messages([Event("newcomer", "i1", "click", end + 10**6)]))
+    [record] = consume(settings.bootstrap, settings.recs_topic, 1, timeout=60)
+    items = orjson.loads(record.value)["items"]
+    assert items[0]["item_id"] == "i150" and "i1" not in [i["item_id"] for i in items]
+    assert items[0]["because"][0]["item_id"] == "i1"  # the recent item the alike windows share

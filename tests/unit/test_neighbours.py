@@ -15,7 +15,7 @@ from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
 from models.fusion import fuse
 from models.candidates import candidates
-from models.neighbours import NEIGHBOURS_FILE, Neighbours, Rows, build
+from models.neighbours import FUSION_WEIGHTS, NEIGHBOURS_FILE, Neighbours, Rows, build
 from models.sequential_rules import SequentialRules
 
 
@@ -170,7 +170,7 @@ def test_the_fits_ranks_are_the_fused_lists_ranks():
     users, positions = zip(*held)
     model = _model_lists(*vectors, data, InterestConfig(), users, positions, known)
     lists = fuse(neighbours, model, known, 10,
-                 (1.0, fitted["covisit_weight"], fitted["rules_weight"])).indices  # fmt: skip
+                 (1.0, *(fitted[name] for name in FUSION_WEIGHTS))).indices  # fmt: skip
     targets = np.array([data.items[u][p] for u, p in held])
     hit = lists == targets[:, None]
     ndcg = np.where(hit.any(1), 1.0 / np.log2(hit.argmax(1) + 2), 0.0).mean()
@@ -207,7 +207,7 @@ def test_fused_lists_equal_a_plain_sort_of_every_candidate_ties_included():
     model[::7, 10:] = -1
     known = [rng.choice(40, size=int(rng.integers(0, 8)), replace=False).tolist()
              for _ in range(30)]  # fmt: skip
-    weights = (1.0, 2.0, 1.0)
+    weights = (1.0, 2.0, 1.0, 0.0, 1.5)  # co-visits, rules and sessions
     got = fuse(neighbours, model, known, 10, weights)
     found = candidates(neighbours, model, known)
     score = found.scores(weights)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from models import session_neighbours
+from models.artifact import load_recommender, save_artifact
+from models.blend import Blend
+from models.mf import MatrixFactorization
 from models.fusion import fuse
 from models.neighbour_reasons import explain
 from models.neighbours import KINDS, Neighbours, build
@@ -89,3 +93,20 @@ def test_the_users_whose_windows_are_alike_bring_their_items_and_the_shared_one_
     assert fuse(neighbours.weighing(weights[1:4] + (0.0,)), model, [[0, 1]], 3,
                 (1.0, 0.0, 0.0, 0.0, 0.0)).indices[0, 0] == 13  # fmt: skip
     assert neighbours.kinds() == ["covisits", "rules", "sessions"] and len(KINDS) == 4
+
+
+def test_an_artifact_serves_its_sessions_at_the_blends_weight_and_explains_them(tmp_path):
+    items = [np.array(s) for s in ([0, 1, 2, 5], [1, 2, 0, 5], [2, 0, 1, 5], [10, 11, 12, 13])]
+    neighbours = build(items, [np.arange(len(s), dtype=np.int64) for s in items], 16, keep=0)
+    model = MatrixFactorization(n_items=16, dim=16, max_len=5)
+    with torch.no_grad():
+        model.items.weight[:16] = torch.eye(16)  # item k along axis k
+    save_artifact(tmp_path, model, [f"i{n}" for n in range(16)], {}, {}, neighbours=neighbours)
+    interest = np.zeros((1, 16), np.float32)
+    interest[0, 13], interest[0, 12] = 1.0, 0.5  # the model alone: the other taste
+    off = load_recommender(tmp_path, Blend(sequence_weight=0.0))
+    on = load_recommender(tmp_path, Blend(sequence_weight=0.0, sessions_weight=4.0))
+    assert off.top_k(interest, [["i0", "i1"]], 2)[0].item_ids == ["i13", "i12"]
+    [out] = on.top_k(interest, [["i0", "i1"]], 2, recent_weights=[[1.0, 1.0]])
+    assert out.item_ids == ["i2", "i5"]
+    assert out.because[0][0][0] == "i1"  # the newest recent item the alike sessions share
