@@ -17,7 +17,8 @@ class Candidates(NamedTuple):
     its list: a longer list, asked for an exploration pool, starts the same) and its rank (inf:
     not in its list; what breaks ties), (S, E) each kind of neighbours' score over the user's
     best (``KINDS`` order: co-visits, rules, content, sessions; a kind the neighbours lack
-    scores 0), and (S, B) those bests. No
+    scores 0), (S, B) those bests, and each kind's entries as its rows gave them (owner, target,
+    score, source: what explains a slot, models/neighbour_reasons.py). No
     recent item of the user's and no item the neighbours do not cover is an entry. Flat, so a
     batch costs its candidates, whatever the catalog's size."""
 
@@ -27,6 +28,7 @@ class Candidates(NamedTuple):
     rank: np.ndarray
     parts: np.ndarray
     best: np.ndarray
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
     def scores(self, weights: Sequence[float]) -> np.ndarray:
         """Each entry's fused score at ``weights`` (the model's, then one per kind; a kind
@@ -112,4 +114,4 @@ def candidates(
                        np.int64)  # fmt: skip
     kept = ~np.isin(keys, seen)
     return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], parts[:, kept],
-                      best)  # fmt: skip
+                      best, found)  # fmt: skip

@@ -68,19 +68,20 @@ def fuse(
         out[user, :min(k, len(items))] = items[:k]
         out_scores[user, :min(k, len(items))] = scores[:k]
         by_neighbours[user, :min(k, len(items))] = mostly[:k]
-    return Fused(out, out_scores, by_neighbours, found.best)
+    return Fused(out, out_scores, by_neighbours, found.best, found.found)
 
 
 class Fused(NamedTuple):
     """Each user's fused list: (B, k) item indices (-1 padded) and scores, best first; whether
     the neighbours weigh more than the model in each slot's score (what explains it:
     models/neighbour_reasons.py); and (S, B) the users' best sums of each kind of neighbours,
-    their scores' scale."""
+    their scores' scale; and each kind's entries (models/candidates.py ``Candidates.found``)."""
 
     indices: np.ndarray
     scores: np.ndarray
     by_neighbours: np.ndarray
     best: np.ndarray
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
 def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,

@@ -9,14 +9,11 @@ from typing import Sequence
 import numpy as np
 
 from models.fusion import Fused
-from models.candidates import recent_sources, windows
-from models.neighbours import KINDS, Neighbours
+from models.neighbours import Neighbours
 
 
-def explain(
-    neighbours: Neighbours, fused: Fused, known: Sequence[Sequence[int]],
-    weights: Sequence[float], n_explain: int,
-) -> tuple[np.ndarray, np.ndarray]:
+def explain(neighbours: Neighbours, fused: Fused, weights: Sequence[float],
+            n_explain: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Which of each user's recent items brought the slots of ``fused`` the neighbours put
     there: recent item ``j`` contributes ``w_covisit cov(j, i) / max c`` (and ``w_content
     content(j, i) / max s`` when among the last ``CONTENT_WINDOW``), and the newest one also
@@ -24,24 +21,17 @@ def explain(
     (``w_sessions v / max v``) to the newest recent item it shares (``weights``: one per kind,
     ``KINDS`` order).
     (B, k, n_explain) recent item indices (-1: none) and contributions, best first (ties: the
-    lower index). The whole batch in a few array
-    operations, over the rows of the slots' items only."""
+    lower index). The whole batch in a few array operations, over the entries the fused list
+    was ranked from (``fused.found``), so nothing is looked up twice."""
     indices, wanted = fused.indices, fused.by_neighbours
     batch, k = indices.shape
     n = neighbours.n_items
     because = np.full((batch, k, n_explain), -1, dtype=np.int64)
     contributions = np.zeros((batch, k, n_explain), dtype=np.float32)
-    users = np.flatnonzero(wanted.any(axis=1))
-    mine = [known[b] for b in users.tolist()]
     slot_user, slot = np.nonzero(wanted)
     slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
-    parts = []
-    for kind, weight, best in zip(KINDS, weights, fused.best):
-        if kind not in neighbours.kinds():
-            continue
-        owner, sources, most = recent_sources(kind, windows(neighbours, kind, mine))
-        parts.append(_brought(neighbours, kind, users[owner], sources, most, weight, best,
-                              slot_keys, n))  # fmt: skip
+    parts = [_brought(found, weight, best, slot_keys, n)
+             for found, weight, best in zip(fused.found, weights, fused.best)]  # fmt: skip
     owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
     if n_explain == 0 or not len(owner):
         return because, contributions
@@ -60,15 +50,12 @@ def explain(
     return because, contributions
 
 
-def _brought(neighbours: Neighbours, name: str, owner: np.ndarray, sources: np.ndarray,
-             most: int | None, weight: float, best: np.ndarray, slot_keys: np.ndarray,
-             n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
-    """(owner, source, target, weight x score over the owner's ``best``) of the ``sources``'
-    rows (``most``: each one's first), each source its ``owner``'s, where ``owner * n +
-    target`` is one of the sorted ``slot_keys``."""
-    if weight <= 0:
-        owner, sources = owner[:0], sources[:0]
-    owner, target, got, source = neighbours.expand(name, owner, sources, most)
+def _brought(found: tuple[np.ndarray, ...], weight: float, best: np.ndarray,
+             slot_keys: np.ndarray, n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """(owner, source, target, weight x score over the owner's ``best``) of a kind's entries
+    ``found`` (owner, target, score, source) where ``owner * n + target`` is one of the sorted
+    ``slot_keys``."""
+    owner, target, got, source = found if weight > 0 else (f[:0] for f in found)
     keys = owner * n + target
     found = np.searchsorted(slot_keys, keys).clip(0, max(0, len(slot_keys) - 1))
     mine = (slot_keys[found] == keys) if len(slot_keys) else np.zeros(len(keys), dtype=bool)

@@ -175,22 +175,22 @@ class Recommender:
                 because, contributions = self.explain(indices, recent, recent_weights)
                 if fused is not None and fused.by_neighbours.any():
                     because, contributions = self._explained_by_neighbours(
-                        fused, known, fusion, because, contributions)
+                        fused, fusion, because, contributions)
             else:
                 because = np.full((*indices.shape, 0), -1, dtype=np.int64)
                 contributions = np.zeros(because.shape, dtype=np.float32)
         return ScoredBatch(self.item_ids, indices.numpy(), scores.numpy(), because, contributions)
 
-    def _explained_by_neighbours(self, fused: Fused, known: Sequence[Sequence[int]],
-                                 fusion: Sequence[float], because: np.ndarray,
+    def _explained_by_neighbours(self, fused: Fused, fusion: Sequence[float], because: np.ndarray,
                                  contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The slots the neighbours put there (more than the model did) explained by the recent
-        items whose co-visits, rules or content brought them (models/neighbour_reasons.py)."""
+        items whose co-visits, rules, content or alike sessions brought them
+        (models/neighbour_reasons.py)."""
         width = max(because.shape[2], min(self.blend.explain, WINDOW))
         pad = width - because.shape[2]
         because = np.pad(because, ((0, 0), (0, 0), (0, pad)), constant_values=-1)
         contributions = np.pad(contributions, ((0, 0), (0, 0), (0, pad)))
-        found, values = explain_neighbours(self.neighbours, fused, known, fusion, width)
+        found, values = explain_neighbours(self.neighbours, fused, fusion, width)
         mask = fused.by_neighbours
         because[mask], contributions[mask] = found[mask], values[mask]
         return because, contributions

@@ -43,8 +43,9 @@ class Sessions:
     item_events: np.ndarray  # (N,) float32
     users: int
     newest: np.ndarray = field(init=False, repr=False)  # (M, WINDOW) bool
+    by_recency: np.ndarray = field(init=False, repr=False)  # (M,) sessions, newest last event first
     holders_indptr: np.ndarray = field(init=False, repr=False)  # (N + 1,) int64
-    holders: np.ndarray = field(init=False, repr=False)  # sessions, newest first, SAMPLE an item
+    holders: np.ndarray = field(init=False, repr=False)  # places in by_recency, SAMPLE an item
 
     def __post_init__(self) -> None:
         m, width = self.rows.shape
@@ -59,15 +60,19 @@ class Sessions:
         first = order[np.r_[True, key[1:] != key[:-1]]] if len(key) else order
         newest = np.zeros(self.rows.shape, dtype=bool)
         newest[session[first], slot[first]] = True
-        session, item = session[first], item[first]
-        by_item = np.lexsort((session, -self.last[session], item))
-        session, item = session[by_item], item[by_item]
+        by_recency = np.lexsort((np.arange(m), -self.last))  # ties: the lower index
+        recency = np.empty(m, dtype=np.int64)
+        recency[by_recency] = np.arange(m)
+        place, item = recency[session[first]], item[first]
+        by_item = np.lexsort((place, item))
+        place, item = place[by_item], item[by_item]
         kept = np.arange(len(item)) - np.searchsorted(item, item) < SAMPLE
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(item[kept], minlength=n), out=indptr[1:])
         object.__setattr__(self, "newest", newest)
+        object.__setattr__(self, "by_recency", by_recency)
         object.__setattr__(self, "holders_indptr", indptr)
-        object.__setattr__(self, "holders", session[kept].astype(np.int64))
+        object.__setattr__(self, "holders", place[kept])
 
     @classmethod
     def build(cls, items: Sequence[np.ndarray], times: Sequence[np.ndarray], n_items: int,
@@ -109,31 +114,34 @@ class Sessions:
         start = self.holders_indptr[known]
         length = np.where(item < n, np.diff(self.holders_indptr)[known], 0)
         at = np.repeat(start - np.cumsum(length) + length, length) + np.arange(int(length.sum()))
-        e_owner, e_step = np.repeat(owner, length), np.repeat(step, length)
-        e_session = self.holders[at]
-        e_key = e_owner * m + e_session
-        order = np.lexsort((e_step, e_key))  # each (owner, session) at its newest shared item
-        pairs, inverse = np.unique(e_key, return_inverse=True)
-        overlap = np.bincount(inverse, np.repeat(weight, length), len(pairs))
-        first = order[np.r_[True, e_key[order][1:] != e_key[order][:-1]]]
-        p_owner, p_session = np.divmod(pairs, m)
-        p_step, p_source = e_step[first], np.repeat(item, length)[first]
-        recent = np.lexsort((p_session, -self.last[p_session], p_owner))
-        recent = recent[np.arange(len(recent)) - np.searchsorted(p_owner[recent],
-                                                                  p_owner[recent]) < SAMPLE]
+        entry = np.repeat(np.arange(len(item)), length)  # which (owner, item) each holder is of
+        # one sort: by owner, then the session's recency, then the step of the shared item
+        key = ((owner[entry] * m + self.holders[at]) * (WINDOW + 1) + step[entry])
+        order = np.argsort(key)
+        pair = key[order] // (WINDOW + 1)
+        new_pair = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else pair.astype(bool)
+        starts = np.flatnonzero(new_pair)
+        # summed newest item first, one at a time, as the streamed V-SKNN sums (equal floats,
+        # so equal likenesses tie as there)
+        overlap = np.bincount(np.cumsum(new_pair) - 1, weight[entry[order]], len(starts))
+        first = entry[order[starts]]  # each (owner, session) at its newest shared item
+        p_owner, place = np.divmod(pair[starts], m)
+        # by owner, the newest session first: each owner's first SAMPLE are its candidates
+        recent = np.flatnonzero(np.arange(len(p_owner)) - np.searchsorted(p_owner, p_owner)
+                                < SAMPLE)  # fmt: skip
+        p_session = self.by_recency[place[recent]]
         alike = overlap[recent] / distinct[p_owner[recent]]
-        near = np.lexsort((p_session[recent], -alike, p_owner[recent]))
-        place = np.arange(len(near)) - np.searchsorted(p_owner[recent][near],
-                                                        p_owner[recent][near])  # fmt: skip
-        near = near[(place < NEAREST) & (alike[near] > 0)]
-        chosen, likeness = recent[near], alike[near]
-        held = self.newest[p_session[chosen]]  # (K, WINDOW): each neighbour's distinct items
+        near = np.lexsort((p_session, -alike, p_owner[recent]))
+        rank = np.arange(len(near)) - np.searchsorted(p_owner[recent][near],
+                                                       p_owner[recent][near])  # fmt: skip
+        near = near[(rank < NEAREST) & (alike[near] > 0)]
+        chosen, likeness, via = p_session[near], alike[near], first[recent[near]]
+        held = self.newest[chosen]  # (K, WINDOW): each neighbour's distinct items
         votes = held.sum(axis=1)
-        target = self.rows[p_session[chosen]][held].astype(np.int64)
+        target = self.rows[chosen][held].astype(np.int64)
         idf = np.log(max(self.users, 1) / np.maximum(self.item_events, 1.0))
-        gain = np.repeat(likeness / p_step[chosen], votes) * (1.0 + IDF_WEIGHTING * idf[target])
-        return (np.repeat(p_owner[chosen], votes), target, gain,
-                np.repeat(p_source[chosen], votes))  # fmt: skip
+        gain = np.repeat(likeness / step[via], votes) * (1.0 + IDF_WEIGHTING * idf[target])
+        return (np.repeat(owner[via], votes), target, gain, np.repeat(item[via], votes))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What an artifact stores (the derived arrays are rebuilt on load)."""

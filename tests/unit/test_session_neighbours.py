@@ -87,7 +87,7 @@ def test_the_users_whose_windows_are_alike_bring_their_items_and_the_shared_one_
     weights = (1.0, 0.0, 0.0, 0.0, 4.0)
     fused = fuse(neighbours, model, [[0, 1]], 3, weights)
     assert fused.indices[0, :2].tolist() == [2, 5] and fused.by_neighbours[0, :2].all()
-    because, _ = explain(neighbours, fused, [[0, 1]], weights[1:], 2)
+    because, _ = explain(neighbours, fused, weights[1:], 2)
     assert because[0, 0, 0] == 1  # the newest recent item the alike sessions share
     # weightless, the sessions are not expanded: the model's list stands
     assert fuse(neighbours.weighing(weights[1:4] + (0.0,)), model, [[0, 1]], 3,
