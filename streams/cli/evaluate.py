@@ -49,8 +49,9 @@ POLICIES = {
     "content-knn": "items whose text is most like the user's last 5, by --catalog's content "
     "vectors alone (an announced item is a candidate before its first event); only when named",
     "interest": "the product's decayed interest vector alone, at each --half-life",
-    "neighbours": "the interest vector fused with each version's co-visits and sequential rules "
-    "at its fitted weights, by the workers' code",
+    "neighbours": "the interest vector fused with each version's co-visits, sequential rules and "
+    "session neighbours (V-SKNN over its users' last 20 items) at its fitted weights, by the "
+    "workers' code",
     "live-neighbours": "as neighbours, with the co-visits and rules of every event since the "
     "version counted as it lands (taken every 100 events, an item from its first event); not "
     "served by workers yet",

@@ -67,8 +67,9 @@ def train(
     ] = 100_000,
     neighbours: Annotated[
         int, typer.Option(min=0, help="Each item's strongest co-visits and sequential rules kept "
-                          "in the artifact, which workers fuse with the model's list at weights "
-                          "fitted on held-out events (0: none).")
+                          "in the artifact, with the users' last 20 items (session neighbours), "
+                          "which workers fuse with the model's list at weights fitted on "
+                          "held-out events (0: none of them).")
     ] = 100,
     threads: TorchThreads = 2,
     warm_start: Annotated[
@@ -97,7 +98,7 @@ def train(
     counts above STREAMREC_RATING_CENTER). Each user's last positive is the test item, the one
     before it validates; both are reported in the artifact's metrics.json. With --warm-start
     the log is everything so far (the users' context), one pass over its newest events trains,
-    and there is no validation, test or ranker. Every version carries item neighbours
+    and there is no validation, test or ranker. Every version carries item and session neighbours
     (--neighbours) and the weights workers fuse them with, fitted on the test events, or for an
     update on the events since its parent, scored with the parent.
     """
