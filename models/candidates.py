@@ -52,8 +52,10 @@ def windows(neighbours: Neighbours, kind: str, known: Sequence[Sequence[int]]) -
 
 
 def window_end(neighbours: Neighbours, kind: str) -> int:
-    """The items a ``kind`` of neighbours has rows for are those below this."""
-    return neighbours.n_items if kind == "content" else neighbours.covered
+    """A ``kind`` of neighbours scores from the user's recent items below this: counts only
+    from the items they cover; content and sessions from every item (a session's positions
+    count an item without holders too, as the streamed V-SKNN's do)."""
+    return neighbours.covered if kind in ("covisits", "rules") else neighbours.n_items
 
 
 def recent_sources(kind: str, windows: Sequence[Sequence[int]]

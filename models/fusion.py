@@ -20,11 +20,13 @@ def fuse(
     weights: Sequence[float],
 ) -> Fused:
     """Each user's top ``k`` (see :func:`candidates`): a candidate scores ``w_model (50 - rank)
-    / 50 + w_covisit c / max c + w_rules r / max r + w_content s / max s``, its co-visit score
-    ``c`` summed over the user's last ``WINDOW`` items, its rule score ``r`` from the newest
-    one's ``RULES_SHOWN`` strongest, its content score ``s`` over the last ``CONTENT_WINDOW``
-    (when the neighbours have content rows), each maximum the user's own; best first, ties to
-    the model's order and then the lower index (:class:`Fused`)."""
+    / 50 + w_covisit c / max c + w_rules r / max r + w_content s / max s + w_sessions v / max
+    v``, its co-visit score ``c`` summed over the user's last ``WINDOW`` items, its rule score
+    ``r`` from the newest one's ``RULES_SHOWN`` strongest, its content score ``s`` over the last
+    ``CONTENT_WINDOW`` (when the neighbours have content rows), its votes ``v`` from the
+    sessions most like the user's last ``WINDOW`` (models/session_neighbours.py), each maximum
+    the user's own; best first, ties to the model's order and then the lower index
+    (:class:`Fused`)."""
     batch = model_indices.shape[0]
     out = np.full((batch, k), -1, dtype=np.int64)
     out_scores = np.full((batch, k), -np.inf, dtype=np.float32)

@@ -14,8 +14,9 @@ likeness is the summed weight of the items it shares over the asking window's di
 each of the ``NEAREST`` most alike gives every item of its window that likeness, times ``1 + idf
 IDF_WEIGHTING`` and over ``step`` (the newest shared item's place among the asking window's
 distinct items, 1 = the newest). One difference: the user's own window of the version is among
-the candidates (a worker does not know which row is its user's); every item it votes for is one
-of the user's recent items, which are never served, so it only takes one of the ``NEAREST``.
+the candidates (a worker does not know which row is its user's). Its votes go to the user's items
+as of the version, which a worker never serves while they are among the user's recent items; one
+that has left them since (more than ``history_len - WINDOW`` positives later) can be served back.
 """
 
 from __future__ import annotations
@@ -48,10 +49,17 @@ class Sessions:
     holders: np.ndarray = field(init=False, repr=False)  # places in by_recency, SAMPLE an item
 
     def __post_init__(self) -> None:
-        m, width = self.rows.shape
-        n = len(self.item_events)
-        if (len(self.last) != m or width != WINDOW or self.rows.max(initial=-1) >= n
-                or self.rows.min(initial=-1) < -1):  # fmt: skip
+        rows, last, events = self.rows, self.last, self.item_events
+        if (rows.ndim != 2 or last.ndim != 1 or events.ndim != 1
+                or rows.dtype.kind not in "iu" or last.dtype.kind not in "iu"
+                or events.dtype.kind not in "iuf" or not np.isfinite(events).all()
+                or events.min(initial=0) < 0 or not isinstance(self.users, int)
+                or self.users < 0):  # fmt: skip
+            raise ValueError("sessions are not integer windows with finite item counts")
+        m, width = rows.shape
+        n = len(events)
+        if (len(last) != m or width != WINDOW or rows.max(initial=-1) >= n
+                or rows.min(initial=-1) < -1):  # fmt: skip
             raise ValueError(f"sessions are not windows of {WINDOW} over {n} items")
         session, slot = np.nonzero(self.rows >= 0)
         item = self.rows[session, slot].astype(np.int64)
@@ -78,9 +86,10 @@ class Sessions:
     def build(cls, items: Sequence[np.ndarray], times: Sequence[np.ndarray], n_items: int,
               kept: int = SESSIONS_KEPT) -> Sessions:  # fmt: skip
         """Each user's last ``WINDOW`` of ``items`` (indices in time order, with their
-        ``times``), the ``kept`` users with the newest last event."""
+        ``times``), the ``kept`` users with the newest last event, in the users' order (equal
+        likenesses then tie to the lower user, as the streamed V-SKNN's do)."""
         users = [u for u, s in enumerate(items) if len(s)]
-        users = sorted(users, key=lambda u: (-int(times[u][-1]), u))[:kept]
+        users = sorted(sorted(users, key=lambda u: (-int(times[u][-1]), u))[:kept])
         rows = np.full((len(users), WINDOW), -1, dtype=np.int32)
         for row, u in enumerate(users):
             tail = items[u][-WINDOW:]
@@ -101,7 +110,7 @@ class Sessions:
         if not len(owner) or not m:
             return empty, empty, np.zeros(0), empty
         back = np.searchsorted(owner, owner, side="right") - 1 - np.arange(len(owner))
-        key = owner * n + sources
+        key = owner * max(n, int(sources.max()) + 1) + sources  # an item past ours: no holders
         order = np.lexsort((back, key))  # each (owner, item) at its newest place
         order = order[np.r_[True, key[order][1:] != key[order][:-1]]]
         owner, item, back = owner[order], sources[order], back[order]
@@ -116,9 +125,10 @@ class Sessions:
         at = np.repeat(start - np.cumsum(length) + length, length) + np.arange(int(length.sum()))
         entry = np.repeat(np.arange(len(item)), length)  # which (owner, item) each holder is of
         # one sort: by owner, then the session's recency, then the step of the shared item
-        key = ((owner[entry] * m + self.holders[at]) * (WINDOW + 1) + step[entry])
+        steps = int(step.max()) + 1
+        key = (owner[entry] * m + self.holders[at]) * steps + step[entry]
         order = np.argsort(key)
-        pair = key[order] // (WINDOW + 1)
+        pair = key[order] // steps
         new_pair = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else pair.astype(bool)
         starts = np.flatnonzero(new_pair)
         # summed newest item first, one at a time, as the streamed V-SKNN sums (equal floats,
@@ -139,7 +149,7 @@ class Sessions:
         held = self.newest[chosen]  # (K, WINDOW): each neighbour's distinct items
         votes = held.sum(axis=1)
         target = self.rows[chosen][held].astype(np.int64)
-        idf = np.log(max(self.users, 1) / np.maximum(self.item_events, 1.0))
+        idf = np.log(max(self.users, 1) / np.maximum(self.item_events.astype(np.float64), 1.0))
         gain = np.repeat(likeness / step[via], votes) * (1.0 + IDF_WEIGHTING * idf[target])
         return (np.repeat(owner[via], votes), target, gain, np.repeat(item[via], votes))
 
@@ -154,5 +164,7 @@ class Sessions:
         """The sessions stored by :meth:`arrays` in ``f`` (an npz), None if it has none."""
         if "sessions_rows" not in f:
             return None
-        return cls(f["sessions_rows"], f["sessions_last"], f["sessions_item_events"],
-                   int(f["sessions_users"]))  # fmt: skip
+        users = f["sessions_users"]
+        if users.ndim or users.dtype.kind not in "iu":
+            raise ValueError("sessions_users is not a count")
+        return cls(f["sessions_rows"], f["sessions_last"], f["sessions_item_events"], int(users))

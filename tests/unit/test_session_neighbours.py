@@ -110,3 +110,49 @@ def test_an_artifact_serves_its_sessions_at_the_blends_weight_and_explains_them(
     [out] = on.top_k(interest, [["i0", "i1"]], 2, recent_weights=[[1.0, 1.0]])
     assert out.item_ids == ["i2", "i5"]
     assert out.because[0][0][0] == "i1"  # the newest recent item the alike sessions share
+
+
+def test_items_past_the_versions_count_as_positions_and_never_mix_users_in_a_batch():
+    rows = np.full((3, session_neighbours.WINDOW), -1, np.int32)
+    rows[0, :3], rows[1, :3], rows[2, :2] = [0, 2, 3], [1, 4, 2], [0, 1]
+    sessions = Sessions(rows, np.array([3, 2, 1]), np.ones(5, np.float32), 3)
+    # item 7 came after the version (a catalog's, or learned live): no holders, but a position;
+    # user 0's (0, 7) must not read as user 1's item 2 (both keys 7 over 5 items once)
+    alone = [sessions.expand(np.zeros(len(w), np.int64), np.array(w)) for w in ([0, 7], [2])]
+    together = sessions.expand(np.array([0, 0, 1]), np.array([0, 7, 2]))
+    for b, got in enumerate(alone):
+        mine = together[0] == b
+        for part, expected in zip(together[1:], got[1:]):
+            np.testing.assert_array_equal(part[mine], expected)
+    shifted = sessions.expand(np.zeros(2, np.int64), np.array([0, 1]))
+    assert not np.array_equal(np.bincount(alone[0][1], alone[0][2], 5),
+                              np.bincount(shifted[1], shifted[2], 5))  # fmt: skip
+
+
+def test_a_version_keeps_its_newest_users_in_the_users_order():
+    items = [np.array([1, 2]), np.array([2, 3]), np.array([3]), np.array([1])]
+    times = [np.array([0, 5]), np.array([1, 9]), np.array([2]), np.array([10])]
+    sessions = Sessions.build(items, times, 4, kept=2)
+    assert sessions.rows[:, :2].tolist() == [[2, 3], [1, -1]]  # users 1 and 3, in that order
+    assert sessions.last.tolist() == [9, 10] and sessions.users == 4
+
+
+@pytest.mark.parametrize("name, bad", [
+    ("sessions_item_events", np.array([np.nan, 1.0, 1.0], np.float32)),
+    ("sessions_item_events", np.array([np.inf, 1.0, 1.0], np.float32)),
+    ("sessions_users", np.array([1, 2])),
+    ("sessions_rows", np.full((1, 20), 0.5)),
+    ("sessions_last", np.array(["x"])),
+])
+def test_a_malformed_sessions_file_is_refused(tmp_path, name, bad):
+    neighbours = build([np.array([0, 1, 2])], [np.arange(3)], 3, keep=5)
+    arrays = dict(np.load(_saved(neighbours, tmp_path)))
+    arrays[name] = bad
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError):
+        Neighbours.load(tmp_path / "bad.npz", (3,))
+
+
+def _saved(neighbours: Neighbours, tmp_path) -> str:
+    neighbours.save(tmp_path / "n.npz")
+    return str(tmp_path / "n.npz")
