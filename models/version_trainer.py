@@ -14,7 +14,8 @@ from models.artifact import load_recommender
 from models.blend import Blend
 from models.content import PACKAGED_ENCODER
 from models.scoring import Recommender
-from models.train import TrainConfig, train, update
+from models.train import TrainConfig, train
+from models.update import update
 
 
 def trainer(
@@ -28,7 +29,7 @@ def trainer(
     encoder: str = PACKAGED_ENCODER,
 ) -> Callable[[Sequence[Event]], Recommender]:
     """A ``fit`` for :class:`ModelVersions`: train on the events so far, load it for serving.
-    With ``warm_start`` every version after the first is an :func:`~models.train.update` of
+    With ``warm_start`` every version after the first is an :func:`~models.update.update` of
     the one before (so versions must be asked for in stream order, as the policies do).
     ``catalog``: the first version encodes it (``encoder``) and every version serves a catalog
     item it has no interaction of from its content vector (models/content.py)."""

@@ -105,7 +105,8 @@ def train(
     import torch
 
     from core.sources import load_events
-    from models.train import TrainConfig, update
+    from models.train import TrainConfig
+    from models.update import update
     from models.train import train as train_model
 
     settings = load_settings(model_path=out)

@@ -5,7 +5,7 @@ a uniform sample of older ones, :class:`models.replay.ReplayBuffer`): the events
 apply, by their own check (what they dead-letter is left out), and a user's delete request
 drops all of that user's events from the buffer. Every ``every_events``
 new events, or ``every_s`` seconds if any came, it continues the version it last announced with
-the warm-start update the evaluator measures (:func:`models.train.update`): the new events'
+the warm-start update the evaluator measures (:func:`models.update.update`): the new events'
 examples in their users' context, plus ``replay`` examples drawn from the older ones so the
 update does not forget. The new artifact goes to ``root/<version>`` (a directory the workers
 read too: the compose file's ``models`` volume) and is announced on the model-updates topic
@@ -33,7 +33,8 @@ from core.events import DELETE, InvalidEvent
 from models.artifact import load_recommender, read_config
 from models.promotion import GateConfig
 from models.replay import ReplayBuffer
-from models.train import TrainConfig, update
+from models.train import TrainConfig
+from models.update import update
 from streams.announcements import Announcement, announce, announcement_of
 from streams.trainer.promotion_gate import GateLog, GateMetrics
 from streams.kafka_edge.security import kafka_python_kwargs

@@ -16,7 +16,8 @@ from core.generator import GeneratorConfig, generate
 from core.interest import InterestConfig
 from models.artifact import ArtifactError, forgetting_of, read_config
 from models.blend import Blend
-from models.train import TrainConfig, train, update
+from models.train import TrainConfig, train
+from models.update import update
 from streams.worker.serving import note_unserved_forgetting
 
 INTEREST = InterestConfig(half_life_events=2.0)

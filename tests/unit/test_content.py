@@ -106,8 +106,9 @@ def test_a_model_update_carries_its_parents_content_projected_into_its_own_space
                                                                                  monkeypatch):
     from core.generator import GeneratorConfig, generate
     from models import train as training
-    from models.artifact import load_recommender
+    from models.artifact import load_model, load_recommender
     from models.content import CONTENT_FILE, ContentVectors
+    from models.update import update, warm_started
     from streams.settings import Settings
 
     monkeypatch.setattr(training, "load_encoder", lambda name: HashEncoder())
@@ -117,7 +118,7 @@ def test_a_model_update_carries_its_parents_content_projected_into_its_own_space
     interest = Settings().interest
     training.train(events, interest, Settings().blend, config, tmp_path / "v1",
                    show_progress=False, catalog=catalog)  # fmt: skip
-    training.update(tmp_path / "v1", events, interest, config, tmp_path / "v2")
+    update(tmp_path / "v1", events, interest, config, tmp_path / "v2")
     parent = ContentVectors.load(tmp_path / "v1" / CONTENT_FILE)
     child = ContentVectors.load(tmp_path / "v2" / CONTENT_FILE)
     assert child.item_ids == parent.item_ids and np.array_equal(child.content, parent.content)
@@ -125,8 +126,8 @@ def test_a_model_update_carries_its_parents_content_projected_into_its_own_space
     served = load_recommender(tmp_path / "v2")
     assert np.allclose(served.item_vector("unseen"), child.projected()["unseen"])
     # an item the parent served from its content starts the next version from that vector
-    model, ids, _ = training.load_model(tmp_path / "v1")
-    grown = training.warm_started(model, ids, [*ids, "unseen", "no-content"], parent)
+    model, ids, _ = load_model(tmp_path / "v1")
+    grown = warm_started(model, ids, [*ids, "unseen", "no-content"], parent)
     rows = grown.item_embeddings().detach().numpy()
     assert np.allclose(rows[len(ids)], parent.projected()["unseen"], atol=1e-6)
     assert not np.allclose(rows[len(ids) + 1], parent.projection.bias)

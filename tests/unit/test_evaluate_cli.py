@@ -101,7 +101,7 @@ def test_warm_started_versions_through_the_cli(tmp_path):
 
 
 def test_session_baselines_and_retrained_models_through_the_cli(tmp_path):
-    from streams.cli.evaluate import POLICIES
+    from streams.cli.evaluate_policies import POLICIES
 
     shown = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"}).output
     assert all(f"{name}: {what}" in shown for name, what in POLICIES.items())

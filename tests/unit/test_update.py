@@ -14,7 +14,8 @@ from models.gru import GRU4Rec
 from models.product import ModelVersions
 from models.version_trainer import trainer
 from models.stream import Stream
-from models.train import TrainConfig, update, warm_started
+from models.train import TrainConfig
+from models.update import update, warm_started
 from streams.cli import app
 from core.events import Event
 from core.generator import GeneratorConfig, generate
