@@ -44,9 +44,9 @@ class Candidates(NamedTuple):
 
 
 def windows(neighbours: Neighbours, kind: str, known: Sequence[Sequence[int]]) -> list[list[int]]:
-    """Of each user's last ``WINDOW`` recent items, those a ``kind`` of neighbours has rows for:
-    content rows cover the catalog's items without interactions, counts only the items before
-    ``covered`` (so the rules come out of the newest item that has counts)."""
+    """Of each user's last ``WINDOW`` recent items, those a ``kind`` of neighbours scores from
+    (:func:`window_end`): counts only the items before ``covered`` (so the rules come out of the
+    newest item that has counts), content and sessions every item."""
     end = window_end(neighbours, kind)
     return [[i for i in history[-WINDOW:] if i < end] for history in known]
 

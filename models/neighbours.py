@@ -32,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from models.csr import indptr, positions
 from models.session_neighbours import Sessions
 
 NEIGHBOURS_FILE = "neighbours.npz"
@@ -203,9 +204,7 @@ def strongest(keys: list[np.ndarray], weights: list[np.ndarray], n: int, keep: i
     place = np.arange(len(source)) - np.searchsorted(source, source)
     kept = place < keep
     source, target, summed = source[kept], target[kept], summed[kept]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(source, minlength=n), out=indptr[1:])
-    return Rows(indptr, target.astype(np.int32), summed.astype(np.float32))
+    return Rows(indptr(source, n), target.astype(np.int32), summed.astype(np.float32))
 
 
 def expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | None
@@ -216,7 +215,6 @@ def expanded(matrix: Rows, owner: np.ndarray, sources: np.ndarray, most: int | N
     lengths = matrix.indptr[sources + 1] - starts
     if most is not None:
         lengths = np.minimum(lengths, most)
-    at = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - np.repeat(
-        np.cumsum(lengths) - lengths, lengths)
+    at = positions(starts, lengths)
     return (np.repeat(owner, lengths), matrix.targets[at].astype(np.int64),
             matrix.weights[at].astype(np.float64), np.repeat(sources, lengths))  # fmt: skip

@@ -26,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from models.csr import indptr, positions
+
 WINDOW = 20  # each session's items: its user's last positives (item-kNN's window)
 SAMPLE = 500  # candidate neighbours: the sessions with the newest last event (V-SKNN's)
 NEAREST = 100  # the most alike candidates that vote (V-SKNN's k)
@@ -37,7 +39,8 @@ SESSIONS_KEPT = 100_000  # the users whose windows an artifact keeps, the newest
 class Sessions:
     """The version's sessions: (M, WINDOW) items, oldest first, -1 padded; each one's last event
     time; (N,) each item's positives and the users counted, for the idf. Derived on creation:
-    which slot of a row is its item's newest, and each item's holders, newest session first."""
+    which slot of a row is its item's newest, each item's holders, newest session first, and
+    the idf (so that no batch works it out again)."""
 
     rows: np.ndarray  # (M, WINDOW) int32
     last: np.ndarray  # (M,) int64
@@ -47,6 +50,7 @@ class Sessions:
     by_recency: np.ndarray = field(init=False, repr=False)  # (M,) sessions, newest last event first
     holders_indptr: np.ndarray = field(init=False, repr=False)  # (N + 1,) int64
     holders: np.ndarray = field(init=False, repr=False)  # places in by_recency, SAMPLE an item
+    idf: np.ndarray = field(init=False, repr=False)  # (N,) log(users / the item's positives)
 
     def __post_init__(self) -> None:
         rows, last, events = self.rows, self.last, self.item_events
@@ -75,12 +79,12 @@ class Sessions:
         by_item = np.lexsort((place, item))
         place, item = place[by_item], item[by_item]
         kept = np.arange(len(item)) - np.searchsorted(item, item) < SAMPLE
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(item[kept], minlength=n), out=indptr[1:])
+        idf = np.log(max(self.users, 1) / np.maximum(events.astype(np.float64), 1.0))
         object.__setattr__(self, "newest", newest)
         object.__setattr__(self, "by_recency", by_recency)
-        object.__setattr__(self, "holders_indptr", indptr)
+        object.__setattr__(self, "holders_indptr", indptr(item[kept], n))
         object.__setattr__(self, "holders", place[kept])
+        object.__setattr__(self, "idf", idf)
 
     @classmethod
     def build(cls, items: Sequence[np.ndarray], times: Sequence[np.ndarray], n_items: int,
@@ -122,7 +126,7 @@ class Sessions:
         known = np.minimum(item, n - 1)  # an item past the version's has no holders
         start = self.holders_indptr[known]
         length = np.where(item < n, np.diff(self.holders_indptr)[known], 0)
-        at = np.repeat(start - np.cumsum(length) + length, length) + np.arange(int(length.sum()))
+        at = positions(start, length)
         entry = np.repeat(np.arange(len(item)), length)  # which (owner, item) each holder is of
         # one sort: by owner, then the session's recency, then the step of the shared item
         steps = int(step.max()) + 1
@@ -149,8 +153,7 @@ class Sessions:
         held = self.newest[chosen]  # (K, WINDOW): each neighbour's distinct items
         votes = held.sum(axis=1)
         target = self.rows[chosen][held].astype(np.int64)
-        idf = np.log(max(self.users, 1) / np.maximum(self.item_events.astype(np.float64), 1.0))
-        gain = np.repeat(likeness / step[via], votes) * (1.0 + IDF_WEIGHTING * idf[target])
+        gain = np.repeat(likeness / step[via], votes) * (1.0 + IDF_WEIGHTING * self.idf[target])
         return (np.repeat(owner[via], votes), target, gain, np.repeat(item[via], votes))
 
     def arrays(self) -> dict[str, np.ndarray]:

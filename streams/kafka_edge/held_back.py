@@ -117,10 +117,9 @@ class HeldRecords:
 
     def __init__(self) -> None:
         self.keys: dict[Any, deque] = {}
-        self.count = 0
 
     def __len__(self) -> int:
-        return self.count
+        return sum(len(queue) for queue in self.keys.values())
 
     def take(self, fresh: Sequence[Any], most: int, keys_most: int = MOST_KEYS) -> list[Any]:
         """What a batch applies: of each held key (the first ``keys_most``; any other goes
@@ -147,7 +146,6 @@ class HeldRecords:
             else:
                 taken[record.key] = count + 1
                 now.append(record)
-        self.count = sum(len(queue) for queue in self.keys.values())
         return now
 
     def heads(self) -> list[Any]:
