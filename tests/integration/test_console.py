@@ -50,11 +50,11 @@ def browser():
 
 
 def text_of(driver, element_id: str) -> str | None:
-    """The element's text, or None while the page has not drawn it."""
-    from selenium.webdriver.common.by import By
-
-    found = driver.find_elements(By.ID, element_id)
-    return found[0].text if found else None
+    """The element's text, or None while the page has not drawn it. Read in one script, so a
+    redraw between finding the element and reading it cannot leave a stale reference."""
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : null;",
+        element_id)
 
 
 def waited(driver, condition, what: str):
@@ -65,12 +65,10 @@ def waited(driver, condition, what: str):
 
 
 def rows(driver, table_id: str) -> list[list[str]]:
-    """The cells' text of a table the console drew, header row left out."""
-    from selenium.webdriver.common.by import By
-
-    table = driver.find_element(By.ID, table_id)
-    return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-            for row in table.find_elements(By.TAG_NAME, "tr")[1:]]  # fmt: skip
+    """The cells' text of a table the console drew, header row left out; read in one script."""
+    return driver.execute_script(
+        "return [...document.getElementById(arguments[0]).rows].slice(1)"
+        ".map((row) => [...row.cells].map((cell) => cell.innerText));", table_id)
 
 
 def answers(driver) -> int:
