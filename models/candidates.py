@@ -4,6 +4,7 @@ models/fusion_fit.py fits the weights on."""
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -92,15 +93,12 @@ def candidates(
              if kind in recent_kinds else none for kind in KINDS]  # fmt: skip
     sizes = [len(r)] + [len(f[0]) for f in found]
     rows = np.concatenate([r] + [f[0] for f in found])
-    keys, inverse = np.unique(rows * n + np.concatenate([model_indices[r, c]]
-                                                        + [f[1] for f in found]),
-                              return_inverse=True)  # fmt: skip
+    keys, inverse = grouped(rows * n + np.concatenate([model_indices[r, c]] + [f[1] for f in found]),
+                            batch * n)  # fmt: skip
 
     def summed(values: np.ndarray, part: int) -> np.ndarray:
-        weights = np.zeros(len(rows))
         start = sum(sizes[:part])
-        weights[start:start + sizes[part]] = values
-        return np.bincount(inverse, weights, len(keys))
+        return np.bincount(inverse[start:start + sizes[part]], values, len(keys))
 
     key_row, key_item = np.divmod(keys, n)
     model = summed(np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL, 0)
@@ -108,12 +106,57 @@ def candidates(
     np.minimum.at(rank, inverse[:sizes[0]], c.astype(np.float64))
     best = np.zeros((len(found), batch))
     parts = np.zeros((len(found), len(keys)))
+    starts = np.searchsorted(key_row, np.arange(batch))  # keys are sorted: by user, then item
+    users = np.flatnonzero(np.diff(np.r_[starts, len(keys)]) > 0)
     for source, (_, _, values, _) in enumerate(found):
+        if not len(values):  # a kind with no entry leaves its part and best at 0
+            continue
         total = summed(values, source + 1)
-        np.maximum.at(best[source], key_row, total)
+        if len(users):
+            best[source, users] = np.maximum(np.maximum.reduceat(total, starts[users]), 0.0)
         parts[source] = total / np.where(best[source] > 0, best[source], 1.0)[key_row]
-    seen = np.fromiter((b * n + i for b, history in enumerate(known) for i in history if i < n),
-                       np.int64)  # fmt: skip
-    kept = ~np.isin(keys, seen)
+    lengths = [len(history) for history in known]
+    flat = np.fromiter(itertools.chain.from_iterable(known), np.int64, sum(lengths))
+    seen = (np.repeat(np.arange(batch, dtype=np.int64) * n, lengths) + flat)[flat < n]
+    kept = ~among(keys, seen, batch * n)
     return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], parts[:, kept],
                       best, found)  # fmt: skip
+
+
+DENSE_KEYS = 1 << 22  # a key space at most this large (16 MB of int32) is grouped by marking
+
+
+def grouped(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for keys in ``range(space)``: in a small space
+    by marking an array as long as it (linear in the keys), in a large one by sorting them."""
+    if space > DENSE_KEYS:
+        return np.unique(keys, return_inverse=True)
+    slot = np.zeros(space, dtype=np.int32)
+    slot[keys] = 1
+    unique = np.flatnonzero(slot)
+    slot[unique] = np.arange(len(unique))
+    return unique, slot[keys]
+
+
+def among(keys: np.ndarray, members: np.ndarray, space: int) -> np.ndarray:
+    """``np.isin(keys, members)`` for keys and members in ``range(space)``, as :func:`grouped`
+    does it."""
+    if space > DENSE_KEYS:
+        return np.isin(keys, members)
+    mark = np.zeros(space, dtype=bool)
+    mark[members] = True
+    return mark[keys]
+
+
+def positions_in(table: np.ndarray, queries: np.ndarray, space: int) -> np.ndarray:
+    """Where each of ``queries`` is in ``table`` (distinct keys), -1 where it is not, for keys
+    in ``range(space)``, as :func:`grouped` does it."""
+    if space > DENSE_KEYS:
+        if not len(table):
+            return np.full(len(queries), -1, dtype=np.int64)
+        order = np.argsort(table)
+        found = order[np.searchsorted(table, queries, sorter=order).clip(0, len(table) - 1)]
+        return np.where(table[found] == queries, found, -1)
+    where = np.full(space, -1, dtype=np.int32)
+    where[table] = np.arange(len(table))
+    return where[queries].astype(np.int64)

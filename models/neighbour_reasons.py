@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from models.candidates import positions_in
 from models.fusion import Fused
 from models.neighbours import Neighbours
 
@@ -29,15 +30,13 @@ def explain(neighbours: Neighbours, fused: Fused, weights: Sequence[float],
     because = np.full((batch, k, n_explain), -1, dtype=np.int64)
     contributions = np.zeros((batch, k, n_explain), dtype=np.float32)
     slot_user, slot = np.nonzero(wanted)
-    slot_keys = np.sort(slot_user * n + indices[slot_user, slot])
-    parts = [_brought(found, weight, best, slot_keys, n)
+    slot_keys = slot_user * n + indices[slot_user, slot]
+    parts = [_brought(found, weight, best, slot_keys, n * batch, n)
              for found, weight, best in zip(fused.found, weights, fused.best)]  # fmt: skip
-    owner, source, target, value = (np.concatenate(p) for p in zip(*parts))
-    if n_explain == 0 or not len(owner):
+    which, source, value = (np.concatenate(p) for p in zip(*parts))
+    if n_explain == 0 or not len(which):
         return because, contributions
-    order = np.argsort(slot_user * n + indices[slot_user, slot])
-    at = np.searchsorted(slot_keys, owner * n + target)  # every one is there: _brought kept it
-    keys, inverse = np.unique(order[at] * n + source, return_inverse=True)
+    keys, inverse = np.unique(which * n + source, return_inverse=True)
     summed = np.bincount(inverse, value, len(keys))
     which, recent = np.divmod(keys, n)  # which wanted slot, which recent item
     ranked = np.lexsort((recent, -summed, which))
@@ -51,13 +50,12 @@ def explain(neighbours: Neighbours, fused: Fused, weights: Sequence[float],
 
 
 def _brought(found: tuple[np.ndarray, ...], weight: float, best: np.ndarray,
-             slot_keys: np.ndarray, n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
-    """(owner, source, target, weight x score over the owner's ``best``) of a kind's entries
-    ``found`` (owner, target, score, source) where ``owner * n + target`` is one of the sorted
-    ``slot_keys``."""
+             slot_keys: np.ndarray, space: int, n: int) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """(which slot, source, weight x score over the owner's ``best``) of a kind's entries
+    ``found`` (owner, target, score, source) where ``owner * n + target`` is one of the
+    ``slot_keys`` (distinct, in ``range(space)``): which of them it is."""
     owner, target, got, source = found if weight > 0 else (f[:0] for f in found)
-    keys = owner * n + target
-    found = np.searchsorted(slot_keys, keys).clip(0, max(0, len(slot_keys) - 1))
-    mine = (slot_keys[found] == keys) if len(slot_keys) else np.zeros(len(keys), dtype=bool)
-    owner, source, target, got = owner[mine], source[mine], target[mine], got[mine]
-    return owner, source, target, weight * got / np.where(best[owner] > 0, best[owner], 1.0)
+    which = positions_in(slot_keys, owner * n + target, space)
+    mine = which >= 0
+    owner, got = owner[mine], got[mine]
+    return which[mine], source[mine], weight * got / np.where(best[owner] > 0, best[owner], 1.0)

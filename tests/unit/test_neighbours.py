@@ -14,7 +14,8 @@ from models.data import Interactions
 from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
 from models.fusion import fuse
-from models.candidates import candidates
+from models.candidates import among, candidates, grouped, positions_in
+from models.neighbour_reasons import explain
 from models.neighbours import FUSION_WEIGHTS, NEIGHBOURS_FILE, Neighbours, Rows, build
 from models.sequential_rules import SequentialRules
 
@@ -227,3 +228,41 @@ def test_a_list_longer_than_the_pool_keeps_the_models_order_and_no_weightless_so
     got = fuse(neighbours, model, [[0]], 60, (1.0, 0.0, 0.0)).indices
     assert got[0].tolist() == list(range(100, 160))
     assert fuse(neighbours, model, [[0]], 60, (1.0, 2.0, 0.0)).indices[0, 0] == 1
+
+
+@pytest.mark.parametrize("space", [50, 10**9])  # grouped by marking, and by sorting
+def test_grouping_a_batchs_keys_matches_numpys_sorting(monkeypatch, space):
+    monkeypatch.setattr("models.candidates.DENSE_KEYS", 1000)
+    rng = np.random.default_rng(space % 97)
+    keys = rng.integers(0, 50, 300) * (space // 50)
+    unique, inverse = grouped(keys, space)
+    expected, expected_inverse = np.unique(keys, return_inverse=True)
+    assert unique.tolist() == expected.tolist() and inverse.tolist() == expected_inverse.tolist()
+    members = keys[rng.integers(0, len(keys), 20)]
+    assert among(keys, members, space).tolist() == np.isin(keys, members).tolist()
+    table = np.unique(members)[::-1]  # distinct, in no order
+    where = positions_in(table, keys, space)
+    assert ((where >= 0) == np.isin(keys, table)).all()
+    assert (table[where[where >= 0]] == keys[where >= 0]).all()
+    assert (positions_in(table[:0], keys, space) == -1).all()
+
+
+def test_lists_and_reasons_are_the_same_however_the_keys_are_grouped(monkeypatch):
+    rng = np.random.default_rng(5)
+    items, times = random_streams(n_users=60, n_items=40, seed=5)
+    neighbours = build(items, times, 40, keep=5)
+    model = np.stack([rng.permutation(40)[:12] for _ in range(30)])
+    known = [rng.choice(40, size=int(rng.integers(0, 8)), replace=False).tolist()
+             for _ in range(30)]  # fmt: skip
+    weights = (1.0, 2.0, 1.0, 0.0, 1.5)
+
+    def served():
+        fused = fuse(neighbours, model, known, 10, weights)
+        return (fused.indices, fused.scores, fused.by_neighbours,
+                *explain(neighbours, fused, weights[1:], 3))  # fmt: skip
+
+    counted = served()
+    monkeypatch.setattr("models.candidates.DENSE_KEYS", 0)  # every batch grouped by sorting
+    assert counted[2].any() and counted[3].max() >= 0  # neighbours placed and explained some
+    for by_counting, by_sorting in zip(counted, served()):
+        assert by_counting.tolist() == by_sorting.tolist()
