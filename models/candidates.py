@@ -100,27 +100,26 @@ def candidates(
         start = sum(sizes[:part])
         return np.bincount(inverse[start:start + sizes[part]], values, len(keys))
 
-    key_row, key_item = np.divmod(keys, n)
-    model = summed(np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL, 0)
+    lengths = [len(history) for history in known]
+    flat = np.fromiter(itertools.chain.from_iterable(known), np.int64, sum(lengths))
+    seen = (np.repeat(np.arange(batch, dtype=np.int64) * n, lengths) + flat)[flat < n]
+    kept = ~among(keys, seen, batch * n)  # a recent item is no candidate, but counts in a best
+    starts = np.searchsorted(keys, np.arange(batch) * n)  # keys are sorted: by user, then item
+    users = np.flatnonzero(np.diff(np.r_[starts, len(keys)]) > 0)
+    key_row, key_item = np.divmod(keys[kept], n)
+    model = summed(np.maximum(NEIGHBOUR_POOL - c, 0) / NEIGHBOUR_POOL, 0)[kept]
     rank = np.full(len(keys), np.inf)
     np.minimum.at(rank, inverse[:sizes[0]], c.astype(np.float64))
     best = np.zeros((len(found), batch))
-    parts = np.zeros((len(found), len(keys)))
-    starts = np.searchsorted(key_row, np.arange(batch))  # keys are sorted: by user, then item
-    users = np.flatnonzero(np.diff(np.r_[starts, len(keys)]) > 0)
+    parts = np.zeros((len(found), len(key_row)))
     for source, (_, _, values, _) in enumerate(found):
         if not len(values):  # a kind with no entry leaves its part and best at 0
             continue
         total = summed(values, source + 1)
         if len(users):
             best[source, users] = np.maximum(np.maximum.reduceat(total, starts[users]), 0.0)
-        parts[source] = total / np.where(best[source] > 0, best[source], 1.0)[key_row]
-    lengths = [len(history) for history in known]
-    flat = np.fromiter(itertools.chain.from_iterable(known), np.int64, sum(lengths))
-    seen = (np.repeat(np.arange(batch, dtype=np.int64) * n, lengths) + flat)[flat < n]
-    kept = ~among(keys, seen, batch * n)
-    return Candidates(key_row[kept], key_item[kept], model[kept], rank[kept], parts[:, kept],
-                      best, found)  # fmt: skip
+        parts[source] = total[kept] / np.where(best[source] > 0, best[source], 1.0)[key_row]
+    return Candidates(key_row, key_item, model, rank[kept], parts, best, found)
 
 
 DENSE_KEYS = 1 << 22  # a key space at most this large (16 MB of int32) is grouped by marking
