@@ -11,6 +11,18 @@ import numpy as np
 from models.candidates import candidates
 from models.neighbours import Neighbours
 
+CHUNK = 64  # users fused at a time (fused_in_chunks)
+
+
+def fused_in_chunks(neighbours: Neighbours, model_indices: np.ndarray,
+                    known: Sequence[Sequence[int]], k: int,
+                    weights: Sequence[float]) -> list[Fused]:  # fmt: skip
+    """:func:`fuse` over ``CHUNK`` users at a time, in order: each user is fused alone, and a
+    chunk's flat entries stay few enough for the processor's caches, which a whole batch's
+    (millions) do not."""
+    return [fuse(neighbours, model_indices[start:start + CHUNK], known[start:start + CHUNK], k,
+                 weights) for start in range(0, len(model_indices), CHUNK)]  # fmt: skip
+
 
 def fuse(
     neighbours: Neighbours,

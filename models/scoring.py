@@ -24,7 +24,7 @@ from core.codebook import ItemCodebook
 from core.interest import version_tag
 from models.base import SequenceModel
 from models.blend import Blend
-from models.fusion import Fused, fuse
+from models.fusion import Fused, fused_in_chunks
 from models.neighbours import FUSION_WEIGHTS, NEIGHBOUR_POOL, WINDOW, Neighbours
 from models.neighbour_reasons import explain as explain_neighbours
 from models.retrieval import ExactIndex, Index
@@ -168,12 +168,13 @@ class Recommender:
                 indices = torch.cat([ranked[1], indices[:, head:end]], dim=1)
             fused = None
             if neighbours is not None:
-                fused = fuse(neighbours, indices.numpy(), known, k, (1.0, *fusion))
-                indices, scores = torch.from_numpy(fused.indices), torch.from_numpy(fused.scores)
+                fused = fused_in_chunks(neighbours, indices.numpy(), known, k, (1.0, *fusion))
+                indices = torch.from_numpy(np.concatenate([part.indices for part in fused]))
+                scores = torch.from_numpy(np.concatenate([part.scores for part in fused]))
             indices, scores = indices[:, :k], scores[:, :k]
             if recent_weights is not None and blend.explain:
                 because, contributions = self.explain(indices, recent, recent_weights)
-                if fused is not None and fused.by_neighbours.any():
+                if fused is not None and any(part.by_neighbours.any() for part in fused):
                     because, contributions = self._explained_by_neighbours(
                         fused, fusion, because, contributions)
             else:
@@ -181,18 +182,22 @@ class Recommender:
                 contributions = np.zeros(because.shape, dtype=np.float32)
         return ScoredBatch(self.item_ids, indices.numpy(), scores.numpy(), because, contributions)
 
-    def _explained_by_neighbours(self, fused: Fused, fusion: Sequence[float], because: np.ndarray,
-                                 contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _explained_by_neighbours(self, fused: Sequence[Fused], fusion: Sequence[float],
+                                 because: np.ndarray, contributions: np.ndarray,
+                                 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The slots the neighbours put there (more than the model did) explained by the recent
         items whose co-visits, rules, content or alike sessions brought them
-        (models/neighbour_reasons.py)."""
+        (models/neighbour_reasons.py), ``fused``'s chunks of users in turn."""
         width = max(because.shape[2], min(self.blend.explain, WINDOW))
         pad = width - because.shape[2]
         because = np.pad(because, ((0, 0), (0, 0), (0, pad)), constant_values=-1)
         contributions = np.pad(contributions, ((0, 0), (0, 0), (0, pad)))
-        found, values = explain_neighbours(self.neighbours, fused, fusion, width)
-        mask = fused.by_neighbours
-        because[mask], contributions[mask] = found[mask], values[mask]
+        start = 0
+        for part in fused:
+            rows, mask = slice(start, start + len(part.indices)), part.by_neighbours
+            found, values = explain_neighbours(self.neighbours, part, fusion, width)
+            because[rows][mask], contributions[rows][mask] = found[mask], values[mask]
+            start += len(part.indices)
         return because, contributions
 
     def explain(

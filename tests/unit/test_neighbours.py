@@ -13,6 +13,7 @@ from models.blend import Blend
 from models.data import Interactions
 from models.fusion_fit import fit_fusion, newest, version_neighbours
 from models.mf import MatrixFactorization
+from models.scoring import Recommender
 from models.fusion import fuse
 from models.candidates import among, candidates, grouped, positions_in
 from models.neighbour_reasons import explain
@@ -266,3 +267,27 @@ def test_lists_and_reasons_are_the_same_however_the_keys_are_grouped(monkeypatch
     assert counted[2].any() and counted[3].max() >= 0  # neighbours placed and explained some
     for by_counting, by_sorting in zip(counted, served()):
         assert by_counting.tolist() == by_sorting.tolist()
+
+
+def test_a_batch_fused_in_chunks_of_users_serves_what_one_chunk_would(monkeypatch):
+    items, times = random_streams(n_users=60, n_items=40, seed=7)
+    torch.manual_seed(7)
+    rec = Recommender(MatrixFactorization(n_items=40, dim=8, max_len=5),
+                      [f"i{n}" for n in range(40)], "v",
+                      Blend(sequence_weight=0.0, covisit_weight=1.0, rules_weight=2.0,
+                            sessions_weight=1.5, explain=3))  # fmt: skip
+    rec.neighbours = build(items, times, 40, keep=5)
+    rng = np.random.default_rng(7)
+    recent = [[f"i{i}" for i in rng.choice(40, int(rng.integers(0, 8)), replace=False)]
+              for _ in range(30)]  # fmt: skip
+    interests = rng.normal(size=(30, 8)).astype(np.float32)
+
+    def served():
+        got = rec.top_k(interests, recent, 10, [[1.0] * len(r) for r in recent])
+        return got.indices, got.scores, got.because, got.contributions
+
+    whole = served()
+    monkeypatch.setattr("models.fusion.CHUNK", 7)  # 30 users in five chunks
+    assert (whole[2] >= 0).any()
+    for one, chunked in zip(whole, served()):
+        assert one.tolist() == chunked.tolist()
