@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from models.baselines import top_k
 from models.evaluation import leave_one_out
 from models.stream import Stream
 from models.train import TrainConfig, fit, positive_interactions
+
+VersionDone = Callable[[int, int, int, float], None]  # done, of total, at event, seconds
 
 
 class Retrained:
@@ -42,7 +44,11 @@ class Retrained:
         interest: InterestConfig,
         config: TrainConfig,
         batch: int = 512,
+        on_version: VersionDone | None = None,
     ) -> None:
+        """``on_version(done, total, at, seconds)`` hears of each period's version as it is
+        made: ``done`` of the ``total`` periods with a test, at event ``at`` of the stream, in
+        ``seconds`` (each is a whole training, minutes on a large log)."""
         if not period_s > 0:
             raise ValueError(f"retraining period must be positive, got {period_s}")
         self.name = name
@@ -52,6 +58,7 @@ class Retrained:
         self.batch = batch
         self.train_seconds = 0.0
         self.versions = 0
+        self.on_version = on_version
 
     def fit(self, events: Sequence[Event]) -> tuple[SequenceModel, list[str]] | None:
         """A model trained from scratch on ``events``, and its catalog; None if too few."""
@@ -73,12 +80,18 @@ class Retrained:
         out = np.full((int(stream.tested.sum()), k), -1, dtype=np.int64)
         seen: list[list[int]] = [[] for _ in range(stream.n_users)]  # stream item indices
         period, version, row = None, None, 0
+        periods = len(np.unique(stream.ts[stream.tested] // self.period_ms))
+        done = 0
         pending: list[tuple[int, list[int]]] = []
         for n, (user, item, ts) in enumerate(zip(stream.users, stream.items, stream.ts)):
             if stream.tested[n]:
                 if ts // self.period_ms != period:
                     self._score(version, pending, out, k)
+                    began = time.perf_counter()
                     period, version = ts // self.period_ms, self.fit(stream.events[:n])
+                    done += 1
+                    if self.on_version is not None:
+                        self.on_version(done, periods, n, time.perf_counter() - began)
                     if version is not None:
                         version = (*version, [stream_index[i] for i in version[1]])
                 pending.append((row, list(seen[user])))

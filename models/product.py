@@ -28,6 +28,7 @@ from models.slates import ListRules, candidates
 from models.item_learning import ItemLearning, OnlineItems
 from models.live_neighbours import LiveCounts
 from models.neighbours import WINDOW
+from models.periodic import VersionDone
 from models.blend import Blend
 from models.scoring import Recommender
 from models.stream import Stream
@@ -48,10 +49,12 @@ class ModelVersions:
         retrain_every: int | None = None,
         first: int | None = None,
         warm_started: bool = False,
+        on_version: VersionDone | None = None,
     ) -> None:
         """``first``: where the first version starts serving; default the end of warm-up.
         ``warm_started``: each version continues the one before (online item learning then
-        carries new items' vectors over, as a worker does for an announcement's parent)."""
+        carries new items' vectors over, as a worker does for an announcement's parent).
+        ``on_version(done, total, at, seconds)`` hears of each version as it is fitted."""
         self.fit = fit
         self.warm_started = warm_started
         start = int(np.argmax(stream.tested)) if first is None else first
@@ -60,12 +63,16 @@ class ModelVersions:
         self._fitted: dict[int, Recommender] = {}
         self.train_seconds = 0.0
         self.stream = stream
+        self.on_version = on_version
 
     def at(self, start: int) -> Recommender:
         if start not in self._fitted:
             began = time.perf_counter()
             self._fitted[start] = self.fit(self.stream.events[:start])
-            self.train_seconds += time.perf_counter() - began
+            seconds = time.perf_counter() - began
+            self.train_seconds += seconds
+            if self.on_version is not None:
+                self.on_version(len(self._fitted), len(self.starts), start, seconds)
         return self._fitted[start]
 
 

@@ -81,7 +81,26 @@ def model_versions(
     else:
         fit = trainer(settings.interest, settings.blend, config, workdir, console.is_terminal,
                       warm_start, catalog, encoder)  # fmt: skip
-    return ModelVersions(fit, stream, retrain_every or None, warm_started=warm_start)
+    return ModelVersions(fit, stream, retrain_every or None, warm_started=warm_start,
+                         on_version=version_progress("model"))
+
+
+def version_progress(label: str, every_s: float = 30.0):
+    """A line on the console for a policy's model versions as they are made: the first, the
+    last, and one at most every ``every_s`` seconds between (a long log takes hours)."""
+    import time
+
+    began = last = time.monotonic()
+
+    def shown(done: int, total: int, at: int, seconds: float) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done in (1, total) or now - last >= every_s:
+            last = now
+            console.print(f"  {label}: version {done} of {total} made at event {at:,} "
+                          f"in {seconds:.1f} s; {now - began:.0f} s so far")  # fmt: skip
+
+    return shown
 
 
 def product_policies_chosen(
@@ -206,7 +225,8 @@ def retrained_policies(
 
     kinds = {"sasrec": "sasrec", "gru4rec": "gru"}
     return [
-        Retrained(name, parse_duration(every), interest, replace(config, model=kinds[kind]))
+        Retrained(name, parse_duration(every), interest, replace(config, model=kinds[kind]),
+                  on_version=version_progress(name))
         for name in chosen
         for kind, _, every in [name.partition("-")]
         if kind in kinds

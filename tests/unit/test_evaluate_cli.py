@@ -96,6 +96,8 @@ def test_warm_started_versions_through_the_cli(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "model versions: 4" in result.output  # at events 240 (end of warm-up), 540, 840, 1140
+    assert "model: version 1 of 4 made at event 240" in result.output  # progress as it goes
+    assert "model: version 4 of 4 made at event 1,140" in result.output
     rows = json.loads((tmp_path / "prequential.json").read_text())
     assert rows[0]["policy"] == "interest h=2ev" and rows[0]["ndcg@10"] > 0
 
@@ -117,6 +119,7 @@ def test_session_baselines_and_retrained_models_through_the_cli(tmp_path):
     rows = {r["policy"]: r for r in json.loads((tmp_path / "prequential.json").read_text())}
     assert set(rows) == {"V-SKNN", "STAN", "SR", "gru4rec-1d"}
     assert rows["gru4rec-1d"]["train_seconds"] > 0 and rows["SR"]["ndcg@10"] > 0
+    assert "gru4rec-1d: version 1 of " in result.output  # progress while it trains
 
 
 def test_forgetting_functions_and_their_fit_through_the_cli(tmp_path):

@@ -59,3 +59,14 @@ def test_a_longer_period_trains_fewer_versions_and_too_little_data_shows_nothing
 def test_period_must_be_positive():
     with pytest.raises(ValueError):
         Retrained("r", 0, InterestConfig(), TINY)
+
+
+def test_each_version_is_reported_as_it_is_made():
+    stream = cyclic_stream(hours=4)
+    heard = []
+    policy = Recorded("every hour", 3600, InterestConfig(), TINY,
+                      on_version=lambda *report: heard.append(report))  # fmt: skip
+    policy.run(stream, k=3)
+    assert [(done, total, at) for done, total, at, _ in heard] == [
+        (1, 3, policy.trained_on[0]), (2, 3, policy.trained_on[1]), (3, 3, policy.trained_on[2])]
+    assert all(seconds >= 0 for *_, seconds in heard)
