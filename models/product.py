@@ -42,15 +42,9 @@ class ModelVersions:
     a new version from everything before every ``retrain_every`` events (each version is what a
     trainer would publish and a worker hot-swap). Shared by the product policies, fit once."""
 
-    def __init__(
-        self,
-        fit: Callable[[Sequence[Event]], Recommender],
-        stream: Stream,
-        retrain_every: int | None = None,
-        first: int | None = None,
-        warm_started: bool = False,
-        on_version: VersionDone | None = None,
-    ) -> None:
+    def __init__(self, fit: Callable[[Sequence[Event]], Recommender], stream: Stream,
+                 retrain_every: int | None = None, first: int | None = None,
+                 warm_started: bool = False, on_version: VersionDone | None = None) -> None:
         """``first``: where the first version starts serving; default the end of warm-up.
         ``warm_started``: each version continues the one before (online item learning then
         carries new items' vectors over, as a worker does for an announcement's parent).
@@ -61,9 +55,7 @@ class ModelVersions:
         step = retrain_every or len(stream.events)
         self.starts = list(range(start, len(stream.events), step))
         self._fitted: dict[int, Recommender] = {}
-        self.train_seconds = 0.0
-        self.stream = stream
-        self.on_version = on_version
+        self.train_seconds, self.stream, self.on_version = 0.0, stream, on_version
 
     def at(self, start: int) -> Recommender:
         if start not in self._fitted:
