@@ -54,7 +54,7 @@ def fuse(
     kth = by_rank[place == k - 1]
     floor = np.full(batch, -np.inf)
     floor[found.row[kth]] = weights[0] * found.model[kth]
-    shown &= score >= floor[found.row]
+    shown &= score >= np.maximum(floor, _kth_best(found.row[shown], score[shown], batch, k))[found.row]
     row, item, rank, model, score = (a[shown] for a in (found.row, found.item, found.rank,
                                                         found.model, score))  # fmt: skip
     order = np.lexsort((item, rank, -score, row))
@@ -108,3 +108,15 @@ def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,
     seen = set(known)
     return [(rank, int(item)) for rank, item in enumerate(model_row[:k].tolist())
             if item >= n_items and item not in seen]
+
+
+def _kth_best(row: np.ndarray, score: np.ndarray, batch: int, k: int) -> np.ndarray:
+    """Each row's ``k``-th best score (-inf for a row with fewer), ``row`` ascending: nothing
+    scoring below it can be among the row's ``k``, and it holds where the model's ranks bound
+    nothing (past ``NEIGHBOUR_POOL`` they weigh 0: an exploration pool's long lists)."""
+    counts = np.bincount(row, minlength=batch)
+    if not len(row) or counts.max() <= k:
+        return np.full(batch, -np.inf)
+    dense = np.full((batch, counts.max()), -np.inf)
+    dense[row, np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)] = score
+    return -np.partition(-dense, k - 1, axis=1)[:, k - 1]
