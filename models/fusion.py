@@ -46,15 +46,7 @@ def fuse(
     found = candidates(neighbours, model_indices, known)
     score = found.scores(weights)
     shown = np.isfinite(score)
-    # a row's k best listed items each score at least w_model (50 - r_k) / 50 (r_k: the k-th
-    # best rank among them), so nothing below that can be among its k: only the rest is sorted
-    listed = np.flatnonzero(shown & np.isfinite(found.rank))
-    by_rank = listed[np.lexsort((found.rank[listed], found.row[listed]))]
-    place = np.arange(len(by_rank)) - np.searchsorted(found.row[by_rank], found.row[by_rank])
-    kth = by_rank[place == k - 1]
-    floor = np.full(batch, -np.inf)
-    floor[found.row[kth]] = weights[0] * found.model[kth]
-    shown &= score >= np.maximum(floor, _kth_best(found.row[shown], score[shown], batch, k))[found.row]
+    shown &= score >= _kth_best(found.row[shown], score[shown], batch, k)[found.row]
     row, item, rank, model, score = (a[shown] for a in (found.row, found.item, found.rank,
                                                         found.model, score))  # fmt: skip
     order = np.lexsort((item, rank, -score, row))
@@ -112,8 +104,7 @@ def _uncovered(model_row: np.ndarray, known: Sequence[int], n_items: int,
 
 def _kth_best(row: np.ndarray, score: np.ndarray, batch: int, k: int) -> np.ndarray:
     """Each row's ``k``-th best score (-inf for a row with fewer), ``row`` ascending: nothing
-    scoring below it can be among the row's ``k``, and it holds where the model's ranks bound
-    nothing (past ``NEIGHBOUR_POOL`` they weigh 0: an exploration pool's long lists)."""
+    scoring below it can be among the row's ``k``, so only the rest is sorted."""
     counts = np.bincount(row, minlength=batch)
     if not len(row) or counts.max() <= k:
         return np.full(batch, -np.inf)
