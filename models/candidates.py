@@ -103,7 +103,7 @@ def candidates(
     lengths = [len(history) for history in known]
     flat = np.fromiter(itertools.chain.from_iterable(known), np.int64, sum(lengths))
     seen = (np.repeat(np.arange(batch, dtype=np.int64) * n, lengths) + flat)[flat < n]
-    kept = ~among(keys, seen, batch * n)  # a recent item is no candidate, but counts in a best
+    kept = positions_in(seen, keys, batch * n) < 0  # a recent item is no candidate, but counts in a best
     starts = np.searchsorted(keys, np.arange(batch) * n)  # keys are sorted: by user, then item
     users = np.flatnonzero(np.diff(np.r_[starts, len(keys)]) > 0)
     key_row, key_item = np.divmod(keys[kept], n)
@@ -137,19 +137,9 @@ def grouped(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
     return unique, slot[keys]
 
 
-def among(keys: np.ndarray, members: np.ndarray, space: int) -> np.ndarray:
-    """``np.isin(keys, members)`` for keys and members in ``range(space)``, as :func:`grouped`
-    does it."""
-    if space > DENSE_KEYS:
-        return np.isin(keys, members)
-    mark = np.zeros(space, dtype=bool)
-    mark[members] = True
-    return mark[keys]
-
-
 def positions_in(table: np.ndarray, queries: np.ndarray, space: int) -> np.ndarray:
-    """Where each of ``queries`` is in ``table`` (distinct keys), -1 where it is not, for keys
-    in ``range(space)``, as :func:`grouped` does it."""
+    """Where each of ``queries`` is in ``table``, -1 where it is not (so ``>= 0``: whether it is
+    one of them), for keys in ``range(space)``, as :func:`grouped` does it."""
     if space > DENSE_KEYS:
         if not len(table):
             return np.full(len(queries), -1, dtype=np.int64)

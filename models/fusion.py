@@ -109,5 +109,5 @@ def _kth_best(row: np.ndarray, score: np.ndarray, batch: int, k: int) -> np.ndar
     if not len(row) or counts.max() <= k:
         return np.full(batch, -np.inf)
     dense = np.full((batch, counts.max()), -np.inf)
-    dense[row, np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)] = score
+    dense[row, np.arange(len(row)) - np.searchsorted(row, row)] = score
     return -np.partition(-dense, k - 1, axis=1)[:, k - 1]
