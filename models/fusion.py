@@ -18,8 +18,8 @@ def fused_in_chunks(neighbours: Neighbours, model_indices: np.ndarray,
                     known: Sequence[Sequence[int]], k: int,
                     weights: Sequence[float]) -> list[Fused]:  # fmt: skip
     """:func:`fuse` over ``CHUNK`` users at a time, in order: each user is fused alone, and a
-    chunk's flat entries stay few enough for the processor's caches, which a whole batch's
-    (millions) do not."""
+    chunk's flat entries stay few enough for the processor's caches, which a whole batch's do
+    not (docs/evaluation.md, "What fusing costs a worker")."""
     return [fuse(neighbours, model_indices[start:start + CHUNK], known[start:start + CHUNK], k,
                  weights) for start in range(0, len(model_indices), CHUNK)]  # fmt: skip
 
